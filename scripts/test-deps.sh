@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs and fetches everything the test suite needs on a fresh Debian 12 machine.
+# Idempotent: packages already present and fixtures already cached are reused.
+# Fixtures live outside the repo, in $CARGO_KMOD_CACHE (default ~/.cache/cargo-kmod).
+set -euo pipefail
+
+cache=${CARGO_KMOD_CACHE:-$HOME/.cache/cargo-kmod}
+mkdir -p "$cache/debs" "$cache/fixtures"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+pkgs=(kmod openssl xz-utils zstd gzip pkg-config libssl-dev binutils)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test-deps: installing ${missing[*]}" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Newest 6.12 Debian kernel the archive lists (versions rotate, so ask apt).
+if ! apt-cache show 'linux-kbuild-6.12.*' >/dev/null 2>&1; then as_root apt-get update -qq; fi
+ver=$(apt-cache search --names-only '^linux-kbuild-6\.12\.[0-9]+\+deb12$' | awk '{print $1}' \
+      | sed 's/^linux-kbuild-//' | sort -V | tail -n1)
+[ -n "$ver" ] || { echo "test-deps: apt lists no linux-kbuild-6.12.*+deb12 package" >&2; exit 1; }
+
+fetch() { # fetch PKG -> unpacked dir
+  local pkg=$1 dir="$cache/fixtures/$1"
+  if [ ! -e "$dir/.done" ]; then
+    echo "test-deps: downloading $pkg" >&2
+    rm -rf "$dir"; mkdir -p "$dir"
+    (cd "$cache/debs" && ls "${pkg}"_*.deb >/dev/null 2>&1 || apt-get download -q "$pkg" >/dev/null)
+    dpkg -x "$(ls "$cache/debs/${pkg}"_*.deb | head -n1)" "$dir"
+    touch "$dir/.done"
+  fi
+}
+fetch "linux-kbuild-$ver"
+fetch "linux-image-$ver-amd64"
+
+ln -sfn "$cache/fixtures/linux-kbuild-$ver" "$cache/fixtures/kbuild"
+ln -sfn "$cache/fixtures/linux-image-$ver-amd64" "$cache/fixtures/image"
+echo "test-deps: ready (Debian kernel $ver) in $cache/fixtures" >&2

@@ -1,0 +1,146 @@
+//! Every clap type of the command line.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0   success
+  1   failure reported the way sign-file reports it (sign-file command)
+  2   usage error
+  3   input: missing or unreadable file, not a kernel module, damaged compression or trailer
+  4   key or certificate: unreadable, unsupported, or not a matching pair; unknown hash
+  5   passphrase: missing for an encrypted key, or wrong
+  6   module already signed (use --replace or --skip-signed)
+  7   write failed (read-only file, disk full); the original is unchanged
+  10  verify: ENODATA       module is not signed
+  11  verify: ENOKEY        no trusted certificate matches the signer
+  12  verify: ENOPKG        unsupported signature type or algorithm
+  13  verify: EKEYREJECTED  the signature does not verify or is not allowed
+  14  verify: EBADMSG       malformed trailer or PKCS#7
+  15  verify: EINVAL        PKCS#7 in a form the kernel refuses
+With several modules the highest code among them is returned.";
+
+#[derive(Parser, Debug)]
+#[command(name = "cargo", bin_name = "cargo", version)]
+pub enum Cargo {
+    Kmod(Kmod),
+}
+
+/// Build, sign, verify and inspect Linux kernel modules.
+#[derive(Args, Debug)]
+#[command(version, after_help = EXIT_CODES)]
+pub struct Kmod {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Append a kernel module signature (PKCS#7), as the kernel's sign-file does.
+    Sign(SignArgs),
+    /// Judge module signatures exactly as the kernel would at load time.
+    Verify(VerifyArgs),
+    /// Show .modinfo fields and the signature, as kmod's modinfo does.
+    Info(InfoArgs),
+    /// Remove the appended signature.
+    Unsign(UnsignArgs),
+    /// Drop-in for the kernel's scripts/sign-file (same arguments and exit codes).
+    #[command(
+        name = "sign-file",
+        disable_help_flag = true,
+        override_usage = "cargo kmod sign-file [-dpk] <hash algo> <key> <x509> <module> [<dest>]\n       cargo kmod sign-file -s <raw sig> <hash algo> <x509> <module> [<dest>]"
+    )]
+    SignFile(SignFileArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct KeyArgs {
+    /// Private key: PEM (PKCS#1, PKCS#8, SEC1, encrypted) or DER.
+    #[arg(long, value_name = "KEY")]
+    pub key: PathBuf,
+    /// X.509 certificate of the key: PEM or DER.
+    #[arg(long, value_name = "CERT")]
+    pub cert: PathBuf,
+    /// File holding the passphrase of an encrypted key (default: $KBUILD_SIGN_PIN).
+    #[arg(long, value_name = "FILE")]
+    pub pin_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct SignArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// Digest algorithm (the kernel's default since 6.11 is sha512).
+    #[arg(long, default_value = "sha512", value_name = "HASH",
+          value_parser = ["sha256", "sha384", "sha512", "sha224", "sha3-256", "sha3-384", "sha3-512"])]
+    pub hash: String,
+    /// Name the signer by subjectKeyIdentifier (sign-file -k) instead of issuer and serial.
+    #[arg(long)]
+    pub key_id: bool,
+    /// Write only MODULE.p7s, leave the module as it is (sign-file -d).
+    #[arg(long, conflicts_with = "save_sig")]
+    pub detached: bool,
+    /// Also write MODULE.p7s (sign-file -p).
+    #[arg(long)]
+    pub save_sig: bool,
+    /// Write the signed module here instead of in place (one module only).
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// Re-sign modules that are already signed (the old signature is removed first).
+    #[arg(long, conflicts_with = "skip_signed")]
+    pub replace: bool,
+    /// Leave modules that are already signed as they are.
+    #[arg(long)]
+    pub skip_signed: bool,
+    /// Modules: .ko, .ko.xz, .ko.zst, .ko.gz.
+    #[arg(required = true, value_name = "MODULE")]
+    pub modules: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Trusted certificates: PEM bundles, DER files, or directories of them (repeatable).
+    #[arg(long, value_name = "CERT")]
+    pub cert: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
+    #[arg(required = true, value_name = "MODULE")]
+    pub modules: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum MessageFormat {
+    Human,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// Print only this field's values, as modinfo -F does.
+    #[arg(short = 'F', long, value_name = "FIELD")]
+    pub field: Option<String>,
+    /// JSON: one object per module.
+    #[arg(long, conflicts_with = "field")]
+    pub json: bool,
+    #[arg(required = true, value_name = "MODULE")]
+    pub modules: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct UnsignArgs {
+    /// Save the removed PKCS#7 signature (DER) here (one module only).
+    #[arg(long, value_name = "FILE")]
+    pub extract_sig: Option<PathBuf>,
+    #[arg(required = true, value_name = "MODULE")]
+    pub modules: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct SignFileArgs {
+    /// sign-file's own arguments, parsed as sign-file parses them.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub args: Vec<OsString>,
+}

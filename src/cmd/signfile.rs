@@ -1,0 +1,119 @@
+//! `sign-file`: the kernel's scripts/sign-file arguments, output and exit codes
+//! (2 for usage, 1 for any failure), so Kbuild and DKMS can call us instead.
+//! Differences, all safer: the destination is written atomically, nothing is left
+//! behind on failure, and the original's file mode is kept.
+
+use cargo_kmod::hash::HashAlg;
+use cargo_kmod::modfile::trailer;
+use cargo_kmod::sign::cms::SignerIdKind;
+use cargo_kmod::sign::keys::Pin;
+use cargo_kmod::sign::{SigningKey, p7s_path};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+const USAGE: &str = "Usage: scripts/sign-file [-dp] <hash algo> <key> <x509> <module> [<dest>]\n       scripts/sign-file -s <raw sig> <hash algo> <x509> <module> [<dest>]";
+
+#[derive(Default)]
+struct Opts {
+    raw_sig: bool,
+    save_sig: bool,
+    sign_only: bool,
+    key_id: bool,
+}
+
+pub fn run(args: Vec<OsString>) -> i32 {
+    let mut o = Opts::default();
+    let mut pos: Vec<PathBuf> = Vec::new();
+    let mut opts_done = false;
+    // GNU getopt("sdpk"): options may follow operands; "--" ends them.
+    for a in args {
+        let s = a.to_string_lossy();
+        if !opts_done && s == "--" {
+            opts_done = true;
+        } else if !opts_done && s.len() > 1 && s.starts_with('-') {
+            for c in s[1..].chars() {
+                match c {
+                    's' => o.raw_sig = true,
+                    'p' => o.save_sig = true,
+                    'd' => {
+                        o.sign_only = true;
+                        o.save_sig = true
+                    }
+                    'k' => o.key_id = true,
+                    _ => {
+                        eprintln!("sign-file: invalid option -- '{c}'");
+                        return usage();
+                    }
+                }
+            }
+        } else {
+            pos.push(a.into());
+        }
+    }
+    if !(4..=5).contains(&pos.len()) {
+        return usage();
+    }
+    match sign(&o, &pos) {
+        Ok(()) => 0,
+        Err(msg) => {
+            eprintln!("sign-file: {msg}");
+            1
+        }
+    }
+}
+
+fn usage() -> i32 {
+    eprintln!("{USAGE}");
+    2
+}
+
+fn sign(o: &Opts, pos: &[PathBuf]) -> Result<(), String> {
+    let module = &pos[3];
+    let dest = pos.get(4).unwrap_or(module);
+    let data = std::fs::read(module).map_err(|e| format!("{}: {e}", module.display()))?;
+    let cms = if o.raw_sig {
+        std::fs::read(&pos[0]).map_err(|e| format!("{}: {e}", pos[0].display()))?
+    } else {
+        let hash = HashAlg::from_name(&pos[0].to_string_lossy())
+            .ok_or_else(|| format!("EVP_get_digestbyname: unknown digest {}", pos[0].display()))?;
+        let key_path = &pos[1];
+        if key_path.to_string_lossy().starts_with("pkcs11:") {
+            return Err(format!(
+                "{}: PKCS#11 keys are not supported yet; use a PEM key",
+                key_path.display()
+            ));
+        }
+        let pin = Pin::from_sources(None).map_err(|e| e.to_string())?;
+        let key = SigningKey::load(key_path, &pos[2], &pin).map_err(|e| e.to_string())?;
+        let id = if o.key_id {
+            SignerIdKind::KeyId
+        } else {
+            SignerIdKind::IssuerSerial
+        };
+        let cms = key.sign(hash, id, &data).map_err(|e| e.to_string())?;
+        if o.save_sig {
+            write(&p7s_path(module), &cms, None)?;
+        }
+        if o.sign_only {
+            return Ok(());
+        }
+        cms
+    };
+    if trailer::has_marker(&data) {
+        // sign-file does not check; the outer signature is the one the kernel reads.
+        eprintln!(
+            "sign-file: warning: {} already carries a signature; appending another",
+            module.display()
+        );
+    }
+    let mode = std::fs::metadata(module).ok().map(|m| {
+        use std::os::unix::fs::PermissionsExt;
+        m.permissions().mode() & 0o7777
+    });
+    let mode = if dest == module { mode } else { None };
+    write(dest, &trailer::append(&data, &cms), mode)
+}
+
+fn write(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<(), String> {
+    cargo_kmod::fsutil::write_atomic(path, bytes, mode).map_err(|e| e.to_string())
+}

@@ -1,0 +1,103 @@
+//! Expected failures. Each variant has a documented exit code and a `help:` line;
+//! anything else is a bug and panics.
+
+use std::path::PathBuf;
+
+/// Documented exit codes (also listed in README.md and `cargo kmod --help`).
+pub mod exit {
+    pub const OK: i32 = 0;
+    /// Reserved for bugs (panics) and failures sign-file reports as 1.
+    pub const FAILURE: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const INPUT: i32 = 3;
+    pub const KEY: i32 = 4;
+    pub const PIN: i32 = 5;
+    pub const ALREADY_SIGNED: i32 = 6;
+    pub const WRITE: i32 = 7;
+    // 10..=15: verification verdicts, see `verify::Verdict::exit_code`.
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: is a directory, expected a module file")]
+    IsDir { path: PathBuf },
+    #[error("{path}: not a kernel module: {reason}")]
+    NotModule { path: PathBuf, reason: String },
+    #[error("{path}: cannot decompress: {reason}")]
+    Decompress { path: PathBuf, reason: String },
+    #[error("{path}: signature trailer is malformed: {reason}")]
+    BadTrailer { path: PathBuf, reason: String },
+    #[error("{path}: module is not signed")]
+    NotSigned { path: PathBuf },
+    #[error("{path}: module is already signed")]
+    AlreadySigned { path: PathBuf },
+    #[error("{path}: file is read-only")]
+    ReadOnly { path: PathBuf },
+    #[error("{path}: cannot read key: {reason}")]
+    Key { path: PathBuf, reason: String },
+    #[error("{path}: cannot read certificate: {reason}")]
+    Cert { path: PathBuf, reason: String },
+    #[error("{key}: private key does not match the certificate {cert}")]
+    KeyMismatch { key: PathBuf, cert: PathBuf },
+    #[error("{path}: private key is encrypted and no passphrase was given")]
+    PinNeeded { path: PathBuf },
+    #[error("{path}: wrong passphrase for the private key")]
+    WrongPin { path: PathBuf },
+    #[error("unknown hash algorithm `{name}`")]
+    UnknownHash { name: String },
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        use Error::*;
+        match self {
+            Read { .. } | IsDir { .. } | NotModule { .. } | Decompress { .. } => exit::INPUT,
+            BadTrailer { .. } | NotSigned { .. } => exit::INPUT,
+            AlreadySigned { .. } => exit::ALREADY_SIGNED,
+            Key { .. } | Cert { .. } | KeyMismatch { .. } | UnknownHash { .. } => exit::KEY,
+            PinNeeded { .. } | WrongPin { .. } => exit::PIN,
+            ReadOnly { .. } | Write { .. } => exit::WRITE,
+            Usage(_) => exit::USAGE,
+        }
+    }
+
+    /// What the user should do about it; printed as `help: ...`.
+    pub fn help(&self) -> String {
+        use Error::*;
+        match self {
+            Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                "check the path; give the module file (.ko, .ko.xz, .ko.zst, .ko.gz)".into()
+            }
+            Read { .. } => "check that the file exists and is readable".into(),
+            IsDir { .. } => "give the module files, not the directory".into(),
+            NotModule { .. } => "give a kernel module built by Kbuild (an ELF relocatable object with a .modinfo section)".into(),
+            Decompress { .. } => "the compressed module is damaged; rebuild or re-extract it".into(),
+            BadTrailer { .. } => "the appended signature is damaged; re-sign the unsigned module with `cargo kmod sign`".into(),
+            NotSigned { .. } => "nothing to remove; the module has no appended signature".into(),
+            AlreadySigned { .. } => "pass --replace to re-sign it, or --skip-signed to leave signed modules as they are".into(),
+            ReadOnly { .. } => "make it writable (chmod u+w) or write elsewhere with -o".into(),
+            Key { .. } => "give a PEM or DER private key (RSA, or ECDSA P-256/P-384), e.g. one made by `cargo kmod keygen`".into(),
+            Cert { .. } => "give the X.509 certificate (PEM or DER) that belongs to the signing key".into(),
+            KeyMismatch { .. } => "use the certificate made for this key; the kernel would reject every module signed this way".into(),
+            PinNeeded { .. } => "set KBUILD_SIGN_PIN or pass --pin-file FILE with the passphrase".into(),
+            WrongPin { .. } => "check the passphrase in KBUILD_SIGN_PIN or --pin-file".into(),
+            UnknownHash { .. } => "use one of sha256, sha384, sha512, sha224, sha3-256, sha3-384, sha3-512".into(),
+            Write { .. } => "check free space and permissions of the target directory; the original file is unchanged".into(),
+            Usage(_) => "see --help".into(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

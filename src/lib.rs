@@ -1,0 +1,13 @@
+//! cargo-kmod: build, sign, verify and inspect Linux kernel modules.
+//!
+//! The library never prints; commands report through [`report::Reporter`].
+
+pub mod error;
+pub mod fsutil;
+pub mod hash;
+pub mod modfile;
+pub mod report;
+pub mod sign;
+pub mod verify;
+
+pub use error::{Error, Result};

@@ -1,0 +1,97 @@
+//! A module file on disk: compression, the ELF inside, and its signature trailer.
+
+pub mod compress;
+pub mod elf;
+pub mod modinfo;
+pub mod trailer;
+
+use crate::error::{Error, Result};
+use compress::Compression;
+use std::path::{Path, PathBuf};
+
+/// A module read from disk, decompressed.
+pub struct ModuleFile {
+    pub path: PathBuf,
+    pub compression: Compression,
+    /// The ELF bytes, including any appended signature.
+    pub data: Vec<u8>,
+    pub mode: u32,
+}
+
+impl ModuleFile {
+    /// Reads and decompresses; does not judge the contents.
+    pub fn read(path: &Path) -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        let read_err = |source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let meta = std::fs::metadata(path).map_err(read_err)?;
+        if meta.is_dir() {
+            return Err(Error::IsDir {
+                path: path.to_path_buf(),
+            });
+        }
+        let raw = std::fs::read(path).map_err(read_err)?;
+        let compression = Compression::detect(&raw);
+        let data = compression
+            .decompress(&raw)
+            .map_err(|e| Error::Decompress {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        Ok(ModuleFile {
+            path: path.to_path_buf(),
+            compression,
+            data,
+            mode: meta.permissions().mode() & 0o7777,
+        })
+    }
+
+    /// Reads and checks that it is a kernel module.
+    pub fn open(path: &Path) -> Result<Self> {
+        let m = Self::read(path)?;
+        m.elf()?;
+        Ok(m)
+    }
+
+    pub fn elf(&self) -> Result<elf::ElfInfo<'_>> {
+        elf::inspect(&self.data).map_err(|reason| Error::NotModule {
+            path: self.path.clone(),
+            reason,
+        })
+    }
+
+    pub fn trailer(&self) -> trailer::Trailer<'_> {
+        trailer::parse(&self.data)
+    }
+
+    /// The module without its signature; errors if the trailer is damaged.
+    pub fn unsigned_body(&self) -> Result<&[u8]> {
+        match self.trailer() {
+            trailer::Trailer::Unsigned => Ok(&self.data),
+            trailer::Trailer::Signed { body, .. } => Ok(body),
+            trailer::Trailer::Malformed(reason) => Err(Error::BadTrailer {
+                path: self.path.clone(),
+                reason: reason.into(),
+            }),
+            trailer::Trailer::NotPkcs7(t) => Err(Error::BadTrailer {
+                path: self.path.clone(),
+                reason: format!("signature type {t} is not PKCS#7"),
+            }),
+        }
+    }
+
+    /// Writes `data` (uncompressed ELF) back in this file's compression, atomically,
+    /// keeping the file mode.
+    pub fn write_to(&self, dest: &Path, data: &[u8]) -> Result<()> {
+        let bytes = self
+            .compression
+            .compress(data)
+            .map_err(|source| Error::Write {
+                path: dest.to_path_buf(),
+                source,
+            })?;
+        crate::fsutil::write_atomic(dest, &bytes, Some(self.mode))
+    }
+}

@@ -1,0 +1,9 @@
+//! The one way the library talks to the user while it works: the binary decides
+//! where it goes (stderr, a progress bar, nowhere).
+
+pub trait Reporter: Sync {
+    /// Something the user should know that does not stop the work.
+    fn warn(&self, msg: &str);
+    /// Progress chatter.
+    fn note(&self, msg: &str);
+}

@@ -1,0 +1,183 @@
+//! Signing: keys, the CMS blob, and the sign operation on a module body.
+
+pub mod cms;
+pub mod keys;
+
+use crate::error::{Error, Result};
+use crate::hash::HashAlg;
+use keys::{Cert, KeyKind, Pin};
+use openssl::pkey::{PKey, Private};
+use std::path::Path;
+
+/// A loaded key + certificate, checked to belong together. Cheap to share between threads.
+pub struct SigningKey {
+    pkey: PKey<Private>,
+    kind: KeyKind,
+    pub cert: Cert,
+}
+
+impl SigningKey {
+    /// Loads both and refuses a pair that does not match.
+    pub fn load(key: &Path, cert: &Path, pin: &Pin) -> Result<Self> {
+        let cert = keys::load_cert(cert)?;
+        let pkey = keys::load_private_key(key, pin)?;
+        keys::check_pair(&pkey, key, &cert)?;
+        Ok(Self::from_parts(pkey, cert))
+    }
+
+    /// Without the pair check (sign-file compatibility: it does not check).
+    pub fn from_parts(pkey: PKey<Private>, cert: Cert) -> Self {
+        let kind = keys::key_kind(&pkey).expect("checked when the key was loaded");
+        SigningKey { pkey, kind, cert }
+    }
+
+    pub fn kind(&self) -> KeyKind {
+        self.kind
+    }
+
+    /// The raw signature over `data`: PKCS#1 v1.5 for RSA, DER Ecdsa-Sig-Value for ECDSA.
+    pub fn raw_signature(&self, hash: HashAlg, data: &[u8]) -> Result<Vec<u8>, String> {
+        let mut s = openssl::sign::Signer::new(hash.md(), &self.pkey).map_err(|e| e.to_string())?;
+        s.update(data).map_err(|e| e.to_string())?;
+        s.sign_to_vec().map_err(|e| e.to_string())
+    }
+
+    /// The PKCS#7 DER to append to `body`.
+    pub fn sign(&self, hash: HashAlg, id: cms::SignerIdKind, body: &[u8]) -> Result<Vec<u8>> {
+        let sig_err = |reason: String| Error::Key {
+            path: self.cert.path.clone(),
+            reason,
+        };
+        let sig = self.raw_signature(hash, body).map_err(sig_err)?;
+        cms::build(
+            &self.cert,
+            id,
+            hash,
+            cms::signature_algorithm(self.kind, hash),
+            sig,
+        )
+        .map_err(sig_err)
+    }
+}
+
+/// What `sign` does with a module that already carries a signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IfSigned {
+    /// Refuse (the default): double signatures never get written.
+    #[default]
+    Refuse,
+    /// Strip the old signature, then sign.
+    Replace,
+    /// Leave the module as it is.
+    Skip,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SigOutput {
+    /// Append to the module (default).
+    #[default]
+    Append,
+    /// Append, and also write `<module>.p7s` (sign-file `-p`).
+    AppendAndSave,
+    /// Only write `<module>.p7s` (sign-file `-d`).
+    Detached,
+}
+
+#[derive(Debug, Clone)]
+pub struct SignOptions {
+    pub hash: HashAlg,
+    pub id: cms::SignerIdKind,
+    pub if_signed: IfSigned,
+    pub output: SigOutput,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignOutcome {
+    Signed { replaced: bool },
+    SkippedSigned,
+    Detached { p7s: std::path::PathBuf },
+}
+
+/// `<path>.p7s`, as sign-file names it.
+pub fn p7s_path(module: &Path) -> std::path::PathBuf {
+    let mut s = module.as_os_str().to_owned();
+    s.push(".p7s");
+    s.into()
+}
+
+/// Signs one module file (plain or compressed) and writes it to `dest` (default: in place).
+/// Nothing on disk changes unless every step succeeds.
+pub fn sign_module_file(
+    key: &SigningKey,
+    opts: &SignOptions,
+    path: &Path,
+    dest: Option<&Path>,
+) -> Result<SignOutcome> {
+    use crate::modfile::{ModuleFile, trailer};
+    let module = ModuleFile::open(path)?;
+    let dest = dest.unwrap_or(path);
+    let signed = trailer::has_marker(&module.data);
+    if signed && opts.output != SigOutput::Detached {
+        match opts.if_signed {
+            IfSigned::Refuse => {
+                return Err(Error::AlreadySigned {
+                    path: path.to_path_buf(),
+                });
+            }
+            IfSigned::Skip => return Ok(SignOutcome::SkippedSigned),
+            IfSigned::Replace => {}
+        }
+    }
+    let body = module.unsigned_body()?;
+    if opts.output != SigOutput::Detached {
+        check_writable(dest)?;
+    }
+    let cms = key.sign(opts.hash, opts.id, body)?;
+    if opts.output != SigOutput::Append {
+        let p7s = p7s_path(path);
+        crate::fsutil::write_atomic(&p7s, &cms, None)?;
+        if opts.output == SigOutput::Detached {
+            return Ok(SignOutcome::Detached { p7s });
+        }
+    }
+    module.write_to(dest, &crate::modfile::trailer::append(body, &cms))?;
+    Ok(SignOutcome::Signed { replaced: signed })
+}
+
+/// Refuses to replace a file whose mode forbids writing (root would otherwise
+/// replace it silently through the rename).
+pub fn check_writable(dest: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(dest)
+        && meta.is_file()
+        && meta.permissions().mode() & 0o222 == 0
+    {
+        return Err(Error::ReadOnly {
+            path: dest.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// Removes the signature. With `extract`, the PKCS#7 DER is saved there first (so a
+/// failure leaves the module signed) and an unsigned module is an error.
+/// Returns false when the module was not signed (then nothing is written).
+pub fn unsign_module_file(path: &Path, extract: Option<&Path>) -> Result<bool> {
+    use crate::modfile::{ModuleFile, trailer::Trailer};
+    let module = ModuleFile::open(path)?;
+    let body = module.unsigned_body()?;
+    let Trailer::Signed { cms, .. } = module.trailer() else {
+        return match extract {
+            Some(_) => Err(Error::NotSigned {
+                path: path.to_path_buf(),
+            }),
+            None => Ok(false),
+        };
+    };
+    check_writable(path)?;
+    if let Some(out) = extract {
+        crate::fsutil::write_atomic(out, cms, None)?;
+    }
+    module.write_to(path, body)?;
+    Ok(true)
+}

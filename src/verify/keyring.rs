@@ -1,0 +1,55 @@
+//! Trusted certificates given on the command line: PEM bundles, DER files, directories.
+
+use crate::error::{Error, Result};
+use crate::sign::keys::{self, Cert};
+use std::path::Path;
+
+#[derive(Default, Clone)]
+pub struct Keyring {
+    pub certs: Vec<Cert>,
+}
+
+impl Keyring {
+    /// Adds a file's certificates, or every certificate file in a directory
+    /// (files that hold none are skipped there, not in a file given by name).
+    pub fn add_path(&mut self, path: &Path) -> Result<()> {
+        if path.is_dir() {
+            let mut entries: Vec<_> = walkdir::WalkDir::new(path)
+                .follow_links(true)
+                .into_iter()
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_file())
+                .map(|e| e.into_path())
+                .collect();
+            entries.sort();
+            let before = self.certs.len();
+            for p in entries {
+                if let Ok(certs) = keys::load_certs(&p) {
+                    self.certs.extend(certs);
+                }
+            }
+            if self.certs.len() == before {
+                return Err(Error::Cert {
+                    path: path.to_path_buf(),
+                    reason: "the directory holds no certificate".into(),
+                });
+            }
+            Ok(())
+        } else {
+            self.certs.extend(keys::load_certs(path)?);
+            Ok(())
+        }
+    }
+
+    /// The kernel's lookup (`find_asymmetric_key` with the signer's auth id): an exact
+    /// match of issuer+serial, or of the subjectKeyIdentifier.
+    pub fn find_by_issuer_serial(&self, issuer_der: &[u8], serial: &[u8]) -> Option<&Cert> {
+        self.certs
+            .iter()
+            .find(|c| c.issuer_der == issuer_der && c.serial == serial)
+    }
+
+    pub fn find_by_skid(&self, skid: &[u8]) -> Option<&Cert> {
+        self.certs.iter().find(|c| c.skid.as_deref() == Some(skid))
+    }
+}
