@@ -15,7 +15,7 @@ pub fn run(a: InfoArgs) -> i32 {
         };
         let info = module.elf().expect("checked by open");
         let sig = modinfo::sig_block(&module.data);
-        let fields = modinfo::fields(&elf::modinfo_fields(info.modinfo), sig.as_ref());
+        let elf_fields = elf::modinfo_fields(info.modinfo);
         // modinfo shows the path made absolute, symlinks kept.
         let filename = cwd.join(m).display().to_string();
         if a.json {
@@ -23,11 +23,14 @@ pub fn run(a: InfoArgs) -> i32 {
                 "filename": filename,
                 "compression": module.compression,
                 "arch": info.arch,
-                "fields": fields.iter().map(|(k, v)| serde_json::json!([k, v])).collect::<Vec<_>>(),
+                "fields": elf_fields.iter().map(|(k, v)| serde_json::json!([k, v])).collect::<Vec<_>>(),
                 "signature": sig,
             });
             println!("{obj}");
-        } else if let Some(f) = &a.field {
+            continue;
+        }
+        let fields = modinfo::fields(&elf_fields, sig.as_ref());
+        if let Some(f) = &a.field {
             print!("{}", modinfo::render_field(&filename, &fields, f));
         } else {
             print!("{}", modinfo::render(&filename, &fields));

@@ -1,0 +1,10 @@
+//! Integration tests: one binary (links faster on 2 cores than many).
+//! Prerequisites come from `scripts/test-deps.sh` (the README's test command runs it);
+//! a missing one fails the test with a message saying so.
+
+mod bad_input;
+mod common;
+mod compress;
+mod info;
+mod sign;
+mod verify;
