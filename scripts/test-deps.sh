@@ -9,7 +9,9 @@ mkdir -p "$cache/debs" "$cache/fixtures"
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-pkgs=(kmod openssl xz-utils zstd gzip pkg-config libssl-dev binutils)
+pkgs=(kmod openssl xz-utils zstd gzip pkg-config libssl-dev binutils make tar
+      rustc-web rust-web-src clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev cpio
+      linux-source-6.12 busybox-static qemu-system-x86)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -41,4 +43,34 @@ fetch "linux-image-$ver-amd64"
 
 ln -sfn "$cache/fixtures/linux-kbuild-$ver" "$cache/fixtures/kbuild"
 ln -sfn "$cache/fixtures/linux-image-$ver-amd64" "$cache/fixtures/image"
+# bindgen for Rust-enabled kernels: Debian 12's is too old for 6.12 (needs >= 0.65.1).
+if [ ! -x "$cache/tools/bin/bindgen" ]; then
+  echo "test-deps: installing bindgen-cli into $cache/tools" >&2
+  cargo install --quiet --locked bindgen-cli@0.73.2 --root "$cache/tools"
+fi
+
+# Keys the test kernel trusts (made once: the cached kernel is built to trust them),
+# and one it does not.
+keys="$cache/test-keys"
+mkdir -p "$keys"
+mk() { # name, openssl -newkey args...
+  local n=$1; shift
+  [ -s "$keys/$n.crt" ] && return
+  openssl req -new -x509 -nodes -days 36500 -subj "/O=cargo-kmod tests/CN=cargo-kmod test $n" \
+    -addext subjectKeyIdentifier=hash "$@" -keyout "$keys/$n.key" -out "$keys/$n.crt" 2>/dev/null
+  chmod 600 "$keys/$n.key"
+}
+mk rsa2048 -newkey rsa:2048
+mk rsa3072 -newkey rsa:3072
+mk rsa4096 -newkey rsa:4096
+mk p256 -newkey ec -pkeyopt ec_paramgen_curve:P-256
+mk p384 -newkey ec -pkeyopt ec_paramgen_curve:P-384
+mk untrusted -newkey rsa:2048
+
 echo "test-deps: ready (Debian kernel $ver) in $cache/fixtures" >&2
+
+# The Rust-enabled test kernel, built by cargo-kmod itself (cached by its inputs).
+cargo run --quiet -- kmod kernel build --source /usr/src/linux-source-6.12.tar.xz \
+  $(for n in rsa2048 rsa3072 rsa4096 p256 p384; do printf -- '--trusted-cert %s ' "$keys/$n.crt"; done) \
+  > "$cache/test-kernel.txt"
+cat "$cache/test-kernel.txt" >&2

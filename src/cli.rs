@@ -46,6 +46,11 @@ pub enum Command {
     Info(InfoArgs),
     /// Remove the appended signature.
     Unsign(UnsignArgs),
+    /// Build and list Rust-enabled test kernels with signature enforcement.
+    #[command(subcommand)]
+    Kernel(KernelCommand),
+    /// Boot a kernel in QEMU, load and unload modules, and report what the kernel said.
+    Run(RunArgs),
     /// Drop-in for the kernel's scripts/sign-file (same arguments and exit codes).
     #[command(
         name = "sign-file",
@@ -143,4 +148,68 @@ pub struct SignFileArgs {
     /// sign-file's own arguments, parsed as sign-file parses them.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
     pub args: Vec<OsString>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KernelCommand {
+    /// Configure and build a kernel (tinyconfig + modules + signature enforcement + Rust), cached by its inputs.
+    Build(KernelBuildArgs),
+    /// List the cached kernels.
+    List,
+}
+
+#[derive(Args, Debug)]
+pub struct KernelBuildArgs {
+    /// Kernel source: a tarball (e.g. /usr/src/linux-source-6.12.tar.xz) or an unpacked tree.
+    #[arg(long, value_name = "TARBALL_OR_DIR")]
+    pub source: PathBuf,
+    /// Parent directory of the build (default: ~/.cache/cargo-kmod/kernels).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Extra Kconfig fragment merged after cargo-kmod's own (repeatable).
+    #[arg(long = "config", value_name = "FRAGMENT")]
+    pub fragments: Vec<PathBuf>,
+    /// Certificate (PEM, may hold several) the kernel trusts for module signatures (repeatable).
+    #[arg(long = "trusted-cert", value_name = "PEM")]
+    pub trusted_certs: Vec<PathBuf>,
+    /// The rustc to build with (must have its rust-src; default: the first that has it).
+    #[arg(long, value_name = "PATH")]
+    pub rustc: Option<PathBuf>,
+    /// The bindgen to use (default: PATH, then ~/.cache/cargo-kmod/tools/bin).
+    #[arg(long, value_name = "PATH")]
+    pub bindgen: Option<PathBuf>,
+    /// Parallel jobs (default: all cores).
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Kernel image (bzImage) to boot.
+    #[arg(long, value_name = "IMAGE", conflicts_with = "kdir")]
+    pub kernel: Option<PathBuf>,
+    /// Kernel build tree whose arch/x86/boot/bzImage to boot (default: newest cached kernel).
+    #[arg(long, value_name = "DIR")]
+    pub kdir: Option<PathBuf>,
+    /// Module to load, in order (repeatable).
+    #[arg(long = "module", value_name = "KO", required = true)]
+    pub modules: Vec<PathBuf>,
+    /// Module parameter NAME=VALUE passed to insmod (repeatable; applies to every module).
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Shell command run in the guest after loading (repeatable).
+    #[arg(long = "exec", value_name = "CMD")]
+    pub exec: Vec<String>,
+    /// Seconds before a hanging guest is killed.
+    #[arg(long, default_value_t = 60, value_name = "S")]
+    pub timeout: u64,
+    /// Show the whole guest console.
+    #[arg(long)]
+    pub console: bool,
+    /// Static busybox to put in the initramfs.
+    #[arg(long, default_value = "/bin/busybox", value_name = "PATH")]
+    pub busybox: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
 }

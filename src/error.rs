@@ -14,7 +14,10 @@ pub mod exit {
     pub const PIN: i32 = 5;
     pub const ALREADY_SIGNED: i32 = 6;
     pub const WRITE: i32 = 7;
+    pub const TOOLCHAIN: i32 = 8;
+    pub const KERNEL_BUILD: i32 = 9;
     // 10..=15: verification verdicts, see `verify::Verdict::exit_code`.
+    // 20..=24: `run` outcomes, see `qemu::Outcome::exit_code`.
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +58,21 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("missing build tools: {}", .missing.join(", "))]
+    Toolchain {
+        missing: Vec<String>,
+        install: String,
+    },
+    #[error("{path}: not a usable kernel source: {reason}")]
+    KernelSource { path: PathBuf, reason: String },
+    #[error("kernel {step} failed (log: {log}):\n{tail}")]
+    KernelBuild {
+        step: String,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("{path}: {reason}")]
+    Run { path: PathBuf, reason: String },
     #[error("{0}")]
     Usage(String),
 }
@@ -70,6 +88,9 @@ impl Error {
             PinNeeded { .. } | WrongPin { .. } => exit::PIN,
             ReadOnly { .. } | Write { .. } => exit::WRITE,
             Usage(_) => exit::USAGE,
+            Toolchain { .. } => exit::TOOLCHAIN,
+            KernelSource { .. } | KernelBuild { .. } => exit::KERNEL_BUILD,
+            Run { .. } => exit::INPUT,
         }
     }
 
@@ -96,6 +117,10 @@ impl Error {
             UnknownHash { .. } => "use one of sha256, sha384, sha512, sha224, sha3-256, sha3-384, sha3-512".into(),
             Write { .. } => "check free space and permissions of the target directory; the original file is unchanged".into(),
             Usage(_) => "see --help".into(),
+            Toolchain { install, .. } => install.clone(),
+            KernelSource { .. } => "give a kernel source tarball (e.g. /usr/src/linux-source-6.12.tar.xz from Debian's linux-source-6.12) or an unpacked source tree".into(),
+            KernelBuild { log, .. } => format!("read {} for the whole output; fix the cause and run the same command again (finished steps are redone, nothing half-built is reused)", log.display()),
+            Run { .. } => "check the path; `cargo kmod kernel build` makes a kernel to boot".into(),
         }
     }
 }

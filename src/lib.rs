@@ -5,7 +5,9 @@
 pub mod error;
 pub mod fsutil;
 pub mod hash;
+pub mod kernel;
 pub mod modfile;
+pub mod qemu;
 pub mod report;
 pub mod sign;
 pub mod verify;

@@ -6,4 +6,8 @@ pub trait Reporter: Sync {
     fn warn(&self, msg: &str);
     /// Progress chatter.
     fn note(&self, msg: &str);
+    /// A line of a long-running step (a build's output); may be shown transiently.
+    fn progress(&self, line: &str) {
+        let _ = line;
+    }
 }

@@ -2,6 +2,8 @@
 //! errors and chatter to stderr.
 
 mod info;
+mod kernel;
+mod run;
 mod sign;
 mod signfile;
 mod unsign;
@@ -19,6 +21,8 @@ pub fn run(cmd: Command) -> i32 {
         Command::Info(a) => info::run(a),
         Command::Unsign(a) => unsign::run(a),
         Command::SignFile(a) => signfile::run(a.args),
+        Command::Kernel(c) => kernel::run(c),
+        Command::Run(a) => run::run(a),
     }
 }
 
@@ -39,5 +43,51 @@ impl Status {
     }
     pub fn code(&self) -> i32 {
         self.0
+    }
+}
+
+/// Chatter to stderr. Progress lines overwrite each other on a terminal and are
+/// thinned out (one every two seconds) otherwise.
+pub struct StderrReporter {
+    tty: bool,
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl StderrReporter {
+    pub fn new() -> Self {
+        use std::io::IsTerminal;
+        StderrReporter {
+            tty: std::io::stderr().is_terminal(),
+            last: std::sync::Mutex::new(None),
+        }
+    }
+    fn clear(&self) {
+        if self.tty {
+            eprint!("\r\x1b[K");
+        }
+    }
+}
+
+impl cargo_kmod::report::Reporter for StderrReporter {
+    fn warn(&self, msg: &str) {
+        self.clear();
+        eprintln!("warning: {msg}");
+    }
+    fn note(&self, msg: &str) {
+        self.clear();
+        eprintln!("{msg}");
+    }
+    fn progress(&self, line: &str) {
+        if self.tty {
+            let width = 100;
+            let shown: String = line.chars().take(width).collect();
+            eprint!("\r\x1b[K{shown}");
+            return;
+        }
+        let mut last = self.last.lock().unwrap();
+        if last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(2)) {
+            *last = Some(std::time::Instant::now());
+            eprintln!("  {line}");
+        }
     }
 }

@@ -24,14 +24,54 @@ fn bad_modules(d: &Path) -> Vec<Case> {
     let dir = d.join("adir.ko");
     std::fs::create_dir_all(&dir).unwrap();
     vec![
-        Case { what: "not ELF", path: w("text.ko", b"this is not a module\n"), code: 3, says: "not an ELF file" },
-        Case { what: "empty", path: w("empty.ko", b""), code: 3, says: "empty" },
-        Case { what: "truncated ELF", path: w("trunc.ko", &elf[..elf.len() / 3]), code: 3, says: "truncated" },
-        Case { what: "wrong-arch ELF", path: w("arch.ko", &wrong_arch), code: 3, says: "architecture" },
-        Case { what: "executable, not a module", path: PathBuf::from("/bin/true"), code: 3, says: "relocatable" },
-        Case { what: "missing", path: d.join("missing.ko"), code: 3, says: "No such file" },
-        Case { what: "directory", path: dir, code: 3, says: "is a directory" },
-        Case { what: "damaged xz", path: w("bad.ko.xz", &[0xFD, b'7', b'z', b'X', b'Z', 0, 1, 2, 3]), code: 3, says: "decompress" },
+        Case {
+            what: "not ELF",
+            path: w("text.ko", b"this is not a module\n"),
+            code: 3,
+            says: "not an ELF file",
+        },
+        Case {
+            what: "empty",
+            path: w("empty.ko", b""),
+            code: 3,
+            says: "empty",
+        },
+        Case {
+            what: "truncated ELF",
+            path: w("trunc.ko", &elf[..elf.len() / 3]),
+            code: 3,
+            says: "truncated",
+        },
+        Case {
+            what: "wrong-arch ELF",
+            path: w("arch.ko", &wrong_arch),
+            code: 3,
+            says: "architecture",
+        },
+        Case {
+            what: "executable, not a module",
+            path: PathBuf::from("/bin/true"),
+            code: 3,
+            says: "relocatable",
+        },
+        Case {
+            what: "missing",
+            path: d.join("missing.ko"),
+            code: 3,
+            says: "No such file",
+        },
+        Case {
+            what: "directory",
+            path: dir,
+            code: 3,
+            says: "is a directory",
+        },
+        Case {
+            what: "damaged xz",
+            path: w("bad.ko.xz", &[0xFD, b'7', b'z', b'X', b'Z', 0, 1, 2, 3]),
+            code: 3,
+            says: "decompress",
+        },
     ]
 }
 
@@ -42,7 +82,10 @@ fn digest(p: &Path) -> Option<Vec<u8>> {
 fn check(o: &std::process::Output, path: &Path, code: i32, says: &str, what: &str) {
     let err = stderr(o);
     assert_eq!(o.status.code(), Some(code), "{what}: {err}");
-    assert!(err.contains(&path.display().to_string()), "{what}: error does not name the file: {err}");
+    assert!(
+        err.contains(&path.display().to_string()),
+        "{what}: error does not name the file: {err}"
+    );
     assert!(err.contains(says), "{what}: expected \"{says}\" in: {err}");
     assert!(err.contains("\nhelp: "), "{what}: no help line: {err}");
 }
@@ -57,8 +100,12 @@ fn every_command_rejects_bad_modules_and_leaves_them_alone() {
             let mut k_cmd = kmod();
             k_cmd.arg(cmd);
             match cmd {
-                "sign" => { k_cmd.arg("--key").arg(&k.key).arg("--cert").arg(&k.cert); }
-                "verify" => { k_cmd.arg("--cert").arg(&k.cert); }
+                "sign" => {
+                    k_cmd.arg("--key").arg(&k.key).arg("--cert").arg(&k.cert);
+                }
+                "verify" => {
+                    k_cmd.arg("--cert").arg(&k.cert);
+                }
                 _ => {}
             }
             let o = k_cmd.arg(&c.path).output().unwrap();
@@ -76,10 +123,28 @@ fn read_only_module_is_not_replaced() {
     let m = unsigned_module(d.path(), "dummy");
     std::fs::set_permissions(&m, std::fs::Permissions::from_mode(0o444)).unwrap();
     let before = sha256(&m);
-    let o = kmod().arg("sign").arg("--key").arg(&k.key).arg("--cert").arg(&k.cert).arg(&m).output().unwrap();
+    let o = kmod()
+        .arg("sign")
+        .arg("--key")
+        .arg(&k.key)
+        .arg("--cert")
+        .arg(&k.cert)
+        .arg(&m)
+        .output()
+        .unwrap();
     check(&o, &m, 7, "read-only", "sign read-only");
     let signed = d.path().join("signed.ko");
-    kmod().arg("sign").arg("--key").arg(&k.key).arg("--cert").arg(&k.cert).arg("-o").arg(&signed).arg(&m).assert().success();
+    kmod()
+        .arg("sign")
+        .arg("--key")
+        .arg(&k.key)
+        .arg("--cert")
+        .arg(&k.cert)
+        .arg("-o")
+        .arg(&signed)
+        .arg(&m)
+        .assert()
+        .success();
     std::fs::set_permissions(&signed, std::fs::Permissions::from_mode(0o444)).unwrap();
     let signed_before = sha256(&signed);
     let o = kmod().arg("unsign").arg(&signed).output().unwrap();
@@ -87,8 +152,11 @@ fn read_only_module_is_not_replaced() {
     assert_eq!(sha256(&m), before);
     assert_eq!(sha256(&signed), signed_before);
     // No temp files left behind.
-    let left: Vec<_> = std::fs::read_dir(d.path()).unwrap().filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp")).collect();
+    let left: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
     assert!(left.is_empty(), "{left:?}");
 }
 
@@ -101,20 +169,92 @@ fn bad_keys_certs_pins_and_hashes() {
     let (rsa, other) = (ks.get("rsa2048"), ks.get("other"));
     let enc = ks.dir.path().join("enc.key");
     let garbage = d.path().join("garbage.pem");
-    std::fs::write(&garbage, "-----BEGIN PRIVATE KEY-----\nnot base64 at all\n-----END PRIVATE KEY-----\n").unwrap();
+    std::fs::write(
+        &garbage,
+        "-----BEGIN PRIVATE KEY-----\nnot base64 at all\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
     let garbage_cert = d.path().join("garbage.crt");
-    std::fs::write(&garbage_cert, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
+    std::fs::write(
+        &garbage_cert,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
     let missing = d.path().join("nokey.pem");
     // (what, key, cert, KBUILD_SIGN_PIN, exit code, file the error names, words it says)
-    type BadKey<'a> = (&'a str, &'a Path, &'a Path, Option<&'a str>, i32, &'a Path, &'a str);
+    type BadKey<'a> = (
+        &'a str,
+        &'a Path,
+        &'a Path,
+        Option<&'a str>,
+        i32,
+        &'a Path,
+        &'a str,
+    );
     let cases: Vec<BadKey> = vec![
-        ("key/cert mismatch", &rsa.key, &other.cert, None, 4, &rsa.key, "does not match"),
-        ("encrypted key without PIN", &enc, &rsa.cert, None, 5, &enc, "no passphrase"),
-        ("wrong PIN", &enc, &rsa.cert, Some("wrong"), 5, &enc, "wrong passphrase"),
-        ("garbage PEM key", &garbage, &rsa.cert, None, 4, &garbage, "not a valid private key"),
-        ("garbage PEM cert", &rsa.key, &garbage_cert, None, 4, &garbage_cert, "certificate"),
-        ("missing key", &missing, &rsa.cert, None, 3, &missing, "No such file"),
-        ("cert given as key", &rsa.cert, &rsa.cert, None, 4, &rsa.cert, "no private key"),
+        (
+            "key/cert mismatch",
+            &rsa.key,
+            &other.cert,
+            None,
+            4,
+            &rsa.key,
+            "does not match",
+        ),
+        (
+            "encrypted key without PIN",
+            &enc,
+            &rsa.cert,
+            None,
+            5,
+            &enc,
+            "no passphrase",
+        ),
+        (
+            "wrong PIN",
+            &enc,
+            &rsa.cert,
+            Some("wrong"),
+            5,
+            &enc,
+            "wrong passphrase",
+        ),
+        (
+            "garbage PEM key",
+            &garbage,
+            &rsa.cert,
+            None,
+            4,
+            &garbage,
+            "not a valid private key",
+        ),
+        (
+            "garbage PEM cert",
+            &rsa.key,
+            &garbage_cert,
+            None,
+            4,
+            &garbage_cert,
+            "certificate",
+        ),
+        (
+            "missing key",
+            &missing,
+            &rsa.cert,
+            None,
+            3,
+            &missing,
+            "No such file",
+        ),
+        (
+            "cert given as key",
+            &rsa.cert,
+            &rsa.cert,
+            None,
+            4,
+            &rsa.cert,
+            "no private key",
+        ),
     ];
     for (what, key, cert, pin, code, names, says) in cases {
         let mut c = kmod();
@@ -122,15 +262,39 @@ fn bad_keys_certs_pins_and_hashes() {
         if let Some(p) = pin {
             c.env("KBUILD_SIGN_PIN", p);
         }
-        let o = c.arg("sign").arg("--key").arg(key).arg("--cert").arg(cert).arg(&m).output().unwrap();
+        let o = c
+            .arg("sign")
+            .arg("--key")
+            .arg(key)
+            .arg("--cert")
+            .arg(cert)
+            .arg(&m)
+            .output()
+            .unwrap();
         check(&o, names, code, says, what);
         assert_eq!(sha256(&m), before, "{what}: module changed");
     }
-    let o = kmod().args(["sign", "--hash", "md5", "--key"]).arg(&rsa.key).arg("--cert").arg(&rsa.cert).arg(&m).output().unwrap();
+    let o = kmod()
+        .args(["sign", "--hash", "md5", "--key"])
+        .arg(&rsa.key)
+        .arg("--cert")
+        .arg(&rsa.cert)
+        .arg(&m)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("md5"), "{}", stderr(&o));
     // The secret never shows up in any output.
-    let o = kmod().env("KBUILD_SIGN_PIN", "hunter2-secret").arg("sign").arg("--key").arg(&enc).arg("--cert").arg(&rsa.cert).arg(&m).output().unwrap();
+    let o = kmod()
+        .env("KBUILD_SIGN_PIN", "hunter2-secret")
+        .arg("sign")
+        .arg("--key")
+        .arg(&enc)
+        .arg("--cert")
+        .arg(&rsa.cert)
+        .arg(&m)
+        .output()
+        .unwrap();
     assert!(!stderr(&o).contains("hunter2") && !stdout(&o).contains("hunter2"));
     assert_eq!(sha256(&m), before);
 }

@@ -19,11 +19,18 @@ fn need(path: PathBuf, what: &str) -> PathBuf {
 
 /// Debian's compiled scripts/sign-file (the byte-exact oracle).
 pub fn sign_file() -> PathBuf {
-    let base = need(cache_dir().join("fixtures/kbuild/usr/lib"), "linux-kbuild package");
+    let base = need(
+        cache_dir().join("fixtures/kbuild/usr/lib"),
+        "linux-kbuild package",
+    );
     let dir = std::fs::read_dir(&base)
         .unwrap()
         .filter_map(|e| e.ok())
-        .find(|e| e.file_name().to_string_lossy().starts_with("linux-kbuild-6.12"))
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("linux-kbuild-6.12")
+        })
         .expect("linux-kbuild-6.12* in the kbuild fixture");
     need(dir.path().join("scripts/sign-file"), "sign-file")
 }
@@ -32,7 +39,10 @@ pub fn sign_file() -> PathBuf {
 pub fn debian_modules() -> &'static [PathBuf] {
     static M: OnceLock<Vec<PathBuf>> = OnceLock::new();
     M.get_or_init(|| {
-        let root = need(cache_dir().join("fixtures/image/lib/modules"), "linux-image package");
+        let root = need(
+            cache_dir().join("fixtures/image/lib/modules"),
+            "linux-image package",
+        );
         let mut v: Vec<PathBuf> = walkdir::WalkDir::new(root)
             .into_iter()
             .filter_map(|e| e.ok())
@@ -40,7 +50,11 @@ pub fn debian_modules() -> &'static [PathBuf] {
             .filter(|p| p.to_string_lossy().ends_with(".ko.xz"))
             .collect();
         v.sort();
-        assert!(v.len() > 4000, "expected Debian's ~4230 modules, found {}", v.len());
+        assert!(
+            v.len() > 4000,
+            "expected Debian's ~4230 modules, found {}",
+            v.len()
+        );
         v
     })
 }
@@ -59,7 +73,9 @@ pub fn kmod() -> Command {
 }
 
 pub fn run(cmd: &mut std::process::Command) -> std::process::Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}",
@@ -131,7 +147,12 @@ pub fn keys() -> &'static Keys {
                     let mut c = std::process::Command::new("openssl");
                     c.args(["req", "-new", "-x509", "-nodes", "-days", "365"]);
                     if let Some(curve) = spec.strip_prefix("ec:") {
-                        c.args(["-newkey", "ec", "-pkeyopt", &format!("ec_paramgen_curve:{curve}")]);
+                        c.args([
+                            "-newkey",
+                            "ec",
+                            "-pkeyopt",
+                            &format!("ec_paramgen_curve:{curve}"),
+                        ]);
                     } else {
                         c.args(["-newkey", &spec]);
                     }

@@ -6,5 +6,6 @@ mod bad_input;
 mod common;
 mod compress;
 mod info;
+mod run;
 mod sign;
 mod verify;

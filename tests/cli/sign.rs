@@ -22,7 +22,10 @@ fn rsa_signatures_are_byte_identical_to_sign_file() {
                 let ours = d.path().join("ours.ko");
                 let via_sign_file = d.path().join("ours-sf.ko");
                 let flag: &[&str] = if key_id { &["-k"] } else { &[] };
-                oracle(&[flag, &[hash]].concat(), &[&k.key, &k.cert, &module, &theirs]);
+                oracle(
+                    &[flag, &[hash]].concat(),
+                    &[&k.key, &k.cert, &module, &theirs],
+                );
                 kmod()
                     .args(["sign", "--hash", hash, "--key"])
                     .arg(&k.key)
@@ -42,8 +45,14 @@ fn rsa_signatures_are_byte_identical_to_sign_file() {
                     .assert()
                     .success();
                 let t = std::fs::read(&theirs).unwrap();
-                assert!(t == std::fs::read(&ours).unwrap(), "sign: {algo} {hash} -k={key_id}");
-                assert!(t == std::fs::read(&via_sign_file).unwrap(), "sign-file: {algo} {hash} -k={key_id}");
+                assert!(
+                    t == std::fs::read(&ours).unwrap(),
+                    "sign: {algo} {hash} -k={key_id}"
+                );
+                assert!(
+                    t == std::fs::read(&via_sign_file).unwrap(),
+                    "sign-file: {algo} {hash} -k={key_id}"
+                );
             }
         }
     }
@@ -63,7 +72,12 @@ fn sign_file_modes_d_p_s_and_in_place_match() {
     // -d: only the .p7s, module untouched.
     let before = sha256(&theirs);
     oracle(&["-d", "sha256"], &[&k.key, &k.cert, &theirs]);
-    kmod().arg("sign-file").args(["-d", "sha256"]).args([&k.key, &k.cert, &ours]).assert().success();
+    kmod()
+        .arg("sign-file")
+        .args(["-d", "sha256"])
+        .args([&k.key, &k.cert, &ours])
+        .assert()
+        .success();
     assert_eq!(sha256(&theirs), before);
     assert_eq!(sha256(&ours), before);
     assert_eq!(p7s(&theirs), p7s(&ours));
@@ -72,15 +86,32 @@ fn sign_file_modes_d_p_s_and_in_place_match() {
     let (t_out, o_out) = (d.path().join("t-s.ko"), d.path().join("o-s.ko"));
     let raw = format!("{}.p7s", theirs.display());
     oracle(&["-s", &raw, "sha256"], &[&k.cert, &theirs, &t_out]);
-    kmod().arg("sign-file").args(["-s", &raw, "sha256"]).args([&k.cert, &ours, &o_out]).assert().success();
-    assert_eq!(std::fs::read(&t_out).unwrap(), std::fs::read(&o_out).unwrap());
+    kmod()
+        .arg("sign-file")
+        .args(["-s", &raw, "sha256"])
+        .args([&k.cert, &ours, &o_out])
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read(&t_out).unwrap(),
+        std::fs::read(&o_out).unwrap()
+    );
 
     // -p in place (options after operands, as GNU getopt allows).
     std::fs::remove_file(format!("{}.p7s", theirs.display())).unwrap();
     std::fs::remove_file(format!("{}.p7s", ours.display())).unwrap();
     oracle(&["sha512"], &[&k.key, &k.cert, &theirs, Path::new("-p")]);
-    kmod().arg("sign-file").arg("sha512").args([&k.key, &k.cert, &ours]).arg("-p").assert().success();
-    assert_eq!(std::fs::read(&theirs).unwrap(), std::fs::read(&ours).unwrap());
+    kmod()
+        .arg("sign-file")
+        .arg("sha512")
+        .args([&k.key, &k.cert, &ours])
+        .arg("-p")
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read(&theirs).unwrap(),
+        std::fs::read(&ours).unwrap()
+    );
     assert_eq!(p7s(&theirs), p7s(&ours));
 }
 
@@ -93,15 +124,41 @@ fn sign_file_usage_and_failure_exit_codes_match() {
     let cases: Vec<Vec<std::ffi::OsString>> = vec![
         vec![],
         vec!["sha256".into()],
-        vec!["-x".into(), "sha256".into(), k.key.clone().into(), k.cert.clone().into(), module.clone().into()],
-        vec!["sha256".into(), k.key.clone().into(), k.cert.clone().into(), missing.clone().into()],
-        vec!["sha256".into(), missing.clone().into(), k.cert.clone().into(), module.clone().into()],
-        vec!["sha256".into(), k.key.clone().into(), missing.clone().into(), module.clone().into()],
+        vec![
+            "-x".into(),
+            "sha256".into(),
+            k.key.clone().into(),
+            k.cert.clone().into(),
+            module.clone().into(),
+        ],
+        vec![
+            "sha256".into(),
+            k.key.clone().into(),
+            k.cert.clone().into(),
+            missing.clone().into(),
+        ],
+        vec![
+            "sha256".into(),
+            missing.clone().into(),
+            k.cert.clone().into(),
+            module.clone().into(),
+        ],
+        vec![
+            "sha256".into(),
+            k.key.clone().into(),
+            missing.clone().into(),
+            module.clone().into(),
+        ],
     ];
     for args in cases {
         let theirs = Std::new(sign_file()).args(&args).output().unwrap();
         let ours = kmod().arg("sign-file").args(&args).output().unwrap();
-        assert_eq!(theirs.status.code(), ours.status.code(), "args {args:?}: {}", stderr(&ours));
+        assert_eq!(
+            theirs.status.code(),
+            ours.status.code(),
+            "args {args:?}: {}",
+            stderr(&ours)
+        );
     }
 }
 
@@ -114,8 +171,13 @@ fn invoked_as_sign_file_through_a_symlink() {
     std::os::unix::fs::symlink(assert_cmd::cargo::cargo_bin("cargo-kmod"), &link).unwrap();
     let theirs = d.path().join("theirs.ko");
     oracle(&["sha256"], &[&k.key, &k.cert, &module, &theirs]);
-    run(Std::new(&link).arg("sha256").args([&k.key, &k.cert, &module]));
-    assert_eq!(std::fs::read(&theirs).unwrap(), std::fs::read(&module).unwrap());
+    run(Std::new(&link)
+        .arg("sha256")
+        .args([&k.key, &k.cert, &module]));
+    assert_eq!(
+        std::fs::read(&theirs).unwrap(),
+        std::fs::read(&module).unwrap()
+    );
 }
 
 /// ECDSA is randomized: same structure, and each side's output verifies with the other.
@@ -130,9 +192,20 @@ fn ecdsa_same_structure_and_cross_verification() {
             let theirs = d.path().join("theirs.ko");
             let ours = d.path().join("ours.ko");
             oracle(&[hash], &[&k.key, &k.cert, &module, &theirs]);
-            kmod().args(["sign", "--hash", hash, "--key"]).arg(&k.key).arg("--cert").arg(&k.cert)
-                .arg("-o").arg(&ours).arg(&module).assert().success();
-            let (t, o) = (std::fs::read(&theirs).unwrap(), std::fs::read(&ours).unwrap());
+            kmod()
+                .args(["sign", "--hash", hash, "--key"])
+                .arg(&k.key)
+                .arg("--cert")
+                .arg(&k.cert)
+                .arg("-o")
+                .arg(&ours)
+                .arg(&module)
+                .assert()
+                .success();
+            let (t, o) = (
+                std::fs::read(&theirs).unwrap(),
+                std::fs::read(&ours).unwrap(),
+            );
             let cms_of = |b: &[u8]| {
                 let n = b.len() - 28;
                 let len = u32::from_be_bytes(b[n - 4..n].try_into().unwrap()) as usize;
@@ -145,7 +218,13 @@ fn ecdsa_same_structure_and_cross_verification() {
             };
             assert_eq!(cms_of(&t), cms_of(&o), "{algo} {hash}");
             for f in [&theirs, &ours] {
-                kmod().arg("verify").arg("--cert").arg(&k.cert).arg(f).assert().success();
+                kmod()
+                    .arg("verify")
+                    .arg("--cert")
+                    .arg(&k.cert)
+                    .arg(f)
+                    .assert()
+                    .success();
                 openssl_cms_verify(f, &module, &k.cert, d.path());
             }
         }
@@ -160,7 +239,17 @@ fn openssl_cms_verify(signed: &Path, unsigned: &Path, cert: &Path, dir: &Path) {
     let sig = dir.join("sig.p7");
     std::fs::write(&sig, &b[n - 12 - len..n - 12]).unwrap();
     run(Std::new("openssl")
-        .args(["cms", "-verify", "-binary", "-inform", "DER", "-noverify", "-out", "/dev/null", "-in"])
+        .args([
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-noverify",
+            "-out",
+            "/dev/null",
+            "-in",
+        ])
         .arg(&sig)
         .arg("-content")
         .arg(unsigned)
@@ -176,8 +265,16 @@ fn openssl_cms_accepts_our_signatures() {
         let k = keys().get(algo);
         for hash in ["sha256", "sha512", "sha3-256"] {
             let out = d.path().join("o.ko");
-            kmod().args(["sign", "--hash", hash, "--key"]).arg(&k.key).arg("--cert").arg(&k.cert)
-                .arg("-o").arg(&out).arg(&module).assert().success();
+            kmod()
+                .args(["sign", "--hash", hash, "--key"])
+                .arg(&k.key)
+                .arg("--cert")
+                .arg(&k.cert)
+                .arg("-o")
+                .arg(&out)
+                .arg(&module)
+                .assert()
+                .success();
             openssl_cms_verify(&out, &module, &k.cert, d.path());
         }
     }
@@ -188,15 +285,30 @@ fn modinfo_shows_our_signer_key_and_hash() {
     let d = tempfile::tempdir().unwrap();
     let module = unsigned_module(d.path(), "dummy");
     let k = keys().get("p384");
-    kmod().args(["sign", "--hash", "sha384", "--key"]).arg(&k.key).arg("--cert").arg(&k.cert)
-        .arg(&module).assert().success();
+    kmod()
+        .args(["sign", "--hash", "sha384", "--key"])
+        .arg(&k.key)
+        .arg("--cert")
+        .arg(&k.cert)
+        .arg(&module)
+        .assert()
+        .success();
     let m = stdout(&run(Std::new("modinfo").arg(&module)));
     assert!(m.contains("signer:         test key p384\n"), "{m}");
     assert!(m.contains("sig_hashalgo:   sha384\n"), "{m}");
-    let serial = stdout(&run(Std::new("openssl").args(["x509", "-noout", "-serial", "-in"]).arg(&k.cert)));
+    let serial = stdout(&run(Std::new("openssl")
+        .args(["x509", "-noout", "-serial", "-in"])
+        .arg(&k.cert)));
     let serial = serial.trim().trim_start_matches("serial=");
-    let want: Vec<String> = serial.as_bytes().chunks(2).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
-    assert!(m.contains(&format!("sig_key:        {}\n", want.join(":"))), "{m}\nserial {serial}");
+    let want: Vec<String> = serial
+        .as_bytes()
+        .chunks(2)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    assert!(
+        m.contains(&format!("sig_key:        {}\n", want.join(":"))),
+        "{m}\nserial {serial}"
+    );
     let ours = stdout(&kmod().arg("info").arg(&module).output().unwrap());
     assert_eq!(ours, m);
 }
@@ -207,7 +319,16 @@ fn already_signed_is_refused_replaced_or_skipped() {
     let module = unsigned_module(d.path(), "dummy");
     let (a, b) = (keys().get("rsa2048"), keys().get("p256"));
     let sign = |k: &Key, extra: &[&str]| {
-        kmod().arg("sign").arg("--key").arg(&k.key).arg("--cert").arg(&k.cert).args(extra).arg(&module).output().unwrap()
+        kmod()
+            .arg("sign")
+            .arg("--key")
+            .arg(&k.key)
+            .arg("--cert")
+            .arg(&k.cert)
+            .args(extra)
+            .arg(&module)
+            .output()
+            .unwrap()
     };
     assert!(sign(&a, &[]).status.success());
     let signed = sha256(&module);
@@ -219,11 +340,26 @@ fn already_signed_is_refused_replaced_or_skipped() {
     assert_eq!(sha256(&module), signed);
     assert!(sign(&b, &["--replace"]).status.success());
     // Exactly one signature, by b: verifies with b and not with a.
-    kmod().arg("verify").arg("--cert").arg(&b.cert).arg(&module).assert().success();
-    kmod().arg("verify").arg("--cert").arg(&a.cert).arg(&module).assert().code(11);
+    kmod()
+        .arg("verify")
+        .arg("--cert")
+        .arg(&b.cert)
+        .arg(&module)
+        .assert()
+        .success();
+    kmod()
+        .arg("verify")
+        .arg("--cert")
+        .arg(&a.cert)
+        .arg(&module)
+        .assert()
+        .code(11);
     let data = std::fs::read(&module).unwrap();
     let body = strip(&data);
-    assert!(!body.ends_with(b"~Module signature appended~\n"), "double signature written");
+    assert!(
+        !body.ends_with(b"~Module signature appended~\n"),
+        "double signature written"
+    );
 }
 
 #[test]
@@ -234,7 +370,13 @@ fn unsign_restores_the_original_and_extracts_the_signature() {
     std::fs::copy(&src, &m).unwrap();
     let full = xz_decompress(&src);
     let sig = d.path().join("sig.p7s");
-    kmod().arg("unsign").arg("--extract-sig").arg(&sig).arg(&m).assert().success();
+    kmod()
+        .arg("unsign")
+        .arg("--extract-sig")
+        .arg(&sig)
+        .arg(&m)
+        .assert()
+        .success();
     assert_eq!(xz_decompress(&m), strip(&full));
     let n = full.len() - 28;
     let len = u32::from_be_bytes(full[n - 4..n].try_into().unwrap()) as usize;
@@ -242,7 +384,13 @@ fn unsign_restores_the_original_and_extracts_the_signature() {
     // A second unsign leaves it as it is; --extract-sig on an unsigned module is an error.
     let before = sha256(&m);
     kmod().arg("unsign").arg(&m).assert().success();
-    kmod().arg("unsign").arg("--extract-sig").arg(&sig).arg(&m).assert().code(3);
+    kmod()
+        .arg("unsign")
+        .arg("--extract-sig")
+        .arg(&sig)
+        .arg(&m)
+        .assert()
+        .code(3);
     assert_eq!(sha256(&m), before);
 }
 
@@ -254,14 +402,26 @@ fn detached_and_save_sig_write_p7s_like_sign_file() {
     let ours = d.path().join("ours.ko");
     std::fs::copy(&theirs, &ours).unwrap();
     oracle(&["-d", "sha256"], &[&k.key, &k.cert, &theirs]);
-    kmod().args(["sign", "--detached", "--hash", "sha256", "--key"]).arg(&k.key).arg("--cert").arg(&k.cert)
-        .arg(&ours).assert().success();
+    kmod()
+        .args(["sign", "--detached", "--hash", "sha256", "--key"])
+        .arg(&k.key)
+        .arg("--cert")
+        .arg(&k.cert)
+        .arg(&ours)
+        .assert()
+        .success();
     assert_eq!(sha256(&ours), sha256(&theirs));
     let p = |x: &Path| std::fs::read(format!("{}.p7s", x.display())).unwrap();
     assert_eq!(p(&theirs), p(&ours));
     std::fs::remove_file(format!("{}.p7s", ours.display())).unwrap();
-    kmod().args(["sign", "--save-sig", "--hash", "sha256", "--key"]).arg(&k.key).arg("--cert").arg(&k.cert)
-        .arg(&ours).assert().success();
+    kmod()
+        .args(["sign", "--save-sig", "--hash", "sha256", "--key"])
+        .arg(&k.key)
+        .arg("--cert")
+        .arg(&k.cert)
+        .arg(&ours)
+        .assert()
+        .success();
     assert_eq!(p(&theirs), p(&ours));
     oracle(&["sha256"], &[&k.key, &k.cert, &theirs]);
     assert_eq!(sha256(&ours), sha256(&theirs));
@@ -272,24 +432,60 @@ fn encrypted_key_with_pin_from_env_or_file() {
     let d = tempfile::tempdir().unwrap();
     let module = unsigned_module(d.path(), "dummy");
     let k = keys();
-    let (enc, cert, plain) = (k.dir.path().join("enc.key"), k.get("rsa2048").cert, k.get("rsa2048").key);
+    let (enc, cert, plain) = (
+        k.dir.path().join("enc.key"),
+        k.get("rsa2048").cert,
+        k.get("rsa2048").key,
+    );
     let reference = d.path().join("ref.ko");
     oracle(&["sha256"], &[&plain, &cert, &module, &reference]);
     let out = d.path().join("a.ko");
-    kmod().env("KBUILD_SIGN_PIN", "s3cret").args(["sign", "--hash", "sha256", "--key"]).arg(&enc)
-        .arg("--cert").arg(&cert).arg("-o").arg(&out).arg(&module).assert().success();
+    kmod()
+        .env("KBUILD_SIGN_PIN", "s3cret")
+        .args(["sign", "--hash", "sha256", "--key"])
+        .arg(&enc)
+        .arg("--cert")
+        .arg(&cert)
+        .arg("-o")
+        .arg(&out)
+        .arg(&module)
+        .assert()
+        .success();
     assert_eq!(sha256(&out), sha256(&reference));
     let pin = d.path().join("pin");
     std::fs::write(&pin, "s3cret\n").unwrap();
     let out2 = d.path().join("b.ko");
-    kmod().env_remove("KBUILD_SIGN_PIN").args(["sign", "--hash", "sha256", "--pin-file"]).arg(&pin).arg("--key").arg(&enc)
-        .arg("--cert").arg(&cert).arg("-o").arg(&out2).arg(&module).assert().success();
+    kmod()
+        .env_remove("KBUILD_SIGN_PIN")
+        .args(["sign", "--hash", "sha256", "--pin-file"])
+        .arg(&pin)
+        .arg("--key")
+        .arg(&enc)
+        .arg("--cert")
+        .arg(&cert)
+        .arg("-o")
+        .arg(&out2)
+        .arg(&module)
+        .assert()
+        .success();
     assert_eq!(sha256(&out2), sha256(&reference));
     // DER keys too.
     let der = d.path().join("k.der");
-    run(Std::new("openssl").args(["pkey", "-outform", "DER", "-in"]).arg(&plain).arg("-out").arg(&der));
+    run(Std::new("openssl")
+        .args(["pkey", "-outform", "DER", "-in"])
+        .arg(&plain)
+        .arg("-out")
+        .arg(&der));
     let out3 = d.path().join("c.ko");
-    kmod().args(["sign", "--hash", "sha256", "--key"]).arg(&der).arg("--cert").arg(&cert)
-        .arg("-o").arg(&out3).arg(&module).assert().success();
+    kmod()
+        .args(["sign", "--hash", "sha256", "--key"])
+        .arg(&der)
+        .arg("--cert")
+        .arg(&cert)
+        .arg("-o")
+        .arg(&out3)
+        .arg(&module)
+        .assert()
+        .success();
     assert_eq!(sha256(&out3), sha256(&reference));
 }

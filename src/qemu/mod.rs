@@ -1,0 +1,494 @@
+//! `cargo kmod run`: boot a kernel in QEMU with an initramfs of our own making, load
+//! and unload modules, and read the verdicts off the serial console.
+
+pub mod cpio;
+
+use crate::error::{Error, Result};
+use crate::modfile::{ModuleFile, elf};
+use crate::report::Reporter;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub image: PathBuf,
+    pub modules: Vec<PathBuf>,
+    pub params: Vec<String>,
+    pub exec: Vec<String>,
+    pub timeout: Duration,
+    pub busybox: PathBuf,
+}
+
+/// Why the kernel refused a module, from what it printed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Refusal {
+    Unsigned,
+    UnavailableKey,
+    UnsupportedCrypto,
+    BadSignature,
+    MalformedSignature,
+    VersionMagic,
+    UnknownSymbol,
+    InvalidParameters,
+    Other(String),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refusal::Unsigned => "unsigned module (ENODATA under enforcement)",
+            Refusal::UnavailableKey => "signed with a key the kernel does not trust (ENOKEY)",
+            Refusal::UnsupportedCrypto => "signature uses crypto the kernel lacks (ENOPKG)",
+            Refusal::BadSignature => "bad signature (EKEYREJECTED)",
+            Refusal::MalformedSignature => "malformed signature (EBADMSG)",
+            Refusal::VersionMagic => "version magic does not match this kernel",
+            Refusal::UnknownSymbol => "unknown symbol",
+            Refusal::InvalidParameters => "invalid module parameters",
+            Refusal::Other(s) => s,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ModuleReport {
+    pub path: PathBuf,
+    pub name: String,
+    pub loaded: bool,
+    pub refusal: Option<Refusal>,
+    /// Kernel log lines printed while loading and unloading it.
+    pub kernel_log: Vec<String>,
+    /// insmod/rmmod messages.
+    pub tool_output: Vec<String>,
+    pub params: Vec<(String, String)>,
+    pub unloaded: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ExecReport {
+    pub command: String,
+    pub status: Option<i32>,
+    pub output: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RunReport {
+    pub accel: &'static str,
+    pub seconds: f64,
+    pub modules: Vec<ModuleReport>,
+    pub exec: Vec<ExecReport>,
+    pub tainted: Option<u64>,
+    /// Oops, BUG, WARNING or panic lines.
+    pub problems: Vec<String>,
+    pub timed_out: bool,
+    /// The guest ran our init to its end.
+    pub finished: bool,
+    #[serde(skip)]
+    pub console: String,
+}
+
+/// Taint flags that mean something went wrong (D died, W warning, L soft lockup,
+/// B bad page, M machine check); O (out-of-tree) and E (unsigned) are expected.
+const BAD_TAINT: u64 = (1 << 7) | (1 << 9) | (1 << 14) | (1 << 5) | (1 << 4);
+const TAINT_LETTERS: &str = "PFSRMBUDAWCIOELKXTN";
+
+pub fn taint_letters(t: u64) -> String {
+    TAINT_LETTERS
+        .chars()
+        .enumerate()
+        .filter(|(i, _)| t & (1 << i) != 0)
+        .map(|(_, c)| c)
+        .collect()
+}
+
+impl RunReport {
+    /// Documented exit codes: 0 clean, 20 refused, 21 unload failed,
+    /// 22 oops/panic/bad taint, 23 timeout, 24 guest did not finish.
+    pub fn exit_code(&self) -> i32 {
+        if self.timed_out {
+            23
+        } else if !self.finished {
+            24
+        } else if !self.problems.is_empty() || self.tainted.is_some_and(|t| t & BAD_TAINT != 0) {
+            22
+        } else if self.modules.iter().any(|m| !m.loaded) {
+            20
+        } else if self.modules.iter().any(|m| m.unloaded != Some(true)) {
+            21
+        } else {
+            0
+        }
+    }
+}
+
+const MARK: &str = "@@KMOD";
+
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Builds the gzip'd initramfs: busybox, /dev/console, the modules and an /init that
+/// loads them, runs the commands, shows parameters, unloads, and powers off.
+pub fn initramfs(o: &RunOptions, modules: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
+    let busybox = std::fs::read(&o.busybox).map_err(|source| Error::Read {
+        path: o.busybox.clone(),
+        source,
+    })?;
+    let mut c = cpio::Cpio::new();
+    for d in ["bin", "dev", "proc", "sys", "modules", "exec"] {
+        c.dir(d);
+    }
+    c.char_dev("dev/console", 0o600, 5, 1);
+    c.file("bin/busybox", 0o755, &busybox);
+    let params: Vec<String> = o.params.iter().map(|p| sh_quote(p)).collect();
+    let mut init = String::from(
+        "#!/bin/busybox sh\n\
+         /bin/busybox --install -s /bin\n\
+         export PATH=/bin\n\
+         mount -t proc proc /proc\n\
+         mount -t sysfs sys /sys\n\
+         mount -t devtmpfs dev /dev 2>/dev/null\n\
+         echo 8 > /proc/sys/kernel/printk\n",
+    );
+    init.push_str(&format!("echo {MARK} begin\n"));
+    for (i, (_, data)) in modules.iter().enumerate() {
+        let file = format!("modules/{i}.ko");
+        c.file(&file, 0o644, data);
+        init.push_str(&format!(
+            "echo {MARK} load {i}\ninsmod /{file} {} 2>&1\necho {MARK} insmod {i} $?\n",
+            params.join(" ")
+        ));
+    }
+    for (k, cmd) in o.exec.iter().enumerate() {
+        let file = format!("exec/{k}.sh");
+        c.file(
+            &file,
+            0o755,
+            format!("#!/bin/busybox sh\n{cmd}\n").as_bytes(),
+        );
+        init.push_str(&format!(
+            "echo {MARK} exec {k}\nsh /{file} 2>&1\necho {MARK} exec-rc {k} $?\n"
+        ));
+    }
+    for (i, (name, _)) in modules.iter().enumerate() {
+        init.push_str(&format!(
+            "if [ -d /sys/module/{name}/parameters ]; then for p in /sys/module/{name}/parameters/*; do \
+             [ -r \"$p\" ] && echo \"{MARK} param {i} ${{p##*/}}=$(cat \"$p\")\"; done; fi\n"
+        ));
+    }
+    for (i, (name, _)) in modules.iter().enumerate().rev() {
+        init.push_str(&format!(
+            "if [ -d /sys/module/{name} ]; then echo {MARK} unload {i}; rmmod {name} 2>&1; echo {MARK} rmmod {i} $?; fi\n"
+        ));
+    }
+    init.push_str(&format!(
+        "echo {MARK} tainted $(cat /proc/sys/kernel/tainted)\necho {MARK} end\nreboot -f\n"
+    ));
+    c.file("init", 0o755, init.as_bytes());
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    use std::io::Write;
+    gz.write_all(&c.finish())
+        .and_then(|_| gz.finish())
+        .map_err(|source| Error::Write {
+            path: "initramfs".into(),
+            source,
+        })
+}
+
+fn kvm_usable() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
+}
+
+/// Boots, loads, unloads, and reports.
+pub fn run(o: &RunOptions, r: &dyn Reporter) -> Result<RunReport> {
+    if !o.image.is_file() {
+        return Err(Error::Run {
+            path: o.image.clone(),
+            reason: "kernel image not found".into(),
+        });
+    }
+    let mut mods = Vec::new();
+    for p in &o.modules {
+        let m = ModuleFile::open(p)?;
+        let info = m.elf()?;
+        let name = elf::modinfo_fields(info.modinfo)
+            .into_iter()
+            .find(|(k, _)| k == "name")
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| {
+                let f = p
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                f.split('.').next().unwrap_or_default().replace('-', "_")
+            });
+        mods.push((name, m.data.clone()));
+    }
+    let dir = tempfile::tempdir().map_err(|source| Error::Write {
+        path: std::env::temp_dir(),
+        source,
+    })?;
+    let initrd = dir.path().join("initramfs.cpio.gz");
+    std::fs::write(&initrd, initramfs(o, &mods)?).map_err(|source| Error::Write {
+        path: initrd.clone(),
+        source,
+    })?;
+
+    let kvm = kvm_usable();
+    let mut q = Command::new("qemu-system-x86_64");
+    q.arg("-kernel").arg(&o.image).arg("-initrd").arg(&initrd);
+    q.args([
+        "-append",
+        "console=ttyS0 panic=-1 printk.time=1 loglevel=8",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-monitor",
+        "none",
+        "-no-reboot",
+        "-m",
+        "256",
+    ]);
+    if kvm {
+        q.args(["-enable-kvm", "-cpu", "host"]);
+    }
+    q.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    r.note(&format!(
+        "booting {} with {} module(s) ({})",
+        o.image.display(),
+        mods.len(),
+        if kvm {
+            "KVM"
+        } else {
+            "TCG, no usable /dev/kvm"
+        }
+    ));
+    let started = Instant::now();
+    let mut child = q.spawn().map_err(|e| Error::Run {
+        path: "qemu-system-x86_64".into(),
+        reason: format!("cannot start: {e} (Debian package qemu-system-x86)"),
+    })?;
+    let mut out = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let mut err = child.stderr.take().expect("piped");
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(s) = child.try_wait().map_err(|e| Error::Run {
+            path: "qemu-system-x86_64".into(),
+            reason: e.to_string(),
+        })? {
+            break Some(s);
+        }
+        if started.elapsed() > o.timeout {
+            timed_out = true;
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let console = String::from_utf8_lossy(&reader.join().unwrap_or_default()).replace('\r', "");
+    let qemu_err = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
+    if let Some(s) = status
+        && !s.success()
+        && !console.contains(MARK)
+    {
+        return Err(Error::Run {
+            path: o.image.clone(),
+            reason: format!("qemu failed ({s}): {}", qemu_err.trim()),
+        });
+    }
+    let mut report = parse_console(&console, &mods, o);
+    report.accel = if kvm { "kvm" } else { "tcg" };
+    report.seconds = started.elapsed().as_secs_f64();
+    report.timed_out = timed_out;
+    report.console = console;
+    Ok(report)
+}
+
+fn parse_console(console: &str, mods: &[(String, Vec<u8>)], o: &RunOptions) -> RunReport {
+    let mut rep = RunReport {
+        modules: mods
+            .iter()
+            .zip(&o.modules)
+            .map(|((name, _), path)| ModuleReport {
+                path: path.clone(),
+                name: name.clone(),
+                ..Default::default()
+            })
+            .collect(),
+        exec: o
+            .exec
+            .iter()
+            .map(|c| ExecReport {
+                command: c.clone(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    #[derive(Clone, Copy)]
+    enum Ctx {
+        None,
+        Module(usize),
+        Exec(usize),
+    }
+    let mut ctx = Ctx::None;
+    let mut begun = false;
+    let idx = |s: Option<&str>| s.and_then(|v| v.parse::<usize>().ok());
+    for line in console.lines() {
+        let is_kernel = line.starts_with('[');
+        let text = if is_kernel {
+            line.split_once("] ").map_or(line, |(_, t)| t)
+        } else {
+            line
+        };
+        for pat in [
+            "Oops",
+            "BUG:",
+            "WARNING:",
+            "Kernel panic",
+            "general protection fault",
+        ] {
+            if text.contains(pat) {
+                rep.problems.push(text.to_string());
+            }
+        }
+        if let Some(rest) = line.strip_prefix(MARK).map(str::trim) {
+            let mut w = rest.split_whitespace();
+            match w.next() {
+                Some("begin") => begun = true,
+                Some("load") | Some("unload") => {
+                    if let Some(i) = idx(w.next()).filter(|i| *i < rep.modules.len()) {
+                        ctx = Ctx::Module(i);
+                    }
+                }
+                Some("insmod") => {
+                    if let (Some(i), Some(rc)) = (idx(w.next()), w.next())
+                        && let Some(m) = rep.modules.get_mut(i)
+                    {
+                        m.loaded = rc == "0";
+                        if !m.loaded {
+                            m.refusal = Some(classify(&m.kernel_log, &m.tool_output));
+                        }
+                    }
+                    ctx = Ctx::None;
+                }
+                Some("rmmod") => {
+                    if let (Some(i), Some(rc)) = (idx(w.next()), w.next())
+                        && let Some(m) = rep.modules.get_mut(i)
+                    {
+                        m.unloaded = Some(rc == "0");
+                    }
+                    ctx = Ctx::None;
+                }
+                Some("exec") => {
+                    if let Some(k) = idx(w.next()).filter(|k| *k < rep.exec.len()) {
+                        ctx = Ctx::Exec(k);
+                    }
+                }
+                Some("exec-rc") => {
+                    if let (Some(k), Some(rc)) = (idx(w.next()), w.next())
+                        && let Some(e) = rep.exec.get_mut(k)
+                    {
+                        e.status = rc.parse().ok();
+                    }
+                    ctx = Ctx::None;
+                }
+                Some("param") => {
+                    // "param <i> <name>=<value, may hold spaces>"
+                    let mut parts = rest.splitn(3, ' ').skip(1);
+                    if let (Some(i), Some(kv)) = (idx(parts.next()), parts.next())
+                        && let Some(m) = rep.modules.get_mut(i)
+                        && let Some((k, v)) = kv.split_once('=')
+                    {
+                        m.params.push((k.to_string(), v.to_string()));
+                    }
+                }
+                Some("tainted") => rep.tainted = w.next().and_then(|t| t.parse().ok()),
+                Some("end") => rep.finished = true,
+                _ => {}
+            }
+            continue;
+        }
+        if !begun {
+            continue;
+        }
+        match ctx {
+            Ctx::Module(i) => {
+                let m = &mut rep.modules[i];
+                if is_kernel {
+                    m.kernel_log.push(text.to_string());
+                } else if !text.trim().is_empty() {
+                    m.tool_output.push(text.to_string());
+                }
+            }
+            Ctx::Exec(k) => rep.exec[k].output.push(line.to_string()),
+            Ctx::None => {
+                // Kernel lines of a module outside its window (e.g. from --exec) still
+                // belong to it when prefixed with its name.
+                if is_kernel
+                    && let Some(m) = rep
+                        .modules
+                        .iter_mut()
+                        .find(|m| text.starts_with(&format!("{}: ", m.name)))
+                {
+                    m.kernel_log.push(text.to_string());
+                }
+            }
+        }
+    }
+    rep
+}
+
+fn classify(kernel: &[String], tool: &[String]) -> Refusal {
+    let all = |p: &str| kernel.iter().chain(tool).any(|l| l.contains(p));
+    if all("Loading of unsigned module is rejected") {
+        Refusal::Unsigned
+    } else if all("Loading of module with unavailable key is rejected") {
+        Refusal::UnavailableKey
+    } else if all("Loading of module with unsupported crypto is rejected") {
+        Refusal::UnsupportedCrypto
+    } else if all("Key was rejected by service") {
+        Refusal::BadSignature
+    } else if all("Bad message") {
+        Refusal::MalformedSignature
+    } else if all("version magic") || all("disagrees about version of symbol") {
+        Refusal::VersionMagic
+    } else if all("Unknown symbol") {
+        Refusal::UnknownSymbol
+    } else if all("Invalid parameters") || all("Unknown parameter") {
+        Refusal::InvalidParameters
+    } else {
+        Refusal::Other(
+            tool.last()
+                .or(kernel.last())
+                .cloned()
+                .unwrap_or_else(|| "insmod failed without a message".into()),
+        )
+    }
+}
+
+/// Path of a kernel image inside a build tree.
+pub fn image_in(kdir: &Path) -> PathBuf {
+    kdir.join("arch/x86/boot/bzImage")
+}

@@ -1,0 +1,261 @@
+//! The kernel is the judge: modules booted in QEMU on the test kernel that
+//! `scripts/test-deps.sh` builds with `cargo kmod kernel build`.
+
+use crate::common::*;
+use cargo_kmod::kernel::{self, KernelInfo, Toolchain};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+pub const TRUSTED: [&str; 5] = ["rsa2048", "rsa3072", "rsa4096", "p256", "p384"];
+
+/// The cached test kernel that trusts every key in TRUSTED.
+pub fn test_kernel() -> &'static KernelInfo {
+    static K: OnceLock<KernelInfo> = OnceLock::new();
+    K.get_or_init(|| {
+        kernel::list()
+            .into_iter()
+            .find(|k| k.rust && TRUSTED.iter().all(|n| k.trusted.iter().any(|t| t.contains(&format!("cargo-kmod test {n}")))))
+            .expect("missing test prerequisite: the test kernel — run scripts/test-deps.sh (the README's test command does)")
+    })
+}
+
+pub fn test_key(name: &str) -> Key {
+    let dir = cache_dir().join("test-keys");
+    let k = Key {
+        key: dir.join(format!("{name}.key")),
+        cert: dir.join(format!("{name}.crt")),
+    };
+    assert!(
+        k.cert.exists(),
+        "missing test prerequisite: {} — run scripts/test-deps.sh",
+        k.cert.display()
+    );
+    k
+}
+
+/// Builds a test module from tests/modules/<name> against the test kernel, once.
+pub fn built_module(name: &str) -> PathBuf {
+    static BUILT: OnceLock<std::sync::Mutex<std::collections::HashMap<String, PathBuf>>> =
+        OnceLock::new();
+    let map = BUILT.get_or_init(Default::default);
+    let mut map = map.lock().unwrap();
+    if let Some(p) = map.get(name) {
+        return p.clone();
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/modules")
+        .join(name);
+    let dir = tempfile::tempdir().unwrap().keep();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+    }
+    let tc =
+        Toolchain::find(None, None).expect("kernel toolchain (scripts/test-deps.sh installs it)");
+    let mut make = tc.make(&test_kernel().kdir);
+    make.arg(format!("M={}", dir.display())).arg("modules");
+    run(&mut make);
+    let ko = dir.join(format!("{name}.ko"));
+    assert!(ko.exists());
+    map.insert(name.into(), ko.clone());
+    ko
+}
+
+fn copy_of(module: &Path, dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::copy(module, &p).unwrap();
+    p
+}
+
+fn sign(m: &Path, k: &Key, hash: &str) {
+    kmod()
+        .args(["sign", "--hash", hash, "--key"])
+        .arg(&k.key)
+        .arg("--cert")
+        .arg(&k.cert)
+        .arg(m)
+        .assert()
+        .success();
+}
+
+fn boot(modules: &[&Path], extra: &[&str]) -> (i32, serde_json::Value, String) {
+    let mut c = kmod();
+    c.arg("run").arg("--kdir").arg(&test_kernel().kdir).args([
+        "--message-format",
+        "json",
+        "--timeout",
+        "60",
+    ]);
+    for m in modules {
+        c.arg("--module").arg(m);
+    }
+    let o = c.args(extra).output().unwrap();
+    let out = stdout(&o);
+    let v: serde_json::Value = serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("run printed no JSON ({e}): {out}\n{}", stderr(&o)));
+    (o.status.code().unwrap(), v, stderr(&o))
+}
+
+#[test]
+fn signed_modules_load_and_unload_for_every_key_and_hash() {
+    let d = tempfile::tempdir().unwrap();
+    let ko = built_module("kmodtest");
+    for algo in TRUSTED {
+        for hash in ["sha256", "sha384", "sha512"] {
+            let m = copy_of(&ko, d.path(), &format!("{algo}-{hash}.ko"));
+            sign(&m, &test_key(algo), hash);
+            let (code, v, err) = boot(&[&m], &[]);
+            assert_eq!(code, 0, "{algo} {hash}: {v}\n{err}");
+            let r = &v["modules"][0];
+            assert_eq!(r["loaded"], true, "{algo} {hash}: {v}");
+            assert_eq!(r["unloaded"], true, "{algo} {hash}: {v}");
+            let log = r["kernel_log"].to_string();
+            assert!(
+                log.contains("kmodtest: loaded count=1") && log.contains("kmodtest: unloaded"),
+                "{v}"
+            );
+        }
+    }
+}
+
+#[test]
+fn rust_module_builds_signs_loads_and_unloads() {
+    let d = tempfile::tempdir().unwrap();
+    let m = copy_of(&built_module("rust_hello"), d.path(), "rust_hello.ko");
+    sign(&m, &test_key("p384"), "sha512");
+    let (code, v, err) = boot(&[&m], &[]);
+    assert_eq!(code, 0, "{v}\n{err}");
+    let log = v["modules"][0]["kernel_log"].to_string();
+    assert!(
+        log.contains("rust_hello: loaded") && log.contains("rust_hello: unloaded"),
+        "{v}"
+    );
+}
+
+/// For each module: what the kernel did, what `run` reported, and what `verify` says.
+#[test]
+fn verify_agrees_with_the_kernel() {
+    let d = tempfile::tempdir().unwrap();
+    let ko = built_module("kmodtest");
+    let good = copy_of(&ko, d.path(), "good.ko");
+    sign(&good, &test_key("rsa3072"), "sha256");
+    let unsigned = copy_of(&ko, d.path(), "unsigned.ko");
+    let untrusted = copy_of(&ko, d.path(), "untrusted.ko");
+    sign(&untrusted, &test_key("untrusted"), "sha256");
+    let flipped = copy_of(&good, d.path(), "flipped.ko");
+    let mut b = std::fs::read(&flipped).unwrap();
+    b[0x400] ^= 0x01;
+    std::fs::write(&flipped, &b).unwrap();
+    let badlen = copy_of(&good, d.path(), "badlen.ko");
+    let mut b = std::fs::read(&badlen).unwrap();
+    let n = b.len();
+    b[n - 32..n - 28].copy_from_slice(&(n as u32).to_be_bytes());
+    std::fs::write(&badlen, &b).unwrap();
+    let nopkg = copy_of(&good, d.path(), "nopkg.ko");
+    let mut b = std::fs::read(&nopkg).unwrap();
+    let n = b.len();
+    b[n - 38] = 1; // id_type
+    std::fs::write(&nopkg, &b).unwrap();
+
+    // (module, what the kernel should say, verify's verdict)
+    let table: [(&Path, serde_json::Value, &str); 6] = [
+        (&good, serde_json::Value::Null, "OK"),
+        (&unsigned, "unsigned".into(), "ENODATA"),
+        (&untrusted, "unavailable-key".into(), "ENOKEY"),
+        (&flipped, "bad-signature".into(), "EKEYREJECTED"),
+        (&badlen, "malformed-signature".into(), "EBADMSG"),
+        (&nopkg, "unsupported-crypto".into(), "ENOPKG"),
+    ];
+    let certs: Vec<PathBuf> = TRUSTED.iter().map(|n| test_key(n).cert).collect();
+    for (m, kernel_says, verdict) in table {
+        let (code, v, err) = boot(&[m], &[]);
+        let r = &v["modules"][0];
+        assert_eq!(r["refusal"], kernel_says, "{}: {v}\n{err}", m.display());
+        assert_eq!(
+            code,
+            if kernel_says.is_null() { 0 } else { 20 },
+            "{}",
+            m.display()
+        );
+        let mut c = kmod();
+        c.args(["verify", "--message-format", "json"]);
+        for cert in &certs {
+            c.arg("--cert").arg(cert);
+        }
+        let o = c.arg(m).output().unwrap();
+        let j: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        assert_eq!(
+            j["verdict"],
+            verdict,
+            "{}: kernel said {kernel_says}, verify said {j}",
+            m.display()
+        );
+    }
+}
+
+#[test]
+fn parameters_reach_the_module_and_show_in_sysfs() {
+    let d = tempfile::tempdir().unwrap();
+    let m = copy_of(&built_module("kmodtest"), d.path(), "kmodtest.ko");
+    sign(&m, &test_key("rsa2048"), "sha256");
+    let (code, v, err) = boot(
+        &[&m],
+        &[
+            "--param",
+            "count=7",
+            "--param",
+            "greeting=hi there",
+            "--exec",
+            "cat /sys/module/kmodtest/parameters/count",
+        ],
+    );
+    assert_eq!(code, 0, "{v}\n{err}");
+    let params = v["modules"][0]["params"].as_array().unwrap();
+    assert!(params.contains(&serde_json::json!(["count", "7"])), "{v}");
+    assert!(
+        params.contains(&serde_json::json!(["greeting", "hi there"])),
+        "{v}"
+    );
+    assert!(
+        v["modules"][0]["kernel_log"]
+            .to_string()
+            .contains("count=7 greeting=hi there"),
+        "{v}"
+    );
+    assert_eq!(v["exec"][0]["output"], serde_json::json!(["7"]), "{v}");
+    // Human output shows it the same way.
+    let o = kmod()
+        .arg("run")
+        .arg("--kdir")
+        .arg(&test_kernel().kdir)
+        .arg("--module")
+        .arg(&m)
+        .args(["--param", "count=3"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&o).contains("/sys/module/kmodtest/parameters/count = 3"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn a_hanging_guest_is_killed_at_the_timeout() {
+    let d = tempfile::tempdir().unwrap();
+    let m = copy_of(&built_module("kmodtest"), d.path(), "kmodtest.ko");
+    sign(&m, &test_key("rsa2048"), "sha256");
+    let started = std::time::Instant::now();
+    let o = kmod()
+        .arg("run")
+        .arg("--kdir")
+        .arg(&test_kernel().kdir)
+        .arg("--module")
+        .arg(&m)
+        .args(["--exec", "sleep 600", "--timeout", "8"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(23), "{}", stdout(&o));
+    assert!(stdout(&o).contains("TIMEOUT"), "{}", stdout(&o));
+    assert!(started.elapsed().as_secs() < 30);
+}
