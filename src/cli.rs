@@ -46,6 +46,8 @@ pub enum Command {
     Info(InfoArgs),
     /// Remove the appended signature.
     Unsign(UnsignArgs),
+    /// List or export the builtin trusted certificates of a kernel image.
+    Certs(CertsArgs),
     /// Build and list Rust-enabled test kernels with signature enforcement.
     #[command(subcommand)]
     Kernel(KernelCommand),
@@ -99,9 +101,27 @@ pub struct SignArgs {
     /// Leave modules that are already signed as they are.
     #[arg(long)]
     pub skip_signed: bool,
-    /// Modules: .ko, .ko.xz, .ko.zst, .ko.gz.
+    #[command(flatten)]
+    pub tree: TreeArgs,
+    /// Modules (.ko, .ko.xz, .ko.zst, .ko.gz) or directories to walk for them.
     #[arg(required = true, value_name = "MODULE")]
     pub modules: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct TreeArgs {
+    /// Modules worked on at once (default: all cores).
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Output format: human lines, or one JSON object per module.
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
+}
+
+impl TreeArgs {
+    pub fn jobs(&self) -> usize {
+        self.jobs.unwrap_or_else(cargo_kmod::tree::default_jobs)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -109,9 +129,12 @@ pub struct VerifyArgs {
     /// Trusted certificates: PEM bundles, DER files, or directories of them (repeatable).
     #[arg(long, value_name = "CERT")]
     pub cert: Vec<PathBuf>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
-    pub message_format: MessageFormat,
+    /// Trust the builtin certificates of this kernel image (bzImage/vmlinuz or vmlinux; repeatable).
+    #[arg(long, value_name = "IMAGE")]
+    pub kernel: Vec<PathBuf>,
+    #[command(flatten)]
+    pub tree: TreeArgs,
+    /// Modules or directories to walk for them.
     #[arg(required = true, value_name = "MODULE")]
     pub modules: Vec<PathBuf>,
 }
@@ -130,6 +153,10 @@ pub struct InfoArgs {
     /// JSON: one object per module.
     #[arg(long, conflicts_with = "field")]
     pub json: bool,
+    /// Modules read at once (default: all cores).
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Modules or directories to walk for them.
     #[arg(required = true, value_name = "MODULE")]
     pub modules: Vec<PathBuf>,
 }
@@ -139,6 +166,9 @@ pub struct UnsignArgs {
     /// Save the removed PKCS#7 signature (DER) here (one module only).
     #[arg(long, value_name = "FILE")]
     pub extract_sig: Option<PathBuf>,
+    #[command(flatten)]
+    pub tree: TreeArgs,
+    /// Modules or directories to walk for them.
     #[arg(required = true, value_name = "MODULE")]
     pub modules: Vec<PathBuf>,
 }
@@ -206,10 +236,33 @@ pub struct RunArgs {
     /// Show the whole guest console.
     #[arg(long)]
     pub console: bool,
+    /// Accelerator: kvm when /dev/kvm works, else tcg (software emulation).
+    #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
+    pub accel: AccelArg,
     /// Static busybox to put in the initramfs.
     #[arg(long, default_value = "/bin/busybox", value_name = "PATH")]
     pub busybox: PathBuf,
     /// Output format.
     #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct CertsArgs {
+    /// Kernel image: bzImage/vmlinuz or vmlinux.
+    #[arg(value_name = "IMAGE")]
+    pub image: PathBuf,
+    /// Print the certificates as one PEM bundle.
+    #[arg(long, conflicts_with = "der_dir")]
+    pub pem: bool,
+    /// Write each certificate as DER into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub der_dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum AccelArg {
+    Auto,
+    Kvm,
+    Tcg,
 }

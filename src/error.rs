@@ -27,7 +27,7 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: is a directory, expected a module file")]
+    #[error("{path}: is a directory holding no kernel modules (.ko, .ko.xz, .ko.zst, .ko.gz)")]
     IsDir { path: PathBuf },
     #[error("{path}: not a kernel module: {reason}")]
     NotModule { path: PathBuf, reason: String },
@@ -71,6 +71,8 @@ pub enum Error {
         log: PathBuf,
         tail: String,
     },
+    #[error("{path}: cannot read the kernel's certificates: {reason}")]
+    KernelImage { path: PathBuf, reason: String },
     #[error("{path}: {reason}")]
     Run { path: PathBuf, reason: String },
     #[error("{0}")]
@@ -90,7 +92,7 @@ impl Error {
             Usage(_) => exit::USAGE,
             Toolchain { .. } => exit::TOOLCHAIN,
             KernelSource { .. } | KernelBuild { .. } => exit::KERNEL_BUILD,
-            Run { .. } => exit::INPUT,
+            Run { .. } | KernelImage { .. } => exit::INPUT,
         }
     }
 
@@ -102,7 +104,7 @@ impl Error {
                 "check the path; give the module file (.ko, .ko.xz, .ko.zst, .ko.gz)".into()
             }
             Read { .. } => "check that the file exists and is readable".into(),
-            IsDir { .. } => "give the module files, not the directory".into(),
+            IsDir { .. } => "give module files, or a directory tree that holds some".into(),
             NotModule { .. } => "give a kernel module built by Kbuild (an ELF relocatable object with a .modinfo section)".into(),
             Decompress { .. } => "the compressed module is damaged; rebuild or re-extract it".into(),
             BadTrailer { .. } => "the appended signature is damaged; re-sign the unsigned module with `cargo kmod sign`".into(),
@@ -120,6 +122,7 @@ impl Error {
             Toolchain { install, .. } => install.clone(),
             KernelSource { .. } => "give a kernel source tarball (e.g. /usr/src/linux-source-6.12.tar.xz from Debian's linux-source-6.12) or an unpacked source tree".into(),
             KernelBuild { log, .. } => format!("read {} for the whole output; fix the cause and run the same command again (finished steps are redone, nothing half-built is reused)", log.display()),
+            KernelImage { .. } => "give the kernel image that will boot (bzImage/vmlinuz, or vmlinux)".into(),
             Run { .. } => "check the path; `cargo kmod kernel build` makes a kernel to boot".into(),
         }
     }

@@ -518,7 +518,11 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
         r,
         false,
     )?;
-    r.note(out.lines().last().unwrap_or("Rust is available"));
+    r.note(
+        out.lines()
+            .find(|l| l.contains("Rust is available"))
+            .unwrap_or("Rust is available"),
+    );
 
     r.note("configuring: tinyconfig + module signing + Rust");
     run_logged(

@@ -10,6 +10,7 @@ pub mod modfile;
 pub mod qemu;
 pub mod report;
 pub mod sign;
+pub mod tree;
 pub mod verify;
 
 pub use error::{Error, Result};

@@ -10,4 +10,12 @@ pub trait Reporter: Sync {
     fn progress(&self, line: &str) {
         let _ = line;
     }
+    /// Work over `total` items begins.
+    fn start(&self, label: &str, total: u64) {
+        let _ = (label, total);
+    }
+    fn advance(&self, n: u64) {
+        let _ = n;
+    }
+    fn finish(&self) {}
 }

@@ -1,19 +1,16 @@
-use super::{Status, report_error};
+use super::{Status, StderrReporter, expand, report_error};
 use crate::cli::InfoArgs;
 use cargo_kmod::modfile::{ModuleFile, elf, modinfo};
 
 pub fn run(a: InfoArgs) -> i32 {
     let cwd = std::env::current_dir().unwrap_or_default();
     let mut status = Status::default();
-    for m in &a.modules {
-        let module = match ModuleFile::open(m) {
-            Ok(x) => x,
-            Err(e) => {
-                status.add(report_error(&e));
-                continue;
-            }
-        };
-        let info = module.elf().expect("checked by open");
+    let modules = expand(&a.modules, &mut status);
+    let jobs = a.jobs.unwrap_or_else(cargo_kmod::tree::default_jobs);
+    let rep = StderrReporter::new();
+    let outputs = cargo_kmod::tree::par_map(&modules, jobs, &rep, "reading", |m| {
+        let module = ModuleFile::open(m)?;
+        let info = module.elf()?;
         let sig = modinfo::sig_block(&module.data);
         let elf_fields = elf::modinfo_fields(info.modinfo);
         // modinfo shows the path made absolute, symlinks kept.
@@ -26,14 +23,24 @@ pub fn run(a: InfoArgs) -> i32 {
                 "fields": elf_fields.iter().map(|(k, v)| serde_json::json!([k, v])).collect::<Vec<_>>(),
                 "signature": sig,
             });
-            println!("{obj}");
-            continue;
+            return Ok(format!("{obj}\n"));
         }
         let fields = modinfo::fields(&elf_fields, sig.as_ref());
-        if let Some(f) = &a.field {
-            print!("{}", modinfo::render_field(&filename, &fields, f));
-        } else {
-            print!("{}", modinfo::render(&filename, &fields));
+        Ok(match &a.field {
+            Some(f) => modinfo::render_field(&filename, &fields, f),
+            None => modinfo::render(&filename, &fields),
+        })
+    });
+    let mut out = std::io::stdout().lock();
+    for r in outputs {
+        match r {
+            Ok(text) => {
+                use std::io::Write;
+                if out.write_all(text.as_bytes()).is_err() {
+                    return status.code(); // closed pipe
+                }
+            }
+            Err(e) => status.add(report_error(&e)),
         }
     }
     status.code()

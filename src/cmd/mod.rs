@@ -1,6 +1,7 @@
 //! Thin glue between the command line and the library. Results go to stdout,
 //! errors and chatter to stderr.
 
+mod certs;
 mod info;
 mod kernel;
 mod run;
@@ -22,6 +23,7 @@ pub fn run(cmd: Command) -> i32 {
         Command::Unsign(a) => unsign::run(a),
         Command::SignFile(a) => signfile::run(a.args),
         Command::Kernel(c) => kernel::run(c),
+        Command::Certs(a) => certs::run(a),
         Command::Run(a) => run::run(a),
     }
 }
@@ -31,6 +33,14 @@ pub fn report_error(e: &Error) -> i32 {
     eprintln!("error: {e}");
     eprintln!("help: {}", e.help());
     e.exit_code()
+}
+
+/// Expands directories into their modules; reports paths that hold none.
+pub fn expand(paths: &[std::path::PathBuf], status: &mut Status) -> Vec<std::path::PathBuf> {
+    cargo_kmod::tree::expand(paths)
+        .into_iter()
+        .filter_map(|r| r.map_err(|e| status.add(report_error(&e))).ok())
+        .collect()
 }
 
 /// Exit status for a run over many modules: the highest code seen.
@@ -51,6 +61,7 @@ impl Status {
 pub struct StderrReporter {
     tty: bool,
     last: std::sync::Mutex<Option<std::time::Instant>>,
+    bar: std::sync::Mutex<Option<indicatif::ProgressBar>>,
 }
 
 impl StderrReporter {
@@ -59,6 +70,7 @@ impl StderrReporter {
         StderrReporter {
             tty: std::io::stderr().is_terminal(),
             last: std::sync::Mutex::new(None),
+            bar: std::sync::Mutex::new(None),
         }
     }
     fn clear(&self) {
@@ -76,6 +88,30 @@ impl cargo_kmod::report::Reporter for StderrReporter {
     fn note(&self, msg: &str) {
         self.clear();
         eprintln!("{msg}");
+    }
+    fn start(&self, label: &str, total: u64) {
+        // A bar only for real work on a terminal; pipes and CI logs stay clean.
+        if !self.tty || total < 2 {
+            return;
+        }
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_message(label.to_string());
+        *self.bar.lock().unwrap() = Some(bar);
+    }
+    fn advance(&self, n: u64) {
+        if let Some(b) = &*self.bar.lock().unwrap() {
+            b.inc(n);
+        }
+    }
+    fn finish(&self) {
+        if let Some(b) = self.bar.lock().unwrap().take() {
+            b.finish_and_clear();
+        }
     }
     fn progress(&self, line: &str) {
         if self.tty {

@@ -22,6 +22,11 @@ pub fn run(a: RunArgs) -> i32 {
         exec: a.exec,
         timeout: std::time::Duration::from_secs(a.timeout),
         busybox: a.busybox,
+        accel: match a.accel {
+            crate::cli::AccelArg::Auto => qemu::Accel::Auto,
+            crate::cli::AccelArg::Kvm => qemu::Accel::Kvm,
+            crate::cli::AccelArg::Tcg => qemu::Accel::Tcg,
+        },
     };
     let rep = match qemu::run(&o, &StderrReporter::new()) {
         Ok(r) => r,

@@ -1,5 +1,5 @@
-use super::{Status, report_error};
-use crate::cli::SignArgs;
+use super::{Status, StderrReporter, expand, report_error};
+use crate::cli::{MessageFormat, SignArgs};
 use cargo_kmod::Error;
 use cargo_kmod::hash::HashAlg;
 use cargo_kmod::sign::cms::SignerIdKind;
@@ -7,13 +7,11 @@ use cargo_kmod::sign::keys::Pin;
 use cargo_kmod::sign::{self, IfSigned, SigOutput, SignOptions, SignOutcome, SigningKey};
 
 pub fn run(a: SignArgs) -> i32 {
-    if a.output.is_some() && a.modules.len() > 1 {
-        return report_error(&Error::Usage("-o/--output takes one module".into()));
-    }
     let hash: HashAlg = match a.hash.parse() {
         Ok(h) => h,
         Err(e) => return report_error(&e),
     };
+    // The key is loaded (and checked against the certificate) once for all modules.
     let key = match Pin::from_sources(a.key.pin_file.as_deref())
         .and_then(|pin| SigningKey::load(&a.key.key, &a.key.cert, &pin))
     {
@@ -43,25 +41,64 @@ pub fn run(a: SignArgs) -> i32 {
         },
     };
     let mut status = Status::default();
-    for m in &a.modules {
-        match sign::sign_module_file(&key, &opts, m, a.output.as_deref()) {
-            Ok(SignOutcome::Signed { replaced }) => println!(
-                "{}: signed ({}, {}){}",
-                a.output.as_deref().unwrap_or(m).display(),
-                hash.name(),
-                key.kind(),
-                if replaced {
-                    ", old signature replaced"
-                } else {
-                    ""
-                }
-            ),
-            Ok(SignOutcome::SkippedSigned) => println!("{}: already signed, skipped", m.display()),
-            Ok(SignOutcome::Detached { p7s }) => {
-                println!("{}: signature written to {}", m.display(), p7s.display())
+    let modules = expand(&a.modules, &mut status);
+    if a.output.is_some() && modules.len() != 1 {
+        return report_error(&Error::Usage("-o/--output takes exactly one module".into()));
+    }
+    let rep = StderrReporter::new();
+    let started = std::time::Instant::now();
+    let results = cargo_kmod::tree::par_map(&modules, a.tree.jobs(), &rep, "signing", |m| {
+        sign::sign_module_file(&key, &opts, m, a.output.as_deref())
+    });
+    let (mut signed, mut skipped, mut failed) = (0, 0, 0);
+    for (m, r) in modules.iter().zip(results) {
+        let shown = a.output.as_deref().unwrap_or(m).display().to_string();
+        let (state, text) = match &r {
+            Ok(SignOutcome::Signed { replaced }) => {
+                signed += 1;
+                (
+                    "signed",
+                    format!(
+                        "signed ({}, {}){}",
+                        hash.name(),
+                        key.kind(),
+                        if *replaced { ", old signature replaced" } else { "" }
+                    ),
+                )
             }
-            Err(e) => status.add(report_error(&e)),
+            Ok(SignOutcome::SkippedSigned) => {
+                skipped += 1;
+                ("skipped", "already signed, skipped".into())
+            }
+            Ok(SignOutcome::Detached { p7s }) => {
+                signed += 1;
+                ("detached", format!("signature written to {}", p7s.display()))
+            }
+            Err(e) => {
+                failed += 1;
+                status.add(e.exit_code());
+                ("failed", e.to_string())
+            }
+        };
+        match a.tree.message_format {
+            MessageFormat::Json => println!(
+                "{}",
+                serde_json::json!({"module": shown, "status": state, "message": text,
+                    "exit_code": r.as_ref().err().map_or(0, |e| e.exit_code())})
+            ),
+            MessageFormat::Human => match &r {
+                Ok(_) => println!("{shown}: {text}"),
+                Err(e) => {
+                    report_error(e);
+                }
+            },
         }
+    }
+    if modules.len() > 1 {
+        eprintln!(
+            "signed {signed}, skipped {skipped}, failed {failed} in {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
     }
     status.code()
 }

@@ -1,17 +1,35 @@
-use super::{Status, report_error};
-use crate::cli::UnsignArgs;
+use super::{Status, StderrReporter, expand, report_error};
+use crate::cli::{MessageFormat, UnsignArgs};
 use cargo_kmod::Error;
 
 pub fn run(a: UnsignArgs) -> i32 {
-    if a.extract_sig.is_some() && a.modules.len() > 1 {
-        return report_error(&Error::Usage("--extract-sig takes one module".into()));
-    }
     let mut status = Status::default();
-    for m in &a.modules {
-        match cargo_kmod::sign::unsign_module_file(m, a.extract_sig.as_deref()) {
-            Ok(true) => println!("{}: signature removed", m.display()),
-            Ok(false) => println!("{}: not signed, unchanged", m.display()),
-            Err(e) => status.add(report_error(&e)),
+    let modules = expand(&a.modules, &mut status);
+    if a.extract_sig.is_some() && modules.len() != 1 {
+        return report_error(&Error::Usage("--extract-sig takes exactly one module".into()));
+    }
+    let rep = StderrReporter::new();
+    let results = cargo_kmod::tree::par_map(&modules, a.tree.jobs(), &rep, "unsigning", |m| {
+        cargo_kmod::sign::unsign_module_file(m, a.extract_sig.as_deref())
+    });
+    for (m, r) in modules.iter().zip(results) {
+        let (state, text) = match &r {
+            Ok(true) => ("unsigned", "signature removed".to_string()),
+            Ok(false) => ("unchanged", "not signed, unchanged".to_string()),
+            Err(e) => {
+                status.add(e.exit_code());
+                ("failed", e.to_string())
+            }
+        };
+        match (a.tree.message_format, &r) {
+            (MessageFormat::Json, _) => println!(
+                "{}",
+                serde_json::json!({"module": m, "status": state, "message": text})
+            ),
+            (MessageFormat::Human, Ok(_)) => println!("{}: {text}", m.display()),
+            (MessageFormat::Human, Err(e)) => {
+                report_error(e);
+            }
         }
     }
     status.code()

@@ -1,4 +1,4 @@
-use super::{Status, report_error};
+use super::{Status, StderrReporter, expand, report_error};
 use crate::cli::{MessageFormat, VerifyArgs};
 use cargo_kmod::modfile::ModuleFile;
 use cargo_kmod::verify::{self, Keyring};
@@ -10,21 +10,33 @@ pub fn run(a: VerifyArgs) -> i32 {
             return report_error(&e);
         }
     }
+    for k in &a.kernel {
+        if let Err(e) = keyring.add_kernel(k) {
+            return report_error(&e);
+        }
+    }
     if keyring.certs.is_empty() {
-        eprintln!("warning: no --cert given: every signed module will be ENOKEY");
+        eprintln!("warning: no --cert or --kernel given: every signed module will be ENOKEY");
     }
     let mut status = Status::default();
-    for m in &a.modules {
-        let module = match ModuleFile::open(m) {
-            Ok(x) => x,
+    let modules = expand(&a.modules, &mut status);
+    let rep = StderrReporter::new();
+    let results = cargo_kmod::tree::par_map(&modules, a.tree.jobs(), &rep, "verifying", |m| {
+        ModuleFile::open(m).map(|module| verify::verify(&module.data, &keyring))
+    });
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    for (m, r) in modules.iter().zip(results) {
+        let v = match r {
+            Ok(v) => v,
             Err(e) => {
+                *counts.entry("error").or_default() += 1;
                 status.add(report_error(&e));
                 continue;
             }
         };
-        let v = verify::verify(&module.data, &keyring);
+        *counts.entry(v.errno_name()).or_default() += 1;
         status.add(v.exit_code());
-        match a.message_format {
+        match a.tree.message_format {
             MessageFormat::Json => {
                 let mut obj = serde_json::to_value(&v).expect("verdict serializes");
                 obj["module"] = m.display().to_string().into();
@@ -47,6 +59,10 @@ pub fn run(a: VerifyArgs) -> i32 {
                 ),
             },
         }
+    }
+    if modules.len() > 1 {
+        let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        eprintln!("{} modules: {}", modules.len(), parts.join(", "));
     }
     status.code()
 }

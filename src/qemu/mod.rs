@@ -19,6 +19,15 @@ pub struct RunOptions {
     pub exec: Vec<String>,
     pub timeout: Duration,
     pub busybox: PathBuf,
+    pub accel: Accel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    /// KVM when /dev/kvm opens (falling back to TCG if the guest stays silent).
+    Auto,
+    Kvm,
+    Tcg,
 }
 
 /// Why the kernel refused a module, from what it printed.
@@ -125,6 +134,16 @@ impl RunReport {
 
 const MARK: &str = "@@KMOD";
 
+/// The kernel splits module parameters at spaces unless the value is in double quotes.
+fn kernel_param(p: &str) -> String {
+    match p.split_once('=') {
+        Some((k, v)) if v.contains(char::is_whitespace) && !v.starts_with('"') => {
+            format!("{k}=\"{v}\"")
+        }
+        _ => p.to_string(),
+    }
+}
+
 fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
@@ -142,7 +161,7 @@ pub fn initramfs(o: &RunOptions, modules: &[(String, Vec<u8>)]) -> Result<Vec<u8
     }
     c.char_dev("dev/console", 0o600, 5, 1);
     c.file("bin/busybox", 0o755, &busybox);
-    let params: Vec<String> = o.params.iter().map(|p| sh_quote(p)).collect();
+    let params: Vec<String> = o.params.iter().map(|p| sh_quote(&kernel_param(p))).collect();
     let mut init = String::from(
         "#!/bin/busybox sh\n\
          /bin/busybox --install -s /bin\n\
@@ -241,82 +260,32 @@ pub fn run(o: &RunOptions, r: &dyn Reporter) -> Result<RunReport> {
         source,
     })?;
 
-    let kvm = kvm_usable();
-    let mut q = Command::new("qemu-system-x86_64");
-    q.arg("-kernel").arg(&o.image).arg("-initrd").arg(&initrd);
-    q.args([
-        "-append",
-        "console=ttyS0 panic=-1 printk.time=1 loglevel=8",
-        "-display",
-        "none",
-        "-serial",
-        "stdio",
-        "-monitor",
-        "none",
-        "-no-reboot",
-        "-m",
-        "256",
-    ]);
-    if kvm {
-        q.args(["-enable-kvm", "-cpu", "host"]);
-    }
-    q.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let kvm = match o.accel {
+        Accel::Tcg => false,
+        Accel::Kvm => true,
+        Accel::Auto => kvm_usable(),
+    };
     r.note(&format!(
         "booting {} with {} module(s) ({})",
         o.image.display(),
         mods.len(),
-        if kvm {
-            "KVM"
-        } else {
-            "TCG, no usable /dev/kvm"
-        }
+        if kvm { "KVM" } else { "TCG" }
     ));
     let started = Instant::now();
-    let mut child = q.spawn().map_err(|e| Error::Run {
-        path: "qemu-system-x86_64".into(),
-        reason: format!("cannot start: {e} (Debian package qemu-system-x86)"),
-    })?;
-    let mut out = child.stdout.take().expect("piped");
-    let reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let mut err = child.stderr.take().expect("piped");
-    let err_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let mut timed_out = false;
-    let status = loop {
-        if let Some(s) = child.try_wait().map_err(|e| Error::Run {
-            path: "qemu-system-x86_64".into(),
-            reason: e.to_string(),
-        })? {
-            break Some(s);
-        }
-        if started.elapsed() > o.timeout {
-            timed_out = true;
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let console = String::from_utf8_lossy(&reader.join().unwrap_or_default()).replace('\r', "");
-    let qemu_err = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
-    if let Some(s) = status
-        && !s.success()
-        && !console.contains(MARK)
-    {
-        return Err(Error::Run {
-            path: o.image.clone(),
-            reason: format!("qemu failed ({s}): {}", qemu_err.trim()),
-        });
+    // Nested or half-working KVM can leave a guest silent: auto falls back to TCG.
+    let silent_limit = (o.accel == Accel::Auto && kvm).then_some(Duration::from_secs(4));
+    let mut boot = boot(o, &initrd, kvm, silent_limit)?;
+    let mut kvm = kvm;
+    if boot.silent {
+        r.warn("the KVM guest printed nothing; booting again under TCG (use --accel tcg to skip KVM)");
+        kvm = false;
+        boot = self::boot(o, &initrd, false, None)?;
     }
+    let Boot {
+        console,
+        timed_out,
+        ..
+    } = boot;
     let mut report = parse_console(&console, &mods, o);
     report.accel = if kvm { "kvm" } else { "tcg" };
     report.seconds = started.elapsed().as_secs_f64();
@@ -486,6 +455,95 @@ fn classify(kernel: &[String], tool: &[String]) -> Refusal {
                 .unwrap_or_else(|| "insmod failed without a message".into()),
         )
     }
+}
+
+struct Boot {
+    console: String,
+    timed_out: bool,
+    /// Killed because it printed nothing within the silence limit.
+    silent: bool,
+}
+
+fn boot(o: &RunOptions, initrd: &Path, kvm: bool, silent_limit: Option<Duration>) -> Result<Boot> {
+    let mut q = Command::new("qemu-system-x86_64");
+    q.arg("-kernel").arg(&o.image).arg("-initrd").arg(initrd);
+    q.args([
+        "-append",
+        "console=ttyS0 panic=-1 printk.time=1 loglevel=8",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-monitor",
+        "none",
+        "-no-reboot",
+        "-m",
+        "256",
+    ]);
+    if kvm {
+        q.arg("-enable-kvm");
+    }
+    q.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = q.spawn().map_err(|e| Error::Run {
+        path: "qemu-system-x86_64".into(),
+        reason: format!("cannot start: {e} (Debian package qemu-system-x86)"),
+    })?;
+    let mut out = child.stdout.take().expect("piped");
+    let got_output = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = got_output.clone();
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            v.extend_from_slice(&buf[..n]);
+        }
+        v
+    });
+    let mut err = child.stderr.take().expect("piped");
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let (mut timed_out, mut silent) = (false, false);
+    let status = loop {
+        if let Some(s) = child.try_wait().map_err(|e| Error::Run {
+            path: "qemu-system-x86_64".into(),
+            reason: e.to_string(),
+        })? {
+            break Some(s);
+        }
+        let quiet = !got_output.load(std::sync::atomic::Ordering::Relaxed);
+        silent = quiet && silent_limit.is_some_and(|l| started.elapsed() > l);
+        timed_out = started.elapsed() > o.timeout;
+        if silent || timed_out {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let console = String::from_utf8_lossy(&reader.join().unwrap_or_default()).replace('\r', "");
+    let qemu_err = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
+    if let Some(s) = status
+        && !s.success()
+        && !console.contains(MARK)
+    {
+        return Err(Error::Run {
+            path: o.image.clone(),
+            reason: format!("qemu failed ({s}): {}", qemu_err.trim()),
+        });
+    }
+    Ok(Boot {
+        console,
+        timed_out,
+        silent,
+    })
 }
 
 /// Path of a kernel image inside a build tree.

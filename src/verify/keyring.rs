@@ -41,6 +41,12 @@ impl Keyring {
         }
     }
 
+    /// Adds the builtin trusted certificates of a kernel image.
+    pub fn add_kernel(&mut self, image: &Path) -> Result<()> {
+        self.certs.extend(super::kernel_image::certificates(image)?);
+        Ok(())
+    }
+
     /// The kernel's lookup (`find_asymmetric_key` with the signer's auth id): an exact
     /// match of issuer+serial, or of the subjectKeyIdentifier.
     pub fn find_by_issuer_serial(&self, issuer_der: &[u8], serial: &[u8]) -> Option<&Cert> {

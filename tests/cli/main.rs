@@ -8,4 +8,5 @@ mod compress;
 mod info;
 mod run;
 mod sign;
+mod tree;
 mod verify;

@@ -80,7 +80,10 @@ fn sign(m: &Path, k: &Key, hash: &str) {
 
 fn boot(modules: &[&Path], extra: &[&str]) -> (i32, serde_json::Value, String) {
     let mut c = kmod();
+    // TCG: nested KVM on CI machines may leave a guest silent (auto would retry, slower).
     c.arg("run").arg("--kdir").arg(&test_kernel().kdir).args([
+        "--accel",
+        "tcg",
         "--message-format",
         "json",
         "--timeout",
@@ -226,6 +229,7 @@ fn parameters_reach_the_module_and_show_in_sysfs() {
     // Human output shows it the same way.
     let o = kmod()
         .arg("run")
+        .args(["--accel", "tcg"])
         .arg("--kdir")
         .arg(&test_kernel().kdir)
         .arg("--module")
@@ -248,6 +252,7 @@ fn a_hanging_guest_is_killed_at_the_timeout() {
     let started = std::time::Instant::now();
     let o = kmod()
         .arg("run")
+        .args(["--accel", "tcg"])
         .arg("--kdir")
         .arg(&test_kernel().kdir)
         .arg("--module")

@@ -1,0 +1,47 @@
+use super::report_error;
+use crate::cli::CertsArgs;
+use cargo_kmod::Error;
+use cargo_kmod::verify::{hex_colon, kernel_image};
+
+pub fn run(a: CertsArgs) -> i32 {
+    let certs = match kernel_image::certificates(&a.image) {
+        Ok(c) => c,
+        Err(e) => return report_error(&e),
+    };
+    if a.pem {
+        for c in &certs {
+            print!("{}", String::from_utf8_lossy(&c.x509.to_pem().expect("encodes")));
+        }
+        return 0;
+    }
+    if let Some(dir) = &a.der_dir {
+        if let Err(source) = std::fs::create_dir_all(dir) {
+            return report_error(&Error::Write { path: dir.clone(), source });
+        }
+        for (i, c) in certs.iter().enumerate() {
+            let p = dir.join(format!("cert{i}.der"));
+            if let Err(e) = cargo_kmod::fsutil::write_atomic(&p, &c.x509.to_der().expect("encodes"), None) {
+                return report_error(&e);
+            }
+            println!("{}", p.display());
+        }
+        return 0;
+    }
+    for c in &certs {
+        let tbs = &c.parsed.tbs_certificate;
+        let key = c
+            .x509
+            .public_key()
+            .ok()
+            .and_then(|k| cargo_kmod::sign::keys::key_kind(&k).ok())
+            .map_or("other".into(), |k| k.to_string());
+        println!("subject:  {}", c.subject());
+        println!("issuer:   {}", tbs.issuer);
+        println!("serial:   {}", hex_colon(&c.serial));
+        println!("skid:     {}", c.skid.as_deref().map_or("-".into(), hex_colon));
+        println!("key:      {key}");
+        println!("validity: {} .. {}", tbs.validity.not_before, tbs.validity.not_after);
+        println!();
+    }
+    0
+}
