@@ -10,17 +10,25 @@ pub fn run(a: CertsArgs) -> i32 {
     };
     if a.pem {
         for c in &certs {
-            print!("{}", String::from_utf8_lossy(&c.x509.to_pem().expect("encodes")));
+            print!(
+                "{}",
+                String::from_utf8_lossy(&c.x509.to_pem().expect("encodes"))
+            );
         }
         return 0;
     }
     if let Some(dir) = &a.der_dir {
         if let Err(source) = std::fs::create_dir_all(dir) {
-            return report_error(&Error::Write { path: dir.clone(), source });
+            return report_error(&Error::Write {
+                path: dir.clone(),
+                source,
+            });
         }
         for (i, c) in certs.iter().enumerate() {
             let p = dir.join(format!("cert{i}.der"));
-            if let Err(e) = cargo_kmod::fsutil::write_atomic(&p, &c.x509.to_der().expect("encodes"), None) {
+            if let Err(e) =
+                cargo_kmod::fsutil::write_atomic(&p, &c.x509.to_der().expect("encodes"), None)
+            {
                 return report_error(&e);
             }
             println!("{}", p.display());
@@ -38,9 +46,15 @@ pub fn run(a: CertsArgs) -> i32 {
         println!("subject:  {}", c.subject());
         println!("issuer:   {}", tbs.issuer);
         println!("serial:   {}", hex_colon(&c.serial));
-        println!("skid:     {}", c.skid.as_deref().map_or("-".into(), hex_colon));
+        println!(
+            "skid:     {}",
+            c.skid.as_deref().map_or("-".into(), hex_colon)
+        );
         println!("key:      {key}");
-        println!("validity: {} .. {}", tbs.validity.not_before, tbs.validity.not_after);
+        println!(
+            "validity: {} .. {}",
+            tbs.validity.not_before, tbs.validity.not_after
+        );
         println!();
     }
     0

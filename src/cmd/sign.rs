@@ -62,7 +62,11 @@ pub fn run(a: SignArgs) -> i32 {
                         "signed ({}, {}){}",
                         hash.name(),
                         key.kind(),
-                        if *replaced { ", old signature replaced" } else { "" }
+                        if *replaced {
+                            ", old signature replaced"
+                        } else {
+                            ""
+                        }
                     ),
                 )
             }
@@ -72,7 +76,10 @@ pub fn run(a: SignArgs) -> i32 {
             }
             Ok(SignOutcome::Detached { p7s }) => {
                 signed += 1;
-                ("detached", format!("signature written to {}", p7s.display()))
+                (
+                    "detached",
+                    format!("signature written to {}", p7s.display()),
+                )
             }
             Err(e) => {
                 failed += 1;

@@ -6,7 +6,9 @@ pub fn run(a: UnsignArgs) -> i32 {
     let mut status = Status::default();
     let modules = expand(&a.modules, &mut status);
     if a.extract_sig.is_some() && modules.len() != 1 {
-        return report_error(&Error::Usage("--extract-sig takes exactly one module".into()));
+        return report_error(&Error::Usage(
+            "--extract-sig takes exactly one module".into(),
+        ));
     }
     let rep = StderrReporter::new();
     let results = cargo_kmod::tree::par_map(&modules, a.tree.jobs(), &rep, "unsigning", |m| {

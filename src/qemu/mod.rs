@@ -161,7 +161,11 @@ pub fn initramfs(o: &RunOptions, modules: &[(String, Vec<u8>)]) -> Result<Vec<u8
     }
     c.char_dev("dev/console", 0o600, 5, 1);
     c.file("bin/busybox", 0o755, &busybox);
-    let params: Vec<String> = o.params.iter().map(|p| sh_quote(&kernel_param(p))).collect();
+    let params: Vec<String> = o
+        .params
+        .iter()
+        .map(|p| sh_quote(&kernel_param(p)))
+        .collect();
     let mut init = String::from(
         "#!/bin/busybox sh\n\
          /bin/busybox --install -s /bin\n\
@@ -277,14 +281,14 @@ pub fn run(o: &RunOptions, r: &dyn Reporter) -> Result<RunReport> {
     let mut boot = boot(o, &initrd, kvm, silent_limit)?;
     let mut kvm = kvm;
     if boot.silent {
-        r.warn("the KVM guest printed nothing; booting again under TCG (use --accel tcg to skip KVM)");
+        r.warn(
+            "the KVM guest printed nothing; booting again under TCG (use --accel tcg to skip KVM)",
+        );
         kvm = false;
         boot = self::boot(o, &initrd, false, None)?;
     }
     let Boot {
-        console,
-        timed_out,
-        ..
+        console, timed_out, ..
     } = boot;
     let mut report = parse_console(&console, &mods, o);
     report.accel = if kvm { "kvm" } else { "tcg" };
@@ -483,7 +487,9 @@ fn boot(o: &RunOptions, initrd: &Path, kvm: bool, silent_limit: Option<Duration>
     if kvm {
         q.arg("-enable-kvm");
     }
-    q.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    q.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let started = Instant::now();
     let mut child = q.spawn().map_err(|e| Error::Run {
         path: "qemu-system-x86_64".into(),

@@ -26,7 +26,11 @@ pub fn vmlinux(path: &Path, data: &[u8]) -> Result<Vec<u8>> {
     if version < 0x0208 {
         return Err(Error::KernelImage {
             path: path.to_path_buf(),
-            reason: format!("boot protocol {:x}.{:02x} is older than 2.08", version >> 8, version & 0xff),
+            reason: format!(
+                "boot protocol {:x}.{:02x} is older than 2.08",
+                version >> 8,
+                version & 0xff
+            ),
         });
     }
     let setup_sects = match data[0x1f1] {
@@ -92,7 +96,10 @@ pub fn certificates(path: &Path) -> Result<Vec<Cert>> {
             if let Some(der) = elf.get(i..i + len)
                 && let Ok(c) = Cert::from_der(path, der)
             {
-                if !certs.iter().any(|k| k.x509.to_der().ok().as_deref() == Some(der)) {
+                if !certs
+                    .iter()
+                    .any(|k| k.x509.to_der().ok().as_deref() == Some(der))
+                {
                     certs.push(c);
                 }
                 i += len;
