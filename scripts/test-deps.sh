@@ -3,6 +3,7 @@
 # Idempotent: packages already present and fixtures already cached are reused.
 # Fixtures live outside the repo, in $CARGO_KMOD_CACHE (default ~/.cache/cargo-kmod).
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 cache=${CARGO_KMOD_CACHE:-$HOME/.cache/cargo-kmod}
 mkdir -p "$cache/debs" "$cache/fixtures"

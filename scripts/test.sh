@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/test-deps.sh
-cargo test --all-targets "$@"
+cargo test "$@"

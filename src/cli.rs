@@ -110,7 +110,7 @@ pub struct SignArgs {
 
 #[derive(Args, Debug)]
 pub struct TreeArgs {
-    /// Modules worked on at once (default: all cores).
+    /// Modules worked on at once (default: cores + 1).
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,
     /// Output format: human lines, or one JSON object per module.
@@ -153,7 +153,7 @@ pub struct InfoArgs {
     /// JSON: one object per module.
     #[arg(long, conflicts_with = "field")]
     pub json: bool,
-    /// Modules read at once (default: all cores).
+    /// Modules read at once (default: cores + 1).
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,
     /// Modules or directories to walk for them.

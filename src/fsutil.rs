@@ -7,6 +7,11 @@ use std::path::Path;
 /// Replaces (or creates) `path` with `bytes`. On any failure `path` is untouched
 /// and the temp file is removed.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<()> {
+    write_atomic_parts(path, &[bytes], mode)
+}
+
+/// [`write_atomic`] of the concatenation of `parts`.
+pub fn write_atomic_parts(path: &Path, parts: &[&[u8]], mode: Option<u32>) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let err = |source| Error::Write {
         path: path.to_path_buf(),
@@ -22,7 +27,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<()> 
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(err)?;
-    tmp.write_all(bytes).map_err(err)?;
+    for p in parts {
+        tmp.write_all(p).map_err(err)?;
+    }
     // New files get 0644 (a module is not secret); replaced ones keep their mode.
     let mode = mode.unwrap_or(0o644);
     tmp.as_file()
@@ -30,8 +37,5 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<()> 
         .map_err(err)?;
     tmp.as_file().sync_all().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
     Ok(())
 }

@@ -131,13 +131,14 @@ impl Toolchain {
             pkgs.extend(["rustc-web", "rust-web-src"]);
         }
 
-        let bindgen = bindgen
-            .map(Path::to_path_buf)
-            .or_else(|| which("bindgen"))
-            .or_else(|| {
+        // A given path must exist; otherwise PATH, then our own tools directory.
+        let bindgen = match bindgen {
+            Some(b) => b.is_file().then(|| b.to_path_buf()),
+            None => which("bindgen").or_else(|| {
                 let p = cache_dir().join("tools/bin/bindgen");
                 p.exists().then_some(p)
-            });
+            }),
+        };
         if bindgen.is_none() {
             missing.push("bindgen (>= 0.65.1)".into());
         }

@@ -35,24 +35,64 @@ pub fn expand(paths: &[PathBuf]) -> Vec<Result<PathBuf>> {
     out
 }
 
-/// Maps `f` over `items` on `jobs` threads, keeping the order, with progress.
+/// At most `jobs` closures run under [`Gate::cpu`] at once. The pool has twice as many
+/// threads, so one module's fsync and rename overlap another's hashing and signing;
+/// memory stays bounded by 2 x jobs modules in flight.
+pub struct Gate {
+    free: std::sync::Mutex<usize>,
+    cv: std::sync::Condvar,
+}
+
+impl Gate {
+    fn new(n: usize) -> Self {
+        Gate {
+            free: std::sync::Mutex::new(n),
+            cv: std::sync::Condvar::new(),
+        }
+    }
+
+    pub fn cpu<R>(&self, f: impl FnOnce() -> R) -> R {
+        let mut free = self.free.lock().expect("gate lock");
+        while *free == 0 {
+            free = self.cv.wait(free).expect("gate lock");
+        }
+        *free -= 1;
+        drop(free);
+        // Released even if `f` panics.
+        struct Release<'a>(&'a Gate);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                *self.0.free.lock().expect("gate lock") += 1;
+                self.0.cv.notify_one();
+            }
+        }
+        let _release = Release(self);
+        f()
+    }
+}
+
+/// Maps `f` over `items`, keeping the order, with progress. `f` does its CPU work
+/// inside `gate.cpu(..)` and its waiting on the disk outside.
 pub fn par_map<T, R, F>(items: &[T], jobs: usize, r: &dyn Reporter, label: &str, f: F) -> Vec<R>
 where
     T: Sync,
     R: Send,
-    F: Fn(&T) -> R + Sync,
+    F: Fn(&T, &Gate) -> R + Sync,
 {
     use rayon::prelude::*;
+    let jobs = jobs.max(1);
     r.start(label, items.len() as u64);
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs.max(1))
+        .num_threads(jobs * 2)
         .build()
         .expect("thread pool");
+    let gate = Gate::new(jobs);
     let out = pool.install(|| {
         items
             .par_iter()
+            .with_max_len(1)
             .map(|i| {
-                let res = f(i);
+                let res = f(i, &gate);
                 r.advance(1);
                 res
             })
@@ -62,6 +102,8 @@ where
     out
 }
 
+/// One more than the cores: measured to keep both cores of a 2-core machine busy
+/// (RSA-4096 tree on tmpfs: -j2 11.2 s, -j3 9.6 s).
 pub fn default_jobs() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    std::thread::available_parallelism().map_or(1, |n| n.get()) + 1
 }

@@ -26,10 +26,15 @@ impl Compression {
         }
     }
 
-    pub fn decompress(self, data: &[u8]) -> std::io::Result<Vec<u8>> {
+    /// Consumes the raw bytes: an uncompressed file is returned as it is, uncopied.
+    pub fn decompress(self, raw: Vec<u8>) -> std::io::Result<Vec<u8>> {
+        if self == Compression::None {
+            return Ok(raw);
+        }
+        let data = raw.as_slice();
         let mut out = Vec::with_capacity(data.len() * 4);
         match self {
-            Compression::None => out.extend_from_slice(data),
+            Compression::None => unreachable!("returned above"),
             Compression::Xz => {
                 liblzma::read::XzDecoder::new(data).read_to_end(&mut out)?;
             }
@@ -43,9 +48,10 @@ impl Compression {
         Ok(out)
     }
 
-    pub fn compress(self, data: &[u8]) -> std::io::Result<Vec<u8>> {
+    /// Compresses the concatenation of `parts`.
+    pub fn compress(self, parts: &[&[u8]]) -> std::io::Result<Vec<u8>> {
         Ok(match self {
-            Compression::None => data.to_vec(),
+            Compression::None => parts.concat(),
             Compression::Xz => {
                 use liblzma::stream::{Check, Filters, LzmaOptions, Stream};
                 // The in-kernel xz decoder needs CRC32 and a 1 MiB dictionary.
@@ -56,16 +62,26 @@ impl Compression {
                 let stream = Stream::new_stream_encoder(&filters, Check::Crc32)
                     .map_err(std::io::Error::other)?;
                 let mut enc = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
-                enc.write_all(data)?;
+                for p in parts {
+                    enc.write_all(p)?;
+                }
                 enc.finish()?
             }
-            Compression::Zstd => zstd::stream::encode_all(data, 0)?,
+            Compression::Zstd => {
+                let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 0)?;
+                for p in parts {
+                    enc.write_all(p)?;
+                }
+                enc.finish()?
+            }
             Compression::Gzip => {
                 // gzip -n: no name, no timestamp.
                 let mut enc = flate2::GzBuilder::new()
                     .mtime(0)
                     .write(Vec::new(), flate2::Compression::default());
-                enc.write_all(data)?;
+                for p in parts {
+                    enc.write_all(p)?;
+                }
                 enc.finish()?
             }
         })
@@ -87,9 +103,10 @@ mod tests {
             Compression::Zstd,
             Compression::Gzip,
         ] {
-            let z = c.compress(&data).unwrap();
+            let (a, b) = data.split_at(1234);
+            let z = c.compress(&[a, b]).unwrap();
             assert_eq!(Compression::detect(&z), c);
-            assert_eq!(c.decompress(&z).unwrap(), data);
+            assert_eq!(c.decompress(z).unwrap(), data);
         }
     }
 }

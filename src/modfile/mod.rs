@@ -34,12 +34,10 @@ impl ModuleFile {
         }
         let raw = std::fs::read(path).map_err(read_err)?;
         let compression = Compression::detect(&raw);
-        let data = compression
-            .decompress(&raw)
-            .map_err(|e| Error::Decompress {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
+        let data = compression.decompress(raw).map_err(|e| Error::Decompress {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         Ok(ModuleFile {
             path: path.to_path_buf(),
             compression,
@@ -82,16 +80,27 @@ impl ModuleFile {
         }
     }
 
-    /// Writes `data` (uncompressed ELF) back in this file's compression, atomically,
-    /// keeping the file mode.
-    pub fn write_to(&self, dest: &Path, data: &[u8]) -> Result<()> {
-        let bytes = self
-            .compression
-            .compress(data)
+    /// Writes the concatenation of `parts` (uncompressed ELF) to `dest` in this file's
+    /// compression, atomically, keeping the file mode.
+    pub fn write_to(&self, dest: &Path, parts: &[&[u8]]) -> Result<()> {
+        match self.compress(parts)? {
+            Some(bytes) => crate::fsutil::write_atomic(dest, &bytes, Some(self.mode)),
+            None => crate::fsutil::write_atomic_parts(dest, parts, Some(self.mode)),
+        }
+    }
+
+    /// `parts` compressed like this file, or None when it is not compressed (then the
+    /// parts are written as they are, never copied into one buffer).
+    pub fn compress(&self, parts: &[&[u8]]) -> Result<Option<Vec<u8>>> {
+        if self.compression == Compression::None {
+            return Ok(None);
+        }
+        self.compression
+            .compress(parts)
+            .map(Some)
             .map_err(|source| Error::Write {
-                path: dest.to_path_buf(),
+                path: self.path.clone(),
                 source,
-            })?;
-        crate::fsutil::write_atomic(dest, &bytes, Some(self.mode))
+            })
     }
 }

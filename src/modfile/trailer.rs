@@ -112,14 +112,18 @@ pub fn has_marker(data: &[u8]) -> bool {
     data.ends_with(MAGIC)
 }
 
-/// `body ++ cms ++ info ++ MAGIC`.
-pub fn append(body: &[u8], cms: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + cms.len() + INFO_LEN + MAGIC.len());
-    out.extend_from_slice(body);
+/// What follows the module body: `cms ++ info ++ MAGIC`.
+pub fn tail(cms: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(cms.len() + INFO_LEN + MAGIC.len());
     out.extend_from_slice(cms);
     out.extend_from_slice(&SigInfo::pkcs7(cms.len() as u32).to_bytes());
     out.extend_from_slice(MAGIC);
     out
+}
+
+/// `body ++ tail(cms)`.
+pub fn append(body: &[u8], cms: &[u8]) -> Vec<u8> {
+    [body, &tail(cms)].concat()
 }
 
 #[cfg(test)]

@@ -113,6 +113,54 @@ pub fn sign_module_file(
     path: &Path,
     dest: Option<&Path>,
 ) -> Result<SignOutcome> {
+    prepare_signed(key, opts, path, dest)?.commit()
+}
+
+/// The writes a signing will make, computed but not yet done.
+pub struct Prepared {
+    p7s: Option<(std::path::PathBuf, Vec<u8>)>,
+    module: Option<PendingModule>,
+    outcome: SignOutcome,
+}
+
+struct PendingModule {
+    dest: std::path::PathBuf,
+    mode: u32,
+    /// The module as read (uncompressed), its unsigned length, and the new trailer.
+    data: Vec<u8>,
+    body_len: usize,
+    tail: Vec<u8>,
+    /// Set when the module is compressed: the whole signed file, compressed.
+    compressed: Option<Vec<u8>>,
+}
+
+impl Prepared {
+    /// Writes the `.p7s` (if any), then the module, each atomically.
+    pub fn commit(self) -> Result<SignOutcome> {
+        if let Some((p, bytes)) = &self.p7s {
+            crate::fsutil::write_atomic(p, bytes, None)?;
+        }
+        if let Some(m) = &self.module {
+            match &m.compressed {
+                Some(bytes) => crate::fsutil::write_atomic(&m.dest, bytes, Some(m.mode))?,
+                None => crate::fsutil::write_atomic_parts(
+                    &m.dest,
+                    &[&m.data[..m.body_len], &m.tail],
+                    Some(m.mode),
+                )?,
+            }
+        }
+        Ok(self.outcome)
+    }
+}
+
+/// Reads, checks and signs (the CPU part of [`sign_module_file`]); writes nothing.
+pub fn prepare_signed(
+    key: &SigningKey,
+    opts: &SignOptions,
+    path: &Path,
+    dest: Option<&Path>,
+) -> Result<Prepared> {
     use crate::modfile::{ModuleFile, trailer};
     let module = ModuleFile::open(path)?;
     let dest = dest.unwrap_or(path);
@@ -124,7 +172,13 @@ pub fn sign_module_file(
                     path: path.to_path_buf(),
                 });
             }
-            IfSigned::Skip => return Ok(SignOutcome::SkippedSigned),
+            IfSigned::Skip => {
+                return Ok(Prepared {
+                    p7s: None,
+                    module: None,
+                    outcome: SignOutcome::SkippedSigned,
+                });
+            }
             IfSigned::Replace => {}
         }
     }
@@ -133,15 +187,30 @@ pub fn sign_module_file(
         check_writable(dest)?;
     }
     let cms = key.sign(opts.hash, opts.id, body)?;
-    if opts.output != SigOutput::Append {
-        let p7s = p7s_path(path);
-        crate::fsutil::write_atomic(&p7s, &cms, None)?;
-        if opts.output == SigOutput::Detached {
-            return Ok(SignOutcome::Detached { p7s });
-        }
+    let p7s = (opts.output != SigOutput::Append).then(|| (p7s_path(path), cms.clone()));
+    if opts.output == SigOutput::Detached {
+        let p = p7s_path(path);
+        return Ok(Prepared {
+            p7s,
+            module: None,
+            outcome: SignOutcome::Detached { p7s: p },
+        });
     }
-    module.write_to(dest, &crate::modfile::trailer::append(body, &cms))?;
-    Ok(SignOutcome::Signed { replaced: signed })
+    let tail = trailer::tail(&cms);
+    let compressed = module.compress(&[body, &tail])?;
+    let body_len = body.len();
+    Ok(Prepared {
+        p7s,
+        module: Some(PendingModule {
+            dest: dest.to_path_buf(),
+            mode: module.mode,
+            data: module.data,
+            body_len,
+            tail,
+            compressed,
+        }),
+        outcome: SignOutcome::Signed { replaced: signed },
+    })
 }
 
 /// Refuses to replace a file whose mode forbids writing (root would otherwise
@@ -178,6 +247,6 @@ pub fn unsign_module_file(path: &Path, extract: Option<&Path>) -> Result<bool> {
     if let Some(out) = extract {
         crate::fsutil::write_atomic(out, cms, None)?;
     }
-    module.write_to(path, body)?;
+    module.write_to(path, &[body])?;
     Ok(true)
 }
