@@ -119,7 +119,10 @@ fn main() {
         total as f64 / 1048576.0,
         largest as f64 / 1048576.0
     );
-    println!("sha256 of all module bytes, 1 thread: {:.3} s", secs(t_hash));
+    println!(
+        "sha256 of all module bytes, 1 thread: {:.3} s",
+        secs(t_hash)
+    );
 
     let jobs = cores as u64 + 1; // cargo-kmod's default -j
     let peak_budget = 64 * 1024 + jobs * largest as u64 / 1024;

@@ -39,6 +39,13 @@ fetch() { # fetch PKG -> unpacked dir
     touch "$dir/.done"
   fi
 }
+# Debian's own headers for that kernel (C modules build against them; no Rust there).
+if ! dpkg-query -W -f='${Status}' "linux-headers-$ver-amd64" 2>/dev/null | grep -q 'install ok installed'; then
+  echo "test-deps: installing linux-headers-$ver-amd64" >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "linux-headers-$ver-amd64" >/dev/null
+fi
+echo "$ver" > "$cache/debian-kernel-version"
+
 fetch "linux-kbuild-$ver"
 fetch "linux-image-$ver-amd64"
 

@@ -38,6 +38,12 @@ pub struct Kmod {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Create a module project (Rust or C) from a template, for the kernel it targets.
+    New(NewArgs),
+    /// Create a module project in the current directory.
+    Init(InitArgs),
+    /// Build the project's module with Kbuild against one or more kernel trees.
+    Build(BuildArgs),
     /// Append a kernel module signature (PKCS#7), as the kernel's sign-file does.
     Sign(SignArgs),
     /// Judge module signatures exactly as the kernel would at load time.
@@ -265,4 +271,87 @@ pub enum AccelArg {
     Auto,
     Kvm,
     Tcg,
+}
+
+#[derive(Args, Debug)]
+pub struct TemplateArgs {
+    /// Module name (default: the directory name, '-' as '_').
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Template (see --list).
+    #[arg(long, default_value = "rust-minimal")]
+    pub template: String,
+    /// MODULE_LICENSE.
+    #[arg(long, default_value = "GPL")]
+    pub license: String,
+    /// Author (default: git's user.name, else $USER).
+    #[arg(long)]
+    pub author: Option<String>,
+    /// One-line description.
+    #[arg(long, default_value = "A Linux kernel module")]
+    pub description: String,
+    /// Kernel tree the code must compile on (decides e.g. `module!` syntax).
+    #[arg(long, value_name = "DIR", conflicts_with = "kernel_release")]
+    pub kdir: Option<PathBuf>,
+    /// Kernel release whose /lib/modules/R/build to target (default: the running kernel's).
+    #[arg(long, value_name = "R")]
+    pub kernel_release: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct NewArgs {
+    /// Directory to create (must be new or empty).
+    #[arg(required_unless_present = "list")]
+    pub path: Option<PathBuf>,
+    /// List the templates.
+    #[arg(long)]
+    pub list: bool,
+    #[command(flatten)]
+    pub t: TemplateArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub t: TemplateArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// Path to the project's Cargo.toml.
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Kernel build tree (repeatable); first in precedence.
+    #[arg(long, value_name = "DIR")]
+    pub kdir: Vec<PathBuf>,
+    /// Kernel release, meaning /lib/modules/R/build (repeatable).
+    #[arg(long, value_name = "R")]
+    pub kernel_release: Vec<String>,
+    /// Sign the result with the key in [package.metadata.kmod] (or --key/--cert).
+    #[arg(long)]
+    pub sign: bool,
+    /// Signing key (overrides the metadata).
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<PathBuf>,
+    /// Signing certificate (overrides the metadata).
+    #[arg(long, value_name = "CERT")]
+    pub cert: Option<PathBuf>,
+    /// Parallel Kbuild jobs (default: all cores).
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Show Kbuild's whole output.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Also write rust-project.json for rust-analyzer (Rust projects).
+    #[arg(long)]
+    pub rust_analyzer: bool,
+    /// ARCH for Kbuild.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// CROSS_COMPILE prefix for Kbuild.
+    #[arg(long)]
+    pub cross_compile: Option<String>,
+    /// Output format: human lines, or one JSON object per built module.
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
 }

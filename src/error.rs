@@ -16,6 +16,8 @@ pub mod exit {
     pub const WRITE: i32 = 7;
     pub const TOOLCHAIN: i32 = 8;
     pub const KERNEL_BUILD: i32 = 9;
+    pub const PREFLIGHT: i32 = 16;
+    pub const MODULE_BUILD: i32 = 17;
     // 10..=15: verification verdicts, see `verify::Verdict::exit_code`.
     // 20..=24: `run` outcomes, see `qemu::Outcome::exit_code`.
 }
@@ -73,6 +75,16 @@ pub enum Error {
     },
     #[error("{path}: cannot read the kernel's certificates: {reason}")]
     KernelImage { path: PathBuf, reason: String },
+    #[error("{kdir}: {reason}")]
+    Preflight {
+        kdir: PathBuf,
+        reason: String,
+        fix: String,
+    },
+    #[error("{path}: {reason}")]
+    Project { path: PathBuf, reason: String },
+    #[error("building against {kdir} failed:\n{tail}")]
+    ModuleBuild { kdir: PathBuf, tail: String },
     #[error("{path}: {reason}")]
     Run { path: PathBuf, reason: String },
     #[error("{0}")]
@@ -92,7 +104,9 @@ impl Error {
             Usage(_) => exit::USAGE,
             Toolchain { .. } => exit::TOOLCHAIN,
             KernelSource { .. } | KernelBuild { .. } => exit::KERNEL_BUILD,
-            Run { .. } | KernelImage { .. } => exit::INPUT,
+            Run { .. } | KernelImage { .. } | Project { .. } => exit::INPUT,
+            Preflight { .. } => exit::PREFLIGHT,
+            ModuleBuild { .. } => exit::MODULE_BUILD,
         }
     }
 
@@ -122,6 +136,9 @@ impl Error {
             Toolchain { install, .. } => install.clone(),
             KernelSource { .. } => "give a kernel source tarball (e.g. /usr/src/linux-source-6.12.tar.xz from Debian's linux-source-6.12) or an unpacked source tree".into(),
             KernelBuild { log, .. } => format!("read {} for the whole output; fix the cause and run the same command again (finished steps are redone, nothing half-built is reused)", log.display()),
+            Preflight { fix, .. } => fix.clone(),
+            Project { .. } => "run it in a project made by `cargo kmod new`, or pass --manifest-path".into(),
+            ModuleBuild { .. } => "the lines above are Kbuild's; run with -v for all of them".into(),
             KernelImage { .. } => "give the kernel image that will boot (bzImage/vmlinuz, or vmlinux)".into(),
             Run { .. } => "check the path; `cargo kmod kernel build` makes a kernel to boot".into(),
         }

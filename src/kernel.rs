@@ -244,14 +244,14 @@ impl Toolchain {
     }
 }
 
-fn which(tool: &str) -> Option<PathBuf> {
+pub fn which(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|d| d.join(tool))
         .find(|p| p.is_file())
 }
 
-fn tool_version(tool: &Path, flag: &str) -> Option<String> {
+pub fn tool_version(tool: &Path, flag: &str) -> Option<String> {
     let o = Command::new(tool)
         .arg(flag)
         .stderr(Stdio::null())
@@ -277,7 +277,7 @@ fn has_rust_src(rustc: &Path) -> bool {
         .exists()
 }
 
-fn newest_llvm_bin() -> Option<PathBuf> {
+pub fn newest_llvm_bin() -> Option<PathBuf> {
     let mut dirs: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib")
         .ok()?
         .filter_map(|e| e.ok())

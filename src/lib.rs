@@ -5,11 +5,13 @@
 pub mod error;
 pub mod fsutil;
 pub mod hash;
+pub mod kbuild;
 pub mod kernel;
 pub mod modfile;
 pub mod qemu;
 pub mod report;
 pub mod sign;
+pub mod templates;
 pub mod tree;
 pub mod verify;
 

@@ -1,9 +1,11 @@
 //! Thin glue between the command line and the library. Results go to stdout,
 //! errors and chatter to stderr.
 
+mod build;
 mod certs;
 mod info;
 mod kernel;
+mod new;
 mod run;
 mod sign;
 mod signfile;
@@ -17,6 +19,9 @@ use cargo_kmod::Error;
 
 pub fn run(cmd: Command) -> i32 {
     match cmd {
+        Command::New(a) => new::run_new(a),
+        Command::Init(a) => new::run_init(a),
+        Command::Build(a) => build::run(a),
         Command::Sign(a) => sign::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Info(a) => info::run(a),

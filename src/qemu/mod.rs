@@ -481,6 +481,8 @@ fn boot(o: &RunOptions, initrd: &Path, kvm: bool, silent_limit: Option<Duration>
         "-monitor",
         "none",
         "-no-reboot",
+        "-nic",
+        "none",
         "-m",
         "256",
     ]);

@@ -6,6 +6,7 @@ mod bad_input;
 mod common;
 mod compress;
 mod info;
+mod project;
 mod run;
 mod sign;
 mod tree;

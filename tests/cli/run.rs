@@ -269,16 +269,34 @@ fn a_hanging_guest_is_killed_at_the_timeout() {
 fn kernel_build_reuses_the_cache_and_lists_it() {
     let k = test_kernel();
     let mut c = kmod();
-    c.args(["kernel", "build", "--source", "/usr/src/linux-source-6.12.tar.xz"]);
+    c.args([
+        "kernel",
+        "build",
+        "--source",
+        "/usr/src/linux-source-6.12.tar.xz",
+    ]);
     for n in TRUSTED {
         c.arg("--trusted-cert").arg(test_key(n).cert);
     }
     let o = c.output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("already built with these inputs"), "{}", stderr(&o));
-    assert!(stdout(&o).contains(&format!("kdir:    {}", k.kdir.display())), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("already built with these inputs"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stdout(&o).contains(&format!("kdir:    {}", k.kdir.display())),
+        "{}",
+        stdout(&o)
+    );
     let list = stdout(&kmod().args(["kernel", "list"]).output().unwrap());
-    assert!(list.contains(&k.release) && list.contains("rust=yes") && list.contains("cargo-kmod test p384"), "{list}");
+    assert!(
+        list.contains(&k.release)
+            && list.contains("rust=yes")
+            && list.contains("cargo-kmod test p384"),
+        "{list}"
+    );
 }
 
 #[test]
@@ -286,17 +304,52 @@ fn kernel_build_names_missing_tools_and_their_packages() {
     let d = tempfile::tempdir().unwrap();
     // rustup's rustc has no rust-src: it is named, with the Debian packages that fix it.
     let rustup_rustc = PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo/bin/rustc");
-    let o = kmod().args(["kernel", "build", "--source", "/usr/src/linux-source-6.12.tar.xz", "--out"]).arg(d.path())
-        .arg("--rustc").arg(&rustup_rustc).output().unwrap();
+    let o = kmod()
+        .args([
+            "kernel",
+            "build",
+            "--source",
+            "/usr/src/linux-source-6.12.tar.xz",
+            "--out",
+        ])
+        .arg(d.path())
+        .arg("--rustc")
+        .arg(&rustup_rustc)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(8), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("rustc with matching rust-src") && err.contains("has no rust-src"), "{err}");
-    assert!(err.contains("help: apt-get install rustc-web rust-web-src"), "{err}");
-    let o = kmod().args(["kernel", "build", "--source", "/usr/src/linux-source-6.12.tar.xz", "--out"]).arg(d.path())
-        .args(["--bindgen", "/nonexistent/bindgen"]).output().unwrap();
+    assert!(
+        err.contains("rustc with matching rust-src") && err.contains("has no rust-src"),
+        "{err}"
+    );
+    assert!(
+        err.contains("help: apt-get install rustc-web rust-web-src"),
+        "{err}"
+    );
+    let o = kmod()
+        .args([
+            "kernel",
+            "build",
+            "--source",
+            "/usr/src/linux-source-6.12.tar.xz",
+            "--out",
+        ])
+        .arg(d.path())
+        .args(["--bindgen", "/nonexistent/bindgen"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(8));
-    assert!(stderr(&o).contains("bindgen") && stderr(&o).contains("cargo install --locked bindgen-cli"), "{}", stderr(&o));
-    assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0, "nothing is left behind");
+    assert!(
+        stderr(&o).contains("bindgen") && stderr(&o).contains("cargo install --locked bindgen-cli"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_dir(d.path()).unwrap().count(),
+        0,
+        "nothing is left behind"
+    );
 }
 
 /// The kernel image's own keyring: the build key plus every trusted test certificate,
@@ -306,22 +359,46 @@ fn certs_reads_the_test_kernel_from_bzimage_and_vmlinux() {
     let d = tempfile::tempdir().unwrap();
     let k = test_kernel();
     let stripped = d.path().join("vmlinux.stripped");
-    run(std::process::Command::new("/usr/lib/llvm-19/bin/llvm-objcopy").arg("--strip-all").arg(k.kdir.join("vmlinux")).arg(&stripped));
+    run(
+        std::process::Command::new("/usr/lib/llvm-19/bin/llvm-objcopy")
+            .arg("--strip-all")
+            .arg(k.kdir.join("vmlinux"))
+            .arg(&stripped),
+    );
     for image in [k.image.clone(), k.kdir.join("vmlinux"), stripped] {
         let o = kmod().arg("certs").arg(&image).output().unwrap();
         assert!(o.status.success(), "{}: {}", image.display(), stderr(&o));
         let text = stdout(&o);
         for n in TRUSTED {
-            assert!(text.contains(&format!("cargo-kmod test {n}")), "{}: {text}", image.display());
+            assert!(
+                text.contains(&format!("cargo-kmod test {n}")),
+                "{}: {text}",
+                image.display()
+            );
         }
         assert!(!text.contains("cargo-kmod test untrusted"));
-        assert!(text.contains("Build time autogenerated kernel key"), "{text}");
+        assert!(
+            text.contains("Build time autogenerated kernel key"),
+            "{text}"
+        );
     }
     // And verify --kernel trusts exactly those.
     let m = copy_of(&built_module("kmodtest"), d.path(), "m.ko");
     sign(&m, &test_key("p256"), "sha256");
-    kmod().arg("verify").arg("--kernel").arg(&k.image).arg(&m).assert().success();
+    kmod()
+        .arg("verify")
+        .arg("--kernel")
+        .arg(&k.image)
+        .arg(&m)
+        .assert()
+        .success();
     let u = copy_of(&built_module("kmodtest"), d.path(), "u.ko");
     sign(&u, &test_key("untrusted"), "sha256");
-    kmod().arg("verify").arg("--kernel").arg(&k.image).arg(&u).assert().code(11);
+    kmod()
+        .arg("verify")
+        .arg("--kernel")
+        .arg(&k.image)
+        .arg(&u)
+        .assert()
+        .code(11);
 }

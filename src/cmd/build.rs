@@ -1,0 +1,99 @@
+use super::{Status, StderrReporter, report_error};
+use crate::cli::{BuildArgs, MessageFormat};
+use cargo_kmod::Error;
+use cargo_kmod::hash::HashAlg;
+use cargo_kmod::kbuild::{self, Artifact, Project, Tree};
+use cargo_kmod::sign::{self, SigningKey, keys::Pin};
+
+pub fn run(a: BuildArgs) -> i32 {
+    let project = match Project::load(a.manifest_path.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return report_error(&e),
+    };
+    let sign_it = a.sign || project.sign;
+    let key = if sign_it {
+        let (Some(k), Some(c)) = (
+            a.key.clone().or(project.key.clone()),
+            a.cert.clone().or(project.cert.clone()),
+        ) else {
+            return report_error(&Error::Usage(
+                "signing needs a key and a certificate: set key/cert in [package.metadata.kmod] or pass --key/--cert".into(),
+            ));
+        };
+        match Pin::from_sources(None).and_then(|pin| SigningKey::load(&k, &c, &pin)) {
+            Ok(k) => Some(k),
+            Err(e) => return report_error(&e),
+        }
+    } else {
+        None
+    };
+    let hash = match project
+        .hash
+        .as_deref()
+        .unwrap_or("sha512")
+        .parse::<HashAlg>()
+    {
+        Ok(h) => h,
+        Err(e) => return report_error(&e),
+    };
+    let forced = std::env::var_os("RUSTC").map(std::path::PathBuf::from);
+    let o = kbuild::BuildOptions {
+        jobs: a
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        arch: a.arch,
+        cross_compile: a.cross_compile,
+        verbose: a.verbose,
+        rust_analyzer: a.rust_analyzer,
+    };
+    let rep = StderrReporter::new();
+    let mut status = Status::default();
+    // Preflight every tree before building any: one line per problem.
+    let mut ready = Vec::new();
+    for kdir in kbuild::choose_trees(&a.kdir, &a.kernel_release, &project) {
+        match Tree::open(&kdir)
+            .and_then(|t| kbuild::preflight(&t, &project, forced.as_deref()).map(|env| (t, env)))
+        {
+            Ok(x) => ready.push(x),
+            Err(e) => status.add(report_error(&e)),
+        }
+    }
+    if status.code() != 0 {
+        return status.code();
+    }
+    for (tree, env) in &ready {
+        let built = kbuild::build_one(&project, tree, env, &o, &rep).and_then(|path| {
+            if let Some(k) = &key {
+                let opts = sign::SignOptions {
+                    hash,
+                    id: sign::cms::SignerIdKind::IssuerSerial,
+                    if_signed: sign::IfSigned::Replace,
+                    output: sign::SigOutput::Append,
+                };
+                sign::sign_module_file(k, &opts, &path, None)?;
+            }
+            Ok(Artifact {
+                release: tree.release.clone(),
+                kdir: tree.kdir.clone(),
+                sha256: kbuild::sha256_hex(&path)?,
+                path,
+                signed: key.is_some(),
+            })
+        });
+        match built {
+            Ok(art) => match a.message_format {
+                MessageFormat::Json => {
+                    println!("{}", serde_json::to_string(&art).expect("serializes"))
+                }
+                MessageFormat::Human => println!(
+                    "{}: {}{}",
+                    art.release,
+                    art.path.display(),
+                    if art.signed { " (signed)" } else { "" }
+                ),
+            },
+            Err(e) => status.add(report_error(&e)),
+        }
+    }
+    status.code()
+}

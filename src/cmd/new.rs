@@ -1,0 +1,94 @@
+use super::report_error;
+use crate::cli::{NewArgs, TemplateArgs};
+use cargo_kmod::templates::{self, NewOptions};
+use cargo_kmod::{Error, kbuild};
+use std::path::{Path, PathBuf};
+
+pub fn run_new(a: NewArgs) -> i32 {
+    if a.list {
+        for (name, about) in templates::list() {
+            println!("{name:<14} {about}");
+        }
+        return 0;
+    }
+    let dir = a.path.expect("clap requires PATH without --list");
+    generate(&dir, a.t, false)
+}
+
+pub fn run_init(a: crate::cli::InitArgs) -> i32 {
+    generate(
+        &std::env::current_dir().unwrap_or_else(|_| ".".into()),
+        a.t,
+        true,
+    )
+}
+
+fn generate(dir: &Path, t: TemplateArgs, in_place: bool) -> i32 {
+    let name = t.name.clone().unwrap_or_else(|| {
+        dir.canonicalize()
+            .unwrap_or_else(|_| dir.to_path_buf())
+            .file_name()
+            .map(|n| n.to_string_lossy().replace('-', "_"))
+            .unwrap_or_default()
+    });
+    let kdir: Option<PathBuf> = t
+        .kdir
+        .clone()
+        .or_else(|| {
+            t.kernel_release
+                .as_ref()
+                .map(|r| format!("/lib/modules/{r}/build").into())
+        })
+        .or_else(|| {
+            let p = PathBuf::from(format!("/lib/modules/{}/build", kbuild::running_release()));
+            p.exists().then_some(p)
+        });
+    let kernel = kdir.as_deref().and_then(templates::tree_version);
+    if (t.kdir.is_some() || t.kernel_release.is_some()) && kernel.is_none() {
+        return report_error(&Error::Preflight {
+            kdir: kdir.unwrap_or_default(),
+            reason: "cannot tell this tree's kernel version (no include/config/kernel.release or Makefile)".into(),
+            fix: "give a configured kernel build tree".into(),
+        });
+    }
+    let o = NewOptions {
+        dir: dir.to_path_buf(),
+        name,
+        template: t.template,
+        license: t.license,
+        author: t.author.unwrap_or_else(default_author),
+        description: t.description,
+        kernel: kernel.clone(),
+        kdir: t.kdir.map(|k| std::fs::canonicalize(&k).unwrap_or(k)),
+        in_place,
+    };
+    match templates::generate(&o) {
+        Ok(files) => {
+            for f in &files {
+                println!("{}", f.display());
+            }
+            eprintln!(
+                "created {} module `{}` in {}{}",
+                o.template,
+                o.name,
+                dir.display(),
+                kernel.map_or(String::new(), |k| format!(" for kernel {}", k.2))
+            );
+            eprintln!("next: cd {} && cargo kmod build", dir.display());
+            0
+        }
+        Err(e) => report_error(&e),
+    }
+}
+
+fn default_author() -> String {
+    std::process::Command::new("git")
+        .args(["config", "user.name"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "Unknown".into())
+}
