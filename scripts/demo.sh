@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
-# Installs cargo-kmod and shows the signing core on a real module from Debian's kernel.
+# Installs cargo-kmod and its prerequisites, then walks through the main job: a Rust
+# kernel module made, built, signed, checked, and loaded with signatures enforced.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/test-deps.sh
-cargo install --quiet --path . --root "${CARGO_HOME:-$HOME/.cargo}"
+scripts/test-deps.sh          # Debian packages, fixtures, the Rust-enabled kernel (cached)
+cargo install --quiet --locked --path . --root "${CARGO_HOME:-$HOME/.cargo}"
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 cache=${CARGO_KMOD_CACHE:-$HOME/.cache/cargo-kmod}
+kdir=$(sed -n 's/^kdir: *//p' "$cache/test-kernel.txt")
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
-
-cp "$(find "$cache/fixtures/image/lib/modules" -name dummy.ko.xz | head -n1)" "$work/"
-install -m 600 keys-example/signing_key.pem "$work/key.pem"
-cp keys-example/signing_key.crt "$work/cert.pem"
 cd "$work"
-step cargo kmod info dummy.ko.xz
-step cargo kmod verify --cert cert.pem dummy.ko.xz || true
-step cargo kmod sign --key key.pem --cert cert.pem dummy.ko.xz || true
-step cargo kmod sign --replace --hash sha512 --key key.pem --cert cert.pem dummy.ko.xz
-step cargo kmod verify --cert cert.pem dummy.ko.xz
-step cargo kmod info -F signer dummy.ko.xz
-step modinfo dummy.ko.xz
+
+step cargo kmod kernel list
+step cargo kmod keygen --algo ecdsa-p384 --out keys
+step cargo kmod new hello --template rust-minimal --kdir "$kdir" --description "Hello from cargo-kmod"
+cd hello
+step cargo kmod build --kdir "$kdir"
+ko=$(ls target/kmod/*/hello.ko)
+step cargo kmod sign --hash sha384 --key ../keys/signing_key.pem --cert ../keys/signing_key.crt "$ko"
+step cargo kmod info "$ko"
+echo; echo "# The kernel trusts only its build key and the test keys: our new key is refused."
+step cargo kmod verify --kernel "$kdir/arch/x86/boot/bzImage" "$ko" || true
+step cargo kmod run --kdir "$kdir" --module "$ko" || true
+echo; echo "# Signed with the kernel tree's own key, it loads and unloads."
+step cargo kmod sign --replace --hash sha256 --key "$kdir/certs/signing_key.pem" --cert "$kdir/certs/signing_key.x509" "$ko"
+step cargo kmod verify --kernel "$kdir/arch/x86/boot/bzImage" "$ko"
+step cargo kmod run --kdir "$kdir" --module "$ko"

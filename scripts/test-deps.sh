@@ -12,7 +12,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 pkgs=(kmod openssl xz-utils zstd gzip pkg-config libssl-dev binutils make tar
       rustc-web rust-web-src clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev cpio
-      linux-source-6.12 busybox-static qemu-system-x86)
+      linux-source-6.12 busybox-static qemu-system-x86 dpkg-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -21,6 +21,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "test-deps: installing ${missing[*]}" >&2
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# dkms without its recommends (they pull the distribution's default kernel headers).
+if ! dpkg-query -W -f='${Status}' dkms 2>/dev/null | grep -q 'install ok installed'; then
+  echo "test-deps: installing dkms" >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dkms >/dev/null
 fi
 
 # Newest 6.12 Debian kernel the archive lists (versions rotate, so ask apt).
@@ -61,24 +67,21 @@ fi
 # and one it does not.
 keys="$cache/test-keys"
 mkdir -p "$keys"
-mk() { # name, openssl -newkey args...
-  local n=$1; shift
-  [ -s "$keys/$n.crt" ] && return
-  openssl req -new -x509 -nodes -days 36500 -subj "/O=cargo-kmod tests/CN=cargo-kmod test $n" \
-    -addext subjectKeyIdentifier=hash "$@" -keyout "$keys/$n.key" -out "$keys/$n.crt" 2>/dev/null
-  chmod 600 "$keys/$n.key"
+mk() { # name, keygen algorithm: made by cargo-kmod's own keygen
+  [ -s "$keys/$1/signing_key.crt" ] && return
+  cargo run --quiet -- kmod keygen --algo "$2" --cn "cargo-kmod test $1" --out "$keys/$1" >/dev/null 2>&1
 }
-mk rsa2048 -newkey rsa:2048
-mk rsa3072 -newkey rsa:3072
-mk rsa4096 -newkey rsa:4096
-mk p256 -newkey ec -pkeyopt ec_paramgen_curve:P-256
-mk p384 -newkey ec -pkeyopt ec_paramgen_curve:P-384
-mk untrusted -newkey rsa:2048
+mk rsa2048 rsa2048
+mk rsa3072 rsa3072
+mk rsa4096 rsa4096
+mk p256 ecdsa-p256
+mk p384 ecdsa-p384
+mk untrusted rsa2048
 
 echo "test-deps: ready (Debian kernel $ver) in $cache/fixtures" >&2
 
 # The Rust-enabled test kernel, built by cargo-kmod itself (cached by its inputs).
 cargo run --quiet -- kmod kernel build --source /usr/src/linux-source-6.12.tar.xz \
-  $(for n in rsa2048 rsa3072 rsa4096 p256 p384; do printf -- '--trusted-cert %s ' "$keys/$n.crt"; done) \
+  $(for n in rsa2048 rsa3072 rsa4096 p256 p384; do printf -- '--trusted-cert %s ' "$keys/$n/signing_key.crt"; done) \
   > "$cache/test-kernel.txt"
 cat "$cache/test-kernel.txt" >&2

@@ -44,6 +44,12 @@ pub enum Command {
     Init(InitArgs),
     /// Build the project's module with Kbuild against one or more kernel trees.
     Build(BuildArgs),
+    /// Generate a module-signing key and certificate the kernel or MOK will trust.
+    Keygen(KeygenArgs),
+    /// Install the built module under /lib/modules/<R>/ (signed, compressed like the kernel's) and run depmod.
+    Install(InstallArgs),
+    /// Make a DKMS source tree or .deb packages of the project.
+    Package(PackageArgs),
     /// Append a kernel module signature (PKCS#7), as the kernel's sign-file does.
     Sign(SignArgs),
     /// Judge module signatures exactly as the kernel would at load time.
@@ -227,9 +233,13 @@ pub struct RunArgs {
     /// Kernel build tree whose arch/x86/boot/bzImage to boot (default: newest cached kernel).
     #[arg(long, value_name = "DIR")]
     pub kdir: Option<PathBuf>,
-    /// Module to load, in order (repeatable).
-    #[arg(long = "module", value_name = "KO", required = true)]
+    /// Module to load, in order (repeatable). Default: build the project in the current
+    /// directory against the kernel's tree and sign it with that tree's own build key.
+    #[arg(long = "module", value_name = "KO")]
     pub modules: Vec<PathBuf>,
+    /// Project manifest, when building the module first.
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
     /// Module parameter NAME=VALUE passed to insmod (repeatable; applies to every module).
     #[arg(long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
@@ -317,6 +327,78 @@ pub struct InitArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct ProjectSignArgs {
+    /// Sign with the key in [package.metadata.kmod] (or --key/--cert); `sign = true` there does too.
+    #[arg(long)]
+    pub sign: bool,
+    /// Signing key (overrides the metadata).
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<PathBuf>,
+    /// Signing certificate (overrides the metadata).
+    #[arg(long, value_name = "CERT")]
+    pub cert: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct KeygenArgs {
+    /// Directory for signing_key.pem (0600), signing_key.crt (PEM) and signing_key.der.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Key algorithm (the kernel's own default is rsa4096).
+    #[arg(long, default_value = "rsa4096", value_parser = ["rsa2048", "rsa3072", "rsa4096", "ecdsa-p256", "ecdsa-p384"])]
+    pub algo: String,
+    /// Certificate common name.
+    #[arg(long, default_value = "cargo-kmod module signing key")]
+    pub cn: String,
+    /// Validity in days (the kernel does not check it).
+    #[arg(long, default_value_t = 36500)]
+    pub days: u32,
+    /// Add extendedKeyUsage codeSigning, as DKMS's MOK key has.
+    #[arg(long)]
+    pub mok: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InstallArgs {
+    /// Path to the project's Cargo.toml.
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Kernel release to install for (repeatable; default: every release built).
+    #[arg(long, value_name = "R")]
+    pub kernel_release: Vec<String>,
+    /// Install under this root instead of /.
+    #[arg(long, default_value = "/", value_name = "DIR")]
+    pub root: PathBuf,
+    /// Directory under /lib/modules/<R>/ (default: install-dir in the metadata, else updates).
+    #[arg(long, value_parser = ["updates", "extra"])]
+    pub dir: Option<String>,
+    #[command(flatten)]
+    pub signing: ProjectSignArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("kind").required(true).args(["dkms", "deb"])))]
+pub struct PackageArgs {
+    /// Path to the project's Cargo.toml.
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// A DKMS source tree <out>/<name>-<version>/ and a tarball for `dkms ldtarball`.
+    #[arg(long)]
+    pub dkms: bool,
+    /// One binary .deb per kernel release.
+    #[arg(long)]
+    pub deb: bool,
+    /// Output directory (default: target/kmod/package).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Kernel release for --deb (repeatable; default: every release built).
+    #[arg(long, value_name = "R")]
+    pub kernel_release: Vec<String>,
+    #[command(flatten)]
+    pub signing: ProjectSignArgs,
+}
+
+#[derive(Args, Debug)]
 pub struct BuildArgs {
     /// Path to the project's Cargo.toml.
     #[arg(long, value_name = "PATH")]
@@ -327,15 +409,8 @@ pub struct BuildArgs {
     /// Kernel release, meaning /lib/modules/R/build (repeatable).
     #[arg(long, value_name = "R")]
     pub kernel_release: Vec<String>,
-    /// Sign the result with the key in [package.metadata.kmod] (or --key/--cert).
-    #[arg(long)]
-    pub sign: bool,
-    /// Signing key (overrides the metadata).
-    #[arg(long, value_name = "KEY")]
-    pub key: Option<PathBuf>,
-    /// Signing certificate (overrides the metadata).
-    #[arg(long, value_name = "CERT")]
-    pub cert: Option<PathBuf>,
+    #[command(flatten)]
+    pub signing: ProjectSignArgs,
     /// Parallel Kbuild jobs (default: all cores).
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,

@@ -39,3 +39,29 @@ pub fn write_atomic_parts(path: &Path, parts: &[&[u8]], mode: Option<u32>) -> Re
     tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(())
 }
+
+/// Creates `path` with `bytes` and `mode`, failing if it exists (never overwrites),
+/// atomically: the file appears complete or not at all.
+pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let err = |source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".kmod-new.")
+        .tempfile_in(dir)
+        .map_err(err)?;
+    // Mode first: a private key is never readable by others, not even briefly.
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(err)?;
+    tmp.write_all(bytes).map_err(err)?;
+    tmp.as_file().sync_all().map_err(err)?;
+    tmp.persist_noclobber(path).map_err(|e| err(e.error))?;
+    Ok(())
+}

@@ -8,6 +8,7 @@ pub mod hash;
 pub mod kbuild;
 pub mod kernel;
 pub mod modfile;
+pub mod package;
 pub mod qemu;
 pub mod report;
 pub mod sign;

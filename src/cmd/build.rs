@@ -1,31 +1,17 @@
 use super::{Status, StderrReporter, report_error};
 use crate::cli::{BuildArgs, MessageFormat};
-use cargo_kmod::Error;
 use cargo_kmod::hash::HashAlg;
 use cargo_kmod::kbuild::{self, Artifact, Project, Tree};
-use cargo_kmod::sign::{self, SigningKey, keys::Pin};
+use cargo_kmod::sign;
 
 pub fn run(a: BuildArgs) -> i32 {
     let project = match Project::load(a.manifest_path.as_deref()) {
         Ok(p) => p,
         Err(e) => return report_error(&e),
     };
-    let sign_it = a.sign || project.sign;
-    let key = if sign_it {
-        let (Some(k), Some(c)) = (
-            a.key.clone().or(project.key.clone()),
-            a.cert.clone().or(project.cert.clone()),
-        ) else {
-            return report_error(&Error::Usage(
-                "signing needs a key and a certificate: set key/cert in [package.metadata.kmod] or pass --key/--cert".into(),
-            ));
-        };
-        match Pin::from_sources(None).and_then(|pin| SigningKey::load(&k, &c, &pin)) {
-            Ok(k) => Some(k),
-            Err(e) => return report_error(&e),
-        }
-    } else {
-        None
+    let key = match super::project_signing(&project, &a.signing) {
+        Ok(k) => k,
+        Err(e) => return report_error(&e),
     };
     let hash = match project
         .hash

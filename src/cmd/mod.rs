@@ -5,7 +5,9 @@ mod build;
 mod certs;
 mod info;
 mod kernel;
+mod keygen;
 mod new;
+mod package;
 mod run;
 mod sign;
 mod signfile;
@@ -22,6 +24,9 @@ pub fn run(cmd: Command) -> i32 {
         Command::New(a) => new::run_new(a),
         Command::Init(a) => new::run_init(a),
         Command::Build(a) => build::run(a),
+        Command::Keygen(a) => keygen::run(a),
+        Command::Install(a) => package::install(a),
+        Command::Package(a) => package::package(a),
         Command::Sign(a) => sign::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Info(a) => info::run(a),
@@ -46,6 +51,26 @@ pub fn expand(paths: &[std::path::PathBuf], status: &mut Status) -> Vec<std::pat
         .into_iter()
         .filter_map(|r| r.map_err(|e| status.add(report_error(&e))).ok())
         .collect()
+}
+
+/// The project's signing key, when `--sign` or `sign = true` asks for one.
+pub fn project_signing(
+    project: &cargo_kmod::kbuild::Project,
+    a: &crate::cli::ProjectSignArgs,
+) -> cargo_kmod::Result<Option<cargo_kmod::sign::SigningKey>> {
+    if !(a.sign || project.sign) {
+        return Ok(None);
+    }
+    let (Some(k), Some(c)) = (
+        a.key.clone().or(project.key.clone()),
+        a.cert.clone().or(project.cert.clone()),
+    ) else {
+        return Err(Error::Usage(
+            "signing needs a key and a certificate: set key/cert in [package.metadata.kmod] or pass --key/--cert".into(),
+        ));
+    };
+    let pin = cargo_kmod::sign::keys::Pin::from_sources(None)?;
+    cargo_kmod::sign::SigningKey::load(&k, &c, &pin).map(Some)
 }
 
 /// Exit status for a run over many modules: the highest code seen.

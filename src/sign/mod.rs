@@ -1,6 +1,7 @@
 //! Signing: keys, the CMS blob, and the sign operation on a module body.
 
 pub mod cms;
+pub mod keygen;
 pub mod keys;
 
 use crate::error::{Error, Result};

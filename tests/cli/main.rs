@@ -6,6 +6,7 @@ mod bad_input;
 mod common;
 mod compress;
 mod info;
+mod package;
 mod project;
 mod run;
 mod sign;

@@ -286,3 +286,32 @@ fn generated_projects_are_plain_cargo_packages_and_new_refuses_to_overwrite() {
         "{ra}"
     );
 }
+
+#[test]
+fn run_in_a_project_builds_signs_with_the_trees_key_and_loads() {
+    let d = tempfile::tempdir().unwrap();
+    let p = new_project(d.path(), "c-minimal", &test_kernel().kdir);
+    let o = kmod()
+        .current_dir(&p)
+        .args([
+            "run",
+            "--accel",
+            "tcg",
+            "--message-format",
+            "json",
+            "--kdir",
+        ])
+        .arg(&test_kernel().kdir)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim())
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
+    assert_eq!(o.status.code(), Some(0), "{v}");
+    assert!(
+        v["modules"][0]["kernel_log"]
+            .to_string()
+            .contains("demo_c_minimal: loaded"),
+        "{v}"
+    );
+    assert_eq!(v["modules"][0]["unloaded"], true);
+}

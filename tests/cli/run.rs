@@ -8,14 +8,18 @@ use std::sync::OnceLock;
 
 pub const TRUSTED: [&str; 5] = ["rsa2048", "rsa3072", "rsa4096", "p256", "p384"];
 
-/// The cached test kernel that trusts every key in TRUSTED.
+/// The test kernel scripts/test-deps.sh built (it trusts every key in TRUSTED).
 pub fn test_kernel() -> &'static KernelInfo {
     static K: OnceLock<KernelInfo> = OnceLock::new();
     K.get_or_init(|| {
-        kernel::list()
-            .into_iter()
-            .find(|k| k.rust && TRUSTED.iter().all(|n| k.trusted.iter().any(|t| t.contains(&format!("cargo-kmod test {n}")))))
-            .expect("missing test prerequisite: the test kernel — run scripts/test-deps.sh (the README's test command does)")
+        let missing = "missing test prerequisite: the test kernel — run scripts/test-deps.sh (the README's test command does)";
+        let record = std::fs::read_to_string(cache_dir().join("test-kernel.txt")).expect(missing);
+        let kdir = record.lines().find_map(|l| l.strip_prefix("kdir:")).expect(missing).trim().to_string();
+        let k = kernel::list().into_iter().find(|k| k.kdir == Path::new(&kdir)).expect(missing);
+        for n in TRUSTED {
+            assert!(k.trusted.iter().any(|t| t.contains(&format!("cargo-kmod test {n}"))), "test kernel does not trust {n}");
+        }
+        k
     })
 }
 

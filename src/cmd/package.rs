@@ -1,0 +1,115 @@
+use super::{Status, project_signing, report_error};
+use crate::cli::{InstallArgs, PackageArgs};
+use cargo_kmod::hash::HashAlg;
+use cargo_kmod::kbuild::{self, Project};
+use cargo_kmod::package::{self, deb, dkms, install::Signing};
+
+fn hash(project: &Project) -> cargo_kmod::Result<HashAlg> {
+    project.hash.as_deref().unwrap_or("sha512").parse()
+}
+
+fn releases(project: &Project, given: &[String]) -> Vec<String> {
+    if given.is_empty() {
+        package::built_releases(project)
+    } else {
+        given.to_vec()
+    }
+}
+
+pub fn install(a: InstallArgs) -> i32 {
+    let setup = Project::load(a.manifest_path.as_deref())
+        .and_then(|p| Ok((project_signing(&p, &a.signing)?, hash(&p)?, p)));
+    let (key, hash, project) = match setup {
+        Ok(x) => x,
+        Err(e) => return report_error(&e),
+    };
+    let signing = key.as_ref().map(|key| Signing { key, hash });
+    let dir = a.dir.unwrap_or_else(|| project.install_dir.clone());
+    let rels = releases(&project, &a.kernel_release);
+    if rels.is_empty() {
+        return report_error(&cargo_kmod::Error::Usage(
+            "nothing built yet: run `cargo kmod build` first".into(),
+        ));
+    }
+    let mut status = Status::default();
+    for r in rels {
+        match package::install::install(&project, &r, &a.root, &dir, signing.as_ref()) {
+            Ok(p) => println!("{r}: installed {}", p.display()),
+            Err(e) => status.add(report_error(&e)),
+        }
+    }
+    status.code()
+}
+
+pub fn package(a: PackageArgs) -> i32 {
+    let setup = Project::load(a.manifest_path.as_deref())
+        .and_then(|p| Ok((project_signing(&p, &a.signing)?, hash(&p)?, p)));
+    let (key, hash, project) = match setup {
+        Ok(x) => x,
+        Err(e) => return report_error(&e),
+    };
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| project.target_dir.join("kmod/package"));
+    if a.dkms {
+        let tc = dkms_toolchain(&project);
+        return match dkms::package(&project, &out, &tc) {
+            Ok((tree, tarball)) => {
+                println!("{}", tree.display());
+                println!("{}", tarball.display());
+                eprintln!(
+                    "next: dkms add {} (or dkms ldtarball {})",
+                    tree.display(),
+                    tarball.display()
+                );
+                0
+            }
+            Err(e) => report_error(&e),
+        };
+    }
+    let signing = key.as_ref().map(|key| Signing { key, hash });
+    let mut status = Status::default();
+    let rels = releases(&project, &a.kernel_release);
+    if rels.is_empty() {
+        return report_error(&cargo_kmod::Error::Usage(
+            "nothing built yet: run `cargo kmod build` first".into(),
+        ));
+    }
+    for r in rels {
+        match deb::build_deb(&project, &r, &out, signing.as_ref()) {
+            Ok(p) => println!("{}", p.display()),
+            Err(e) => status.add(report_error(&e)),
+        }
+    }
+    status.code()
+}
+
+/// LLVM and rustc for DKMS's MAKE line, as preflight finds them for the project's trees.
+fn dkms_toolchain(project: &Project) -> dkms::Toolchain {
+    let mut tc = dkms::Toolchain::default();
+    let trees: Vec<kbuild::Tree> = kbuild::choose_trees(&[], &[], project)
+        .iter()
+        .filter_map(|k| kbuild::Tree::open(k).ok())
+        .collect();
+    let clang = project.is_rust() || trees.iter().any(|t| t.enabled("CONFIG_CC_IS_CLANG"));
+    if clang {
+        // DKMS runs with a plain PATH: name LLVM's directory when clang is not on it.
+        tc.llvm = Some(match cargo_kmod::kernel::which("clang") {
+            Some(_) => "1".into(),
+            None => cargo_kmod::kernel::newest_llvm_bin()
+                .map_or("1".into(), |b| format!("{}/", b.display())),
+        });
+    }
+    if project.is_rust() {
+        tc.rustc = trees
+            .iter()
+            .find_map(|t| {
+                kbuild::preflight(t, project, None)
+                    .ok()
+                    .and_then(|e| e.rustc)
+            })
+            .or_else(|| Some("/usr/bin/rustc".into()));
+    }
+    tc
+}

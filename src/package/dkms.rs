@@ -1,0 +1,97 @@
+//! `cargo kmod package --dkms`: a DKMS source tree (`/usr/src/<name>-<version>/` layout)
+//! and a tarball for `dkms ldtarball`.
+
+use super::run_tool;
+use crate::error::{Error, Result};
+use crate::kbuild::Project;
+use std::path::{Path, PathBuf};
+
+/// How the DKMS build must call Kbuild for this project.
+#[derive(Debug, Clone, Default)]
+pub struct Toolchain {
+    /// `LLVM=` value (1, or a prefix like /usr/lib/llvm-19/bin/ when clang is not on PATH).
+    pub llvm: Option<String>,
+    /// The rustc that matches the target kernels (Rust modules).
+    pub rustc: Option<PathBuf>,
+}
+
+pub fn dkms_conf(project: &Project, tc: &Toolchain) -> String {
+    let mut extra = String::new();
+    if let Some(l) = &tc.llvm {
+        extra.push_str(&format!(" LLVM={l}"));
+    }
+    if let Some(r) = &tc.rustc {
+        extra.push_str(&format!(" RUSTC={}", r.display()));
+    }
+    let m = "M=${dkms_tree}/${PACKAGE_NAME}/${PACKAGE_VERSION}/build";
+    let mut s = format!(
+        "# Made by cargo-kmod from {name} {version}.\n\
+         PACKAGE_NAME=\"{name}\"\n\
+         PACKAGE_VERSION=\"{version}\"\n\
+         BUILT_MODULE_NAME[0]=\"{name}\"\n\
+         DEST_MODULE_LOCATION[0]=\"/updates/dkms\"\n\
+         MAKE[0]=\"make -C ${{kernel_source_dir}} {m}{extra} modules\"\n\
+         CLEAN=\"make -C ${{kernel_source_dir}} {m}{extra} clean\"\n\
+         AUTOINSTALL=\"yes\"\n",
+        name = project.name,
+        version = project.version,
+    );
+    if project.is_rust() {
+        // DKMS knows nothing of Rust: only build where the kernel has it.
+        s.push_str("BUILD_EXCLUSIVE_CONFIG=\"CONFIG_RUST\"\n");
+    }
+    s
+}
+
+/// Writes `<out>/<name>-<version>/` and `<out>/<name>-<version>.dkms.tar.gz`.
+pub fn package(project: &Project, out: &Path, tc: &Toolchain) -> Result<(PathBuf, PathBuf)> {
+    let werr = |p: &Path, source| Error::Write {
+        path: p.to_path_buf(),
+        source,
+    };
+    let base = format!("{}-{}", project.name, project.version);
+    let tree = out.join(&base);
+    // The tarball holds dkms_source_tree/, the layout `dkms ldtarball` takes.
+    let staging = tempfile::tempdir_in(out_dir(out)?).map_err(|e| werr(out, e))?;
+    let src_tree = staging.path().join("dkms_source_tree");
+    std::fs::create_dir_all(&src_tree).map_err(|e| werr(&src_tree, e))?;
+    for src in project.sources() {
+        let dst = src_tree.join(src.file_name().expect("file"));
+        std::fs::copy(&src, &dst).map_err(|e| werr(&dst, e))?;
+    }
+    let mk = project.dir.join("Makefile");
+    if mk.is_file() {
+        std::fs::copy(&mk, src_tree.join("Makefile")).map_err(|e| werr(&mk, e))?;
+    }
+    std::fs::write(src_tree.join("dkms.conf"), dkms_conf(project, tc))
+        .map_err(|e| werr(&src_tree, e))?;
+    let tarball = out.join(format!("{base}.dkms.tar.gz"));
+    let tmp_tar = staging.path().join("t.tar.gz");
+    run_tool(
+        std::process::Command::new("tar")
+            .arg("-czf")
+            .arg(&tmp_tar)
+            .arg("-C")
+            .arg(staging.path())
+            .arg("dkms_source_tree"),
+        &tarball,
+    )?;
+    // Replace an earlier tree whole: the new one is complete before the old goes.
+    let new_tree = staging.path().join("tree");
+    std::fs::rename(&src_tree, &new_tree).map_err(|e| werr(&new_tree, e))?;
+    let old = staging.path().join("old");
+    if tree.exists() {
+        std::fs::rename(&tree, &old).map_err(|e| werr(&tree, e))?;
+    }
+    std::fs::rename(&new_tree, &tree).map_err(|e| werr(&tree, e))?;
+    std::fs::rename(&tmp_tar, &tarball).map_err(|e| werr(&tarball, e))?;
+    Ok((tree, tarball))
+}
+
+fn out_dir(out: &Path) -> Result<&Path> {
+    std::fs::create_dir_all(out).map_err(|source| Error::Write {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    Ok(out)
+}

@@ -1,0 +1,152 @@
+//! Signing keys the kernel (CONFIG_SYSTEM_TRUSTED_KEYS) or shim's MOK list will trust,
+//! with the extensions of the kernel's certs/default_x509.genkey.
+
+use crate::error::{Error, Result};
+use openssl::asn1::Asn1Time;
+use openssl::bn::{BigNum, MsbOption};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
+use openssl::x509::extension::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectKeyIdentifier,
+};
+use openssl::x509::{X509, X509NameBuilder};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algo {
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+    EcdsaP256,
+    EcdsaP384,
+}
+
+impl Algo {
+    pub const ALL: [(&'static str, Algo); 5] = [
+        ("rsa2048", Algo::Rsa2048),
+        ("rsa3072", Algo::Rsa3072),
+        ("rsa4096", Algo::Rsa4096),
+        ("ecdsa-p256", Algo::EcdsaP256),
+        ("ecdsa-p384", Algo::EcdsaP384),
+    ];
+
+    fn generate(self) -> std::result::Result<PKey<Private>, openssl::error::ErrorStack> {
+        match self {
+            Algo::Rsa2048 => PKey::from_rsa(Rsa::generate(2048)?),
+            Algo::Rsa3072 => PKey::from_rsa(Rsa::generate(3072)?),
+            Algo::Rsa4096 => PKey::from_rsa(Rsa::generate(4096)?),
+            Algo::EcdsaP256 | Algo::EcdsaP384 => {
+                let nid = if self == Algo::EcdsaP256 {
+                    Nid::X9_62_PRIME256V1
+                } else {
+                    Nid::SECP384R1
+                };
+                let mut group = EcGroup::from_curve_name(nid)?;
+                // Named curve in the certificate, as the kernel's parser needs.
+                group.set_asn1_flag(openssl::ec::Asn1Flag::NAMED_CURVE);
+                PKey::from_ec_key(EcKey::generate(&group)?)
+            }
+        }
+    }
+
+    /// The kernel's genkey signs with SHA-512; P-256 pairs with SHA-256.
+    fn digest(self) -> MessageDigest {
+        match self {
+            Algo::EcdsaP256 => MessageDigest::sha256(),
+            Algo::EcdsaP384 => MessageDigest::sha384(),
+            _ => MessageDigest::sha512(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct KeygenOptions {
+    pub out: PathBuf,
+    pub algo: Algo,
+    pub cn: String,
+    pub days: u32,
+    pub mok: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyFiles {
+    pub key: PathBuf,
+    pub cert_pem: PathBuf,
+    pub cert_der: PathBuf,
+}
+
+pub fn files(out: &Path) -> KeyFiles {
+    KeyFiles {
+        key: out.join("signing_key.pem"),
+        cert_pem: out.join("signing_key.crt"),
+        cert_der: out.join("signing_key.der"),
+    }
+}
+
+/// Generates the key pair and writes the three files; refuses if any exists.
+pub fn generate(o: &KeygenOptions) -> Result<KeyFiles> {
+    let f = files(&o.out);
+    for p in [&f.key, &f.cert_pem, &f.cert_der] {
+        if p.exists() {
+            return Err(Error::Usage(format!(
+                "{} exists; keygen never overwrites a key (choose another --out)",
+                p.display()
+            )));
+        }
+    }
+    let ossl = |e: openssl::error::ErrorStack| Error::Key {
+        path: o.out.clone(),
+        reason: e.to_string(),
+    };
+    let pkey = o.algo.generate().map_err(ossl)?;
+    let cert = certificate(&pkey, o).map_err(ossl)?;
+    std::fs::create_dir_all(&o.out).map_err(|source| Error::Write {
+        path: o.out.clone(),
+        source,
+    })?;
+    let key_pem = pkey.private_key_to_pem_pkcs8().map_err(ossl)?;
+    crate::fsutil::write_new(&f.key, &key_pem, 0o600)?;
+    crate::fsutil::write_new(&f.cert_pem, &cert.to_pem().map_err(ossl)?, 0o644)?;
+    crate::fsutil::write_new(&f.cert_der, &cert.to_der().map_err(ossl)?, 0o644)?;
+    Ok(f)
+}
+
+fn certificate(
+    pkey: &PKey<Private>,
+    o: &KeygenOptions,
+) -> std::result::Result<X509, openssl::error::ErrorStack> {
+    let mut name = X509NameBuilder::new()?;
+    name.append_entry_by_nid(Nid::COMMONNAME, &o.cn)?;
+    let name = name.build();
+    let mut b = X509::builder()?;
+    b.set_version(2)?;
+    let mut serial = BigNum::new()?;
+    serial.rand(159, MsbOption::MAYBE_ZERO, false)?;
+    let serial = serial.to_asn1_integer()?;
+    b.set_serial_number(&serial)?;
+    b.set_subject_name(&name)?;
+    b.set_issuer_name(&name)?;
+    b.set_pubkey(pkey)?;
+    let (from, until) = (
+        Asn1Time::days_from_now(0)?,
+        Asn1Time::days_from_now(o.days)?,
+    );
+    b.set_not_before(&from)?;
+    b.set_not_after(&until)?;
+    b.append_extension(BasicConstraints::new().critical().build()?)?;
+    b.append_extension(KeyUsage::new().digital_signature().build()?)?;
+    let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
+    b.append_extension(ski)?;
+    let aki = AuthorityKeyIdentifier::new()
+        .keyid(true)
+        .build(&b.x509v3_context(None, None))?;
+    b.append_extension(aki)?;
+    if o.mok {
+        b.append_extension(ExtendedKeyUsage::new().code_signing().build()?)?;
+    }
+    b.sign(pkey, o.algo.digest())?;
+    Ok(b.build())
+}
