@@ -23,10 +23,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# dkms without its recommends (they pull the distribution's default kernel headers).
-if ! dpkg-query -W -f='${Status}' dkms 2>/dev/null | grep -q 'install ok installed'; then
-  echo "test-deps: installing dkms" >&2
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dkms >/dev/null
+# Without their recommends: dkms's pull the distribution's default kernel headers.
+lean=()
+for p in dkms softhsm2 opensc; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || lean+=("$p")
+done
+if [ ${#lean[@]} -gt 0 ]; then
+  echo "test-deps: installing ${lean[*]}" >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${lean[@]}" >/dev/null
 fi
 
 # Newest 6.12 Debian kernel the archive lists (versions rotate, so ask apt).

@@ -76,12 +76,15 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct KeyArgs {
-    /// Private key: PEM (PKCS#1, PKCS#8, SEC1, encrypted) or DER.
+    /// Private key: PEM (PKCS#1, PKCS#8, SEC1, encrypted), DER, or a pkcs11: URI (RFC 7512).
     #[arg(long, value_name = "KEY")]
     pub key: PathBuf,
-    /// X.509 certificate of the key: PEM or DER.
+    /// X.509 certificate of the key: PEM or DER (for a token: default, the one stored with the key).
     #[arg(long, value_name = "CERT")]
-    pub cert: PathBuf,
+    pub cert: Option<PathBuf>,
+    /// PKCS#11 module for pkcs11: keys without module-path= (default: $PKCS11_MODULE_PATH).
+    #[arg(long, value_name = "SO")]
+    pub pkcs11_module: Option<PathBuf>,
     /// File holding the passphrase of an encrypted key (default: $KBUILD_SIGN_PIN).
     #[arg(long, value_name = "FILE")]
     pub pin_file: Option<PathBuf>,
@@ -337,6 +340,9 @@ pub struct ProjectSignArgs {
     /// Signing certificate (overrides the metadata).
     #[arg(long, value_name = "CERT")]
     pub cert: Option<PathBuf>,
+    /// PKCS#11 module for pkcs11: keys (default: $PKCS11_MODULE_PATH).
+    #[arg(long, value_name = "SO")]
+    pub pkcs11_module: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -53,6 +53,8 @@ pub enum Error {
     PinNeeded { path: PathBuf },
     #[error("{path}: wrong passphrase for the private key")]
     WrongPin { path: PathBuf },
+    #[error("{path}: the token's user PIN is locked after failed logins")]
+    PinLocked { path: PathBuf },
     #[error("unknown hash algorithm `{name}`")]
     UnknownHash { name: String },
     #[error("{path}: cannot write: {source}")]
@@ -99,7 +101,7 @@ impl Error {
             BadTrailer { .. } | NotSigned { .. } => exit::INPUT,
             AlreadySigned { .. } => exit::ALREADY_SIGNED,
             Key { .. } | Cert { .. } | KeyMismatch { .. } | UnknownHash { .. } => exit::KEY,
-            PinNeeded { .. } | WrongPin { .. } => exit::PIN,
+            PinNeeded { .. } | WrongPin { .. } | PinLocked { .. } => exit::PIN,
             ReadOnly { .. } | Write { .. } => exit::WRITE,
             Usage(_) => exit::USAGE,
             Toolchain { .. } => exit::TOOLCHAIN,
@@ -129,7 +131,8 @@ impl Error {
             Cert { .. } => "give the X.509 certificate (PEM or DER) that belongs to the signing key".into(),
             KeyMismatch { .. } => "use the certificate made for this key; the kernel would reject every module signed this way".into(),
             PinNeeded { .. } => "set KBUILD_SIGN_PIN or pass --pin-file FILE with the passphrase".into(),
-            WrongPin { .. } => "check the passphrase in KBUILD_SIGN_PIN or --pin-file".into(),
+            WrongPin { .. } => "check the passphrase or PIN in KBUILD_SIGN_PIN, --pin-file, or the URI's pin-value/pin-source".into(),
+            PinLocked { .. } => "unlock it with the security officer PIN (e.g. pkcs11-tool --init-pin --login --login-type so); nothing was signed".into(),
             UnknownHash { .. } => "use one of sha256, sha384, sha512, sha224, sha3-256, sha3-384, sha3-512".into(),
             Write { .. } => "check free space and permissions of the target directory; the original file is unchanged".into(),
             Usage(_) => "see --help".into(),

@@ -56,7 +56,16 @@ impl Project {
                 reason: "no [package.metadata.kmod] section: not a kernel module project".into(),
             });
         }
-        let rel = |v: &serde_json::Value| v.as_str().map(|s| dir.join(s));
+        // Paths are relative to the project; pkcs11: URIs stay as they are.
+        let rel = |v: &serde_json::Value| {
+            v.as_str().map(|s| {
+                if s.starts_with("pkcs11:") {
+                    PathBuf::from(s)
+                } else {
+                    dir.join(s)
+                }
+            })
+        };
         Ok(Project {
             name: kmod["name"]
                 .as_str()

@@ -61,16 +61,20 @@ pub fn project_signing(
     if !(a.sign || project.sign) {
         return Ok(None);
     }
-    let (Some(k), Some(c)) = (
-        a.key.clone().or(project.key.clone()),
-        a.cert.clone().or(project.cert.clone()),
-    ) else {
+    let Some(key) = a.key.clone().or(project.key.clone()) else {
         return Err(Error::Usage(
-            "signing needs a key and a certificate: set key/cert in [package.metadata.kmod] or pass --key/--cert".into(),
+            "signing needs a key: set key (and cert) in [package.metadata.kmod] or pass --key/--cert".into(),
         ));
     };
+    let cert = a.cert.clone().or(project.cert.clone());
     let pin = cargo_kmod::sign::keys::Pin::from_sources(None)?;
-    cargo_kmod::sign::SigningKey::load(&k, &c, &pin).map(Some)
+    cargo_kmod::sign::SigningKey::open(&cargo_kmod::sign::KeySource {
+        key: &key,
+        cert: cert.as_deref(),
+        pin: &pin,
+        pkcs11_module: a.pkcs11_module.as_deref(),
+    })
+    .map(Some)
 }
 
 /// Exit status for a run over many modules: the highest code seen.

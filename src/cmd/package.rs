@@ -94,12 +94,13 @@ fn dkms_toolchain(project: &Project) -> dkms::Toolchain {
         .collect();
     let clang = project.is_rust() || trees.iter().any(|t| t.enabled("CONFIG_CC_IS_CLANG"));
     if clang {
-        // DKMS runs with a plain PATH: name LLVM's directory when clang is not on it.
-        tc.llvm = Some(match cargo_kmod::kernel::which("clang") {
-            Some(_) => "1".into(),
-            None => cargo_kmod::kernel::newest_llvm_bin()
+        // DKMS runs with its own PATH: name LLVM's directory (LLVM=<dir>/) when there is one.
+        let bin = cargo_kmod::kernel::newest_llvm_bin();
+        tc.llvm = Some(
+            bin.as_ref()
                 .map_or("1".into(), |b| format!("{}/", b.display())),
-        });
+        );
+        tc.path = bin;
     }
     if project.is_rust() {
         tc.rustc = trees

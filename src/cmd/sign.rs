@@ -4,7 +4,9 @@ use cargo_kmod::Error;
 use cargo_kmod::hash::HashAlg;
 use cargo_kmod::sign::cms::SignerIdKind;
 use cargo_kmod::sign::keys::Pin;
-use cargo_kmod::sign::{self, IfSigned, SigOutput, SignOptions, SignOutcome, SigningKey};
+use cargo_kmod::sign::{
+    self, IfSigned, KeySource, SigOutput, SignOptions, SignOutcome, SigningKey,
+};
 
 pub fn run(a: SignArgs) -> i32 {
     let hash: HashAlg = match a.hash.parse() {
@@ -12,9 +14,14 @@ pub fn run(a: SignArgs) -> i32 {
         Err(e) => return report_error(&e),
     };
     // The key is loaded (and checked against the certificate) once for all modules.
-    let key = match Pin::from_sources(a.key.pin_file.as_deref())
-        .and_then(|pin| SigningKey::load(&a.key.key, &a.key.cert, &pin))
-    {
+    let key = match Pin::from_sources(a.key.pin_file.as_deref()).and_then(|pin| {
+        SigningKey::open(&KeySource {
+            key: &a.key.key,
+            cert: a.key.cert.as_deref(),
+            pin: &pin,
+            pkcs11_module: a.key.pkcs11_module.as_deref(),
+        })
+    }) {
         Ok(k) => k,
         Err(e) => return report_error(&e),
     };

@@ -7,7 +7,7 @@ use cargo_kmod::hash::HashAlg;
 use cargo_kmod::modfile::trailer;
 use cargo_kmod::sign::cms::SignerIdKind;
 use cargo_kmod::sign::keys::Pin;
-use cargo_kmod::sign::{SigningKey, p7s_path};
+use cargo_kmod::sign::{KeySource, SigningKey, p7s_path};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -76,15 +76,16 @@ fn sign(o: &Opts, pos: &[PathBuf]) -> Result<(), String> {
     } else {
         let hash = HashAlg::from_name(&pos[0].to_string_lossy())
             .ok_or_else(|| format!("EVP_get_digestbyname: unknown digest {}", pos[0].display()))?;
-        let key_path = &pos[1];
-        if key_path.to_string_lossy().starts_with("pkcs11:") {
-            return Err(format!(
-                "{}: PKCS#11 keys are not supported yet; use a PEM key",
-                key_path.display()
-            ));
-        }
+        // A key file, or a pkcs11: URI (PIN from KBUILD_SIGN_PIN, which sign-file's
+        // OpenSSL 3 provider path ignores).
         let pin = Pin::from_sources(None).map_err(|e| e.to_string())?;
-        let key = SigningKey::load(key_path, &pos[2], &pin).map_err(|e| e.to_string())?;
+        let key = SigningKey::open(&KeySource {
+            key: &pos[1],
+            cert: Some(&pos[2]),
+            pin: &pin,
+            pkcs11_module: None,
+        })
+        .map_err(|e| e.to_string())?;
         let id = if o.key_id {
             SignerIdKind::KeyId
         } else {

@@ -11,12 +11,19 @@ use std::path::{Path, PathBuf};
 pub struct Toolchain {
     /// `LLVM=` value (1, or a prefix like /usr/lib/llvm-19/bin/ when clang is not on PATH).
     pub llvm: Option<String>,
+    /// Directory put first on PATH: DKMS appends `CC=clang LD=ld.lld` for clang-built
+    /// kernels, which only work when those are on its PATH.
+    pub path: Option<PathBuf>,
     /// The rustc that matches the target kernels (Rust modules).
     pub rustc: Option<PathBuf>,
 }
 
 pub fn dkms_conf(project: &Project, tc: &Toolchain) -> String {
     let mut extra = String::new();
+    let make = match &tc.path {
+        Some(p) => format!("make PATH={}:${{PATH}}", p.display()),
+        None => "make".into(),
+    };
     if let Some(l) = &tc.llvm {
         extra.push_str(&format!(" LLVM={l}"));
     }
@@ -30,8 +37,8 @@ pub fn dkms_conf(project: &Project, tc: &Toolchain) -> String {
          PACKAGE_VERSION=\"{version}\"\n\
          BUILT_MODULE_NAME[0]=\"{name}\"\n\
          DEST_MODULE_LOCATION[0]=\"/updates/dkms\"\n\
-         MAKE[0]=\"make -C ${{kernel_source_dir}} {m}{extra} modules\"\n\
-         CLEAN=\"make -C ${{kernel_source_dir}} {m}{extra} clean\"\n\
+         MAKE[0]=\"{make} -C ${{kernel_source_dir}} {m}{extra} modules\"\n\
+         CLEAN=\"{make} -C ${{kernel_source_dir}} {m}{extra} clean\"\n\
          AUTOINSTALL=\"yes\"\n",
         name = project.name,
         version = project.version,

@@ -15,6 +15,9 @@ impl Pin {
     pub fn new(p: Option<Vec<u8>>) -> Self {
         Pin(p)
     }
+    pub fn bytes(&self) -> Option<Vec<u8>> {
+        self.0.clone()
+    }
     /// `--pin-file` wins over `KBUILD_SIGN_PIN` (as sign-file reads it).
     pub fn from_sources(pin_file: Option<&Path>) -> Result<Self> {
         if let Some(f) = pin_file {

@@ -3,6 +3,7 @@
 pub mod cms;
 pub mod keygen;
 pub mod keys;
+pub mod pkcs11;
 
 use crate::error::{Error, Result};
 use crate::hash::HashAlg;
@@ -10,26 +11,121 @@ use keys::{Cert, KeyKind, Pin};
 use openssl::pkey::{PKey, Private};
 use std::path::Path;
 
-/// A loaded key + certificate, checked to belong together. Cheap to share between threads.
+/// Where the private key lives.
+enum Backend {
+    /// A key file, used through OpenSSL.
+    File(PKey<Private>),
+    /// A key on a PKCS#11 token (sessions pooled inside).
+    Token(pkcs11::Pkcs11Key),
+}
+
+/// A loaded key + certificate, checked to belong together. Shared between threads.
 pub struct SigningKey {
-    pkey: PKey<Private>,
+    backend: Backend,
     kind: KeyKind,
     pub cert: Cert,
+    key_path: std::path::PathBuf,
+}
+
+/// What to load a signing key from.
+#[derive(Debug, Clone, Copy)]
+pub struct KeySource<'a> {
+    /// A key file, or a `pkcs11:` URI.
+    pub key: &'a Path,
+    /// Required for key files; for a token, default: the certificate stored with the key.
+    pub cert: Option<&'a Path>,
+    pub pin: &'a Pin,
+    /// PKCS#11 module when the URI has no module-path= (else $PKCS11_MODULE_PATH).
+    pub pkcs11_module: Option<&'a Path>,
 }
 
 impl SigningKey {
-    /// Loads both and refuses a pair that does not match.
+    /// Loads a key file and its certificate and refuses a pair that does not match.
     pub fn load(key: &Path, cert: &Path, pin: &Pin) -> Result<Self> {
-        let cert = keys::load_cert(cert)?;
-        let pkey = keys::load_private_key(key, pin)?;
-        keys::check_pair(&pkey, key, &cert)?;
-        Ok(Self::from_parts(pkey, cert))
+        Self::open(&KeySource {
+            key,
+            cert: Some(cert),
+            pin,
+            pkcs11_module: None,
+        })
     }
 
-    /// Without the pair check (sign-file compatibility: it does not check).
-    pub fn from_parts(pkey: PKey<Private>, cert: Cert) -> Self {
+    /// Loads from a key file or a token; the pair is checked either way.
+    pub fn open(src: &KeySource) -> Result<Self> {
+        let key_text = src.key.to_string_lossy();
+        if pkcs11::is_uri(&key_text) {
+            let (token, stored_cert) =
+                pkcs11::Pkcs11Key::open(&key_text, src.pkcs11_module, src.pin.bytes())?;
+            let shown = token.shown().to_path_buf();
+            let cert = match (src.cert, stored_cert) {
+                (Some(c), _) => keys::load_cert(c)?,
+                (None, Some(der)) => {
+                    Cert::from_der(&shown, &der).map_err(|reason| Error::Cert {
+                        path: shown.clone(),
+                        reason,
+                    })?
+                }
+                (None, None) => {
+                    return Err(Error::Cert {
+                        path: shown,
+                        reason: "no --cert given and the token holds no certificate for this key"
+                            .into(),
+                    });
+                }
+            };
+            let public = cert.x509.public_key().map_err(|e| Error::Cert {
+                path: cert.path.clone(),
+                reason: e.to_string(),
+            })?;
+            let kind = keys::key_kind(&public).map_err(|reason| Error::Cert {
+                path: cert.path.clone(),
+                reason,
+            })?;
+            let k = SigningKey {
+                backend: Backend::Token(token),
+                kind,
+                cert,
+                key_path: shown,
+            };
+            k.check_token_pair()?;
+            return Ok(k);
+        }
+        let cert_path = src.cert.ok_or_else(|| {
+            Error::Usage(format!("{}: a key file needs --cert", src.key.display()))
+        })?;
+        let cert = keys::load_cert(cert_path)?;
+        let pkey = keys::load_private_key(src.key, src.pin)?;
+        keys::check_pair(&pkey, src.key, &cert)?;
         let kind = keys::key_kind(&pkey).expect("checked when the key was loaded");
-        SigningKey { pkey, kind, cert }
+        Ok(SigningKey {
+            backend: Backend::File(pkey),
+            kind,
+            cert,
+            key_path: src.key.to_path_buf(),
+        })
+    }
+
+    /// A token key cannot be compared directly: sign a probe and verify it with the certificate.
+    fn check_token_pair(&self) -> Result<()> {
+        let probe = b"cargo-kmod key/certificate pair check";
+        let sig = self.raw_signature(HashAlg::Sha256, probe)?;
+        let public = self.cert.x509.public_key().map_err(|e| Error::Cert {
+            path: self.cert.path.clone(),
+            reason: e.to_string(),
+        })?;
+        let ok = openssl::sign::Verifier::new(HashAlg::Sha256.md(), &public)
+            .and_then(|mut v| {
+                v.update(probe)?;
+                v.verify(&sig)
+            })
+            .unwrap_or(false);
+        if !ok {
+            return Err(Error::KeyMismatch {
+                key: self.key_path.clone(),
+                cert: self.cert.path.clone(),
+            });
+        }
+        Ok(())
     }
 
     pub fn kind(&self) -> KeyKind {
@@ -37,19 +133,27 @@ impl SigningKey {
     }
 
     /// The raw signature over `data`: PKCS#1 v1.5 for RSA, DER Ecdsa-Sig-Value for ECDSA.
-    pub fn raw_signature(&self, hash: HashAlg, data: &[u8]) -> Result<Vec<u8>, String> {
-        let mut s = openssl::sign::Signer::new(hash.md(), &self.pkey).map_err(|e| e.to_string())?;
-        s.update(data).map_err(|e| e.to_string())?;
-        s.sign_to_vec().map_err(|e| e.to_string())
+    pub fn raw_signature(&self, hash: HashAlg, data: &[u8]) -> Result<Vec<u8>> {
+        let key_err = |e: openssl::error::ErrorStack| Error::Key {
+            path: self.key_path.clone(),
+            reason: e.to_string(),
+        };
+        match &self.backend {
+            Backend::File(pkey) => {
+                let mut s = openssl::sign::Signer::new(hash.md(), pkey).map_err(key_err)?;
+                s.update(data).map_err(key_err)?;
+                s.sign_to_vec().map_err(key_err)
+            }
+            Backend::Token(t) => {
+                let digest = openssl::hash::hash(hash.md(), data).map_err(key_err)?;
+                t.sign_digest(self.kind, hash, &digest)
+            }
+        }
     }
 
     /// The PKCS#7 DER to append to `body`.
     pub fn sign(&self, hash: HashAlg, id: cms::SignerIdKind, body: &[u8]) -> Result<Vec<u8>> {
-        let sig_err = |reason: String| Error::Key {
-            path: self.cert.path.clone(),
-            reason,
-        };
-        let sig = self.raw_signature(hash, body).map_err(sig_err)?;
+        let sig = self.raw_signature(hash, body)?;
         cms::build(
             &self.cert,
             id,
@@ -57,7 +161,10 @@ impl SigningKey {
             cms::signature_algorithm(self.kind, hash),
             sig,
         )
-        .map_err(sig_err)
+        .map_err(|reason| Error::Cert {
+            path: self.cert.path.clone(),
+            reason,
+        })
     }
 }
 

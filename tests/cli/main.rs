@@ -7,6 +7,7 @@ mod common;
 mod compress;
 mod info;
 mod package;
+mod pkcs11;
 mod project;
 mod run;
 mod sign;

@@ -24,10 +24,12 @@ pub fn test_kernel() -> &'static KernelInfo {
 }
 
 pub fn test_key(name: &str) -> Key {
-    let dir = cache_dir().join("test-keys");
+    // Made by `cargo kmod keygen` (scripts/test-deps.sh): the kernel trusting these and
+    // loading what they sign is the test of keygen's certificates.
+    let dir = cache_dir().join("test-keys").join(name);
     let k = Key {
-        key: dir.join(format!("{name}.key")),
-        cert: dir.join(format!("{name}.crt")),
+        key: dir.join("signing_key.pem"),
+        cert: dir.join("signing_key.crt"),
     };
     assert!(
         k.cert.exists(),

@@ -1,0 +1,361 @@
+//! Keys in a token: SoftHSM2 (a real PKCS#11 module) with keys imported by OpenSC's
+//! pkcs11-tool, each test in its own token directory.
+
+use crate::common::*;
+use crate::run::{test_kernel, test_key};
+use std::path::{Path, PathBuf};
+use std::process::Command as Std;
+
+const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+struct Token {
+    _dir: tempfile::TempDir,
+    conf: PathBuf,
+}
+
+impl Token {
+    /// A fresh token `kmod` (user PIN 1234) holding each (label, id, key, cert).
+    fn new(keys: &[(&str, &str, &Key)]) -> Token {
+        assert!(
+            Path::new(MODULE).exists(),
+            "missing test prerequisite: {MODULE} (softhsm2) — run scripts/test-deps.sh"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("softhsm2.conf");
+        std::fs::create_dir(dir.path().join("tokens")).unwrap();
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}/tokens\nobjectstore.backend = file\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let t = Token { _dir: dir, conf };
+        run(t.cmd("softhsm2-util").args([
+            "--init-token",
+            "--free",
+            "--label",
+            "kmod",
+            "--so-pin",
+            "5678",
+            "--pin",
+            "1234",
+        ]));
+        for (label, id, k) in keys {
+            let der = t._dir.path().join(format!("{label}.der"));
+            run(Std::new("openssl")
+                .args(["pkey", "-outform", "DER", "-in"])
+                .arg(&k.key)
+                .arg("-out")
+                .arg(&der));
+            run(t
+                .tool()
+                .args(["--write-object"])
+                .arg(&der)
+                .args(["--type", "privkey", "--id", id, "--label", label]));
+            let cder = t._dir.path().join(format!("{label}.crt.der"));
+            run(Std::new("openssl")
+                .args(["x509", "-outform", "DER", "-in"])
+                .arg(&k.cert)
+                .arg("-out")
+                .arg(&cder));
+            run(t
+                .tool()
+                .args(["--write-object"])
+                .arg(&cder)
+                .args(["--type", "cert", "--id", id, "--label", label]));
+        }
+        t
+    }
+
+    fn cmd(&self, prog: &str) -> Std {
+        let mut c = Std::new(prog);
+        c.env("SOFTHSM2_CONF", &self.conf);
+        c
+    }
+
+    fn tool(&self) -> Std {
+        let mut c = self.cmd("pkcs11-tool");
+        c.args(["--module", MODULE, "--login", "--pin", "1234"]);
+        c
+    }
+
+    fn kmod(&self) -> assert_cmd::Command {
+        let mut c = kmod();
+        c.env("SOFTHSM2_CONF", &self.conf)
+            .env_remove("KBUILD_SIGN_PIN")
+            .env_remove("PKCS11_MODULE_PATH");
+        c
+    }
+}
+
+fn uri(object: &str, extra: &str) -> String {
+    format!("pkcs11:token=kmod;object={object};type=private?module-path={MODULE}{extra}")
+}
+
+#[test]
+fn rsa_through_pkcs11_is_byte_identical_to_the_pem_key() {
+    let d = tempfile::tempdir().unwrap();
+    let rsa = keys().get("rsa3072");
+    let tok = Token::new(&[("rsa", "01", &rsa)]);
+    let m = unsigned_module(d.path(), "dummy");
+    for hash in ["sha256", "sha512"] {
+        let (pem_out, tok_out, no_cert) = (
+            d.path().join("pem.ko"),
+            d.path().join("tok.ko"),
+            d.path().join("nocert.ko"),
+        );
+        kmod()
+            .args(["sign", "--hash", hash, "--key"])
+            .arg(&rsa.key)
+            .arg("--cert")
+            .arg(&rsa.cert)
+            .arg("-o")
+            .arg(&pem_out)
+            .arg(&m)
+            .assert()
+            .success();
+        tok.kmod()
+            .args([
+                "sign",
+                "--hash",
+                hash,
+                "--key",
+                &uri("rsa", "&pin-value=1234"),
+                "--cert",
+            ])
+            .arg(&rsa.cert)
+            .arg("-o")
+            .arg(&tok_out)
+            .arg(&m)
+            .assert()
+            .success();
+        assert_eq!(sha256(&pem_out), sha256(&tok_out), "{hash}");
+        // The certificate can come from the token; the PIN from KBUILD_SIGN_PIN.
+        tok.kmod()
+            .env("KBUILD_SIGN_PIN", "1234")
+            .args(["sign", "--hash", hash, "--key", &uri("rsa", "")])
+            .arg("-o")
+            .arg(&no_cert)
+            .arg(&m)
+            .assert()
+            .success();
+        assert_eq!(sha256(&pem_out), sha256(&no_cert), "{hash}");
+    }
+    // sign-file drop-in with a pkcs11: key, PIN from KBUILD_SIGN_PIN.
+    let sf = d.path().join("sf.ko");
+    tok.kmod()
+        .env("KBUILD_SIGN_PIN", "1234")
+        .args(["sign-file", "sha256", &uri("rsa", "")])
+        .arg(&rsa.cert)
+        .arg(&m)
+        .arg(&sf)
+        .assert()
+        .success();
+    let reference = d.path().join("ref.ko");
+    run(Std::new(sign_file())
+        .arg("sha256")
+        .args([&rsa.key, &rsa.cert, &m, &reference]));
+    assert_eq!(sha256(&sf), sha256(&reference));
+}
+
+#[test]
+fn ecdsa_through_pkcs11_verifies_with_verify_and_openssl_cms() {
+    let d = tempfile::tempdir().unwrap();
+    let (p256, p384) = (keys().get("p256"), keys().get("p384"));
+    let tok = Token::new(&[("p256", "02", &p256), ("p384", "03", &p384)]);
+    let m = unsigned_module(d.path(), "dummy");
+    for (label, k) in [("p256", &p256), ("p384", &p384)] {
+        let out = d.path().join(format!("{label}.ko"));
+        tok.kmod()
+            .args([
+                "sign",
+                "--hash",
+                "sha384",
+                "--key",
+                &uri(label, "&pin-value=1234"),
+            ])
+            .arg("-o")
+            .arg(&out)
+            .arg(&m)
+            .assert()
+            .success();
+        kmod()
+            .arg("verify")
+            .arg("--cert")
+            .arg(&k.cert)
+            .arg(&out)
+            .assert()
+            .success();
+        let b = std::fs::read(&out).unwrap();
+        let sig = d.path().join("sig.p7");
+        std::fs::write(&sig, &b[strip(&b).len()..b.len() - 40]).unwrap();
+        run(Std::new("openssl")
+            .args([
+                "cms",
+                "-verify",
+                "-binary",
+                "-inform",
+                "DER",
+                "-noverify",
+                "-out",
+                "/dev/null",
+                "-in",
+            ])
+            .arg(&sig)
+            .arg("-content")
+            .arg(&m)
+            .arg("-certfile")
+            .arg(&k.cert));
+    }
+}
+
+#[test]
+fn a_module_signed_through_pkcs11_loads_in_the_test_kernel() {
+    let d = tempfile::tempdir().unwrap();
+    let trusted = test_key("rsa4096");
+    let tok = Token::new(&[("kernel", "04", &trusted)]);
+    let m = d.path().join("kmodtest.ko");
+    std::fs::copy(crate::run::built_module("kmodtest"), &m).unwrap();
+    tok.kmod()
+        .args([
+            "sign",
+            "--hash",
+            "sha256",
+            "--key",
+            &uri("kernel", "&pin-value=1234"),
+        ])
+        .arg(&m)
+        .assert()
+        .success();
+    let o = kmod()
+        .args([
+            "run",
+            "--accel",
+            "tcg",
+            "--message-format",
+            "json",
+            "--kdir",
+        ])
+        .arg(&test_kernel().kdir)
+        .arg("--module")
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
+#[test]
+fn wrong_pin_missing_token_missing_object_fail_clearly_and_write_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let rsa = keys().get("rsa2048");
+    let tok = Token::new(&[("rsa", "01", &rsa)]);
+    let m = unsigned_module(d.path(), "dummy");
+    let before = sha256(&m);
+    let cases: [(&str, String, i32, &str); 4] = [
+        (
+            "wrong PIN",
+            uri("rsa", "&pin-value=0000"),
+            5,
+            "wrong passphrase or PIN",
+        ),
+        ("no PIN", uri("rsa", ""), 5, "no passphrase"),
+        (
+            "missing token",
+            format!("pkcs11:token=nosuch;object=rsa?module-path={MODULE}&pin-value=1234"),
+            4,
+            "no token labelled `nosuch` (tokens: kmod)",
+        ),
+        (
+            "missing object",
+            uri("nosuch", "&pin-value=1234"),
+            4,
+            "no private key on the token matches",
+        ),
+    ];
+    for (what, u, code, says) in cases {
+        let o = tok
+            .kmod()
+            .args(["sign", "--key", &u, "--cert"])
+            .arg(&rsa.cert)
+            .arg(&m)
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(code), "{what}: {err}");
+        assert!(err.contains(says), "{what}: {err}");
+        assert!(err.contains("help: "), "{what}: {err}");
+        assert!(
+            !err.contains("1234") && !err.contains("0000"),
+            "{what}: a PIN was printed: {err}"
+        );
+        assert_eq!(sha256(&m), before, "{what}");
+    }
+    // A token key whose certificate is another key's: refused before anything is signed.
+    let other = keys().get("other");
+    let o = tok
+        .kmod()
+        .args(["sign", "--key", &uri("rsa", "&pin-value=1234"), "--cert"])
+        .arg(&other.cert)
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("does not match"), "{}", stderr(&o));
+    assert_eq!(sha256(&m), before);
+}
+
+#[test]
+fn tree_signing_through_pkcs11_with_two_jobs() {
+    let d = tempfile::tempdir().unwrap();
+    let rsa = keys().get("rsa2048");
+    let tok = Token::new(&[("rsa", "01", &rsa)]);
+    let tree = d.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    let mods: Vec<PathBuf> = debian_modules()
+        .iter()
+        .take(24)
+        .map(|src| {
+            let p = tree.join(
+                src.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .trim_end_matches(".xz"),
+            );
+            std::fs::write(&p, strip(&xz_decompress(src))).unwrap();
+            p
+        })
+        .collect();
+    let pem_tree = d.path().join("pem");
+    run(Std::new("cp").arg("-a").arg(&tree).arg(&pem_tree));
+    tok.kmod()
+        .args([
+            "sign",
+            "-j",
+            "2",
+            "--key",
+            &uri("rsa", "&pin-value=1234"),
+            "--cert",
+        ])
+        .arg(&rsa.cert)
+        .arg(&tree)
+        .assert()
+        .success();
+    kmod()
+        .args(["sign", "-j", "1", "--key"])
+        .arg(&rsa.key)
+        .arg("--cert")
+        .arg(&rsa.cert)
+        .arg(&pem_tree)
+        .assert()
+        .success();
+    for m in &mods {
+        assert_eq!(
+            sha256(m),
+            sha256(&pem_tree.join(m.file_name().unwrap())),
+            "{}",
+            m.display()
+        );
+    }
+}
