@@ -51,8 +51,10 @@ pub enum Error {
     KeyMismatch { key: PathBuf, cert: PathBuf },
     #[error("{path}: private key is encrypted and no passphrase was given")]
     PinNeeded { path: PathBuf },
-    #[error("{path}: wrong passphrase for the private key")]
+    #[error("{path}: wrong passphrase or PIN for the private key")]
     WrongPin { path: PathBuf },
+    #[error("{path}: {reason}")]
+    Pkcs11 { path: PathBuf, reason: String },
     #[error("{path}: the token's user PIN is locked after failed logins")]
     PinLocked { path: PathBuf },
     #[error("unknown hash algorithm `{name}`")]
@@ -100,7 +102,9 @@ impl Error {
             Read { .. } | IsDir { .. } | NotModule { .. } | Decompress { .. } => exit::INPUT,
             BadTrailer { .. } | NotSigned { .. } => exit::INPUT,
             AlreadySigned { .. } => exit::ALREADY_SIGNED,
-            Key { .. } | Cert { .. } | KeyMismatch { .. } | UnknownHash { .. } => exit::KEY,
+            Key { .. } | Cert { .. } | KeyMismatch { .. } | UnknownHash { .. } | Pkcs11 { .. } => {
+                exit::KEY
+            }
             PinNeeded { .. } | WrongPin { .. } | PinLocked { .. } => exit::PIN,
             ReadOnly { .. } | Write { .. } => exit::WRITE,
             Usage(_) => exit::USAGE,
@@ -132,6 +136,7 @@ impl Error {
             KeyMismatch { .. } => "use the certificate made for this key; the kernel would reject every module signed this way".into(),
             PinNeeded { .. } => "set KBUILD_SIGN_PIN or pass --pin-file FILE with the passphrase".into(),
             WrongPin { .. } => "check the passphrase or PIN in KBUILD_SIGN_PIN, --pin-file, or the URI's pin-value/pin-source".into(),
+            Pkcs11 { .. } => "check the URI's token=, object=, id= and the module (list what the token holds: pkcs11-tool --module SO --list-objects --login)".into(),
             PinLocked { .. } => "unlock it with the security officer PIN (e.g. pkcs11-tool --init-pin --login --login-type so); nothing was signed".into(),
             UnknownHash { .. } => "use one of sha256, sha384, sha512, sha224, sha3-256, sha3-384, sha3-512".into(),
             Write { .. } => "check free space and permissions of the target directory; the original file is unchanged".into(),

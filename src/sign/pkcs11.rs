@@ -126,7 +126,7 @@ impl Pkcs11Key {
         pin: Option<Vec<u8>>,
     ) -> Result<(Pkcs11Key, Option<Vec<u8>>)> {
         let shown = Uri::display(uri_text);
-        let kerr = |reason: String| Error::Key {
+        let kerr = |reason: String| Error::Pkcs11 {
             path: shown.clone(),
             reason,
         };
@@ -139,7 +139,7 @@ impl Pkcs11Key {
             .or_else(|| module.map(Path::to_path_buf))
             .or_else(|| std::env::var_os("PKCS11_MODULE_PATH").map(PathBuf::from))
             .ok_or_else(|| kerr("no PKCS#11 module: give module-path= in the URI, --pkcs11-module, or PKCS11_MODULE_PATH".into()))?;
-        let ctx = Pkcs11::new(&module).map_err(|e| Error::Key {
+        let ctx = Pkcs11::new(&module).map_err(|e| Error::Pkcs11 {
             path: module.clone(),
             reason: format!("cannot load the PKCS#11 module: {e}"),
         })?;
@@ -157,7 +157,9 @@ impl Pkcs11Key {
                 found = Some((s, info));
                 break;
             }
-            labels.push(label);
+            if !label.is_empty() {
+                labels.push(label);
+            }
         }
         let Some((slot, info)) = found else {
             return Err(kerr(format!(
@@ -235,7 +237,7 @@ impl Pkcs11Key {
     }
 
     fn new_session(&self) -> Result<(Session, ObjectHandle)> {
-        let kerr = |reason: String| Error::Key {
+        let kerr = |reason: String| Error::Pkcs11 {
             path: self.shown.clone(),
             reason,
         };
@@ -286,7 +288,7 @@ impl Pkcs11Key {
             Some(s) => s,
             None => self.new_session()?,
         };
-        let kerr = |reason: String| Error::Key {
+        let kerr = |reason: String| Error::Pkcs11 {
             path: self.shown.clone(),
             reason,
         };
