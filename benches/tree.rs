@@ -53,6 +53,8 @@ fn copy_tree(from: &Path, to: &Path) {
     assert!(st.success());
 }
 
+const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
@@ -236,6 +238,85 @@ fn main() {
             secs(t_verify) * 1e3,
             vrss / 1024
         );
+        // The same key in a SoftHSM2 token, through PKCS#11 (issue 7).
+        if Path::new(SOFTHSM).exists() {
+            let tok = work.join("softhsm");
+            let _ = std::fs::remove_dir_all(&tok);
+            std::fs::create_dir_all(tok.join("tokens")).unwrap();
+            let conf = tok.join("softhsm2.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "directories.tokendir = {}/tokens\nobjectstore.backend = file\n",
+                    tok.display()
+                ),
+            )
+            .unwrap();
+            let sh = |cmd: &mut Command| {
+                assert!(
+                    cmd.env("SOFTHSM2_CONF", &conf)
+                        .stdout(std::process::Stdio::null())
+                        .status()
+                        .unwrap()
+                        .success(),
+                    "{cmd:?}"
+                )
+            };
+            sh(Command::new("softhsm2-util").args([
+                "--init-token",
+                "--free",
+                "--label",
+                "bench",
+                "--so-pin",
+                "5678",
+                "--pin",
+                "1234",
+            ]));
+            let der = tok.join("key.der");
+            sh(Command::new("openssl")
+                .args(["pkey", "-outform", "DER", "-in"])
+                .arg(&key)
+                .arg("-out")
+                .arg(&der));
+            sh(Command::new("pkcs11-tool")
+                .args([
+                    "--module",
+                    SOFTHSM,
+                    "--login",
+                    "--pin",
+                    "1234",
+                    "--type",
+                    "privkey",
+                    "--id",
+                    "01",
+                    "--label",
+                    "k",
+                    "--write-object",
+                ])
+                .arg(&der));
+            let tok_dir = work.join("tok-tree");
+            copy_tree(&plain, &tok_dir);
+            let uri = format!(
+                "pkcs11:token=bench;object=k;type=private?module-path={SOFTHSM}&pin-value=1234"
+            );
+            let (t_tok, _) = timed(
+                Command::new(&bin)
+                    .env("SOFTHSM2_CONF", &conf)
+                    .args(["kmod", "sign", "--hash", "sha256", "--key", &uri, "--cert"])
+                    .arg(&cert)
+                    .arg(&tok_dir)
+                    .stderr(std::process::Stdio::null()),
+            );
+            println!(
+                "sign {name} through PKCS#11 (SoftHSM2): {:.2} s = {:.2}x the PEM key's {:.2} s ({:.0} vs {:.0} modules/s)",
+                secs(t_tok),
+                secs(t_tok) / secs(t_ours),
+                secs(t_ours),
+                n as f64 / secs(t_tok),
+                n as f64 / secs(t_ours)
+            );
+            let _ = std::fs::remove_dir_all(&tok_dir);
+        }
         if name == "RSA-4096" {
             let (t_info, _) = timed(Command::new(&bin).args(["kmod", "info"]).arg(&ours_dir));
             let (t_modinfo, _) = timed(Command::new("sh").arg("-c").arg(format!(

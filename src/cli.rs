@@ -362,6 +362,16 @@ pub struct KeygenArgs {
     /// Add extendedKeyUsage codeSigning, as DKMS's MOK key has.
     #[arg(long)]
     pub mok: bool,
+    /// Generate the key pair inside this PKCS#11 token (pkcs11:token=..;object=..): only
+    /// the certificate is written (and stored on the token beside the key).
+    #[arg(long, value_name = "URI")]
+    pub pkcs11: Option<String>,
+    /// PKCS#11 module when the URI has no module-path= (default: $PKCS11_MODULE_PATH).
+    #[arg(long, value_name = "SO")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// File holding the token PIN (default: $KBUILD_SIGN_PIN or the URI's pin-value).
+    #[arg(long, value_name = "FILE")]
+    pub pin_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -37,7 +37,7 @@ impl HashAlg {
         HashAlg::Sha3_384,
         HashAlg::Sha3_512,
     ];
-    const ALL: [HashAlg; 8] = [
+    pub const ALL: [HashAlg; 8] = [
         HashAlg::Sha1,
         HashAlg::Sha224,
         HashAlg::Sha256,

@@ -5,9 +5,8 @@ use crate::error::{Error, Result};
 use crate::kernel::{newest_llvm_bin, tool_version, which};
 use crate::report::Reporter;
 use std::collections::HashMap;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// `[package.metadata.kmod]` and where the project lives.
 #[derive(Debug, Clone)]
@@ -375,63 +374,24 @@ fn kbuild_make(tree: &Tree, env: &BuildEnv, o: &BuildOptions, m: &Path) -> Comma
     if let Some(x) = &o.cross_compile {
         c.arg(format!("CROSS_COMPILE={x}"));
     }
-    if let Some(bin) = &env.path_prefix {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let mut paths = vec![bin.clone()];
-        paths.extend(std::env::split_paths(&path));
-        c.env("PATH", std::env::join_paths(paths).expect("valid PATH"));
-    }
-    for v in [
-        "RUSTC",
-        "RUSTFLAGS",
-        "RUSTUP_TOOLCHAIN",
-        "CARGO_ENCODED_RUSTFLAGS",
-    ] {
-        c.env_remove(v);
-    }
+    crate::kernel::kbuild_env(&mut c, env.path_prefix.as_deref());
     c
 }
 
 fn run_streamed(cmd: &mut Command, tree: &Tree, verbose: bool, r: &dyn Reporter) -> Result<()> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| Error::ModuleBuild {
+    let (status, lines) = crate::kernel::run_lines(cmd, |l| {
+        if verbose {
+            r.note(l);
+        } else {
+            r.progress(l);
+        }
+    })
+    .map_err(|e| Error::ModuleBuild {
         kdir: tree.kdir.clone(),
         tail: format!("cannot run make: {e} (Debian package make)"),
     })?;
-    let stderr = child.stderr.take().expect("piped");
-    let errs = std::thread::spawn(move || {
-        std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(|l| l.ok())
-            .collect::<Vec<_>>()
-    });
-    let mut lines = Vec::new();
-    for l in std::io::BufReader::new(child.stdout.take().expect("piped"))
-        .lines()
-        .map_while(|l| l.ok())
-    {
-        if verbose {
-            r.note(&l);
-        } else {
-            r.progress(&l);
-        }
-        lines.push(l);
-    }
-    let err_lines = errs.join().unwrap_or_default();
-    if verbose {
-        for l in &err_lines {
-            r.note(l);
-        }
-    }
-    let status = child.wait().map_err(|e| Error::ModuleBuild {
-        kdir: tree.kdir.clone(),
-        tail: e.to_string(),
-    })?;
     if !status.success() {
-        let all: Vec<&String> = lines.iter().chain(err_lines.iter()).collect();
-        let tail: Vec<&str> = all
+        let tail: Vec<&str> = lines
             .iter()
             .rev()
             .take(30)

@@ -225,22 +225,28 @@ impl Toolchain {
         // Proc macros (rust/libmacros.so) must come from the same compiler.
         c.arg(format!("HOSTRUSTC={}", self.rustc.display()));
         c.arg(format!("BINDGEN={}", self.bindgen.display()));
-        if let Some(bin) = &self.llvm_bin {
-            let path = std::env::var_os("PATH").unwrap_or_default();
-            let mut paths = vec![bin.clone()];
-            paths.extend(std::env::split_paths(&path));
-            c.env("PATH", std::env::join_paths(paths).expect("valid PATH"));
-        }
-        // Cargo and rustup variables of our own invocation must not leak into Kbuild's rustc.
-        for v in [
-            "RUSTC",
-            "RUSTFLAGS",
-            "RUSTUP_TOOLCHAIN",
-            "CARGO_ENCODED_RUSTFLAGS",
-        ] {
-            c.env_remove(v);
-        }
+        kbuild_env(&mut c, self.llvm_bin.as_deref());
         c
+    }
+}
+
+/// The environment every Kbuild call gets: LLVM's directory first on PATH when clang
+/// is not on it, and none of the Cargo/rustup variables of our own invocation (they
+/// would leak into Kbuild's rustc).
+pub fn kbuild_env(c: &mut Command, llvm_bin: Option<&Path>) {
+    if let Some(bin) = llvm_bin {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut paths = vec![bin.to_path_buf()];
+        paths.extend(std::env::split_paths(&path));
+        c.env("PATH", std::env::join_paths(paths).expect("valid PATH"));
+    }
+    for v in [
+        "RUSTC",
+        "RUSTFLAGS",
+        "RUSTUP_TOOLCHAIN",
+        "CARGO_ENCODED_RUSTFLAGS",
+    ] {
+        c.env_remove(v);
     }
 }
 
@@ -616,51 +622,18 @@ fn run_logged(
     progress: bool,
 ) -> Result<String> {
     let _ = writeln!(log, "$ {cmd:?}");
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| Error::KernelBuild {
-        step: step.into(),
-        log: log_path.to_path_buf(),
-        tail: format!("cannot start {:?}: {e}", cmd.get_program()),
-    })?;
-    // Interleave stderr into the same stream.
-    let stderr = child.stderr.take().expect("piped");
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let tx2 = tx.clone();
-    let t = std::thread::spawn(move || {
-        for l in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(|l| l.ok())
-        {
-            let _ = tx2.send(l);
-        }
-    });
-    let stdout = child.stdout.take().expect("piped");
-    let t2 = std::thread::spawn(move || {
-        for l in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(|l| l.ok())
-        {
-            let _ = tx.send(l);
-        }
-    });
-    let mut all = String::new();
-    for line in rx {
+    let (status, lines) = run_lines(cmd, |line| {
         let _ = writeln!(log, "{line}");
         if progress {
-            r.progress(&line);
+            r.progress(line);
         }
-        all.push_str(&line);
-        all.push('\n');
-    }
-    let _ = t.join();
-    let _ = t2.join();
-    let status = child.wait().map_err(|e| Error::KernelBuild {
+    })
+    .map_err(|e| Error::KernelBuild {
         step: step.into(),
         log: log_path.to_path_buf(),
-        tail: e.to_string(),
+        tail: format!("cannot run {:?}: {e}", cmd.get_program()),
     })?;
+    let all = lines.join("\n");
     if !status.success() {
         let tail: Vec<&str> = all.lines().rev().take(25).collect();
         return Err(Error::KernelBuild {
@@ -670,4 +643,41 @@ fn run_logged(
         });
     }
     Ok(all)
+}
+
+/// Runs `cmd`, handing each line of its stdout and stderr (interleaved) to `on_line`;
+/// returns the exit status and every line.
+pub fn run_lines(
+    cmd: &mut Command,
+    mut on_line: impl FnMut(&str),
+) -> std::io::Result<(std::process::ExitStatus, Vec<String>)> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let readers: Vec<_> = [
+        Box::new(child.stdout.take().expect("piped")) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().expect("piped")),
+    ]
+    .into_iter()
+    .map(|pipe| {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(pipe).lines().map_while(|l| l.ok()) {
+                let _ = tx.send(l);
+            }
+        })
+    })
+    .collect();
+    drop(tx);
+    let mut lines = Vec::new();
+    for line in rx {
+        on_line(&line);
+        lines.push(line);
+    }
+    for t in readers {
+        let _ = t.join();
+    }
+    Ok((child.wait()?, lines))
 }

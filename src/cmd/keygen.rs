@@ -1,6 +1,8 @@
 use super::report_error;
 use crate::cli::KeygenArgs;
 use cargo_kmod::sign::keygen::{self, Algo, KeygenOptions};
+use cargo_kmod::sign::keys::Pin;
+use cargo_kmod::sign::pkcs11;
 
 pub fn run(a: KeygenArgs) -> i32 {
     let algo = Algo::ALL
@@ -15,46 +17,49 @@ pub fn run(a: KeygenArgs) -> i32 {
         days: a.days,
         mok: a.mok,
     };
-    match keygen::generate(&o) {
-        Ok(f) => {
+    let result = match &a.pkcs11 {
+        Some(uri) => Pin::from_sources(a.pin_file.as_deref())
+            .and_then(|pin| {
+                pkcs11::generate_in_token(uri, a.pkcs11_module.as_deref(), pin.bytes(), &o)
+            })
+            .and_then(|cert| keygen::write_cert_only(&o.out, &cert)),
+        None => keygen::generate(&o),
+    };
+    let f = match result {
+        Ok(f) => f,
+        Err(e) => return report_error(&e),
+    };
+    let key = match &a.pkcs11 {
+        Some(uri) => {
+            let shown = pkcs11::Uri::display(uri).display().to_string();
+            eprintln!("generated a {} key inside the token: {shown}", a.algo);
+            println!("{}", f.cert_pem.display());
+            println!("{}", f.cert_der.display());
+            format!("'{shown}'")
+        }
+        None => {
+            eprintln!(
+                "generated a {} key (private key mode 0600: keep it secret)",
+                a.algo
+            );
             println!("{}", f.key.display());
             println!("{}", f.cert_pem.display());
             println!("{}", f.cert_der.display());
-            eprintln!(
-                "generated a {} key (private key mode 0600: keep it secret)",
-                o.algo_name()
-            );
-            eprintln!("next steps, one of:");
-            eprintln!(
-                "  - Secure Boot machines: mokutil --import {} , then reboot and enroll it",
-                f.cert_der.display()
-            );
-            eprintln!(
-                "  - your own kernel: CONFIG_SYSTEM_TRUSTED_KEYS=\"{}\" (or `cargo kmod kernel build --trusted-cert {}`)",
-                f.cert_pem.display(),
-                f.cert_pem.display()
-            );
-            eprintln!(
-                "  - sign: cargo kmod sign --key {} --cert {} MODULE",
-                f.key.display(),
-                f.cert_pem.display()
-            );
-            0
+            f.key.display().to_string()
         }
-        Err(e) => report_error(&e),
-    }
-}
-
-trait AlgoName {
-    fn algo_name(&self) -> &'static str;
-}
-
-impl AlgoName for KeygenOptions {
-    fn algo_name(&self) -> &'static str {
-        Algo::ALL
-            .iter()
-            .find(|(_, x)| *x == self.algo)
-            .map(|(n, _)| *n)
-            .unwrap_or("?")
-    }
+    };
+    eprintln!("next steps, one of:");
+    eprintln!(
+        "  - Secure Boot machines: mokutil --import {} , then reboot and enroll it",
+        f.cert_der.display()
+    );
+    eprintln!(
+        "  - your own kernel: CONFIG_SYSTEM_TRUSTED_KEYS=\"{0}\" (or `cargo kmod kernel build --trusted-cert {0}`)",
+        f.cert_pem.display()
+    );
+    eprintln!(
+        "  - sign: cargo kmod sign --key {key} --cert {} MODULE",
+        f.cert_pem.display()
+    );
+    0
 }

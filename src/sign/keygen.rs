@@ -102,7 +102,7 @@ pub fn generate(o: &KeygenOptions) -> Result<KeyFiles> {
         reason: e.to_string(),
     };
     let pkey = o.algo.generate().map_err(ossl)?;
-    let cert = certificate(&pkey, o).map_err(ossl)?;
+    let cert = certificate(&pkey, &pkey, o).map_err(ossl)?;
     std::fs::create_dir_all(&o.out).map_err(|source| Error::Write {
         path: o.out.clone(),
         source,
@@ -114,8 +114,11 @@ pub fn generate(o: &KeygenOptions) -> Result<KeyFiles> {
     Ok(f)
 }
 
-fn certificate(
+/// The certificate of `public`, signed by `pkey` (the key itself, or a stand-in whose
+/// signature [`certificate_signed_by`] replaces).
+fn certificate<T: openssl::pkey::HasPublic>(
     pkey: &PKey<Private>,
+    public: &openssl::pkey::PKeyRef<T>,
     o: &KeygenOptions,
 ) -> std::result::Result<X509, openssl::error::ErrorStack> {
     let mut name = X509NameBuilder::new()?;
@@ -129,7 +132,7 @@ fn certificate(
     b.set_serial_number(&serial)?;
     b.set_subject_name(&name)?;
     b.set_issuer_name(&name)?;
-    b.set_pubkey(pkey)?;
+    b.set_pubkey(public)?;
     let (from, until) = (
         Asn1Time::days_from_now(0)?,
         Asn1Time::days_from_now(o.days)?,
@@ -149,4 +152,83 @@ fn certificate(
     }
     b.sign(pkey, o.algo.digest())?;
     Ok(b.build())
+}
+
+impl Algo {
+    pub fn hash(self) -> crate::hash::HashAlg {
+        use crate::hash::HashAlg;
+        match self {
+            Algo::EcdsaP256 => HashAlg::Sha256,
+            Algo::EcdsaP384 => HashAlg::Sha384,
+            _ => HashAlg::Sha512,
+        }
+    }
+
+    pub fn kind(self) -> crate::sign::keys::KeyKind {
+        use crate::sign::keys::KeyKind;
+        match self {
+            Algo::Rsa2048 => KeyKind::Rsa(2048),
+            Algo::Rsa3072 => KeyKind::Rsa(3072),
+            Algo::Rsa4096 => KeyKind::Rsa(4096),
+            Algo::EcdsaP256 => KeyKind::EcP256,
+            Algo::EcdsaP384 => KeyKind::EcP384,
+        }
+    }
+}
+
+/// A self-signed certificate for a key whose private half we cannot hold (a token's):
+/// OpenSSL builds the certificate, signed by a throwaway key of the same type (the
+/// signature algorithm depends only on type and digest), then `sign_tbs` signs the
+/// to-be-signed part for real.
+pub fn certificate_signed_by(
+    public: &openssl::pkey::PKeyRef<openssl::pkey::Public>,
+    o: &KeygenOptions,
+    sign_tbs: impl FnOnce(&[u8]) -> Result<Vec<u8>>,
+) -> Result<X509> {
+    use der::{Decode, Encode};
+    let ossl = |e: openssl::error::ErrorStack| Error::Key {
+        path: o.out.clone(),
+        reason: e.to_string(),
+    };
+    let stand_in = match o.algo {
+        Algo::EcdsaP256 | Algo::EcdsaP384 => Algo::EcdsaP256,
+        _ => Algo::Rsa2048,
+    }
+    .generate()
+    .map_err(ossl)?;
+    let draft = certificate(&stand_in, public, o).map_err(ossl)?;
+    let der_err = |e: der::Error| Error::Key {
+        path: o.out.clone(),
+        reason: e.to_string(),
+    };
+    let mut cert =
+        x509_cert::Certificate::from_der(&draft.to_der().map_err(ossl)?).map_err(der_err)?;
+    let tbs = cert.tbs_certificate.to_der().map_err(der_err)?;
+    let sig = sign_tbs(&tbs)?;
+    cert.signature = der::asn1::BitString::from_bytes(&sig).map_err(der_err)?;
+    X509::from_der(&cert.to_der().map_err(der_err)?).map_err(ossl)
+}
+
+/// Writes the certificate (PEM and DER) of a key kept elsewhere; refuses existing files.
+pub fn write_cert_only(out: &Path, cert: &X509) -> Result<KeyFiles> {
+    let f = files(out);
+    for p in [&f.cert_pem, &f.cert_der] {
+        if p.exists() {
+            return Err(Error::Usage(format!(
+                "{} exists; keygen never overwrites (choose another --out)",
+                p.display()
+            )));
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|source| Error::Write {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    let ossl = |e: openssl::error::ErrorStack| Error::Key {
+        path: out.to_path_buf(),
+        reason: e.to_string(),
+    };
+    crate::fsutil::write_new(&f.cert_pem, &cert.to_pem().map_err(ossl)?, 0o644)?;
+    crate::fsutil::write_new(&f.cert_der, &cert.to_der().map_err(ossl)?, 0o644)?;
+    Ok(f)
 }

@@ -94,37 +94,19 @@ impl Uri {
     }
 }
 
-/// A private key on a token, with a pool of logged-in sessions (one per worker in use).
-pub struct Pkcs11Key {
+/// A loaded module, the token the URI names, and its PIN.
+struct TokenCtx {
     ctx: Pkcs11,
     slot: Slot,
-    find: Vec<Attribute>,
     pin: AuthPin,
-    pool: Mutex<Vec<(Session, ObjectHandle)>>,
+    uri: Uri,
     shown: PathBuf,
 }
 
-impl std::fmt::Debug for Pkcs11Key {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Pkcs11Key({})", self.shown.display())
-    }
-}
-
-fn rv(e: &cryptoki::error::Error) -> Option<RvError> {
-    match e {
-        cryptoki::error::Error::Pkcs11(r, _) => Some(*r),
-        _ => None,
-    }
-}
-
-impl Pkcs11Key {
-    /// Opens the token and logs in once. `module` and `pin` are the command line's
-    /// (--pkcs11-module, --pin-file or KBUILD_SIGN_PIN); the URI's own win.
-    pub fn open(
-        uri_text: &str,
-        module: Option<&Path>,
-        pin: Option<Vec<u8>>,
-    ) -> Result<(Pkcs11Key, Option<Vec<u8>>)> {
+impl TokenCtx {
+    /// Loads the module, finds the token and settles the PIN (not logged in yet).
+    /// `module` and `pin` are the command line's; the URI's own win.
+    fn open(uri_text: &str, module: Option<&Path>, pin: Option<Vec<u8>>) -> Result<TokenCtx> {
         let shown = Uri::display(uri_text);
         let kerr = |reason: String| Error::Pkcs11 {
             path: shown.clone(),
@@ -194,6 +176,64 @@ impl Pkcs11Key {
             return Err(Error::PinNeeded { path: shown });
         };
         let pin = AuthPin::from(String::from_utf8_lossy(&pin_bytes).into_owned());
+        Ok(TokenCtx {
+            ctx,
+            slot,
+            pin,
+            uri,
+            shown,
+        })
+    }
+
+    fn login(&self, session: &Session) -> Result<()> {
+        match session.login(UserType::User, Some(&self.pin)) {
+            Ok(()) => Ok(()),
+            // Login is per application and token: later sessions share the first's.
+            Err(e) if rv(&e) == Some(RvError::UserAlreadyLoggedIn) => Ok(()),
+            Err(e) if rv(&e) == Some(RvError::PinIncorrect) => Err(Error::WrongPin {
+                path: self.shown.clone(),
+            }),
+            Err(e) if rv(&e) == Some(RvError::PinLocked) => Err(Error::PinLocked {
+                path: self.shown.clone(),
+            }),
+            Err(e) => Err(Error::Pkcs11 {
+                path: self.shown.clone(),
+                reason: format!("login failed: {e}"),
+            }),
+        }
+    }
+}
+
+/// A private key on a token, with a pool of logged-in sessions (one per worker in use).
+pub struct Pkcs11Key {
+    tok: TokenCtx,
+    find: Vec<Attribute>,
+    pool: Mutex<Vec<(Session, ObjectHandle)>>,
+}
+
+impl std::fmt::Debug for Pkcs11Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pkcs11Key({})", self.tok.shown.display())
+    }
+}
+
+fn rv(e: &cryptoki::error::Error) -> Option<RvError> {
+    match e {
+        cryptoki::error::Error::Pkcs11(r, _) => Some(*r),
+        _ => None,
+    }
+}
+
+impl Pkcs11Key {
+    /// Opens the token and logs in once. `module` and `pin` are the command line's
+    /// (--pkcs11-module, --pin-file or KBUILD_SIGN_PIN); the URI's own win.
+    pub fn open(
+        uri_text: &str,
+        module: Option<&Path>,
+        pin: Option<Vec<u8>>,
+    ) -> Result<(Pkcs11Key, Option<Vec<u8>>)> {
+        let tok = TokenCtx::open(uri_text, module, pin)?;
+        let uri = tok.uri.clone();
         let mut find = vec![Attribute::Class(ObjectClass::PRIVATE_KEY)];
         if let Some(o) = &uri.object {
             find.push(Attribute::Label(o.clone().into_bytes()));
@@ -202,12 +242,9 @@ impl Pkcs11Key {
             find.push(Attribute::Id(id.clone()));
         }
         let key = Pkcs11Key {
-            ctx,
-            slot,
+            tok,
             find,
-            pin,
             pool: Mutex::new(Vec::new()),
-            shown,
         };
         let (session, handle) = key.new_session()?;
         // The certificate with the same id (or label), when the token holds one.
@@ -233,34 +270,20 @@ impl Pkcs11Key {
     }
 
     pub fn shown(&self) -> &Path {
-        &self.shown
+        &self.tok.shown
     }
 
     fn new_session(&self) -> Result<(Session, ObjectHandle)> {
         let kerr = |reason: String| Error::Pkcs11 {
-            path: self.shown.clone(),
+            path: self.tok.shown.clone(),
             reason,
         };
         let session = self
+            .tok
             .ctx
-            .open_ro_session(self.slot)
+            .open_ro_session(self.tok.slot)
             .map_err(|e| kerr(e.to_string()))?;
-        match session.login(UserType::User, Some(&self.pin)) {
-            Ok(()) => {}
-            // Login is per application and token: later sessions share the first's.
-            Err(e) if rv(&e) == Some(RvError::UserAlreadyLoggedIn) => {}
-            Err(e) if rv(&e) == Some(RvError::PinIncorrect) => {
-                return Err(Error::WrongPin {
-                    path: self.shown.clone(),
-                });
-            }
-            Err(e) if rv(&e) == Some(RvError::PinLocked) => {
-                return Err(Error::PinLocked {
-                    path: self.shown.clone(),
-                });
-            }
-            Err(e) => return Err(kerr(format!("login failed: {e}"))),
-        }
+        self.tok.login(&session)?;
         let handles = session
             .find_objects(&self.find)
             .map_err(|e| kerr(e.to_string()))?;
@@ -289,7 +312,7 @@ impl Pkcs11Key {
             None => self.new_session()?,
         };
         let kerr = |reason: String| Error::Pkcs11 {
-            path: self.shown.clone(),
+            path: self.tok.shown.clone(),
             reason,
         };
         let out = match kind {
@@ -357,5 +380,184 @@ mod tests {
             hex::encode(&di[..19]),
             "3031300d060960864801650304020105000420"
         );
+    }
+}
+
+/// `keygen --pkcs11`: a key pair made inside the token (the private key never leaves it,
+/// not extractable), a self-signed certificate signed by it, stored on the token beside
+/// the key (same label and id) and returned for writing out.
+pub fn generate_in_token(
+    uri_text: &str,
+    module: Option<&Path>,
+    pin: Option<Vec<u8>>,
+    o: &crate::sign::keygen::KeygenOptions,
+) -> Result<openssl::x509::X509> {
+    use crate::sign::keygen::Algo;
+    let tok = TokenCtx::open(uri_text, module, pin)?;
+    let kerr = |reason: String| Error::Pkcs11 {
+        path: tok.shown.clone(),
+        reason,
+    };
+    let label = tok
+        .uri
+        .object
+        .clone()
+        .ok_or_else(|| kerr("name the new key with object= in the URI".into()))?;
+    let id = tok.uri.id.clone().unwrap_or_else(|| {
+        let mut id = vec![0u8; 8];
+        openssl::rand::rand_bytes(&mut id).expect("random bytes");
+        id
+    });
+    let session = tok
+        .ctx
+        .open_rw_session(tok.slot)
+        .map_err(|e| kerr(e.to_string()))?;
+    tok.login(&session)?;
+    let existing = session
+        .find_objects(&[Attribute::Label(label.clone().into_bytes())])
+        .map_err(|e| kerr(e.to_string()))?;
+    if !existing.is_empty() {
+        return Err(kerr(format!(
+            "the token already holds objects labelled `{label}`; keygen never overwrites (choose another object=)"
+        )));
+    }
+    let common = |private: bool| {
+        vec![
+            Attribute::Token(true),
+            Attribute::Label(label.clone().into_bytes()),
+            Attribute::Id(id.clone()),
+            Attribute::Private(private),
+        ]
+    };
+    let mut public_t = common(false);
+    let mut private_t = common(true);
+    public_t.push(Attribute::Verify(true));
+    private_t.extend([
+        Attribute::Sign(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+    ]);
+    let mechanism = match o.algo {
+        Algo::EcdsaP256 | Algo::EcdsaP384 => {
+            let curve = if o.algo == Algo::EcdsaP256 {
+                "1.2.840.10045.3.1.7"
+            } else {
+                "1.3.132.0.34"
+            };
+            let oid = const_oid::ObjectIdentifier::new_unwrap(curve);
+            let der = der::Encode::to_der(&oid).expect("OID encodes");
+            public_t.push(Attribute::EcParams(der));
+            Mechanism::EccKeyPairGen
+        }
+        _ => {
+            let bits = match o.algo.kind() {
+                KeyKind::Rsa(b) => b,
+                _ => unreachable!("RSA algorithms"),
+            };
+            public_t.push(Attribute::ModulusBits((bits as u64).into()));
+            public_t.push(Attribute::PublicExponent(vec![1, 0, 1]));
+            Mechanism::RsaPkcsKeyPairGen
+        }
+    };
+    let (public_h, private_h) = session
+        .generate_key_pair(&mechanism, &public_t, &private_t)
+        .map_err(|e| kerr(format!("C_GenerateKeyPair: {e}")))?;
+    // Everything after the key pair exists either completes, or removes the pair again.
+    let finish = || -> Result<openssl::x509::X509> {
+        let public = public_key(&session, public_h, o.algo).map_err(kerr)?;
+        let cert = crate::sign::keygen::certificate_signed_by(&public, o, |tbs| {
+            let hash = o.algo.hash();
+            let digest = openssl::hash::hash(hash.md(), tbs).map_err(|e| kerr(e.to_string()))?;
+            let sig = match o.algo.kind() {
+                KeyKind::Rsa(_) => {
+                    session.sign(&Mechanism::RsaPkcs, private_h, &digest_info(hash, &digest))
+                }
+                _ => session.sign(&Mechanism::Ecdsa, private_h, &digest),
+            }
+            .map_err(|e| kerr(format!("C_Sign: {e}")))?;
+            match o.algo.kind() {
+                KeyKind::Rsa(_) => Ok(sig),
+                _ => ecdsa_der(&sig).map_err(kerr),
+            }
+        })?;
+        let der = cert.to_der().map_err(|e| kerr(e.to_string()))?;
+        let subject = cert
+            .subject_name()
+            .to_der()
+            .map_err(|e| kerr(e.to_string()))?;
+        session
+            .create_object(&[
+                Attribute::Class(ObjectClass::CERTIFICATE),
+                Attribute::CertificateType(cryptoki::object::CertificateType::X_509),
+                Attribute::Token(true),
+                Attribute::Subject(subject),
+                Attribute::Label(label.clone().into_bytes()),
+                Attribute::Id(id.clone()),
+                Attribute::Value(der),
+            ])
+            .map_err(|e| kerr(format!("storing the certificate: {e}")))?;
+        Ok(cert)
+    };
+    finish().inspect_err(|_| {
+        let _ = session.destroy_object(private_h);
+        let _ = session.destroy_object(public_h);
+    })
+}
+
+fn public_key(
+    session: &Session,
+    h: ObjectHandle,
+    algo: crate::sign::keygen::Algo,
+) -> std::result::Result<openssl::pkey::PKey<openssl::pkey::Public>, String> {
+    use crate::sign::keygen::Algo;
+    use openssl::bn::BigNum;
+    let e = |e: openssl::error::ErrorStack| e.to_string();
+    let attrs = session
+        .get_attributes(
+            h,
+            &[
+                AttributeType::Modulus,
+                AttributeType::PublicExponent,
+                AttributeType::EcPoint,
+            ],
+        )
+        .map_err(|e| e.to_string())?;
+    let get = |want: AttributeType| {
+        attrs.iter().find_map(|a| match (a, want) {
+            (Attribute::Modulus(v), AttributeType::Modulus)
+            | (Attribute::PublicExponent(v), AttributeType::PublicExponent)
+            | (Attribute::EcPoint(v), AttributeType::EcPoint) => Some(v.clone()),
+            _ => None,
+        })
+    };
+    match algo {
+        Algo::EcdsaP256 | Algo::EcdsaP384 => {
+            // CKA_EC_POINT is the point wrapped in a DER OCTET STRING.
+            let wrapped = get(AttributeType::EcPoint).ok_or("token gave no EC point")?;
+            let point = <der::asn1::OctetString as der::Decode>::from_der(&wrapped)
+                .map(|o| o.as_bytes().to_vec())
+                .unwrap_or(wrapped);
+            let nid = if algo == Algo::EcdsaP256 {
+                openssl::nid::Nid::X9_62_PRIME256V1
+            } else {
+                openssl::nid::Nid::SECP384R1
+            };
+            let mut group = openssl::ec::EcGroup::from_curve_name(nid).map_err(e)?;
+            group.set_asn1_flag(openssl::ec::Asn1Flag::NAMED_CURVE);
+            let mut ctx = openssl::bn::BigNumContext::new().map_err(e)?;
+            let p = openssl::ec::EcPoint::from_bytes(&group, &point, &mut ctx).map_err(e)?;
+            let key = openssl::ec::EcKey::from_public_key(&group, &p).map_err(e)?;
+            openssl::pkey::PKey::from_ec_key(key).map_err(e)
+        }
+        _ => {
+            let n = get(AttributeType::Modulus).ok_or("token gave no modulus")?;
+            let x = get(AttributeType::PublicExponent).ok_or("token gave no public exponent")?;
+            let rsa = openssl::rsa::Rsa::from_public_components(
+                BigNum::from_slice(&n).map_err(e)?,
+                BigNum::from_slice(&x).map_err(e)?,
+            )
+            .map_err(e)?;
+            openssl::pkey::PKey::from_rsa(rsa).map_err(e)
+        }
     }
 }

@@ -154,18 +154,9 @@ pub fn verify(data: &[u8], keyring: &Keyring) -> Verdict {
                 }
             },
         };
-        let ecdsa = [
-            HashAlg::Sha1,
-            HashAlg::Sha224,
-            HashAlg::Sha256,
-            HashAlg::Sha384,
-            HashAlg::Sha512,
-            HashAlg::Sha3_256,
-            HashAlg::Sha3_384,
-            HashAlg::Sha3_512,
-        ]
-        .iter()
-        .any(|h| h.ecdsa_oid() == si.signature_algorithm.oid);
+        let ecdsa = HashAlg::ALL
+            .iter()
+            .any(|h| h.ecdsa_oid() == si.signature_algorithm.oid);
         let rsa = si.signature_algorithm.oid == rfc5912::RSA_ENCRYPTION;
         if !rsa && !ecdsa {
             return Verdict::NoPkg {

@@ -359,3 +359,59 @@ fn tree_signing_through_pkcs11_with_two_jobs() {
         );
     }
 }
+
+#[test]
+fn keygen_in_the_token_writes_only_the_certificate() {
+    let d = tempfile::tempdir().unwrap();
+    let tok = Token::new(&[]);
+    let m = unsigned_module(d.path(), "dummy");
+    for algo in ["rsa3072", "ecdsa-p256"] {
+        let out = d.path().join(algo);
+        let u = format!("pkcs11:token=kmod;object=gen-{algo}?module-path={MODULE}&pin-value=1234");
+        tok.kmod()
+            .args(["keygen", "--mok", "--algo", algo, "--pkcs11", &u, "--out"])
+            .arg(&out)
+            .assert()
+            .success();
+        assert!(!out.join("signing_key.pem").exists(), "no private key file");
+        run(Std::new("openssl")
+            .arg("verify")
+            .arg("-CAfile")
+            .arg(out.join("signing_key.crt"))
+            .arg(out.join("signing_key.crt")));
+        let text = stdout(&run(Std::new("openssl")
+            .args(["x509", "-noout", "-text", "-in"])
+            .arg(out.join("signing_key.crt"))));
+        assert!(
+            text.contains("CA:FALSE") && text.contains("Code Signing"),
+            "{text}"
+        );
+        // The token holds the key and the certificate: sign without --cert.
+        let signed = d.path().join(format!("{algo}.ko"));
+        tok.kmod()
+            .args(["sign", "--key", &u])
+            .arg("-o")
+            .arg(&signed)
+            .arg(&m)
+            .assert()
+            .success();
+        kmod()
+            .arg("verify")
+            .arg("--cert")
+            .arg(out.join("signing_key.der"))
+            .arg(&signed)
+            .assert()
+            .success();
+        // Never overwrites, in the token or on disk.
+        let o = tok
+            .kmod()
+            .args(["keygen", "--algo", algo, "--pkcs11", &u, "--out"])
+            .arg(d.path().join("again"))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+        assert!(stderr(&o).contains("never overwrites"), "{}", stderr(&o));
+    }
+    let listed = stdout(&run(tok.tool().arg("--list-objects")));
+    assert_eq!(listed.matches("Private Key Object").count(), 2, "{listed}");
+}
