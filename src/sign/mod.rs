@@ -16,7 +16,7 @@ enum Backend {
     /// A key file, used through OpenSSL.
     File(PKey<Private>),
     /// A key on a PKCS#11 token (sessions pooled inside).
-    Token(pkcs11::Pkcs11Key),
+    Token(Box<pkcs11::Pkcs11Key>),
 }
 
 /// A loaded key + certificate, checked to belong together. Shared between threads.
@@ -82,7 +82,7 @@ impl SigningKey {
                 reason,
             })?;
             let k = SigningKey {
-                backend: Backend::Token(token),
+                backend: Backend::Token(Box::new(token)),
                 kind,
                 cert,
                 key_path: shown,

@@ -357,32 +357,6 @@ fn ecdsa_der(rs: &[u8]) -> std::result::Result<Vec<u8>, String> {
     .map_err(e)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uri_parsing_and_display_hide_the_pin() {
-        let u = Uri::parse("pkcs11:token=My%20Token;object=key;id=%01%02;type=private?pin-value=1234&module-path=/usr/lib/x.so").unwrap();
-        assert_eq!(u.token.as_deref(), Some("My Token"));
-        assert_eq!(u.id, Some(vec![1, 2]));
-        assert_eq!(u.pin_value.as_deref(), Some("1234"));
-        assert_eq!(u.module_path.as_deref(), Some("/usr/lib/x.so"));
-        let shown = Uri::display("pkcs11:token=t?pin-value=1234&module-path=/m.so");
-        assert_eq!(shown, PathBuf::from("pkcs11:token=t?module-path=/m.so"));
-        assert!(Uri::parse("pkcs11:token").is_err());
-    }
-
-    #[test]
-    fn digest_info_matches_the_known_sha256_prefix() {
-        let di = digest_info(HashAlg::Sha256, &[0u8; 32]);
-        assert_eq!(
-            hex::encode(&di[..19]),
-            "3031300d060960864801650304020105000420"
-        );
-    }
-}
-
 /// `keygen --pkcs11`: a key pair made inside the token (the private key never leaves it,
 /// not extractable), a self-signed certificate signed by it, stored on the token beside
 /// the key (same label and id) and returned for writing out.
@@ -559,5 +533,31 @@ fn public_key(
             .map_err(e)?;
             openssl::pkey::PKey::from_rsa(rsa).map_err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_parsing_and_display_hide_the_pin() {
+        let u = Uri::parse("pkcs11:token=My%20Token;object=key;id=%01%02;type=private?pin-value=1234&module-path=/usr/lib/x.so").unwrap();
+        assert_eq!(u.token.as_deref(), Some("My Token"));
+        assert_eq!(u.id, Some(vec![1, 2]));
+        assert_eq!(u.pin_value.as_deref(), Some("1234"));
+        assert_eq!(u.module_path.as_deref(), Some("/usr/lib/x.so"));
+        let shown = Uri::display("pkcs11:token=t?pin-value=1234&module-path=/m.so");
+        assert_eq!(shown, PathBuf::from("pkcs11:token=t?module-path=/m.so"));
+        assert!(Uri::parse("pkcs11:token").is_err());
+    }
+
+    #[test]
+    fn digest_info_matches_the_known_sha256_prefix() {
+        let di = digest_info(HashAlg::Sha256, &[0u8; 32]);
+        assert_eq!(
+            hex::encode(&di[..19]),
+            "3031300d060960864801650304020105000420"
+        );
     }
 }
