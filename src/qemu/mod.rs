@@ -133,6 +133,14 @@ impl RunReport {
 }
 
 const MARK: &str = "@@KMOD";
+/// Console lines that mean the kernel is in trouble.
+const PROBLEMS: [&str; 5] = [
+    "Oops",
+    "BUG:",
+    "WARNING:",
+    "Kernel panic",
+    "general protection fault",
+];
 
 /// The kernel splits module parameters at spaces unless the value is in double quotes.
 fn kernel_param(p: &str) -> String {
@@ -410,7 +418,16 @@ fn parse_console(console: &str, mods: &[(String, Vec<u8>)], o: &RunOptions) -> R
             Ctx::Module(i) => {
                 let m = &mut rep.modules[i];
                 if is_kernel {
-                    m.kernel_log.push(text.to_string());
+                    // Only what concerns the module, not other subsystems' chatter
+                    // (clocksource, ...) that happens to print meanwhile; busybox insmod
+                    // tries two syscalls, so a refusal is printed twice: keep one.
+                    let ours = text.starts_with(&format!("{}: ", m.name))
+                        || text.contains("module")
+                        || text.contains("Unknown symbol")
+                        || PROBLEMS.iter().any(|p| text.contains(p));
+                    if ours && m.kernel_log.last().map(String::as_str) != Some(text) {
+                        m.kernel_log.push(text.to_string());
+                    }
                 } else if !text.trim().is_empty() {
                     m.tool_output.push(text.to_string());
                 }
