@@ -298,3 +298,35 @@ fn bad_keys_certs_pins_and_hashes() {
     assert!(!stderr(&o).contains("hunter2") && !stdout(&o).contains("hunter2"));
     assert_eq!(sha256(&m), before);
 }
+
+/// Every exit code the README documents is in `--help` too, and the other way round.
+#[test]
+fn help_and_readme_document_the_same_exit_codes() {
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let from_readme: Vec<String> = readme
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("| ")?
+                .split(" |")
+                .next()
+                .map(str::trim)
+                .map(String::from)
+        })
+        .filter(|c| c.parse::<u32>().is_ok())
+        .collect();
+    let help = stdout(&kmod().arg("--help").output().unwrap());
+    let from_help: Vec<String> = help
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("  ")?
+                .split_whitespace()
+                .next()
+                .map(String::from)
+        })
+        .filter(|c| c.parse::<u32>().is_ok())
+        .collect();
+    assert!(from_readme.len() >= 20, "{from_readme:?}");
+    assert_eq!(from_readme, from_help);
+}
