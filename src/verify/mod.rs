@@ -293,3 +293,60 @@ pub fn hex_colon(bytes: &[u8]) -> String {
         .collect::<Vec<_>>()
         .join(":")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::HashAlg;
+    use crate::sign::cms::SignerIdKind;
+    use proptest::prelude::*;
+
+    /// A signed fake module and the keyring that trusts it (a real key and certificate).
+    fn fixture() -> &'static (Vec<u8>, Keyring) {
+        static F: std::sync::OnceLock<(Vec<u8>, Keyring)> = std::sync::OnceLock::new();
+        F.get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let o = crate::sign::keygen::KeygenOptions {
+                out: dir.path().to_path_buf(),
+                algo: crate::sign::keygen::Algo::EcdsaP256,
+                cn: "prop".into(),
+                days: 1,
+                mok: false,
+            };
+            let f = crate::sign::keygen::generate(&o).unwrap();
+            let key =
+                crate::sign::SigningKey::load(&f.key, &f.cert_pem, &Default::default()).unwrap();
+            let body: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
+            let cms = key
+                .sign(HashAlg::Sha256, SignerIdKind::IssuerSerial, &body)
+                .unwrap();
+            let mut ring = Keyring::default();
+            ring.add_path(&f.cert_pem).unwrap();
+            (crate::modfile::trailer::append(&body, &cms), ring)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Arbitrary bytes never panic the kernel-rules check or the modinfo view.
+        #[test]
+        fn arbitrary_input_never_panics(data in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = verify(&data, &fixture().1);
+            let _ = crate::modfile::modinfo::sig_block(&data);
+        }
+
+        /// Flipping any bit of a signed module never leaves it verifying as OK.
+        #[test]
+        fn any_flipped_bit_is_caught(pos in any::<prop::sample::Index>(), bit in 0u8..8) {
+            let (signed, ring) = fixture();
+            let base_ok = matches!(verify(signed, ring), Verdict::Ok { .. });
+            prop_assert!(base_ok, "the unmodified module must verify");
+            let mut m = signed.clone();
+            let i = pos.index(m.len());
+            m[i] ^= 1 << bit;
+            let ok = matches!(verify(&m, ring), Verdict::Ok { .. });
+            prop_assert!(!ok, "flip at {} still verifies", i);
+        }
+    }
+}
