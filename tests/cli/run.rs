@@ -166,14 +166,28 @@ fn verify_agrees_with_the_kernel() {
     b[n - 38] = 1; // id_type
     std::fs::write(&nopkg, &b).unwrap();
 
+    // SignedData v3 around a v1 (issuer+serial) SignerInfo: a version mismatch.
+    let v3 = copy_of(&good, d.path(), "v3.ko");
+    let mut b = std::fs::read(&v3).unwrap();
+    let cms_start = strip(&b).len();
+    let at = cms_start
+        + b[cms_start..]
+            .windows(3)
+            .position(|w| w == [0x02, 0x01, 0x01])
+            .unwrap()
+        + 2;
+    b[at] = 3;
+    std::fs::write(&v3, &b).unwrap();
+
     // (module, what the kernel should say, verify's verdict)
-    let table: [(&Path, serde_json::Value, &str); 6] = [
+    let table: [(&Path, serde_json::Value, &str); 7] = [
         (&good, serde_json::Value::Null, "OK"),
         (&unsigned, "unsigned".into(), "ENODATA"),
         (&untrusted, "unavailable-key".into(), "ENOKEY"),
         (&flipped, "bad-signature".into(), "EKEYREJECTED"),
         (&badlen, "malformed-signature".into(), "EBADMSG"),
         (&nopkg, "unsupported-crypto".into(), "ENOPKG"),
+        (&v3, "malformed-signature".into(), "EBADMSG"),
     ];
     let certs: Vec<PathBuf> = TRUSTED.iter().map(|n| test_key(n).cert).collect();
     for (m, kernel_says, verdict) in table {
