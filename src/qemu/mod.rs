@@ -53,7 +53,9 @@ impl std::fmt::Display for Refusal {
             Refusal::UnsupportedCrypto => "signature uses crypto the kernel lacks (ENOPKG)",
             Refusal::BadSignature => "bad signature (EKEYREJECTED)",
             Refusal::MalformedSignature => "malformed signature (EBADMSG)",
-            Refusal::VersionMagic => "version magic does not match this kernel",
+            Refusal::VersionMagic => {
+                "built for another kernel: version magic or struct module layout differs (ENOEXEC)"
+            }
             Refusal::UnknownSymbol => "unknown symbol",
             Refusal::InvalidParameters => "invalid module parameters",
             Refusal::Other(s) => s,
@@ -462,7 +464,12 @@ fn classify(kernel: &[String], tool: &[String]) -> Refusal {
         Refusal::BadSignature
     } else if all("Bad message") {
         Refusal::MalformedSignature
-    } else if all("version magic") || all("disagrees about version of symbol") {
+    } else if all("version magic")
+        || all("disagrees about version of symbol")
+        || all("section size must match")
+        || all("invalid module format")
+    {
+        // Built for another kernel: 6.12 checks struct module's size before vermagic.
         Refusal::VersionMagic
     } else if all("Unknown symbol") {
         Refusal::UnknownSymbol

@@ -315,3 +315,40 @@ fn run_in_a_project_builds_signs_with_the_trees_key_and_loads() {
     );
     assert_eq!(v["modules"][0]["unloaded"], true);
 }
+
+/// A module built for another kernel, validly signed, is refused for its version magic.
+#[test]
+fn module_for_another_kernel_is_refused_for_version_magic() {
+    let d = tempfile::tempdir().unwrap();
+    let deb = debian_headers();
+    let p = new_project(d.path(), "c-minimal", &deb);
+    let arts = artifacts(&build(&p, &[&deb], &[]));
+    let ko = PathBuf::from(arts[0]["path"].as_str().unwrap());
+    let k = test_key("rsa2048");
+    kmod()
+        .arg("sign")
+        .arg("--key")
+        .arg(&k.key)
+        .arg("--cert")
+        .arg(&k.cert)
+        .arg(&ko)
+        .assert()
+        .success();
+    let o = kmod()
+        .args([
+            "run",
+            "--accel",
+            "tcg",
+            "--message-format",
+            "json",
+            "--kdir",
+        ])
+        .arg(&test_kernel().kdir)
+        .arg("--module")
+        .arg(&ko)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(o.status.code(), Some(20), "{v}");
+    assert_eq!(v["modules"][0]["refusal"], "version-magic", "{v}");
+}
