@@ -249,8 +249,7 @@ pub fn run(o: &RunOptions, r: &dyn Reporter) -> Result<RunReport> {
     let mut mods = Vec::new();
     for p in &o.modules {
         let m = ModuleFile::open(p)?;
-        let info = m.elf()?;
-        let name = elf::modinfo_fields(info.modinfo)
+        let name = elf::modinfo_fields(m.elf()?.modinfo)
             .into_iter()
             .find(|(k, _)| k == "name")
             .map(|(_, v)| v)
@@ -262,7 +261,7 @@ pub fn run(o: &RunOptions, r: &dyn Reporter) -> Result<RunReport> {
                     .into_owned();
                 f.split('.').next().unwrap_or_default().replace('-', "_")
             });
-        mods.push((name, m.data.clone()));
+        mods.push((name, m.data));
     }
     let dir = tempfile::tempdir().map_err(|source| Error::Write {
         path: std::env::temp_dir(),
@@ -287,7 +286,7 @@ pub fn run(o: &RunOptions, r: &dyn Reporter) -> Result<RunReport> {
     ));
     let started = Instant::now();
     // Nested or half-working KVM can leave a guest silent: auto falls back to TCG.
-    let silent_limit = (o.accel == Accel::Auto && kvm).then_some(Duration::from_secs(4));
+    let silent_limit = (o.accel == Accel::Auto && kvm).then_some(Duration::from_secs(3));
     let mut boot = boot(o, &initrd, kvm, silent_limit)?;
     let mut kvm = kvm;
     if boot.silent {
