@@ -274,14 +274,7 @@ fn bad_keys_certs_pins_and_hashes() {
         check(&o, names, code, says, what);
         assert_eq!(sha256(&m), before, "{what}: module changed");
     }
-    let o = kmod()
-        .args(["sign", "--hash", "md5", "--key"])
-        .arg(&rsa.key)
-        .arg("--cert")
-        .arg(&rsa.cert)
-        .arg(&m)
-        .output()
-        .unwrap();
+    let o = sign_cmd(&rsa, "md5").arg(&m).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("md5"), "{}", stderr(&o));
     // The secret never shows up in any output.

@@ -191,3 +191,13 @@ pub fn stdout(o: &std::process::Output) -> String {
 pub fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// `cargo kmod sign --hash HASH --key K --cert C`, ready for `-o`/modules.
+pub fn sign_cmd(k: &Key, hash: &str) -> assert_cmd::Command {
+    let mut c = kmod();
+    c.args(["sign", "--hash", hash, "--key"])
+        .arg(&k.key)
+        .arg("--cert")
+        .arg(&k.cert);
+    c
+}

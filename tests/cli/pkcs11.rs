@@ -2,7 +2,7 @@
 //! pkcs11-tool, each test in its own token directory.
 
 use crate::common::*;
-use crate::run::{test_kernel, test_key};
+use crate::run::test_key;
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 
@@ -106,11 +106,7 @@ fn rsa_through_pkcs11_is_byte_identical_to_the_pem_key() {
             d.path().join("tok.ko"),
             d.path().join("nocert.ko"),
         );
-        kmod()
-            .args(["sign", "--hash", hash, "--key"])
-            .arg(&rsa.key)
-            .arg("--cert")
-            .arg(&rsa.cert)
+        sign_cmd(&rsa, hash)
             .arg("-o")
             .arg(&pem_out)
             .arg(&m)
@@ -188,26 +184,7 @@ fn ecdsa_through_pkcs11_verifies_with_verify_and_openssl_cms() {
             .arg(&out)
             .assert()
             .success();
-        let b = std::fs::read(&out).unwrap();
-        let sig = d.path().join("sig.p7");
-        std::fs::write(&sig, &b[strip(&b).len()..b.len() - 40]).unwrap();
-        run(Std::new("openssl")
-            .args([
-                "cms",
-                "-verify",
-                "-binary",
-                "-inform",
-                "DER",
-                "-noverify",
-                "-out",
-                "/dev/null",
-                "-in",
-            ])
-            .arg(&sig)
-            .arg("-content")
-            .arg(&m)
-            .arg("-certfile")
-            .arg(&k.cert));
+        crate::sign::openssl_cms_verify(&out, &m, &k.cert, d.path());
     }
 }
 
@@ -229,21 +206,8 @@ fn a_module_signed_through_pkcs11_loads_in_the_test_kernel() {
         .arg(&m)
         .assert()
         .success();
-    let o = kmod()
-        .args([
-            "run",
-            "--accel",
-            "tcg",
-            "--message-format",
-            "json",
-            "--kdir",
-        ])
-        .arg(&test_kernel().kdir)
-        .arg("--module")
-        .arg(&m)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let (code, v, err) = crate::run::boot(&[&m], &[]);
+    assert_eq!(code, 0, "{v}\n{err}");
 }
 
 #[test]

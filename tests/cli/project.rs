@@ -206,22 +206,9 @@ fn rust_template_signed_by_build_loads_in_the_vm() {
         ],
     ));
     assert_eq!(arts[0]["signed"], true);
-    let ko = arts[0]["path"].as_str().unwrap();
-    let o = kmod()
-        .args([
-            "run",
-            "--accel",
-            "tcg",
-            "--message-format",
-            "json",
-            "--kdir",
-        ])
-        .arg(&test_kernel().kdir)
-        .args(["--module", ko])
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
-    assert_eq!(o.status.code(), Some(0), "{v}");
+    let ko = PathBuf::from(arts[0]["path"].as_str().unwrap());
+    let (code, v, err) = crate::run::boot(&[&ko], &[]);
+    assert_eq!(code, 0, "{v}\n{err}");
     assert!(
         v["modules"][0]["kernel_log"]
             .to_string()
@@ -334,21 +321,7 @@ fn module_for_another_kernel_is_refused_for_version_magic() {
         .arg(&ko)
         .assert()
         .success();
-    let o = kmod()
-        .args([
-            "run",
-            "--accel",
-            "tcg",
-            "--message-format",
-            "json",
-            "--kdir",
-        ])
-        .arg(&test_kernel().kdir)
-        .arg("--module")
-        .arg(&ko)
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
-    assert_eq!(o.status.code(), Some(20), "{v}");
+    let (code, v, err) = crate::run::boot(&[&ko], &[]);
+    assert_eq!(code, 20, "{v}\n{err}");
     assert_eq!(v["modules"][0]["refusal"], "version-magic", "{v}");
 }

@@ -73,18 +73,12 @@ fn copy_of(module: &Path, dir: &Path, name: &str) -> PathBuf {
     p
 }
 
-fn sign(m: &Path, k: &Key, hash: &str) {
-    kmod()
-        .args(["sign", "--hash", hash, "--key"])
-        .arg(&k.key)
-        .arg("--cert")
-        .arg(&k.cert)
-        .arg(m)
-        .assert()
-        .success();
+pub fn sign(m: &Path, k: &Key, hash: &str) {
+    sign_cmd(k, hash).arg(m).assert().success();
 }
 
-fn boot(modules: &[&Path], extra: &[&str]) -> (i32, serde_json::Value, String) {
+/// `cargo kmod run` on the test kernel (TCG): exit code, JSON report, stderr.
+pub fn boot(modules: &[&Path], extra: &[&str]) -> (i32, serde_json::Value, String) {
     let mut c = kmod();
     // TCG: nested KVM on CI machines may leave a guest silent (auto would retry, slower).
     c.arg("run").arg("--kdir").arg(&test_kernel().kdir).args([

@@ -26,11 +26,7 @@ fn rsa_signatures_are_byte_identical_to_sign_file() {
                     &[flag, &[hash]].concat(),
                     &[&k.key, &k.cert, &module, &theirs],
                 );
-                kmod()
-                    .args(["sign", "--hash", hash, "--key"])
-                    .arg(&k.key)
-                    .arg("--cert")
-                    .arg(&k.cert)
+                sign_cmd(&k, hash)
                     .args(if key_id { &["--key-id"][..] } else { &[] })
                     .arg("-o")
                     .arg(&ours)
@@ -192,11 +188,7 @@ fn ecdsa_same_structure_and_cross_verification() {
             let theirs = d.path().join("theirs.ko");
             let ours = d.path().join("ours.ko");
             oracle(&[hash], &[&k.key, &k.cert, &module, &theirs]);
-            kmod()
-                .args(["sign", "--hash", hash, "--key"])
-                .arg(&k.key)
-                .arg("--cert")
-                .arg(&k.cert)
+            sign_cmd(&k, hash)
                 .arg("-o")
                 .arg(&ours)
                 .arg(&module)
@@ -232,7 +224,7 @@ fn ecdsa_same_structure_and_cross_verification() {
 }
 
 /// `openssl cms -verify` accepts the appended PKCS#7 over the unsigned module.
-fn openssl_cms_verify(signed: &Path, unsigned: &Path, cert: &Path, dir: &Path) {
+pub fn openssl_cms_verify(signed: &Path, unsigned: &Path, cert: &Path, dir: &Path) {
     let b = std::fs::read(signed).unwrap();
     let n = b.len() - 28;
     let len = u32::from_be_bytes(b[n - 4..n].try_into().unwrap()) as usize;
@@ -265,11 +257,7 @@ fn openssl_cms_accepts_our_signatures() {
         let k = keys().get(algo);
         for hash in ["sha256", "sha512", "sha3-256"] {
             let out = d.path().join("o.ko");
-            kmod()
-                .args(["sign", "--hash", hash, "--key"])
-                .arg(&k.key)
-                .arg("--cert")
-                .arg(&k.cert)
+            sign_cmd(&k, hash)
                 .arg("-o")
                 .arg(&out)
                 .arg(&module)
@@ -285,14 +273,7 @@ fn modinfo_shows_our_signer_key_and_hash() {
     let d = tempfile::tempdir().unwrap();
     let module = unsigned_module(d.path(), "dummy");
     let k = keys().get("p384");
-    kmod()
-        .args(["sign", "--hash", "sha384", "--key"])
-        .arg(&k.key)
-        .arg("--cert")
-        .arg(&k.cert)
-        .arg(&module)
-        .assert()
-        .success();
+    sign_cmd(&k, "sha384").arg(&module).assert().success();
     let m = stdout(&run(Std::new("modinfo").arg(&module)));
     assert!(m.contains("signer:         test key p384\n"), "{m}");
     assert!(m.contains("sig_hashalgo:   sha384\n"), "{m}");

@@ -18,11 +18,7 @@ fn verdict(module: &Path, cert: &Path) -> (i32, String) {
 fn signed_copy(dir: &Path, name: &str, k: &Key, hash: &str) -> PathBuf {
     let m = unsigned_module(dir, "dummy");
     let out = dir.join(name);
-    kmod()
-        .args(["sign", "--hash", hash, "--key"])
-        .arg(&k.key)
-        .arg("--cert")
-        .arg(&k.cert)
+    sign_cmd(k, hash)
         .arg("-o")
         .arg(&out)
         .arg(&m)
