@@ -89,6 +89,11 @@ impl Project {
         })
     }
 
+    /// The signing hash from the metadata; sha512 (the kernel's default) when unset.
+    pub fn hash(&self) -> Result<crate::hash::HashAlg> {
+        self.hash.as_deref().unwrap_or("sha512").parse()
+    }
+
     /// Source files Kbuild needs, at the top of the project.
     pub fn sources(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(&self.dir)

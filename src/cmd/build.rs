@@ -1,6 +1,5 @@
 use super::{Status, StderrReporter, report_error};
 use crate::cli::{BuildArgs, MessageFormat};
-use cargo_kmod::hash::HashAlg;
 use cargo_kmod::kbuild::{self, Artifact, Project, Tree};
 use cargo_kmod::sign;
 
@@ -13,12 +12,7 @@ pub fn run(a: BuildArgs) -> i32 {
         Ok(k) => k,
         Err(e) => return report_error(&e),
     };
-    let hash = match project
-        .hash
-        .as_deref()
-        .unwrap_or("sha512")
-        .parse::<HashAlg>()
-    {
+    let hash = match project.hash() {
         Ok(h) => h,
         Err(e) => return report_error(&e),
     };

@@ -4,8 +4,14 @@ use cargo_kmod::hash::HashAlg;
 use cargo_kmod::kbuild::{self, Project};
 use cargo_kmod::package::{self, deb, dkms, install::Signing};
 
-fn hash(project: &Project) -> cargo_kmod::Result<HashAlg> {
-    project.hash.as_deref().unwrap_or("sha512").parse()
+/// The project, its signing key (when signing is asked for) and its hash.
+fn setup(
+    manifest: Option<&std::path::Path>,
+    signing: &crate::cli::ProjectSignArgs,
+) -> cargo_kmod::Result<(Option<cargo_kmod::sign::SigningKey>, HashAlg, Project)> {
+    let p = Project::load(manifest)?;
+    let hash = p.hash()?;
+    Ok((project_signing(&p, signing)?, hash, p))
 }
 
 fn releases(project: &Project, given: &[String]) -> Vec<String> {
@@ -17,9 +23,7 @@ fn releases(project: &Project, given: &[String]) -> Vec<String> {
 }
 
 pub fn install(a: InstallArgs) -> i32 {
-    let setup = Project::load(a.manifest_path.as_deref())
-        .and_then(|p| Ok((project_signing(&p, &a.signing)?, hash(&p)?, p)));
-    let (key, hash, project) = match setup {
+    let (key, hash, project) = match setup(a.manifest_path.as_deref(), &a.signing) {
         Ok(x) => x,
         Err(e) => return report_error(&e),
     };
@@ -42,9 +46,7 @@ pub fn install(a: InstallArgs) -> i32 {
 }
 
 pub fn package(a: PackageArgs) -> i32 {
-    let setup = Project::load(a.manifest_path.as_deref())
-        .and_then(|p| Ok((project_signing(&p, &a.signing)?, hash(&p)?, p)));
-    let (key, hash, project) = match setup {
+    let (key, hash, project) = match setup(a.manifest_path.as_deref(), &a.signing) {
         Ok(x) => x,
         Err(e) => return report_error(&e),
     };

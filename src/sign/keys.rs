@@ -21,20 +21,25 @@ impl Pin {
     /// `--pin-file` wins over `KBUILD_SIGN_PIN` (as sign-file reads it).
     pub fn from_sources(pin_file: Option<&Path>) -> Result<Self> {
         if let Some(f) = pin_file {
-            let mut v = std::fs::read(f).map_err(|source| Error::Read {
-                path: f.to_path_buf(),
-                source,
-            })?;
-            while v.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                v.pop();
-            }
-            return Ok(Pin(Some(v)));
+            return Ok(Pin(Some(read_pin_file(f)?)));
         }
         Ok(Pin(std::env::var_os("KBUILD_SIGN_PIN").map(|v| {
             use std::os::unix::ffi::OsStringExt;
             v.into_vec()
         })))
     }
+}
+
+/// A PIN or passphrase file's content, without the trailing newline.
+pub fn read_pin_file(f: &Path) -> Result<Vec<u8>> {
+    let mut v = std::fs::read(f).map_err(|source| Error::Read {
+        path: f.to_path_buf(),
+        source,
+    })?;
+    while v.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        v.pop();
+    }
+    Ok(v)
 }
 
 impl std::fmt::Debug for Pin {

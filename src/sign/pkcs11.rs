@@ -159,17 +159,9 @@ impl TokenCtx {
         }
         let pin_bytes = match (&uri.pin_value, &uri.pin_source) {
             (Some(v), _) => Some(v.clone().into_bytes()),
-            (None, Some(src)) => {
-                let f = src.strip_prefix("file:").unwrap_or(src);
-                let mut v = std::fs::read(f).map_err(|source| Error::Read {
-                    path: f.into(),
-                    source,
-                })?;
-                while v.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                    v.pop();
-                }
-                Some(v)
-            }
+            (None, Some(src)) => Some(crate::sign::keys::read_pin_file(Path::new(
+                src.strip_prefix("file:").unwrap_or(src),
+            ))?),
             (None, None) => pin,
         };
         let Some(pin_bytes) = pin_bytes else {

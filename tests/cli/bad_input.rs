@@ -123,23 +123,10 @@ fn read_only_module_is_not_replaced() {
     let m = unsigned_module(d.path(), "dummy");
     std::fs::set_permissions(&m, std::fs::Permissions::from_mode(0o444)).unwrap();
     let before = sha256(&m);
-    let o = kmod()
-        .arg("sign")
-        .arg("--key")
-        .arg(&k.key)
-        .arg("--cert")
-        .arg(&k.cert)
-        .arg(&m)
-        .output()
-        .unwrap();
+    let o = sign_cmd(&k, "sha512").arg(&m).output().unwrap();
     check(&o, &m, 7, "read-only", "sign read-only");
     let signed = d.path().join("signed.ko");
-    kmod()
-        .arg("sign")
-        .arg("--key")
-        .arg(&k.key)
-        .arg("--cert")
-        .arg(&k.cert)
+    sign_cmd(&k, "sha512")
         .arg("-o")
         .arg(&signed)
         .arg(&m)

@@ -23,15 +23,7 @@ fn signs_xz_zst_gz_in_their_format_and_keeps_mode() {
         let z = run(Std::new(compress[0]).args(&compress[1..]).arg(&plain)).stdout;
         std::fs::write(&m, z).unwrap();
         std::fs::set_permissions(&m, std::fs::Permissions::from_mode(0o640)).unwrap();
-        kmod()
-            .arg("sign")
-            .arg("--key")
-            .arg(&k.key)
-            .arg("--cert")
-            .arg(&k.cert)
-            .arg(&m)
-            .assert()
-            .success();
+        sign_cmd(&k, "sha512").arg(&m).assert().success();
         assert_eq!(
             std::fs::metadata(&m).unwrap().permissions().mode() & 0o7777,
             0o640

@@ -312,15 +312,7 @@ fn module_for_another_kernel_is_refused_for_version_magic() {
     let arts = artifacts(&build(&p, &[&deb], &[]));
     let ko = PathBuf::from(arts[0]["path"].as_str().unwrap());
     let k = test_key("rsa2048");
-    kmod()
-        .arg("sign")
-        .arg("--key")
-        .arg(&k.key)
-        .arg("--cert")
-        .arg(&k.cert)
-        .arg(&ko)
-        .assert()
-        .success();
+    sign_cmd(&k, "sha512").arg(&ko).assert().success();
     let (code, v, err) = crate::run::boot(&[&ko], &[]);
     assert_eq!(code, 20, "{v}\n{err}");
     assert_eq!(v["modules"][0]["refusal"], "version-magic", "{v}");

@@ -300,12 +300,7 @@ fn already_signed_is_refused_replaced_or_skipped() {
     let module = unsigned_module(d.path(), "dummy");
     let (a, b) = (keys().get("rsa2048"), keys().get("p256"));
     let sign = |k: &Key, extra: &[&str]| {
-        kmod()
-            .arg("sign")
-            .arg("--key")
-            .arg(&k.key)
-            .arg("--cert")
-            .arg(&k.cert)
+        sign_cmd(k, "sha512")
             .args(extra)
             .arg(&module)
             .output()

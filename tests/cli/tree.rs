@@ -166,24 +166,14 @@ fn signing_a_tree_equals_signing_each_module_alone() {
     for m in &mods {
         let out = single.join(m.strip_prefix(&tree).unwrap());
         std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-        kmod()
-            .arg("sign")
-            .arg("--key")
-            .arg(&k.key)
-            .arg("--cert")
-            .arg(&k.cert)
+        sign_cmd(&k, "sha512")
             .arg("-o")
             .arg(&out)
             .arg(m)
             .assert()
             .success();
     }
-    let o = kmod()
-        .arg("sign")
-        .arg("--key")
-        .arg(&k.key)
-        .arg("--cert")
-        .arg(&k.cert)
+    let o = sign_cmd(&k, "sha512")
         .args(["-j", "2", "--message-format", "json"])
         .arg(&tree)
         .output()
@@ -226,12 +216,7 @@ fn signing_a_tree_equals_signing_each_module_alone() {
     };
     assert_eq!(v(&tree), v(&single));
     // Non-module files in the tree are left alone; a second run skips everything.
-    kmod()
-        .arg("sign")
-        .arg("--key")
-        .arg(&k.key)
-        .arg("--cert")
-        .arg(&k.cert)
+    sign_cmd(&k, "sha512")
         .arg("--skip-signed")
         .arg(&tree)
         .assert()
@@ -376,12 +361,7 @@ fn full_disk_and_read_only_files_fail_alone() {
     }
     let ro = &placed[0].0;
     std::fs::set_permissions(ro, std::fs::Permissions::from_mode(0o444)).unwrap();
-    let o = kmod()
-        .arg("sign")
-        .arg("--key")
-        .arg(&k.key)
-        .arg("--cert")
-        .arg(&k.cert)
+    let o = sign_cmd(&k, "sha512")
         .args(["-j", "1"])
         .arg(&mnt)
         .output()
