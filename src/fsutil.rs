@@ -39,10 +39,7 @@ fn write_err(path: &Path, source: std::io::Error) -> Error {
 fn synced_temp(path: &Path, parts: &[&[u8]], mode: u32) -> Result<tempfile::NamedTempFile> {
     use std::os::unix::fs::PermissionsExt;
     let err = |e| write_err(path, e);
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let dir = parent_dir(path);
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{}.", name.as_deref().unwrap_or("kmod")))
@@ -57,4 +54,215 @@ fn synced_temp(path: &Path, parts: &[&[u8]], mode: u32) -> Result<tempfile::Name
     }
     tmp.as_file().sync_all().map_err(err)?;
     Ok(tmp)
+}
+
+/// Replaces many existing files in a row without allocating or freeing an inode per
+/// file: the new contents go into a spare file, the spare and the target swap names
+/// (`renameat2(RENAME_EXCHANGE)`, atomic like a rename), and the target's old inode
+/// becomes the next spare, overwritten in place. On ext4 without a journal each new
+/// inode scans past every recently freed one (`recently_deleted()`): a quarter of the
+/// time of signing a 4230-module tree went there.
+///
+/// Spares are hidden `.cargo-kmod-*.tmp` files beside the first file replaced; they are
+/// removed on drop. Anything unusual (file missing, hard links, other owner, extended
+/// attributes, no RENAME_EXCHANGE) takes the plain temp-file-and-rename path.
+#[derive(Default)]
+pub struct Spares {
+    pool: std::sync::Mutex<Vec<Spare>>,
+    no_exchange: std::sync::atomic::AtomicBool,
+}
+
+struct Spare {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+    dev: u64,
+}
+
+impl Spares {
+    /// Like [`write_atomic_parts`] with `Some(mode)`, for a file that usually exists.
+    pub fn replace(&self, path: &Path, parts: &[&[u8]], mode: u32) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.no_exchange.load(Relaxed) {
+            return write_atomic_parts(path, parts, Some(mode));
+        }
+        // Opened for writing: after the exchange it is the next spare.
+        let Ok(old) = std::fs::OpenOptions::new().write(true).open(path) else {
+            return write_atomic_parts(path, parts, Some(mode));
+        };
+        let meta = old.metadata().map_err(|e| write_err(path, e))?;
+        if !meta.is_file() {
+            return write_atomic_parts(path, parts, Some(mode));
+        }
+        let spare = match self.take(meta.dev()) {
+            Some(s) => s,
+            None => Spare::create(path, meta.dev())?,
+        };
+        if let Err(e) = spare.fill(parts, mode) {
+            self.put(spare);
+            return Err(write_err(path, e));
+        }
+        if let Err(e) = exchange(&spare.path, path) {
+            // EXDEV (another mount of this filesystem) or EINVAL (not supported here).
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                self.no_exchange.store(true, Relaxed);
+            }
+            let _ = std::fs::remove_file(&spare.path);
+            return write_atomic_parts(path, parts, Some(mode));
+        }
+        // The old inode now sits at the spare's name. Another hard link would see
+        // whatever is written into it next, and a spare must carry nothing of its own
+        // (owner, ACL, label) into the file it becomes.
+        let plain = meta.nlink() == 1
+            // SAFETY: no arguments, cannot fail.
+            && meta.uid() == unsafe { libc::geteuid() }
+            && meta.gid() == unsafe { libc::getegid() }
+            && no_xattrs(&old);
+        if plain {
+            self.put(Spare {
+                path: spare.path,
+                file: old,
+                dev: meta.dev(),
+            });
+        } else {
+            let _ = std::fs::remove_file(&spare.path);
+        }
+        Ok(())
+    }
+
+    fn take(&self, dev: u64) -> Option<Spare> {
+        let mut pool = self.pool.lock().expect("spares lock");
+        let i = pool.iter().position(|s| s.dev == dev)?;
+        Some(pool.swap_remove(i))
+    }
+
+    fn put(&self, s: Spare) {
+        self.pool.lock().expect("spares lock").push(s);
+    }
+}
+
+impl Drop for Spares {
+    fn drop(&mut self) {
+        for s in self.pool.get_mut().expect("spares lock").drain(..) {
+            let _ = std::fs::remove_file(&s.path);
+        }
+    }
+}
+
+impl Spare {
+    fn create(beside: &Path, dev: u64) -> Result<Spare> {
+        let (file, path) = tempfile::Builder::new()
+            .prefix(".cargo-kmod-")
+            .suffix(".tmp")
+            .tempfile_in(parent_dir(beside))
+            .and_then(|t| t.keep().map_err(|e| e.error))
+            .map_err(|e| write_err(beside, e))?;
+        Ok(Spare { path, file, dev })
+    }
+
+    /// Mode first, then the bytes over the old ones, then the length; synced.
+    fn fill(&self, parts: &[&[u8]], mode: u32) -> std::io::Result<()> {
+        use std::os::unix::fs::{FileExt, PermissionsExt};
+        self.file
+            .set_permissions(std::fs::Permissions::from_mode(mode))?;
+        let mut at = 0u64;
+        for p in parts {
+            self.file.write_all_at(p, at)?;
+            at += p.len() as u64;
+        }
+        self.file.set_len(at)?;
+        self.file.sync_all()
+    }
+}
+
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(std::io::Error::other);
+    let (a, b) = (c(a)?, c(b)?);
+    // SAFETY: two valid NUL-terminated paths.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+fn no_xattrs(f: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a size query (null buffer, length 0) on an open descriptor.
+    unsafe { libc::flistxattr(f.as_raw_fd(), std::ptr::null_mut(), 0) == 0 }
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn tmp_names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = walkdir::WalkDir::new(dir)
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn spares_replace_across_directories_and_spare_no_other_name() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("x/a.ko"), d.path().join("y/b.ko"));
+        for (p, body) in [(&a, "old a, the longer one"), (&b, "old b")] {
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, body).unwrap();
+        }
+        // A second name for b: it must keep b's old bytes, as after a plain rename.
+        let b_link = d.path().join("y/b-link");
+        std::fs::hard_link(&b, &b_link).unwrap();
+        let c = d.path().join("y/c.ko");
+        std::fs::write(&c, "old c").unwrap();
+        {
+            let spares = Spares::default();
+            spares.replace(&a, &[b"new ", b"a"], 0o600).unwrap();
+            spares.replace(&b, &[b"new b"], 0o644).unwrap();
+            spares
+                .replace(&c, &[b"new c, longer than the spare"], 0o644)
+                .unwrap();
+            assert_eq!(std::fs::read(&a).unwrap(), b"new a");
+            let mode = std::fs::metadata(&a).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+            assert_eq!(std::fs::read(&b).unwrap(), b"new b");
+            assert_eq!(std::fs::read(&c).unwrap(), b"new c, longer than the spare");
+            assert_eq!(std::fs::read(&b_link).unwrap(), b"old b");
+            assert_eq!(tmp_names(d.path()).len(), 1, "one spare in use");
+        }
+        assert!(tmp_names(d.path()).is_empty(), "spares removed on drop");
+    }
+
+    #[test]
+    fn spares_create_a_missing_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("new.ko");
+        Spares::default().replace(&p, &[b"x"], 0o644).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"x");
+        assert!(tmp_names(d.path()).is_empty());
+    }
 }

@@ -82,10 +82,15 @@ impl ModuleFile {
 
     /// Writes the concatenation of `parts` (uncompressed ELF) to `dest` in this file's
     /// compression, atomically, keeping the file mode.
-    pub fn write_to(&self, dest: &Path, parts: &[&[u8]]) -> Result<()> {
+    pub fn write_to(
+        &self,
+        dest: &Path,
+        parts: &[&[u8]],
+        spares: &crate::fsutil::Spares,
+    ) -> Result<()> {
         match self.compress(parts)? {
-            Some(bytes) => crate::fsutil::write_atomic(dest, &bytes, Some(self.mode)),
-            None => crate::fsutil::write_atomic_parts(dest, parts, Some(self.mode)),
+            Some(bytes) => spares.replace(dest, &[&bytes], self.mode),
+            None => spares.replace(dest, parts, self.mode),
         }
     }
 

@@ -6,6 +6,7 @@ pub mod keys;
 pub mod pkcs11;
 
 use crate::error::{Error, Result};
+use crate::fsutil::Spares;
 use crate::hash::HashAlg;
 use keys::{Cert, KeyKind, Pin};
 use openssl::pkey::{PKey, Private};
@@ -221,7 +222,7 @@ pub fn sign_module_file(
     path: &Path,
     dest: Option<&Path>,
 ) -> Result<SignOutcome> {
-    prepare_signed(key, opts, path, dest)?.commit()
+    prepare_signed(key, opts, path, dest)?.commit(&Default::default())
 }
 
 /// The writes a signing will make, computed but not yet done.
@@ -244,18 +245,14 @@ struct PendingModule {
 
 impl Prepared {
     /// Writes the `.p7s` (if any), then the module, each atomically.
-    pub fn commit(self) -> Result<SignOutcome> {
+    pub fn commit(self, spares: &Spares) -> Result<SignOutcome> {
         if let Some((p, bytes)) = &self.p7s {
             crate::fsutil::write_atomic(p, bytes, None)?;
         }
         if let Some(m) = &self.module {
             match &m.compressed {
-                Some(bytes) => crate::fsutil::write_atomic(&m.dest, bytes, Some(m.mode))?,
-                None => crate::fsutil::write_atomic_parts(
-                    &m.dest,
-                    &[&m.data[..m.body_len], &m.tail],
-                    Some(m.mode),
-                )?,
+                Some(bytes) => spares.replace(&m.dest, &[bytes], m.mode)?,
+                None => spares.replace(&m.dest, &[&m.data[..m.body_len], &m.tail], m.mode)?,
             }
         }
         Ok(self.outcome)
@@ -339,7 +336,7 @@ pub fn check_writable(dest: &Path) -> Result<()> {
 /// Removes the signature. With `extract`, the PKCS#7 DER is saved there first (so a
 /// failure leaves the module signed) and an unsigned module is an error.
 /// Returns false when the module was not signed (then nothing is written).
-pub fn unsign_module_file(path: &Path, extract: Option<&Path>) -> Result<bool> {
+pub fn unsign_module_file(path: &Path, extract: Option<&Path>, spares: &Spares) -> Result<bool> {
     use crate::modfile::{ModuleFile, trailer::Trailer};
     let module = ModuleFile::open(path)?;
     let body = module.unsigned_body()?;
@@ -355,6 +352,6 @@ pub fn unsign_module_file(path: &Path, extract: Option<&Path>) -> Result<bool> {
     if let Some(out) = extract {
         crate::fsutil::write_atomic(out, cms, None)?;
     }
-    module.write_to(path, &[body])?;
+    module.write_to(path, &[body], spares)?;
     Ok(true)
 }
