@@ -76,6 +76,9 @@ struct Spare {
     path: std::path::PathBuf,
     file: std::fs::File,
     dev: u64,
+    /// Size and permission bits it has now.
+    len: u64,
+    mode: u32,
 }
 
 impl Spares {
@@ -94,7 +97,8 @@ impl Spares {
         if !meta.is_file() {
             return write_atomic_parts(path, parts, Some(mode));
         }
-        let spare = match self.take(meta.dev()) {
+        let len = parts.iter().map(|p| p.len() as u64).sum();
+        let mut spare = match self.take(meta.dev(), len) {
             Some(s) => s,
             None => Spare::create(path, meta.dev())?,
         };
@@ -123,6 +127,8 @@ impl Spares {
                 path: spare.path,
                 file: old,
                 dev: meta.dev(),
+                len: meta.len(),
+                mode: meta.mode() & 0o7777,
             });
         } else {
             let _ = std::fs::remove_file(&spare.path);
@@ -130,9 +136,14 @@ impl Spares {
         Ok(())
     }
 
-    fn take(&self, dev: u64) -> Option<Spare> {
+    /// The spare on `dev` closest in size to `len`: the fewest blocks to free or add.
+    fn take(&self, dev: u64, len: u64) -> Option<Spare> {
         let mut pool = self.pool.lock().expect("spares lock");
-        let i = pool.iter().position(|s| s.dev == dev)?;
+        let (i, _) = pool
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.dev == dev)
+            .min_by_key(|(_, s)| s.len.abs_diff(len))?;
         Some(pool.swap_remove(i))
     }
 
@@ -157,20 +168,33 @@ impl Spare {
             .tempfile_in(parent_dir(beside))
             .and_then(|t| t.keep().map_err(|e| e.error))
             .map_err(|e| write_err(beside, e))?;
-        Ok(Spare { path, file, dev })
+        Ok(Spare {
+            path,
+            file,
+            dev,
+            len: 0,
+            mode: 0o600,
+        })
     }
 
     /// Mode first, then the bytes over the old ones, then the length; synced.
-    fn fill(&self, parts: &[&[u8]], mode: u32) -> std::io::Result<()> {
+    fn fill(&mut self, parts: &[&[u8]], mode: u32) -> std::io::Result<()> {
         use std::os::unix::fs::{FileExt, PermissionsExt};
-        self.file
-            .set_permissions(std::fs::Permissions::from_mode(mode))?;
+        if self.mode != mode {
+            self.file
+                .set_permissions(std::fs::Permissions::from_mode(mode))?;
+            self.mode = mode;
+        }
+        let old_len = std::mem::replace(&mut self.len, u64::MAX); // unknown until done
         let mut at = 0u64;
         for p in parts {
             self.file.write_all_at(p, at)?;
             at += p.len() as u64;
         }
-        self.file.set_len(at)?;
+        if at < old_len {
+            self.file.set_len(at)?;
+        }
+        self.len = at;
         self.file.sync_all()
     }
 }
