@@ -63,9 +63,9 @@ fn synced_temp(path: &Path, parts: &[&[u8]], mode: u32) -> Result<tempfile::Name
 /// inode scans past every recently freed one (`recently_deleted()`): a quarter of the
 /// time of signing a 4230-module tree went there.
 ///
-/// Spares are hidden `.cargo-kmod-*.tmp` files beside the first file replaced; they are
-/// removed on drop. Anything unusual (file missing, hard links, other owner, extended
-/// attributes, no RENAME_EXCHANGE) takes the plain temp-file-and-rename path.
+/// Spares are hidden `.cargo-kmod-*.tmp` files beside the first file replaced on each
+/// mount; they are removed on drop. Anything unusual (file missing, hard links, other
+/// owner, extended attributes) takes the plain temp-file-and-rename path.
 #[derive(Default)]
 pub struct Spares {
     pool: std::sync::Mutex<Vec<Spare>>,
@@ -75,80 +75,135 @@ pub struct Spares {
 struct Spare {
     path: std::path::PathBuf,
     file: std::fs::File,
-    dev: u64,
+    /// Mount id: an exchange (a rename) never crosses mounts.
+    mnt: u64,
     /// Size and permission bits it has now.
     len: u64,
     mode: u32,
 }
 
+/// New contents written into a spare: [`Staged::finish`] makes them durable and puts
+/// them in place. Dropped unfinished, the target stays as it was.
+pub struct Staged<'a> {
+    spares: &'a Spares,
+    path: std::path::PathBuf,
+    /// None when the plain path already wrote the file.
+    pending: Option<(Spare, std::fs::File, libc::statx)>,
+}
+
 impl Spares {
     /// Like [`write_atomic_parts`] with `Some(mode)`, for a file that usually exists.
     pub fn replace(&self, path: &Path, parts: &[&[u8]], mode: u32) -> Result<()> {
-        use std::os::unix::fs::MetadataExt;
-        use std::sync::atomic::Ordering::Relaxed;
-        if self.no_exchange.load(Relaxed) {
-            return write_atomic_parts(path, parts, Some(mode));
+        self.stage(path, parts, mode)?.finish()
+    }
+
+    /// The first half of [`Spares::replace`]: writes `parts` into a spare (the CPU
+    /// part), so the caller can free them before waiting for the disk.
+    pub fn stage(&self, path: &Path, parts: &[&[u8]], mode: u32) -> Result<Staged<'_>> {
+        let done = |r: Result<()>| {
+            r.map(|()| Staged {
+                spares: self,
+                path: path.to_path_buf(),
+                pending: None,
+            })
+        };
+        if self.no_exchange.load(std::sync::atomic::Ordering::Relaxed) {
+            return done(write_atomic_parts(path, parts, Some(mode)));
         }
         // Opened for writing: after the exchange it is the next spare.
         let Ok(old) = std::fs::OpenOptions::new().write(true).open(path) else {
-            return write_atomic_parts(path, parts, Some(mode));
+            return done(write_atomic_parts(path, parts, Some(mode)));
         };
-        let meta = old.metadata().map_err(|e| write_err(path, e))?;
-        if !meta.is_file() {
-            return write_atomic_parts(path, parts, Some(mode));
+        let st = statx(&old).map_err(|e| write_err(path, e))?;
+        if u32::from(st.stx_mode) & libc::S_IFMT != libc::S_IFREG
+            || st.stx_mask & libc::STATX_MNT_ID == 0
+        {
+            return done(write_atomic_parts(path, parts, Some(mode)));
         }
         let len = parts.iter().map(|p| p.len() as u64).sum();
-        let mut spare = match self.take(meta.dev(), len) {
+        let mut spare = match self.take(st.stx_mnt_id, len) {
             Some(s) => s,
-            None => Spare::create(path, meta.dev())?,
+            None => Spare::create(path, st.stx_mnt_id)?,
         };
         if let Err(e) = spare.fill(parts, mode) {
             self.put(spare);
             return Err(write_err(path, e));
         }
-        if let Err(e) = exchange(&spare.path, path) {
-            // EXDEV (another mount of this filesystem) or EINVAL (not supported here).
-            if e.raw_os_error() == Some(libc::EINVAL) {
-                self.no_exchange.store(true, Relaxed);
-            }
-            let _ = std::fs::remove_file(&spare.path);
-            return write_atomic_parts(path, parts, Some(mode));
-        }
-        // The old inode now sits at the spare's name. Another hard link would see
-        // whatever is written into it next, and a spare must carry nothing of its own
-        // (owner, ACL, label) into the file it becomes.
-        let plain = meta.nlink() == 1
-            // SAFETY: no arguments, cannot fail.
-            && meta.uid() == unsafe { libc::geteuid() }
-            && meta.gid() == unsafe { libc::getegid() }
-            && no_xattrs(&old);
-        if plain {
-            self.put(Spare {
-                path: spare.path,
-                file: old,
-                dev: meta.dev(),
-                len: meta.len(),
-                mode: meta.mode() & 0o7777,
-            });
-        } else {
-            let _ = std::fs::remove_file(&spare.path);
-        }
-        Ok(())
+        Ok(Staged {
+            spares: self,
+            path: path.to_path_buf(),
+            pending: Some((spare, old, st)),
+        })
     }
 
-    /// The spare on `dev` closest in size to `len`: the fewest blocks to free or add.
-    fn take(&self, dev: u64, len: u64) -> Option<Spare> {
+    /// The spare on mount `mnt` closest in size to `len`: the fewest blocks to free or add.
+    fn take(&self, mnt: u64, len: u64) -> Option<Spare> {
         let mut pool = self.pool.lock().expect("spares lock");
         let (i, _) = pool
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.dev == dev)
+            .filter(|(_, s)| s.mnt == mnt)
             .min_by_key(|(_, s)| s.len.abs_diff(len))?;
         Some(pool.swap_remove(i))
     }
 
     fn put(&self, s: Spare) {
         self.pool.lock().expect("spares lock").push(s);
+    }
+}
+
+impl Staged<'_> {
+    /// Syncs the spare, then swaps it into place; the old inode becomes a spare.
+    pub fn finish(mut self) -> Result<()> {
+        let Some((spare, old, st)) = self.pending.take() else {
+            return Ok(());
+        };
+        let path = &self.path;
+        if let Err(e) = spare.file.sync_all() {
+            self.spares.put(spare);
+            return Err(write_err(path, e));
+        }
+        if let Err(e) = exchange(&spare.path, path) {
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                // This filesystem cannot exchange: from now on, the plain path.
+                self.spares
+                    .no_exchange
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            // The spare holds the complete new file: a plain rename puts it in place.
+            return std::fs::rename(&spare.path, path).map_err(|e| {
+                let _ = std::fs::remove_file(&spare.path);
+                write_err(path, e)
+            });
+        }
+        // The old inode now sits at the spare's name. Another hard link would see
+        // whatever is written into it next, and a spare must carry nothing of its own
+        // (owner, ACL, label) into the file it becomes.
+        let plain = st.stx_nlink == 1
+            // SAFETY: no arguments, cannot fail.
+            && st.stx_uid == unsafe { libc::geteuid() }
+            && st.stx_gid == unsafe { libc::getegid() }
+            && no_xattrs(&old);
+        if plain {
+            self.spares.put(Spare {
+                path: spare.path,
+                file: old,
+                mnt: spare.mnt,
+                len: st.stx_size,
+                mode: u32::from(st.stx_mode) & 0o7777,
+            });
+        } else {
+            let _ = std::fs::remove_file(&spare.path);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staged<'_> {
+    fn drop(&mut self) {
+        if let Some((spare, ..)) = self.pending.take() {
+            self.spares.put(spare);
+        }
     }
 }
 
@@ -161,7 +216,7 @@ impl Drop for Spares {
 }
 
 impl Spare {
-    fn create(beside: &Path, dev: u64) -> Result<Spare> {
+    fn create(beside: &Path, mnt: u64) -> Result<Spare> {
         let (file, path) = tempfile::Builder::new()
             .prefix(".cargo-kmod-")
             .suffix(".tmp")
@@ -171,13 +226,13 @@ impl Spare {
         Ok(Spare {
             path,
             file,
-            dev,
+            mnt,
             len: 0,
             mode: 0o600,
         })
     }
 
-    /// Mode first, then the bytes over the old ones, then the length; synced.
+    /// Mode first, then the bytes over the old ones, then the length (not synced).
     fn fill(&mut self, parts: &[&[u8]], mode: u32) -> std::io::Result<()> {
         use std::os::unix::fs::{FileExt, PermissionsExt};
         if self.mode != mode {
@@ -195,7 +250,27 @@ impl Spare {
             self.file.set_len(at)?;
         }
         self.len = at;
-        self.file.sync_all()
+        Ok(())
+    }
+}
+
+fn statx(f: &std::fs::File) -> std::io::Result<libc::statx> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: statx fills the zeroed plain-data struct for an open descriptor.
+    unsafe {
+        let mut st: libc::statx = std::mem::zeroed();
+        let r = libc::statx(
+            f.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_BASIC_STATS | libc::STATX_MNT_ID,
+            &mut st,
+        );
+        if r == 0 {
+            Ok(st)
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
     }
 }
 

@@ -222,7 +222,10 @@ pub fn sign_module_file(
     path: &Path,
     dest: Option<&Path>,
 ) -> Result<SignOutcome> {
-    prepare_signed(key, opts, path, dest)?.commit(&Default::default())
+    let spares = Spares::default();
+    prepare_signed(key, opts, path, dest)?
+        .write(&spares)?
+        .finish()
 }
 
 /// The writes a signing will make, computed but not yet done.
@@ -244,16 +247,37 @@ struct PendingModule {
 }
 
 impl Prepared {
-    /// Writes the `.p7s` (if any), then the module, each atomically.
-    pub fn commit(self, spares: &Spares) -> Result<SignOutcome> {
+    /// Writes the `.p7s` (if any) and the module into a spare: the CPU part of
+    /// committing. The module's bytes are freed when this returns.
+    pub fn write(self, spares: &Spares) -> Result<Written<'_>> {
         if let Some((p, bytes)) = &self.p7s {
             crate::fsutil::write_atomic(p, bytes, None)?;
         }
-        if let Some(m) = &self.module {
-            match &m.compressed {
-                Some(bytes) => spares.replace(&m.dest, &[bytes], m.mode)?,
-                None => spares.replace(&m.dest, &[&m.data[..m.body_len], &m.tail], m.mode)?,
-            }
+        let staged = match &self.module {
+            Some(m) => Some(match &m.compressed {
+                Some(bytes) => spares.stage(&m.dest, &[bytes], m.mode)?,
+                None => spares.stage(&m.dest, &[&m.data[..m.body_len], &m.tail], m.mode)?,
+            }),
+            None => None,
+        };
+        Ok(Written {
+            staged,
+            outcome: self.outcome,
+        })
+    }
+}
+
+/// A signed module written but not yet durable and in place.
+pub struct Written<'a> {
+    staged: Option<crate::fsutil::Staged<'a>>,
+    outcome: SignOutcome,
+}
+
+impl Written<'_> {
+    /// Waits for the disk, then puts the module in place.
+    pub fn finish(self) -> Result<SignOutcome> {
+        if let Some(s) = self.staged {
+            s.finish()?;
         }
         Ok(self.outcome)
     }
