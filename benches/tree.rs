@@ -69,13 +69,19 @@ fn show(best: Duration, all: &[Duration]) -> String {
     format!("{:.2} s (runs {})", secs(best), all.join(" "))
 }
 
-/// Mean time of `op`, single thread: the best of `batches` batches of `n`.
-fn per_op(batches: usize, n: u32, mut op: impl FnMut()) -> Duration {
-    (0..batches)
+/// Mean time of `op`, single thread, over a window of at least 1.5 s (a time scale like
+/// the timed commands', whose every run includes the host's slow moments too); the
+/// best of `runs` windows, as for the commands.
+fn per_op(runs: usize, mut op: impl FnMut()) -> Duration {
+    (0..runs)
         .map(|_| {
             let t = Instant::now();
-            for _ in 0..n {
-                op();
+            let mut n = 0u32;
+            while t.elapsed() < Duration::from_millis(1500) {
+                for _ in 0..10 {
+                    op();
+                }
+                n += 10;
             }
             t.elapsed() / n
         })
@@ -212,17 +218,17 @@ fn main() {
                 .unwrap();
             assert!(st.success());
         }
-        // One private- and one public-key operation, single thread, best of 10 batches.
+        // One private- and one public-key operation, single thread.
         let pkey =
             openssl::pkey::PKey::private_key_from_pem(&std::fs::read(&key).unwrap()).unwrap();
         let md = openssl::hash::MessageDigest::sha256();
         let mut sig = Vec::new();
-        let t_sign = per_op(10, 40, || {
+        let t_sign = per_op(runs, || {
             let mut s = openssl::sign::Signer::new(md, &pkey).unwrap();
             s.update(b"x").unwrap();
             sig = s.sign_to_vec().unwrap();
         });
-        let t_verify = per_op(10, 40, || {
+        let t_verify = per_op(runs, || {
             let mut v = openssl::sign::Verifier::new(md, &pkey).unwrap();
             v.update(b"x").unwrap();
             assert!(v.verify(&sig).unwrap());

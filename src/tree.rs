@@ -72,9 +72,41 @@ impl Gate {
     }
 }
 
-/// Maps `f` over `items`, keeping the order, with progress. `f` does its CPU work
-/// inside `gate.cpu(..)` and its waiting on the disk outside.
+/// Maps `f` over `items` on `jobs` threads, keeping the order, with progress.
 pub fn par_map<T, R, F>(items: &[T], jobs: usize, r: &dyn Reporter, label: &str, f: F) -> Vec<R>
+where
+    T: Sync,
+    R: Send,
+    F: Fn(&T) -> R + Sync,
+{
+    run(items, jobs, 1, r, label, |i, _| f(i))
+}
+
+/// [`par_map`] for work that writes files: `f` does its CPU work inside
+/// `gate.cpu(..)` and its waiting on the disk outside, on more threads (see [`Gate`]).
+pub fn par_map_writing<T, R, F>(
+    items: &[T],
+    jobs: usize,
+    r: &dyn Reporter,
+    label: &str,
+    f: F,
+) -> Vec<R>
+where
+    T: Sync,
+    R: Send,
+    F: Fn(&T, &Gate) -> R + Sync,
+{
+    run(items, jobs, 4, r, label, f)
+}
+
+fn run<T, R, F>(
+    items: &[T],
+    jobs: usize,
+    threads_per_job: usize,
+    r: &dyn Reporter,
+    label: &str,
+    f: F,
+) -> Vec<R>
 where
     T: Sync,
     R: Send,
@@ -84,7 +116,7 @@ where
     let jobs = jobs.max(1);
     r.start(label, items.len() as u64);
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs * 4)
+        .num_threads(jobs * threads_per_job)
         .build()
         .expect("thread pool");
     let gate = Gate::new(jobs);

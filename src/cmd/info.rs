@@ -8,8 +8,7 @@ pub fn run(a: InfoArgs) -> i32 {
     let modules = expand(&a.modules, &mut status);
     let jobs = a.jobs.unwrap_or_else(cargo_kmod::tree::default_jobs);
     let rep = StderrReporter::new();
-    let outputs = cargo_kmod::tree::par_map(&modules, jobs, &rep, "reading", |m, gate| {
-        gate.cpu(|| {
+    let outputs = cargo_kmod::tree::par_map(&modules, jobs, &rep, "reading", |m| {
         let module = ModuleFile::open(m)?;
         let info = module.elf()?;
         let sig = modinfo::sig_block(&module.data);
@@ -31,7 +30,6 @@ pub fn run(a: InfoArgs) -> i32 {
             Some(f) => modinfo::render_field(&filename, &fields, f),
             None => modinfo::render(&filename, &fields),
         })
-    })
     });
     let mut out = std::io::stdout().lock();
     for r in outputs {

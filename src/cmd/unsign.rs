@@ -13,7 +13,7 @@ pub fn run(a: UnsignArgs) -> i32 {
     let rep = StderrReporter::new();
     let spares = cargo_kmod::fsutil::Spares::default();
     let results =
-        cargo_kmod::tree::par_map(&modules, a.tree.jobs(), &rep, "unsigning", |m, gate| {
+        cargo_kmod::tree::par_map_writing(&modules, a.tree.jobs(), &rep, "unsigning", |m, gate| {
             gate.cpu(|| cargo_kmod::sign::unsign_module_file(m, a.extract_sig.as_deref(), &spares))
         });
     for (m, r) in modules.iter().zip(results) {

@@ -21,10 +21,9 @@ pub fn run(a: VerifyArgs) -> i32 {
     let mut status = Status::default();
     let modules = expand(&a.modules, &mut status);
     let rep = StderrReporter::new();
-    let results =
-        cargo_kmod::tree::par_map(&modules, a.tree.jobs(), &rep, "verifying", |m, gate| {
-            gate.cpu(|| ModuleFile::open(m).map(|module| verify::verify(&module.data, &keyring)))
-        });
+    let results = cargo_kmod::tree::par_map(&modules, a.tree.jobs(), &rep, "verifying", |m| {
+        ModuleFile::open(m).map(|module| verify::verify(&module.data, &keyring))
+    });
     let mut counts = std::collections::BTreeMap::<&str, usize>::new();
     for (m, r) in modules.iter().zip(results) {
         let v = match r {
