@@ -2,6 +2,7 @@
 //! and nothing lost to kill -9, a full disk or read-only files.
 
 use crate::common::*;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 
@@ -162,6 +163,11 @@ fn signing_a_tree_equals_signing_each_module_alone() {
     let k = keys().get("rsa2048");
     let tree = d.path().join("tree");
     let mods = plain_tree(&tree, 40);
+    // Modes differ, so a recycled inode's old mode would show.
+    let mode = |i: usize| if i.is_multiple_of(3) { 0o640 } else { 0o644 };
+    for (i, m) in mods.iter().enumerate() {
+        std::fs::set_permissions(m, std::fs::Permissions::from_mode(mode(i))).unwrap();
+    }
     let single = d.path().join("single");
     for m in &mods {
         let out = single.join(m.strip_prefix(&tree).unwrap());
@@ -198,6 +204,19 @@ fn signing_a_tree_equals_signing_each_module_alone() {
             "{}",
             m.display()
         );
+    }
+    // The spare files the modules were written through are gone, and every module's
+    // mode survived being swapped into a recycled inode.
+    let left: Vec<PathBuf> = walkdir::WalkDir::new(&tree)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .map(|e| e.into_path())
+        .filter(|p| p.is_file() && !p.to_string_lossy().ends_with(".ko"))
+        .collect();
+    assert!(left.is_empty(), "left in the tree: {left:?}");
+    for (i, m) in mods.iter().enumerate() {
+        let got = std::fs::metadata(m).unwrap().permissions().mode() & 0o777;
+        assert_eq!(got, mode(i), "{}", m.display());
     }
     let v = |p: &Path| {
         stdout(
@@ -321,7 +340,6 @@ fn kill_9_at_random_moments_loses_nothing() {
 
 #[test]
 fn full_disk_and_read_only_files_fail_alone() {
-    use std::os::unix::fs::PermissionsExt;
     let d = tempfile::tempdir().unwrap();
     let k = keys().get("p256");
     let src = d.path().join("src");
