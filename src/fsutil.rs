@@ -215,11 +215,20 @@ impl Drop for Spares {
     }
 }
 
+/// Whether `path` is named like a spare file (a killed run leaves some behind).
+pub fn is_spare(path: &Path) -> bool {
+    let n = path.file_name().unwrap_or_default().to_string_lossy();
+    n.starts_with(SPARE_PREFIX) && n.ends_with(SPARE_SUFFIX)
+}
+
+const SPARE_PREFIX: &str = ".cargo-kmod-";
+const SPARE_SUFFIX: &str = ".tmp";
+
 impl Spare {
     fn create(beside: &Path, mnt: u64) -> Result<Spare> {
         let (file, path) = tempfile::Builder::new()
-            .prefix(".cargo-kmod-")
-            .suffix(".tmp")
+            .prefix(SPARE_PREFIX)
+            .suffix(SPARE_SUFFIX)
             .tempfile_in(parent_dir(beside))
             .and_then(|t| t.keep().map_err(|e| e.error))
             .map_err(|e| write_err(beside, e))?;

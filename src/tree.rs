@@ -14,25 +14,40 @@ pub fn is_module_name(p: &Path) -> bool {
 /// Files stay as given (so a bad one gets its own error); directories are walked for
 /// module files, in sorted order. A directory without modules is an error.
 pub fn expand(paths: &[PathBuf]) -> Vec<Result<PathBuf>> {
-    let mut out = Vec::new();
+    walk(paths).0
+}
+
+/// [`expand`], plus the spare files ([`crate::fsutil::Spares`]) that a killed `sign` or
+/// `unsign` left in those directories.
+pub fn expand_with_leftovers(paths: &[PathBuf]) -> (Vec<Result<PathBuf>>, Vec<PathBuf>) {
+    walk(paths)
+}
+
+fn walk(paths: &[PathBuf]) -> (Vec<Result<PathBuf>>, Vec<PathBuf>) {
+    let (mut out, mut spares) = (Vec::new(), Vec::new());
     for p in paths {
         if !p.is_dir() {
             out.push(Ok(p.clone()));
             continue;
         }
-        let mut found: Vec<PathBuf> = walkdir::WalkDir::new(p)
-            .into_iter()
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_type().is_file() && is_module_name(e.path()))
-            .map(|e| e.into_path())
-            .collect();
+        let mut found = Vec::new();
+        for e in walkdir::WalkDir::new(p).into_iter().filter_map(|e| e.ok()) {
+            if !e.file_type().is_file() {
+                continue;
+            }
+            if is_module_name(e.path()) {
+                found.push(e.into_path());
+            } else if crate::fsutil::is_spare(e.path()) {
+                spares.push(e.into_path());
+            }
+        }
         if found.is_empty() {
             out.push(Err(Error::IsDir { path: p.clone() }));
         }
         found.sort();
         out.extend(found.into_iter().map(Ok));
     }
-    out
+    (out, spares)
 }
 
 /// At most `jobs` closures run under [`Gate::cpu`] at once. The pool has four times as

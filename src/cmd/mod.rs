@@ -47,7 +47,35 @@ pub fn report_error(e: &Error) -> i32 {
 
 /// Expands directories into their modules; reports paths that hold none.
 pub fn expand(paths: &[std::path::PathBuf], status: &mut Status) -> Vec<std::path::PathBuf> {
-    cargo_kmod::tree::expand(paths)
+    keep_ok(cargo_kmod::tree::expand(paths), status)
+}
+
+/// [`expand`] for commands that rewrite modules: spare files a killed run left in the
+/// walked directories (old or partly written module bytes, never a module's name) are
+/// removed first, so they never end up in a package.
+pub fn expand_for_writing(
+    paths: &[std::path::PathBuf],
+    status: &mut Status,
+    rep: &dyn cargo_kmod::report::Reporter,
+) -> Vec<std::path::PathBuf> {
+    let (found, leftovers) = cargo_kmod::tree::expand_with_leftovers(paths);
+    let removed = leftovers
+        .iter()
+        .filter(|p| std::fs::remove_file(p).is_ok())
+        .count();
+    if removed > 0 {
+        rep.note(&format!(
+            "removed {removed} spare file(s) left by an interrupted run"
+        ));
+    }
+    keep_ok(found, status)
+}
+
+fn keep_ok(
+    found: Vec<cargo_kmod::Result<std::path::PathBuf>>,
+    status: &mut Status,
+) -> Vec<std::path::PathBuf> {
+    found
         .into_iter()
         .filter_map(|r| r.map_err(|e| status.add(report_error(&e))).ok())
         .collect()

@@ -1,4 +1,4 @@
-use super::{Status, StderrReporter, expand, report_error};
+use super::{Status, StderrReporter, expand_for_writing, report_error};
 use crate::cli::{MessageFormat, SignArgs};
 use cargo_kmod::Error;
 use cargo_kmod::hash::HashAlg;
@@ -48,11 +48,11 @@ pub fn run(a: SignArgs) -> i32 {
         },
     };
     let mut status = Status::default();
-    let modules = expand(&a.modules, &mut status);
+    let rep = StderrReporter::new();
+    let modules = expand_for_writing(&a.modules, &mut status, &rep);
     if a.output.is_some() && modules.len() != 1 {
         return report_error(&Error::Usage("-o/--output takes exactly one module".into()));
     }
-    let rep = StderrReporter::new();
     let started = std::time::Instant::now();
     let spares = cargo_kmod::fsutil::Spares::default();
     let results =

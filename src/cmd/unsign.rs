@@ -1,16 +1,16 @@
-use super::{Status, StderrReporter, expand, report_error};
+use super::{Status, StderrReporter, expand_for_writing, report_error};
 use crate::cli::{MessageFormat, UnsignArgs};
 use cargo_kmod::Error;
 
 pub fn run(a: UnsignArgs) -> i32 {
     let mut status = Status::default();
-    let modules = expand(&a.modules, &mut status);
+    let rep = StderrReporter::new();
+    let modules = expand_for_writing(&a.modules, &mut status, &rep);
     if a.extract_sig.is_some() && modules.len() != 1 {
         return report_error(&Error::Usage(
             "--extract-sig takes exactly one module".into(),
         ));
     }
-    let rep = StderrReporter::new();
     let spares = cargo_kmod::fsutil::Spares::default();
     let results =
         cargo_kmod::tree::par_map_writing(&modules, a.tree.jobs(), &rep, "unsigning", |m, gate| {
