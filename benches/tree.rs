@@ -2,6 +2,9 @@
 //! linux-image-6.12 package, against Debian's sign-file and kmod's modinfo driven by
 //! xargs -P<cores>, and against the limit of the same OpenSSL measured in this run.
 //!
+//! Last, a compute-only ceiling (modules in memory, no I/O) shows how far this machine's
+//! cores together fall short of the limit, which assumes perfect scaling.
+//!
 //! Run: `cargo bench --bench tree` (after scripts/test-deps.sh). Prints ratios; no timing
 //! is asserted anywhere.
 
@@ -186,6 +189,8 @@ fn main() {
     let jobs = cores as u64 + 1; // cargo-kmod's default -j
     let peak_budget = 64 * 1024 + jobs * largest as u64 / 1024;
     let ours_dir = work.join("ours");
+    // Per key: name, key file, limit, our best time; for the compute-only ceiling below.
+    let mut ceilings = Vec::new();
     let theirs_dir = work.join("theirs");
     for (name, newkey) in [
         ("RSA-4096", vec!["-newkey", "rsa:4096"]),
@@ -282,6 +287,7 @@ fn main() {
             secs(sign_limit),
             secs(t_sign) * 1e3
         );
+        ceilings.push((name, key.clone(), sign_limit, t_ours));
         println!(
             "  peak RSS while signing: {} MiB (budget {} MiB)",
             rss / 1024,
@@ -413,5 +419,46 @@ fn main() {
                 n as f64 / secs(t_ours)
             );
         }
+    }
+
+    // The compute-only ceiling: every module already in memory, hashed and signed on
+    // `jobs` threads, no file I/O at all. It shows how close to the limit this machine's
+    // cores get together (the limit assumes perfect scaling of single-thread runs).
+    // Last, because a child's peak RSS would count this process's memory.
+    let data: Vec<Vec<u8>> = mods.iter().map(|m| std::fs::read(m).unwrap()).collect();
+    for (name, key, limit, t_ours) in ceilings {
+        let pkey =
+            openssl::pkey::PKey::private_key_from_pem(&std::fs::read(&key).unwrap()).unwrap();
+        let best = (0..runs)
+            .map(|_| {
+                let next = std::sync::atomic::AtomicUsize::new(0);
+                let t = Instant::now();
+                std::thread::scope(|s| {
+                    for _ in 0..jobs {
+                        s.spawn(|| {
+                            loop {
+                                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                let Some(d) = data.get(i) else { break };
+                                let mut signer = openssl::sign::Signer::new(
+                                    openssl::hash::MessageDigest::sha256(),
+                                    &pkey,
+                                )
+                                .unwrap();
+                                signer.update(d).unwrap();
+                                std::hint::black_box(signer.sign_to_vec().unwrap());
+                            }
+                        });
+                    }
+                });
+                t.elapsed()
+            })
+            .min()
+            .unwrap();
+        println!(
+            "compute-only ceiling {name} (in memory, {jobs} threads, no I/O): {:.2} s = {:.2}x limit; cargo-kmod sign is {:.2}x this ceiling",
+            secs(best),
+            secs(best) / secs(limit),
+            secs(t_ours) / secs(best)
+        );
     }
 }
