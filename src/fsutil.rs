@@ -100,6 +100,7 @@ impl Spares {
     /// The first half of [`Spares::replace`]: writes `parts` into a spare (the CPU
     /// part), so the caller can free them before waiting for the disk.
     pub fn stage(&self, path: &Path, parts: &[&[u8]], mode: u32) -> Result<Staged<'_>> {
+        use std::os::unix::fs::OpenOptionsExt;
         let done = |r: Result<()>| {
             r.map(|()| Staged {
                 spares: self,
@@ -110,8 +111,14 @@ impl Spares {
         if self.no_exchange.load(std::sync::atomic::Ordering::Relaxed) {
             return done(write_atomic_parts(path, parts, Some(mode)));
         }
-        // Opened for writing: after the exchange it is the next spare.
-        let Ok(old) = std::fs::OpenOptions::new().write(true).open(path) else {
+        // Opened for writing: after the exchange it is the next spare. Not through a
+        // symlink: the exchange would move the link, and its target (still named
+        // elsewhere) would be overwritten as a spare.
+        let Ok(old) = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+        else {
             return done(write_atomic_parts(path, parts, Some(mode)));
         };
         let st = statx(&old).map_err(|e| write_err(path, e))?;
@@ -363,6 +370,28 @@ mod tests {
             assert_eq!(tmp_names(d.path()).len(), 1, "one spare in use");
         }
         assert!(tmp_names(d.path()).is_empty(), "spares removed on drop");
+    }
+
+    #[test]
+    fn a_symlinked_file_is_replaced_and_its_target_left_alone() {
+        let d = tempfile::tempdir().unwrap();
+        let (target, link, other) = (
+            d.path().join("real.ko"),
+            d.path().join("link.ko"),
+            d.path().join("other.ko"),
+        );
+        std::fs::write(&target, "real").unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        std::fs::write(&other, "other").unwrap();
+        let spares = Spares::default();
+        spares.replace(&link, &[b"new link"], 0o644).unwrap();
+        spares.replace(&other, &[b"new other"], 0o644).unwrap();
+        // As after a plain rename: the link is now a file, the target is untouched
+        // (it was never taken as a spare and overwritten).
+        assert!(!std::fs::symlink_metadata(&link).unwrap().is_symlink());
+        assert_eq!(std::fs::read(&link).unwrap(), b"new link");
+        assert_eq!(std::fs::read(&target).unwrap(), b"real");
+        assert_eq!(std::fs::read(&other).unwrap(), b"new other");
     }
 
     #[test]
