@@ -170,7 +170,19 @@ impl Staged<'_> {
             self.spares.put(spare);
             return Err(write_err(path, e));
         }
-        if let Err(e) = exchange(&spare.path, path) {
+        // A write lease is granted only while no other process has the file open, and
+        // is broken (seen below) when one opens it before the exchange. Such a reader
+        // keeps the old inode, so it must not become a spare and be overwritten.
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&old);
+        // SAFETY: fcntl on a descriptor we own; a break's SIGIO is ignored (checked).
+        let leased =
+            sigio_ignored() && unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_WRLCK) } == 0;
+        let exchanged = exchange(&spare.path, path);
+        let unread = leased && unsafe { libc::fcntl(fd, libc::F_GETLEASE) } == libc::F_WRLCK;
+        if leased {
+            unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) };
+        }
+        if let Err(e) = exchanged {
             if e.raw_os_error() == Some(libc::EINVAL) {
                 // This filesystem cannot exchange: from now on, the plain path.
                 self.spares
@@ -183,10 +195,11 @@ impl Staged<'_> {
                 write_err(path, e)
             });
         }
-        // The old inode now sits at the spare's name. Another hard link would see
-        // whatever is written into it next, and a spare must carry nothing of its own
-        // (owner, ACL, label) into the file it becomes.
-        let plain = st.stx_nlink == 1
+        // The old inode now sits at the spare's name. A reader or another hard link
+        // would see whatever is written into it next, and a spare must carry nothing
+        // of its own (owner, ACL, label) into the file it becomes.
+        let plain = unread
+            && st.stx_nlink == 1
             // SAFETY: no arguments, cannot fail.
             && st.stx_uid == unsafe { libc::geteuid() }
             && st.stx_gid == unsafe { libc::getegid() }
@@ -290,6 +303,24 @@ fn statx(f: &std::fs::File) -> std::io::Result<libc::statx> {
     }
 }
 
+/// Whether SIGIO is ignored: a lease break sends it to the lease holder, and its
+/// default action ends the process. The binary ignores it; an embedder that does not
+/// gets no inode reuse rather than a dead process.
+fn sigio_ignored() -> bool {
+    // SAFETY: queries the disposition only (null new action).
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGIO, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
+    }
+}
+
+/// Lets [`Spares`] reuse inodes (see [`sigio_ignored`]); the binary calls it at start.
+pub fn ignore_sigio() {
+    // SAFETY: sets a signal disposition; no handler code runs.
+    unsafe { libc::signal(libc::SIGIO, libc::SIG_IGN) };
+}
+
 fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
@@ -343,6 +374,7 @@ mod tests {
 
     #[test]
     fn spares_replace_across_directories_and_spare_no_other_name() {
+        ignore_sigio();
         let d = tempfile::tempdir().unwrap();
         let (a, b) = (d.path().join("x/a.ko"), d.path().join("y/b.ko"));
         for (p, body) in [(&a, "old a, the longer one"), (&b, "old b")] {
@@ -373,7 +405,40 @@ mod tests {
     }
 
     #[test]
+    fn a_file_open_elsewhere_keeps_its_old_bytes_for_its_reader() {
+        ignore_sigio();
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a.ko"), d.path().join("b.ko"));
+        std::fs::write(&a, "old a").unwrap();
+        std::fs::write(&b, "old b").unwrap();
+        // Another process reading a (an open in a child holds it for us).
+        let mut reader = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("exec 3<\"$0\"; read x; cat <&3")
+            .arg(&a)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let spares = Spares::default();
+        spares.replace(&a, &[b"new a"], 0o644).unwrap();
+        spares
+            .replace(&b, &[b"new b, a longer one"], 0o644)
+            .unwrap();
+        drop(reader.stdin.take()); // lets it read on
+        let out = reader.wait_with_output().unwrap();
+        assert_eq!(
+            out.stdout, b"old a",
+            "the reader's file was reused as a spare"
+        );
+        assert_eq!(std::fs::read(&a).unwrap(), b"new a");
+        assert_eq!(std::fs::read(&b).unwrap(), b"new b, a longer one");
+    }
+
+    #[test]
     fn a_symlinked_file_is_replaced_and_its_target_left_alone() {
+        ignore_sigio();
         let d = tempfile::tempdir().unwrap();
         let (target, link, other) = (
             d.path().join("real.ko"),

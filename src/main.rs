@@ -4,6 +4,8 @@ mod cmd;
 use clap::Parser;
 
 fn main() {
+    // Lease breaks signal SIGIO; ignoring it lets sign reuse inodes (fsutil::Spares).
+    cargo_kmod::fsutil::ignore_sigio();
     // SIGPIPE-safe: a closed stdout (e.g. `| head`) ends quietly.
     std::panic::set_hook(Box::new(|info| {
         let msg = info.to_string();
