@@ -48,6 +48,16 @@ fn plain_tree(dir: &Path, n: usize) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Files under `root` that are not modules (spare files a signing left behind).
+fn non_modules(root: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .map(|e| e.into_path())
+        .filter(|p| p.is_file() && !p.to_string_lossy().ends_with(".ko"))
+        .collect()
+}
+
 #[test]
 fn every_debian_module_verifies_with_its_own_vmlinuz_and_one_flip_fails_alone() {
     let d = tempfile::tempdir().unwrap();
@@ -207,13 +217,7 @@ fn signing_a_tree_equals_signing_each_module_alone() {
     }
     // The spare files the modules were written through are gone, and every module's
     // mode survived being swapped into a recycled inode.
-    let left: Vec<PathBuf> = walkdir::WalkDir::new(&tree)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .map(|e| e.into_path())
-        .filter(|p| p.is_file() && !p.to_string_lossy().ends_with(".ko"))
-        .collect();
-    assert!(left.is_empty(), "left in the tree: {left:?}");
+    assert_eq!(non_modules(&tree), Vec::<PathBuf>::new());
     for (i, m) in mods.iter().enumerate() {
         let got = std::fs::metadata(m).unwrap().permissions().mode() & 0o777;
         assert_eq!(got, mode(i), "{}", m.display());
@@ -326,15 +330,7 @@ fn kill_9_at_random_moments_loses_nothing() {
     );
     // A rerun with --skip-signed finishes the rest, and removes the spare files the
     // killed runs left (they hold module bytes and must not end up in a package).
-    let hidden = |root: &Path| -> Vec<PathBuf> {
-        walkdir::WalkDir::new(root)
-            .into_iter()
-            .filter_map(|e| e.ok())
-            .map(|e| e.into_path())
-            .filter(|p| p.is_file() && !p.to_string_lossy().ends_with(".ko"))
-            .collect()
-    };
-    let left = hidden(&tree).len();
+    let left = non_modules(&tree).len();
     let o = kmod()
         .arg("sign")
         .arg("--skip-signed")
@@ -353,7 +349,7 @@ fn kill_9_at_random_moments_loses_nothing() {
             stderr(&o)
         );
     }
-    assert_eq!(hidden(&tree), Vec::<PathBuf>::new());
+    assert_eq!(non_modules(&tree), Vec::<PathBuf>::new());
     assert_eq!(check_all_or_nothing(&mods, &k.cert), mods.len());
 }
 
