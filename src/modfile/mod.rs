@@ -26,13 +26,16 @@ impl ModuleFile {
             path: path.to_path_buf(),
             source,
         };
-        let meta = std::fs::metadata(path).map_err(read_err)?;
+        // One open: its metadata and its bytes come from the same file.
+        let mut file = std::fs::File::open(path).map_err(read_err)?;
+        let meta = file.metadata().map_err(read_err)?;
         if meta.is_dir() {
             return Err(Error::IsDir {
                 path: path.to_path_buf(),
             });
         }
-        let raw = std::fs::read(path).map_err(read_err)?;
+        let mut raw = Vec::with_capacity(meta.len() as usize);
+        std::io::Read::read_to_end(&mut file, &mut raw).map_err(read_err)?;
         let compression = Compression::detect(&raw);
         let data = compression.decompress(raw).map_err(|e| Error::Decompress {
             path: path.to_path_buf(),
