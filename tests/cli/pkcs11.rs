@@ -43,28 +43,20 @@ impl Token {
             "1234",
         ]));
         for (label, id, k) in keys {
-            let der = t._dir.path().join(format!("{label}.der"));
-            run(Std::new("openssl")
-                .args(["pkey", "-outform", "DER", "-in"])
-                .arg(&k.key)
-                .arg("-out")
-                .arg(&der));
-            run(t
-                .tool()
-                .args(["--write-object"])
-                .arg(&der)
-                .args(["--type", "privkey", "--id", id, "--label", label]));
-            let cder = t._dir.path().join(format!("{label}.crt.der"));
-            run(Std::new("openssl")
-                .args(["x509", "-outform", "DER", "-in"])
-                .arg(&k.cert)
-                .arg("-out")
-                .arg(&cder));
-            run(t
-                .tool()
-                .args(["--write-object"])
-                .arg(&cder)
-                .args(["--type", "cert", "--id", id, "--label", label]));
+            // The key and its certificate, as DER objects under one id and label.
+            for (openssl, pem, kind) in [("pkey", &k.key, "privkey"), ("x509", &k.cert, "cert")] {
+                let der = t._dir.path().join(format!("{label}.{kind}.der"));
+                run(Std::new("openssl")
+                    .args([openssl, "-outform", "DER", "-in"])
+                    .arg(pem)
+                    .arg("-out")
+                    .arg(&der));
+                run(t
+                    .tool()
+                    .args(["--write-object"])
+                    .arg(&der)
+                    .args(["--type", kind, "--id", id, "--label", label]));
+            }
         }
         t
     }

@@ -378,11 +378,8 @@ fn detached_and_save_sig_write_p7s_like_sign_file() {
     let ours = d.path().join("ours.ko");
     std::fs::copy(&theirs, &ours).unwrap();
     oracle(&["-d", "sha256"], &[&k.key, &k.cert, &theirs]);
-    kmod()
-        .args(["sign", "--detached", "--hash", "sha256", "--key"])
-        .arg(&k.key)
-        .arg("--cert")
-        .arg(&k.cert)
+    sign_cmd(&k, "sha256")
+        .arg("--detached")
         .arg(&ours)
         .assert()
         .success();
@@ -390,11 +387,8 @@ fn detached_and_save_sig_write_p7s_like_sign_file() {
     let p = |x: &Path| std::fs::read(format!("{}.p7s", x.display())).unwrap();
     assert_eq!(p(&theirs), p(&ours));
     std::fs::remove_file(format!("{}.p7s", ours.display())).unwrap();
-    kmod()
-        .args(["sign", "--save-sig", "--hash", "sha256", "--key"])
-        .arg(&k.key)
-        .arg("--cert")
-        .arg(&k.cert)
+    sign_cmd(&k, "sha256")
+        .arg("--save-sig")
         .arg(&ours)
         .assert()
         .success();

@@ -331,13 +331,8 @@ fn kill_9_at_random_moments_loses_nothing() {
     // A rerun with --skip-signed finishes the rest, and removes the spare files the
     // killed runs left (they hold module bytes and must not end up in a package).
     let left = non_modules(&tree).len();
-    let o = kmod()
-        .arg("sign")
+    let o = sign_cmd(&k, "sha512")
         .arg("--skip-signed")
-        .arg("--key")
-        .arg(&k.key)
-        .arg("--cert")
-        .arg(&k.cert)
         .arg(&tree)
         .output()
         .unwrap();
