@@ -1,5 +1,6 @@
 //! Signing: keys, the CMS blob, and the sign operation on a module body.
 
+pub mod awslc;
 pub mod cms;
 pub mod keygen;
 pub mod keys;
@@ -14,8 +15,8 @@ use std::path::Path;
 
 /// Where the private key lives.
 enum Backend {
-    /// A key file, used through OpenSSL.
-    File(PKey<Private>),
+    /// A key file, parsed by OpenSSL; signed through AWS-LC where it can (much faster).
+    File(PKey<Private>, Option<awslc::AwsKey>),
     /// A key on a PKCS#11 token (sessions pooled inside).
     Token(Box<pkcs11::Pkcs11Key>),
 }
@@ -98,8 +99,13 @@ impl SigningKey {
         let pkey = keys::load_private_key(src.key, src.pin)?;
         keys::check_pair(&pkey, src.key, &cert)?;
         let kind = keys::key_kind(&pkey).expect("checked when the key was loaded");
+        // CARGO_KMOD_CRYPTO=openssl signs with OpenSSL alone (for comparison).
+        let fast = match std::env::var("CARGO_KMOD_CRYPTO").as_deref() {
+            Ok("openssl") => None,
+            _ => awslc::AwsKey::from_openssl(&pkey),
+        };
         Ok(SigningKey {
-            backend: Backend::File(pkey),
+            backend: Backend::File(pkey, fast),
             kind,
             cert,
             key_path: src.key.to_path_buf(),
@@ -140,7 +146,15 @@ impl SigningKey {
             reason: e.to_string(),
         };
         match &self.backend {
-            Backend::File(pkey) => {
+            Backend::File(_, Some(fast)) if awslc::AwsKey::supports(hash) => {
+                let digest = openssl::hash::hash(hash.md(), data).map_err(key_err)?;
+                fast.sign_digest(hash, &digest)
+                    .map_err(|reason| Error::Key {
+                        path: self.key_path.clone(),
+                        reason,
+                    })
+            }
+            Backend::File(pkey, _) => {
                 let mut s = openssl::sign::Signer::new(hash.md(), pkey).map_err(key_err)?;
                 s.update(data).map_err(key_err)?;
                 s.sign_to_vec().map_err(key_err)

