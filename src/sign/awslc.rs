@@ -21,7 +21,7 @@ unsafe impl Sync for AwsKey {}
 
 impl AwsKey {
     /// The key in AWS-LC, or None when AWS-LC does not take it (a curve it lacks, such
-    /// as P-192): OpenSSL signs then.
+    /// as P-192, or an RSA size it refuses): OpenSSL signs then.
     pub fn from_openssl(pkey: &PKeyRef<Private>) -> Option<AwsKey> {
         let mut der = pkey.private_key_to_pkcs8().ok()?;
         // SAFETY: the CBS borrows `der`, which outlives the parse; the parse copies.
@@ -33,11 +33,19 @@ impl AwsKey {
         // The private key must not linger in freed memory.
         der.iter_mut()
             .for_each(|b| unsafe { std::ptr::write_volatile(b, 0) });
-        let key = std::ptr::NonNull::new(key);
-        if key.is_none() {
+        let Some(key) = std::ptr::NonNull::new(key).map(AwsKey) else {
             clear_errors();
-        }
-        key.map(AwsKey)
+            return None;
+        };
+        // One probe signature, checked by OpenSSL: a key AWS-LC parses but will not sign
+        // with (or signs differently) stays with OpenSSL.
+        let probe = b"cargo-kmod AWS-LC probe";
+        let md = HashAlg::Sha256.md();
+        let digest = openssl::hash::hash(md, probe).ok()?;
+        let sig = key.sign_digest(HashAlg::Sha256, &digest).ok()?;
+        let mut v = openssl::sign::Verifier::new(md, pkey).ok()?;
+        v.update(probe).ok()?;
+        v.verify(&sig).unwrap_or(false).then_some(key)
     }
 
     /// Whether AWS-LC signs with this digest (the SHA-2 family); else OpenSSL does.
@@ -130,13 +138,23 @@ mod tests {
 
     #[test]
     fn rsa_is_byte_identical_to_openssl_and_ecdsa_verifies_with_it() {
-        let rsa = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        let rsa = |bits, e| {
+            let e = openssl::bn::BigNum::from_u32(e).unwrap();
+            PKey::from_rsa(openssl::rsa::Rsa::generate_with_e(bits, &e).unwrap()).unwrap()
+        };
         let ec = |nid| {
             PKey::from_ec_key(EcKey::generate(&EcGroup::from_curve_name(nid).unwrap()).unwrap())
                 .unwrap()
         };
         let data = b"module bytes";
-        for pkey in [rsa, ec(Nid::X9_62_PRIME256V1), ec(Nid::SECP384R1)] {
+        // Odd RSA keys too: sign-file signs with them, so the fast path must match.
+        for pkey in [
+            rsa(2048, 65537),
+            rsa(768, 65537),
+            rsa(2048, 3),
+            ec(Nid::X9_62_PRIME256V1),
+            ec(Nid::SECP384R1),
+        ] {
             let fast = AwsKey::from_openssl(&pkey).expect("AWS-LC takes RSA, P-256, P-384");
             for hash in [
                 HashAlg::Sha224,
