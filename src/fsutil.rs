@@ -92,13 +92,9 @@ pub struct Staged<'a> {
 }
 
 impl Spares {
-    /// Like [`write_atomic_parts`] with `Some(mode)`, for a file that usually exists.
-    pub fn replace(&self, path: &Path, parts: &[&[u8]], mode: u32) -> Result<()> {
-        self.stage(path, parts, mode)?.finish()
-    }
-
-    /// The first half of [`Spares::replace`]: writes `parts` into a spare (the CPU
-    /// part), so the caller can free them before waiting for the disk.
+    /// Like [`write_atomic_parts`] with `Some(mode)`, for a file that usually exists, in
+    /// two halves: this one writes `parts` into a spare (the CPU part), so the caller can
+    /// free them before [`Staged::finish`] waits for the disk and puts the file in place.
     pub fn stage(&self, path: &Path, parts: &[&[u8]], mode: u32) -> Result<Staged<'_>> {
         use std::os::unix::fs::OpenOptionsExt;
         let done = |r: Result<()>| {
@@ -361,6 +357,10 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
+    fn replace(spares: &Spares, path: &Path, parts: &[&[u8]], mode: u32) -> Result<()> {
+        spares.stage(path, parts, mode)?.finish()
+    }
+
     fn tmp_names(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = walkdir::WalkDir::new(dir)
             .into_iter()
@@ -388,11 +388,9 @@ mod tests {
         std::fs::write(&c, "old c").unwrap();
         {
             let spares = Spares::default();
-            spares.replace(&a, &[b"new ", b"a"], 0o600).unwrap();
-            spares.replace(&b, &[b"new b"], 0o644).unwrap();
-            spares
-                .replace(&c, &[b"new c, longer than the spare"], 0o644)
-                .unwrap();
+            replace(&spares, &a, &[b"new ", b"a"], 0o600).unwrap();
+            replace(&spares, &b, &[b"new b"], 0o644).unwrap();
+            replace(&spares, &c, &[b"new c, longer than the spare"], 0o644).unwrap();
             assert_eq!(std::fs::read(&a).unwrap(), b"new a");
             let mode = std::fs::metadata(&a).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
@@ -422,10 +420,8 @@ mod tests {
             .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(200));
         let spares = Spares::default();
-        spares.replace(&a, &[b"new a"], 0o644).unwrap();
-        spares
-            .replace(&b, &[b"new b, a longer one"], 0o644)
-            .unwrap();
+        replace(&spares, &a, &[b"new a"], 0o644).unwrap();
+        replace(&spares, &b, &[b"new b, a longer one"], 0o644).unwrap();
         drop(reader.stdin.take()); // lets it read on
         let out = reader.wait_with_output().unwrap();
         assert_eq!(
@@ -449,8 +445,8 @@ mod tests {
         std::os::unix::fs::symlink(&target, &link).unwrap();
         std::fs::write(&other, "other").unwrap();
         let spares = Spares::default();
-        spares.replace(&link, &[b"new link"], 0o644).unwrap();
-        spares.replace(&other, &[b"new other"], 0o644).unwrap();
+        replace(&spares, &link, &[b"new link"], 0o644).unwrap();
+        replace(&spares, &other, &[b"new other"], 0o644).unwrap();
         // As after a plain rename: the link is now a file, the target is untouched
         // (it was never taken as a spare and overwritten).
         assert!(!std::fs::symlink_metadata(&link).unwrap().is_symlink());
@@ -463,7 +459,7 @@ mod tests {
     fn spares_create_a_missing_file() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("new.ko");
-        Spares::default().replace(&p, &[b"x"], 0o644).unwrap();
+        replace(&Spares::default(), &p, &[b"x"], 0o644).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"x");
         assert!(tmp_names(d.path()).is_empty());
     }

@@ -14,7 +14,11 @@ pub fn run(a: UnsignArgs) -> i32 {
     let spares = cargo_kmod::fsutil::Spares::default();
     let results =
         cargo_kmod::tree::par_map_writing(&modules, a.tree.jobs(), &rep, "unsigning", |m, gate| {
-            gate.cpu(|| cargo_kmod::sign::unsign_module_file(m, a.extract_sig.as_deref(), &spares))
+            // Staged under the gate (the CPU part); the disk is waited for outside it.
+            let staged = gate.cpu(|| {
+                cargo_kmod::sign::unsign_module_file(m, a.extract_sig.as_deref(), &spares)
+            })?;
+            staged.map(|s| s.finish()).transpose().map(|d| d.is_some())
         });
     for (m, r) in modules.iter().zip(results) {
         let (state, text) = match &r {

@@ -83,17 +83,19 @@ impl ModuleFile {
         }
     }
 
-    /// Writes the concatenation of `parts` (uncompressed ELF) to `dest` in this file's
-    /// compression, atomically, keeping the file mode.
-    pub fn write_to(
+    /// Stages the concatenation of `parts` (uncompressed ELF) for `dest` in this file's
+    /// compression, keeping the file mode; [`Staged::finish`] puts it in place atomically.
+    ///
+    /// [`Staged::finish`]: crate::fsutil::Staged::finish
+    pub fn stage_to<'s>(
         &self,
         dest: &Path,
         parts: &[&[u8]],
-        spares: &crate::fsutil::Spares,
-    ) -> Result<()> {
+        spares: &'s crate::fsutil::Spares,
+    ) -> Result<crate::fsutil::Staged<'s>> {
         match self.compress(parts)? {
-            Some(bytes) => spares.replace(dest, &[&bytes], self.mode),
-            None => spares.replace(dest, parts, self.mode),
+            Some(bytes) => spares.stage(dest, &[&bytes], self.mode),
+            None => spares.stage(dest, parts, self.mode),
         }
     }
 

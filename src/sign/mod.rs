@@ -371,10 +371,15 @@ pub fn check_writable(dest: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Removes the signature. With `extract`, the PKCS#7 DER is saved there first (so a
-/// failure leaves the module signed) and an unsigned module is an error.
-/// Returns false when the module was not signed (then nothing is written).
-pub fn unsign_module_file(path: &Path, extract: Option<&Path>, spares: &Spares) -> Result<bool> {
+/// Removes the signature: the module without it is staged, and in place once the
+/// result's [`Staged::finish`](crate::fsutil::Staged::finish) returns. With `extract`,
+/// the PKCS#7 DER is saved there first (so a failure leaves the module signed) and an
+/// unsigned module is an error. None when the module was not signed (nothing written).
+pub fn unsign_module_file<'s>(
+    path: &Path,
+    extract: Option<&Path>,
+    spares: &'s Spares,
+) -> Result<Option<crate::fsutil::Staged<'s>>> {
     use crate::modfile::{ModuleFile, trailer::Trailer};
     let module = ModuleFile::open(path)?;
     let body = module.unsigned_body()?;
@@ -383,13 +388,12 @@ pub fn unsign_module_file(path: &Path, extract: Option<&Path>, spares: &Spares) 
             Some(_) => Err(Error::NotSigned {
                 path: path.to_path_buf(),
             }),
-            None => Ok(false),
+            None => Ok(None),
         };
     };
     check_writable(path)?;
     if let Some(out) = extract {
         crate::fsutil::write_atomic(out, cms, None)?;
     }
-    module.write_to(path, &[body], spares)?;
-    Ok(true)
+    module.stage_to(path, &[body], spares).map(Some)
 }

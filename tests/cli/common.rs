@@ -68,8 +68,12 @@ pub fn debian_module(name: &str) -> PathBuf {
         .clone()
 }
 
+/// cargo-kmod as a user runs it: projects made by tests keep their own `target/`, even
+/// when the test run itself was given a CARGO_TARGET_DIR.
 pub fn kmod() -> Command {
-    Command::cargo_bin("cargo-kmod").unwrap()
+    let mut c = Command::cargo_bin("cargo-kmod").unwrap();
+    c.env_remove("CARGO_TARGET_DIR");
+    c
 }
 
 pub fn run(cmd: &mut std::process::Command) -> std::process::Output {
