@@ -84,6 +84,7 @@ struct Spare {
 
 /// New contents written into a spare: [`Staged::finish`] makes them durable and puts
 /// them in place. Dropped unfinished, the target stays as it was.
+#[must_use = "the new contents are in place only after finish()"]
 pub struct Staged<'a> {
     spares: &'a Spares,
     path: std::path::PathBuf,
