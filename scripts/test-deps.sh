@@ -10,7 +10,7 @@ mkdir -p "$cache/debs" "$cache/fixtures"
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-pkgs=(kmod openssl xz-utils zstd gzip pkg-config libssl-dev gcc binutils make tar
+pkgs=(kmod openssl xz-utils zstd gzip bzip2 lz4 pkg-config libssl-dev gcc binutils make tar
       rustc-web rust-web-src clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev cpio
       linux-source-6.12 busybox-static qemu-system-x86 dpkg-dev)
 missing=()

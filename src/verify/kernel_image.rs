@@ -1,5 +1,6 @@
 //! The builtin trusted certificates of a kernel (`system_certificate_list`), read out of
-//! a bzImage/vmlinuz or an ELF vmlinux, stripped or not.
+//! a bzImage/vmlinuz (payload gzip, xz, lzma, zstd, lz4 or bzip2) or an ELF vmlinux,
+//! stripped or not.
 
 use crate::error::{Error, Result};
 use crate::sign::keys::Cert;
@@ -59,11 +60,15 @@ pub fn vmlinux(path: &Path, data: &[u8]) -> Result<Vec<u8>> {
         liblzma::stream::Stream::new_lzma_decoder(u64::MAX)
             .map_err(std::io::Error::other)
             .and_then(|s| liblzma::read::XzDecoder::new_stream(payload, s).read_to_end(&mut out))
+    } else if payload.starts_with(&LZ4_LEGACY) {
+        lz4_legacy(payload, &mut out)
+    } else if payload.starts_with(b"BZh") {
+        bzip2::read::BzDecoder::new(payload).read_to_end(&mut out)
     } else {
         return Err(Error::KernelImage {
             path: path.to_path_buf(),
             reason: format!(
-                "payload compression {:02x?} not supported (gzip, xz, lzma, zstd are)",
+                "payload compression {:02x?} not supported (gzip, xz, lzma, zstd, lz4, bzip2 are)",
                 &payload[..payload.len().min(4)]
             ),
         });
@@ -77,6 +82,28 @@ pub fn vmlinux(path: &Path, data: &[u8]) -> Result<Vec<u8>> {
         )));
     }
     Ok(out)
+}
+
+/// `lz4 -l` (the legacy format the kernel's Makefile.lib asks for).
+const LZ4_LEGACY: [u8; 4] = [0x02, 0x21, 0x4C, 0x18];
+
+/// Legacy lz4: the magic, then blocks of at most 8 MiB of output, each after its
+/// 32-bit little-endian compressed size. The kernel's appended size ends them.
+fn lz4_legacy(mut p: &[u8], out: &mut Vec<u8>) -> std::io::Result<usize> {
+    while let Some(head) = p.first_chunk::<4>() {
+        if *head == LZ4_LEGACY {
+            p = &p[4..];
+            continue;
+        }
+        let n = u32::from_le_bytes(*head) as usize;
+        let Some(block) = p.get(4..4 + n).filter(|_| n > 0) else {
+            break;
+        };
+        let data = lz4_flex::block::decompress(block, 8 << 20).map_err(std::io::Error::other)?;
+        out.extend_from_slice(&data);
+        p = &p[4 + n..];
+    }
+    Ok(out.len())
 }
 
 /// Every X.509 certificate stored as DER in the image, in order: the kernel keeps
@@ -115,4 +142,27 @@ pub fn certificates(path: &Path) -> Result<Vec<Cert>> {
         });
     }
     Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lz4_legacy_blocks_over_8_mib_are_an_error_not_a_panic() {
+        let block = lz4_flex::block::compress(&vec![0u8; 9 << 20]);
+        let mut p = LZ4_LEGACY.to_vec();
+        p.extend_from_slice(&(block.len() as u32).to_le_bytes());
+        p.extend_from_slice(&block);
+        assert!(lz4_legacy(&p, &mut Vec::new()).is_err());
+        // A valid block, then the appended size (too long to be a block): ends there.
+        let block = lz4_flex::block::compress(b"\x7fELF and more");
+        let mut p = LZ4_LEGACY.to_vec();
+        p.extend_from_slice(&(block.len() as u32).to_le_bytes());
+        p.extend_from_slice(&block);
+        p.extend_from_slice(&13u32.to_le_bytes());
+        let mut out = Vec::new();
+        assert_eq!(lz4_legacy(&p, &mut out).unwrap(), 13);
+        assert_eq!(out, b"\x7fELF and more");
+    }
 }

@@ -367,7 +367,7 @@ fn kernel_build_names_missing_tools_and_their_packages() {
 }
 
 /// The kernel image's own keyring: the build key plus every trusted test certificate,
-/// from the (gzip) bzImage, the ELF vmlinux, and a stripped vmlinux.
+/// from the (xz) bzImage, the ELF vmlinux, and a stripped vmlinux.
 #[test]
 fn certs_reads_the_test_kernel_from_bzimage_and_vmlinux() {
     let d = tempfile::tempdir().unwrap();
@@ -415,4 +415,64 @@ fn certs_reads_the_test_kernel_from_bzimage_and_vmlinux() {
         .arg(&u)
         .assert()
         .code(11);
+}
+
+/// The test kernel's bzImage with its payload made again by each of the kernel's own
+/// recipes (scripts/Makefile.lib: the same tools and flags, the size appended, xz through
+/// scripts/xz_wrap.sh): `certs` reads the same keyring out of every one.
+#[test]
+fn certs_reads_bzimage_payloads_of_every_kernel_compression() {
+    let d = tempfile::tempdir().unwrap();
+    let k = test_kernel();
+    let image = std::fs::read(&k.image).unwrap();
+    let bin = k.kdir.join("arch/x86/boot/compressed/vmlinux.bin");
+    let size = std::fs::metadata(&bin).unwrap().len() as u32;
+    // Where the payload sits: x86 boot protocol fields setup_sects, payload_offset/length.
+    let setup = match image[0x1f1] {
+        0 => 4,
+        n => n as usize,
+    };
+    let field = |at: usize| u32::from_le_bytes(image[at..at + 4].try_into().unwrap()) as usize;
+    let (start, len) = ((setup + 1) * 512 + field(0x248), field(0x24c));
+    for (name, recipe) in [
+        ("gzip", "gzip -n -f -9"),
+        ("bzip2", "bzip2 -9"),
+        ("lzma", "lzma -9"),
+        ("xz", "XZ=xz SRCARCH=x86 sh scripts/xz_wrap.sh"),
+        ("lz4", "lz4 -l -9 - -"),
+        ("zstd", "zstd -22 --ultra"),
+    ] {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{recipe} < {}", bin.display()))
+            .current_dir(&k.kdir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && !out.stdout.is_empty(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut payload = out.stdout;
+        payload.extend_from_slice(&size.to_le_bytes());
+        if name == "xz" {
+            // The recipe is the kernel's: it remakes the built kernel's payload exactly.
+            assert!(payload == image[start..start + len], "xz payload differs");
+        }
+        let mut img = image[..start].to_vec();
+        img.extend_from_slice(&payload);
+        img.extend_from_slice(&image[start + len..]);
+        img[0x24c..0x250].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        let p = d.path().join(format!("bzImage.{name}"));
+        std::fs::write(&p, &img).unwrap();
+        let o = kmod().arg("certs").arg(&p).output().unwrap();
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let text = stdout(&o);
+        for n in TRUSTED {
+            assert!(
+                text.contains(&format!("cargo-kmod test {n}")),
+                "{name}: {text}"
+            );
+        }
+    }
 }
