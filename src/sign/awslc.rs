@@ -21,7 +21,7 @@ unsafe impl Sync for AwsKey {}
 
 impl AwsKey {
     /// The key in AWS-LC, or None when AWS-LC does not take it (a curve it lacks, such
-    /// as P-192, or an RSA size it refuses): OpenSSL signs then.
+    /// as P-192) or its probe signature does not verify: OpenSSL signs then.
     pub fn from_openssl(pkey: &PKeyRef<Private>) -> Option<AwsKey> {
         let mut der = pkey.private_key_to_pkcs8().ok()?;
         // SAFETY: the CBS borrows `der`, which outlives the parse; the parse copies.
