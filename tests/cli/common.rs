@@ -205,3 +205,14 @@ pub fn sign_cmd(k: &Key, hash: &str) -> assert_cmd::Command {
         .arg(&k.cert);
     c
 }
+
+/// `cargo kmod verify --cert CERT MODULE` must say OK.
+pub fn assert_verifies(cert: &Path, module: &Path) {
+    kmod()
+        .arg("verify")
+        .arg("--cert")
+        .arg(cert)
+        .arg(module)
+        .assert()
+        .success();
+}

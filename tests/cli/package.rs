@@ -94,13 +94,7 @@ fn keygen_makes_kernel_and_mok_compatible_keys_that_the_kernel_accepts() {
             .arg(&m)
             .assert()
             .success();
-        kmod()
-            .arg("verify")
-            .arg("--cert")
-            .arg(out.join("signing_key.der"))
-            .arg(&m)
-            .assert()
-            .success();
+        assert_verifies(&out.join("signing_key.der"), &m);
     }
     // Plain keygen: no codeSigning EKU.
     let out = d.path().join("plain");
@@ -168,13 +162,7 @@ fn install_into_a_root_compresses_like_the_kernel_and_runs_depmod() {
             .any(|l| l.starts_with("updates/pkg_c_params.ko.xz:")),
         "{dep}"
     );
-    kmod()
-        .arg("verify")
-        .arg("--cert")
-        .arg(kg.join("signing_key.crt"))
-        .arg(&installed)
-        .assert()
-        .success();
+    assert_verifies(&kg.join("signing_key.crt"), &installed);
     let xz = stdout(&run(Std::new("xz").args(["-lvv"]).arg(&installed)));
     assert!(xz.contains("CRC32"), "{xz}");
 }

@@ -169,13 +169,7 @@ fn ecdsa_through_pkcs11_verifies_with_verify_and_openssl_cms() {
             .arg(&m)
             .assert()
             .success();
-        kmod()
-            .arg("verify")
-            .arg("--cert")
-            .arg(&k.cert)
-            .arg(&out)
-            .assert()
-            .success();
+        assert_verifies(&k.cert, &out);
         crate::sign::openssl_cms_verify(&out, &m, &k.cert, d.path());
     }
 }
@@ -351,13 +345,7 @@ fn keygen_in_the_token_writes_only_the_certificate() {
             .arg(&m)
             .assert()
             .success();
-        kmod()
-            .arg("verify")
-            .arg("--cert")
-            .arg(out.join("signing_key.der"))
-            .arg(&signed)
-            .assert()
-            .success();
+        assert_verifies(&out.join("signing_key.der"), &signed);
         // Never overwrites, in the token or on disk.
         let o = tok
             .kmod()

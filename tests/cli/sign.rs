@@ -214,13 +214,7 @@ fn ecdsa_same_structure_and_cross_verification() {
             };
             assert_eq!(cms_of(&t), cms_of(&o), "{algo} {hash}");
             for f in [&theirs, &ours] {
-                kmod()
-                    .arg("verify")
-                    .arg("--cert")
-                    .arg(&k.cert)
-                    .arg(f)
-                    .assert()
-                    .success();
+                assert_verifies(&k.cert, f);
                 openssl_cms_verify(f, &module, &k.cert, d.path());
             }
         }
@@ -320,13 +314,7 @@ fn already_signed_is_refused_replaced_or_skipped() {
     assert_eq!(sha256(&module), signed);
     assert!(sign(&b, &["--replace"]).status.success());
     // Exactly one signature, by b: verifies with b and not with a.
-    kmod()
-        .arg("verify")
-        .arg("--cert")
-        .arg(&b.cert)
-        .arg(&module)
-        .assert()
-        .success();
+    assert_verifies(&b.cert, &module);
     kmod()
         .arg("verify")
         .arg("--cert")
