@@ -14,6 +14,7 @@ pub mod exit {
     pub const PIN: i32 = 5;
     pub const ALREADY_SIGNED: i32 = 6;
     pub const WRITE: i32 = 7;
+    pub const CHANGED: i32 = 18;
     pub const TOOLCHAIN: i32 = 8;
     pub const KERNEL_BUILD: i32 = 9;
     pub const PREFLIGHT: i32 = 16;
@@ -64,6 +65,11 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path}: another process changed it while it was being rewritten; left as that process made it{}", .left.as_ref().map(|l| format!(" (a file it moved is at {})", l.display())).unwrap_or_default())]
+    Changed {
+        path: PathBuf,
+        left: Option<PathBuf>,
+    },
     #[error("missing build tools: {}", .missing.join(", "))]
     Toolchain {
         missing: Vec<String>,
@@ -107,6 +113,7 @@ impl Error {
             }
             PinNeeded { .. } | WrongPin { .. } | PinLocked { .. } => exit::PIN,
             ReadOnly { .. } | Write { .. } => exit::WRITE,
+            Changed { .. } => exit::CHANGED,
             Usage(_) => exit::USAGE,
             Toolchain { .. } => exit::TOOLCHAIN,
             KernelSource { .. } | KernelBuild { .. } => exit::KERNEL_BUILD,
@@ -141,6 +148,7 @@ impl Error {
             UnknownHash { .. } => "use one of sha256, sha384, sha512, sha224, sha3-256, sha3-384, sha3-512".into(),
             Write { .. } => "check free space and permissions of the target directory; the original file is unchanged".into(),
             Usage(_) => "see --help".into(),
+            Changed { .. } => "run it again once nothing else (a package manager, another cargo kmod) writes these files".into(),
             Toolchain { install, .. } => install.clone(),
             KernelSource { .. } => "give a kernel source tarball (e.g. /usr/src/linux-source-6.12.tar.xz from Debian's linux-source-6.12) or an unpacked source tree".into(),
             KernelBuild { log, .. } => format!("read {} for the whole output; fix the cause and run the same command again (finished steps are redone, nothing half-built is reused)", log.display()),

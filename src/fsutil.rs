@@ -56,6 +56,40 @@ fn synced_temp(path: &Path, parts: &[&[u8]], mode: u32) -> Result<tempfile::Name
     Ok(tmp)
 }
 
+/// What a file was when it was read: the same inode, size and modification time. A
+/// writer that finds something else at the name knows another process changed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileId {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+}
+
+impl FileId {
+    pub fn of(m: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+        }
+    }
+
+    fn same_inode(&self, m: &std::fs::Metadata) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.dev == m.dev() && self.ino == m.ino()
+    }
+}
+
+fn changed(path: &Path, left: Option<std::path::PathBuf>) -> Error {
+    Error::Changed {
+        path: path.to_path_buf(),
+        left,
+    }
+}
+
 /// Replaces many existing files in a row without allocating or freeing an inode per
 /// file: the new contents go into a spare file, the spare and the target swap names
 /// (`renameat2(RENAME_EXCHANGE)`, atomic like a rename), and the target's old inode
@@ -64,11 +98,23 @@ fn synced_temp(path: &Path, parts: &[&[u8]], mode: u32) -> Result<tempfile::Name
 /// time of signing a 4230-module tree went there.
 ///
 /// Spares are hidden `.cargo-kmod-*.tmp` files beside the first file replaced on each
-/// mount; they are removed on drop. Anything unusual (file missing, hard links, other
-/// owner, extended attributes) takes the plain temp-file-and-rename path.
+/// mount, each held under `flock` so that another run's cleanup leaves them alone; they
+/// are removed on drop. Anything unusual (file missing, hard links, other owner,
+/// extended attributes) takes the plain temp-file-and-rename path.
+///
+/// Other processes may write the same files meanwhile (another `sign`, a package
+/// manager's rename). A file's new bytes go in only if the name still holds the inode
+/// that was read, unchanged ([`FileId`]), and after each exchange the old inode must be
+/// the one now at the spare's name; otherwise the exchange is undone, the file is left
+/// as the other process made it, the call fails with [`Error::Changed`], and no inode is
+/// reused for the rest of the run.
 #[derive(Default)]
 pub struct Spares {
     pool: std::sync::Mutex<Vec<Spare>>,
+    /// Set once something changed under us (or exchange is not supported): from then
+    /// on every file gets a fresh temp file.
+    no_reuse: std::sync::atomic::AtomicBool,
+    /// Set when the filesystem cannot exchange names: a checked rename instead.
     no_exchange: std::sync::atomic::AtomicBool,
 }
 
@@ -88,41 +134,74 @@ struct Spare {
 pub struct Staged<'a> {
     spares: &'a Spares,
     path: std::path::PathBuf,
-    /// None when the plain path already wrote the file.
-    pending: Option<(Spare, std::fs::File, libc::statx)>,
+    pending: Option<Pending>,
+}
+
+enum Pending {
+    /// In a pooled spare; `old` is the file opened at the name in stage(), as `id`,
+    /// which becomes the next spare.
+    Reuse {
+        spare: Spare,
+        old: std::fs::File,
+        st: Box<libc::statx>,
+        id: FileId,
+    },
+    /// In a new temp file beside the name, which must still hold `read` (if given).
+    Fresh { tmp: Spare, read: Option<FileId> },
 }
 
 impl Spares {
     /// Like [`write_atomic_parts`] with `Some(mode)`, for a file that usually exists, in
     /// two halves: this one writes `parts` into a spare (the CPU part), so the caller can
     /// free them before [`Staged::finish`] waits for the disk and puts the file in place.
-    pub fn stage(&self, path: &Path, parts: &[&[u8]], mode: u32) -> Result<Staged<'_>> {
+    /// With `read`, the name must still hold the file read then (through a symlink, its
+    /// target), or nothing is replaced and the error is [`Error::Changed`].
+    pub fn stage(
+        &self,
+        path: &Path,
+        parts: &[&[u8]],
+        mode: u32,
+        read: Option<FileId>,
+    ) -> Result<Staged<'_>> {
         use std::os::unix::fs::OpenOptionsExt;
-        let done = |r: Result<()>| {
-            r.map(|()| Staged {
-                spares: self,
-                path: path.to_path_buf(),
-                pending: None,
-            })
+        let staged = |pending| Staged {
+            spares: self,
+            path: path.to_path_buf(),
+            pending: Some(pending),
         };
-        if self.no_exchange.load(std::sync::atomic::Ordering::Relaxed) {
-            return done(write_atomic_parts(path, parts, Some(mode)));
+        // A new inode: a named symlink is replaced, its target left alone.
+        let fresh = || {
+            let mut tmp = Spare::create(path, 0)?;
+            match tmp.fill(parts, mode) {
+                Ok(()) => Ok(staged(Pending::Fresh { tmp, read })),
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp.path);
+                    Err(write_err(path, e))
+                }
+            }
+        };
+        if self.no_reuse.load(std::sync::atomic::Ordering::Relaxed) {
+            return fresh();
         }
         // Opened for writing: after the exchange it is the next spare. Not through a
         // symlink: the exchange would move the link, and its target (still named
         // elsewhere) would be overwritten as a spare.
         let Ok(old) = std::fs::OpenOptions::new()
             .write(true)
-            .custom_flags(libc::O_NOFOLLOW)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(path)
         else {
-            return done(write_atomic_parts(path, parts, Some(mode)));
+            return fresh();
         };
         let st = statx(&old).map_err(|e| write_err(path, e))?;
         if u32::from(st.stx_mode) & libc::S_IFMT != libc::S_IFREG
             || st.stx_mask & libc::STATX_MNT_ID == 0
         {
-            return done(write_atomic_parts(path, parts, Some(mode)));
+            return fresh();
+        }
+        let id = FileId::of(&old.metadata().map_err(|e| write_err(path, e))?);
+        if read.is_some_and(|r| r != id) {
+            return Err(changed(path, None));
         }
         let len = parts.iter().map(|p| p.len() as u64).sum();
         let mut spare = match self.take(st.stx_mnt_id, len) {
@@ -133,11 +212,12 @@ impl Spares {
             self.put(spare);
             return Err(write_err(path, e));
         }
-        Ok(Staged {
-            spares: self,
-            path: path.to_path_buf(),
-            pending: Some((spare, old, st)),
-        })
+        Ok(staged(Pending::Reuse {
+            spare,
+            old,
+            st: Box::new(st),
+            id,
+        }))
     }
 
     /// The spare on mount `mnt` closest in size to `len`: the fewest blocks to free or add.
@@ -154,14 +234,106 @@ impl Spares {
     fn put(&self, s: Spare) {
         self.pool.lock().expect("spares lock").push(s);
     }
+
+    fn stop_reuse(&self) {
+        self.no_reuse
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Puts `new` (complete and synced) at `path` in place of the file `id`. Ok(false)
+    /// when it could not exchange at all (`new` is unchanged and still at its name).
+    fn swap_in(&self, new: &Spare, path: &Path, id: FileId, link_ok: bool) -> Result<bool> {
+        if self.no_exchange.load(std::sync::atomic::Ordering::Relaxed) {
+            // Checked, then renamed: a small window remains on such filesystems.
+            if !holds(path, id, true) {
+                return Err(changed(path, None));
+            }
+            std::fs::rename(&new.path, path).map_err(|e| write_err(path, e))?;
+            return Ok(true);
+        }
+        match exchange(&new.path, path) {
+            Ok(()) if holds(&new.path, id, link_ok) => Ok(true),
+            Ok(()) => Err(self.undo(new, path)),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                // This filesystem cannot exchange: from now on, checked renames.
+                self.no_exchange
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                self.stop_reuse();
+                Ok(false)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(changed(path, None)),
+            Err(e) => Err(write_err(path, e)),
+        }
+    }
+
+    /// Another process changed `path` before the exchange, which has put our new
+    /// bytes there and its file at our spare's name: swap back, so its file keeps its
+    /// name, and reuse no inode from now on.
+    fn undo(&self, new: &Spare, path: &Path) -> Error {
+        self.stop_reuse();
+        let ours = |p: &Path| {
+            let (Ok(at), Ok(f)) = (std::fs::symlink_metadata(p), new.file.metadata()) else {
+                return false;
+            };
+            FileId::of(&f).same_inode(&at)
+        };
+        if exchange(&new.path, path).is_ok() && ours(&new.path) {
+            let _ = std::fs::remove_file(&new.path);
+            return changed(path, None);
+        }
+        // Changed again meanwhile: what sits at the spare's name is not ours to remove.
+        changed(path, Some(new.path.clone()))
+    }
+}
+
+/// Whether `at` holds the file `id`, unchanged (through a symlink only if `link_ok`).
+fn holds(at: &Path, id: FileId, link_ok: bool) -> bool {
+    let Ok(m) = std::fs::symlink_metadata(at) else {
+        return false;
+    };
+    if !m.file_type().is_symlink() {
+        return FileId::of(&m) == id;
+    }
+    link_ok && std::fs::metadata(at).is_ok_and(|m| FileId::of(&m) == id)
 }
 
 impl Staged<'_> {
-    /// Syncs the spare, then swaps it into place; the old inode becomes a spare.
+    /// Syncs the new contents, then puts them in place; a reusable old inode becomes
+    /// a spare.
     pub fn finish(mut self) -> Result<()> {
-        let Some((spare, old, st)) = self.pending.take() else {
-            return Ok(());
-        };
+        let path = self.path.clone();
+        match self.pending.take() {
+            None => Ok(()),
+            Some(Pending::Fresh { tmp, read }) => {
+                let done = tmp
+                    .file
+                    .sync_all()
+                    .map_err(|e| write_err(&path, e))
+                    .and_then(|()| match read {
+                        Some(id) => match self.spares.swap_in(&tmp, &path, id, true)? {
+                            true => Ok(()),
+                            false => self.spares.swap_in(&tmp, &path, id, true).map(drop),
+                        },
+                        None => std::fs::rename(&tmp.path, &path).map_err(|e| write_err(&path, e)),
+                    });
+                // Holds the old file (or link) now, or our unused bytes on failure
+                // (unless undo() left another process's file there: never removed).
+                if !matches!(&done, Err(Error::Changed { left: Some(_), .. })) {
+                    let _ = std::fs::remove_file(&tmp.path);
+                }
+                done
+            }
+            Some(Pending::Reuse { spare, old, st, id }) => self.finish_reuse(spare, old, st, id),
+        }
+    }
+
+    fn finish_reuse(
+        &self,
+        spare: Spare,
+        old: std::fs::File,
+        st: Box<libc::statx>,
+        id: FileId,
+    ) -> Result<()> {
         let path = &self.path;
         if let Err(e) = spare.file.sync_all() {
             self.spares.put(spare);
@@ -174,34 +346,41 @@ impl Staged<'_> {
         // SAFETY: fcntl on a descriptor we own; a break's SIGIO is ignored (checked).
         let leased =
             sigio_ignored() && unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_WRLCK) } == 0;
-        let exchanged = exchange(&spare.path, path);
+        // Not through a symlink: the exchanged name must hold the very inode opened.
+        let swapped = self.spares.swap_in(&spare, path, id, false);
         let unread = leased && unsafe { libc::fcntl(fd, libc::F_GETLEASE) } == libc::F_WRLCK;
         if leased {
             unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) };
         }
-        if let Err(e) = exchanged {
-            if e.raw_os_error() == Some(libc::EINVAL) {
-                // This filesystem cannot exchange: from now on, the plain path.
-                self.spares
-                    .no_exchange
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
+        match swapped {
+            Ok(true) => {}
+            // Cannot exchange here: a checked rename of the complete spare.
+            Ok(false) => {
+                let r = self.spares.swap_in(&spare, path, id, false).map(drop);
+                if r.is_err() {
+                    let _ = std::fs::remove_file(&spare.path);
+                }
+                return r;
             }
-            // The spare holds the complete new file: a plain rename puts it in place.
-            return std::fs::rename(&spare.path, path).map_err(|e| {
+            Err(e @ Error::Changed { left: Some(_), .. }) => return Err(e),
+            Err(e) => {
                 let _ = std::fs::remove_file(&spare.path);
-                write_err(path, e)
-            });
+                return Err(e);
+            }
         }
-        // The old inode now sits at the spare's name. A reader or another hard link
-        // would see whatever is written into it next, and a spare must carry nothing
-        // of its own (owner, ACL, label) into the file it becomes.
-        let plain = unread
+        // The old inode now sits at the spare's name, unchanged since it was read. A
+        // reader or another hard link would see whatever is written into it next, and
+        // a spare must carry nothing of its own (owner, ACL, label) into the file it
+        // becomes.
+        let reuse = unread
+            && old.metadata().is_ok_and(|m| FileId::of(&m) == id)
             && st.stx_nlink == 1
             // SAFETY: no arguments, cannot fail.
             && st.stx_uid == unsafe { libc::geteuid() }
             && st.stx_gid == unsafe { libc::getegid() }
-            && no_xattrs(&old);
-        if plain {
+            && no_xattrs(&old)
+            && lock(&old);
+        if reuse {
             self.spares.put(Spare {
                 path: spare.path,
                 file: old,
@@ -218,8 +397,12 @@ impl Staged<'_> {
 
 impl Drop for Staged<'_> {
     fn drop(&mut self) {
-        if let Some((spare, ..)) = self.pending.take() {
-            self.spares.put(spare);
+        match self.pending.take() {
+            Some(Pending::Reuse { spare, .. }) => self.spares.put(spare),
+            Some(Pending::Fresh { tmp, .. }) => {
+                let _ = std::fs::remove_file(&tmp.path);
+            }
+            None => {}
         }
     }
 }
@@ -238,6 +421,33 @@ pub fn is_spare(path: &Path) -> bool {
     n.starts_with(SPARE_PREFIX) && n.ends_with(SPARE_SUFFIX)
 }
 
+/// Removes a spare file that a killed run left, unless a running one holds it (its
+/// `flock`). Whether it was removed.
+pub fn remove_leftover_spare(path: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    else {
+        return false;
+    };
+    let same = |m: std::fs::Metadata| {
+        f.metadata()
+            .is_ok_and(|fm| FileId::of(&fm).same_inode(&m) && fm.is_file())
+    };
+    lock(&f)
+        && std::fs::symlink_metadata(path).is_ok_and(same)
+        && std::fs::remove_file(path).is_ok()
+}
+
+/// An exclusive `flock` on `f`, without waiting; whether it was taken.
+fn lock(f: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor we own.
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
 const SPARE_PREFIX: &str = ".cargo-kmod-";
 const SPARE_SUFFIX: &str = ".tmp";
 
@@ -249,6 +459,8 @@ impl Spare {
             .tempfile_in(parent_dir(beside))
             .and_then(|t| t.keep().map_err(|e| e.error))
             .map_err(|e| write_err(beside, e))?;
+        // Created just now under a random name: nobody else holds it.
+        lock(&file);
         Ok(Spare {
             path,
             file,
@@ -359,7 +571,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn replace(spares: &Spares, path: &Path, parts: &[&[u8]], mode: u32) -> Result<()> {
-        spares.stage(path, parts, mode)?.finish()
+        spares.stage(path, parts, mode, None)?.finish()
     }
 
     fn tmp_names(dir: &Path) -> Vec<String> {
@@ -454,6 +666,120 @@ mod tests {
         assert_eq!(std::fs::read(&link).unwrap(), b"new link");
         assert_eq!(std::fs::read(&target).unwrap(), b"real");
         assert_eq!(std::fs::read(&other).unwrap(), b"new other");
+    }
+
+    /// What `sign` does: read (and remember what was read), then stage, then finish.
+    fn read_then_stage<'s>(spares: &'s Spares, p: &Path, new: &[u8]) -> Result<Staged<'s>> {
+        let read = FileId::of(&std::fs::metadata(p).unwrap());
+        spares.stage(p, &[new], 0o644, Some(read))
+    }
+
+    #[test]
+    fn a_file_renamed_over_the_name_before_the_exchange_keeps_its_name() {
+        ignore_sigio();
+        let d = tempfile::tempdir().unwrap();
+        let (a, b, c) = (
+            d.path().join("a.ko"),
+            d.path().join("b.ko"),
+            d.path().join("c.ko"),
+        );
+        for p in [&a, &b, &c] {
+            std::fs::write(p, format!("old {}", p.display())).unwrap();
+        }
+        let spares = Spares::default();
+        replace(&spares, &a, &[b"new a"], 0o644).unwrap(); // a spare now exists
+        let staged = read_then_stage(&spares, &b, b"new b").unwrap();
+        // A package manager puts another b in place meanwhile.
+        let pm = d.path().join("pm.tmp");
+        std::fs::write(&pm, "b from the package manager").unwrap();
+        std::fs::rename(&pm, &b).unwrap();
+        let e = staged.finish().unwrap_err();
+        assert!(matches!(e, Error::Changed { left: None, .. }), "{e}");
+        assert_eq!(std::fs::read(&b).unwrap(), b"b from the package manager");
+        // Nothing reused from now on; c gets its own bytes, a keeps its own.
+        replace(&spares, &c, &[b"new c"], 0o644).unwrap();
+        assert_eq!(std::fs::read(&c).unwrap(), b"new c");
+        assert_eq!(std::fs::read(&a).unwrap(), b"new a");
+        drop(spares);
+        assert!(tmp_names(d.path()).is_empty());
+    }
+
+    #[test]
+    fn a_file_changed_between_read_and_stage_is_not_written() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a.ko");
+        std::fs::write(&a, "old a").unwrap();
+        let read = FileId::of(&std::fs::metadata(&a).unwrap());
+        let pm = d.path().join("pm.tmp");
+        std::fs::write(&pm, "other a").unwrap();
+        std::fs::rename(&pm, &a).unwrap();
+        let spares = Spares::default();
+        for _ in 0..2 {
+            // Once through the reuse path (refused in stage), once through the fresh
+            // one (refused in finish).
+            let e = spares
+                .stage(&a, &[b"new a"], 0o644, Some(read))
+                .and_then(|s| s.finish())
+                .unwrap_err();
+            assert!(matches!(e, Error::Changed { .. }), "{e}");
+            spares.stop_reuse();
+        }
+        assert_eq!(std::fs::read(&a).unwrap(), b"other a");
+    }
+
+    #[test]
+    fn two_writers_of_one_file_leave_one_result_and_no_crossed_inodes() {
+        ignore_sigio();
+        let d = tempfile::tempdir().unwrap();
+        let names: Vec<_> = (0..4).map(|i| d.path().join(format!("m{i}.ko"))).collect();
+        for p in &names {
+            std::fs::write(p, format!("orig {}", p.display())).unwrap();
+        }
+        let (one, two) = (Spares::default(), Spares::default());
+        // Both read and stage m0; one finishes first, then the other.
+        let s1 = read_then_stage(&one, &names[0], b"one m0").unwrap();
+        let s2 = read_then_stage(&two, &names[0], b"two m0").unwrap();
+        s1.finish().unwrap();
+        let e = s2.finish().unwrap_err();
+        assert!(matches!(e, Error::Changed { left: None, .. }), "{e}");
+        assert_eq!(std::fs::read(&names[0]).unwrap(), b"one m0");
+        // Both go on with the other files; each ends with exactly its writer's bytes.
+        for (i, p) in names.iter().enumerate().skip(1) {
+            let (w, tag) = if i % 2 == 0 {
+                (&one, "one")
+            } else {
+                (&two, "two")
+            };
+            read_then_stage(w, p, format!("{tag} m{i}").as_bytes())
+                .unwrap()
+                .finish()
+                .unwrap();
+            assert_eq!(std::fs::read(p).unwrap(), format!("{tag} m{i}").as_bytes());
+        }
+        assert_eq!(std::fs::read(&names[0]).unwrap(), b"one m0");
+    }
+
+    #[test]
+    fn a_live_spare_is_not_removed_as_a_leftover_and_a_dead_one_is() {
+        ignore_sigio();
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a.ko"), d.path().join("b.ko"));
+        std::fs::write(&a, "a").unwrap();
+        std::fs::write(&b, "b").unwrap();
+        let spares = Spares::default();
+        replace(&spares, &a, &[b"new a"], 0o644).unwrap();
+        let live: Vec<_> = tmp_names(d.path());
+        assert_eq!(live.len(), 1);
+        let spare = d.path().join(&live[0]);
+        assert!(is_spare(&spare));
+        assert!(!remove_leftover_spare(&spare), "a running writer's spare");
+        replace(&spares, &b, &[b"new b"], 0o644).unwrap();
+        assert_eq!(std::fs::read(&b).unwrap(), b"new b");
+        // What a killed run leaves: the name, and no lock on it.
+        let dead = d.path().join(".cargo-kmod-dead.tmp");
+        std::fs::write(&dead, "old bytes").unwrap();
+        assert!(remove_leftover_spare(&dead));
+        assert!(!dead.exists());
     }
 
     #[test]

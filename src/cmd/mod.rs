@@ -61,7 +61,7 @@ pub fn expand_for_writing(
     let (found, leftovers) = cargo_kmod::tree::expand_with_leftovers(paths);
     let removed = leftovers
         .iter()
-        .filter(|p| std::fs::remove_file(p).is_ok())
+        .filter(|p| cargo_kmod::fsutil::remove_leftover_spare(p))
         .count();
     if removed > 0 {
         rep.note(&format!(

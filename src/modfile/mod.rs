@@ -16,6 +16,8 @@ pub struct ModuleFile {
     /// The ELF bytes, including any appended signature.
     pub data: Vec<u8>,
     pub mode: u32,
+    /// The file the bytes came from, to notice another writer before replacing it.
+    pub origin: crate::fsutil::FileId,
 }
 
 impl ModuleFile {
@@ -46,6 +48,7 @@ impl ModuleFile {
             compression,
             data,
             mode: meta.permissions().mode() & 0o7777,
+            origin: crate::fsutil::FileId::of(&meta),
         })
     }
 
@@ -93,9 +96,10 @@ impl ModuleFile {
         parts: &[&[u8]],
         spares: &'s crate::fsutil::Spares,
     ) -> Result<crate::fsutil::Staged<'s>> {
+        let read = (dest == self.path).then_some(self.origin);
         match self.compress(parts)? {
-            Some(bytes) => spares.stage(dest, &[&bytes], self.mode),
-            None => spares.stage(dest, parts, self.mode),
+            Some(bytes) => spares.stage(dest, &[&bytes], self.mode, read),
+            None => spares.stage(dest, parts, self.mode, read),
         }
     }
 

@@ -252,6 +252,8 @@ pub struct Prepared {
 struct PendingModule {
     dest: std::path::PathBuf,
     mode: u32,
+    /// The file read, when `dest` is that file (signed in place).
+    read: Option<crate::fsutil::FileId>,
     /// The module as read (uncompressed), its unsigned length, and the new trailer.
     data: Vec<u8>,
     body_len: usize,
@@ -269,8 +271,8 @@ impl Prepared {
         }
         let staged = match &self.module {
             Some(m) => Some(match &m.compressed {
-                Some(bytes) => spares.stage(&m.dest, &[bytes], m.mode)?,
-                None => spares.stage(&m.dest, &[&m.data[..m.body_len], &m.tail], m.mode)?,
+                Some(bytes) => spares.stage(&m.dest, &[bytes], m.mode, m.read)?,
+                None => spares.stage(&m.dest, &[&m.data[..m.body_len], &m.tail], m.mode, m.read)?,
             }),
             None => None,
         };
@@ -347,6 +349,7 @@ pub fn prepare_signed(
         module: Some(PendingModule {
             dest: dest.to_path_buf(),
             mode: module.mode,
+            read: (dest == path).then_some(module.origin),
             data: module.data,
             body_len,
             tail,

@@ -409,3 +409,137 @@ fn full_disk_and_read_only_files_fail_alone() {
         .collect();
     assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
 }
+
+/// Each module holds its own original bytes, or them plus exactly one signature
+/// (never another module's bytes, never two signatures). The signed ones, which
+/// must verify with one of `certs`.
+fn own_bytes_or_signed_once(mods: &[(PathBuf, Vec<u8>)], certs: &[&Path]) -> Vec<PathBuf> {
+    let mut signed = Vec::new();
+    for (p, orig) in mods {
+        let meta = std::fs::symlink_metadata(p).unwrap();
+        assert!(meta.is_file(), "{}: is no longer a plain file", p.display());
+        let now = std::fs::read(p).unwrap();
+        if &now == orig {
+            continue;
+        }
+        assert!(
+            now.ends_with(b"~Module signature appended~\n") && strip(&now) == orig.as_slice(),
+            "{}: holds neither its own bytes nor them signed once",
+            p.display()
+        );
+        signed.push(p.clone());
+    }
+    if !signed.is_empty() {
+        let mut v = kmod();
+        v.arg("verify");
+        for c in certs {
+            v.arg("--cert").arg(c);
+        }
+        let o = v.args(&signed).output().unwrap();
+        assert!(o.status.success(), "{}", stdout(&o));
+    }
+    signed
+}
+
+fn originals(tree: &Path, n: usize) -> Vec<(PathBuf, Vec<u8>)> {
+    plain_tree(tree, n)
+        .into_iter()
+        .map(|p| {
+            let b = std::fs::read(&p).unwrap();
+            (p, b)
+        })
+        .collect()
+}
+
+fn spawn_sign(k: &Key, tree: &Path) -> std::process::Child {
+    Std::new(assert_cmd::cargo::cargo_bin("cargo-kmod"))
+        .args(["kmod", "sign", "--replace", "-j", "2", "--key"])
+        .arg(&k.key)
+        .arg("--cert")
+        .arg(&k.cert)
+        .arg(tree)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// A run that met another writer says so and exits 18; any other failure is a bug.
+fn changed_or_ok(child: std::process::Child) -> bool {
+    let o = child.wait_with_output().unwrap();
+    match o.status.code() {
+        Some(0) => false,
+        Some(18) => {
+            assert!(
+                stderr(&o).contains("another process changed it"),
+                "{}",
+                stderr(&o)
+            );
+            true
+        }
+        c => panic!("sign exited {c:?}: {}", stderr(&o)),
+    }
+}
+
+/// Regression: two `sign -j2` runs on one 700-module tree left 117 modules holding
+/// another module's bytes (a reused inode was not what sat at the spare's name).
+#[test]
+fn two_signing_runs_at_once_leave_every_module_its_own_bytes() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (keys().get("rsa2048"), keys().get("p256"));
+    let tree = d.path().join("tree");
+    let mods = originals(&tree, 300);
+    let mut noticed = 0;
+    for _round in 0..4 {
+        let (one, two) = (spawn_sign(&a, &tree), spawn_sign(&b, &tree));
+        noticed += changed_or_ok(one) as usize + changed_or_ok(two) as usize;
+        own_bytes_or_signed_once(&mods, &[&a.cert, &b.cert]);
+        assert_eq!(non_modules(&tree), Vec::<PathBuf>::new(), "spares left");
+        for (p, body) in &mods {
+            std::fs::write(p, body).unwrap();
+        }
+    }
+    eprintln!("runs that met the other one: {noticed} of 8");
+}
+
+/// Regression: a `mv new.ko tree/x.ko` during a signing left a module with foreign
+/// content reported as signed, and a planted symlink under another module's name.
+#[test]
+fn renames_into_the_tree_during_signing_keep_their_names() {
+    let d = tempfile::tempdir().unwrap();
+    let k = keys().get("rsa2048");
+    let tree = d.path().join("tree");
+    let mods = originals(&tree, 200);
+    let decoy = d.path().join("decoy.ko");
+    let decoy_bytes = mods[0].1.clone();
+    std::fs::write(&decoy, &decoy_bytes).unwrap();
+    let (mut renames, mut noticed) = (0usize, 0);
+    for round in 0..6 {
+        let mut child = spawn_sign(&k, &tree);
+        // What a package manager does: a complete new file renamed over the module;
+        // now and then a symlink first (renamed away again at once).
+        let mut i = round;
+        while child.try_wait().unwrap().is_none() {
+            let (p, body) = &mods[i % mods.len()];
+            let tmp = p.with_file_name(".pm-new");
+            if i % 5 == 0 {
+                let _ = std::fs::remove_file(&tmp);
+                std::os::unix::fs::symlink(&decoy, &tmp).unwrap();
+                std::fs::rename(&tmp, p).unwrap();
+            }
+            std::fs::write(&tmp, body).unwrap();
+            std::fs::rename(&tmp, p).unwrap();
+            renames += 1;
+            i += 7;
+        }
+        noticed += changed_or_ok(child) as usize;
+        own_bytes_or_signed_once(&mods, &[&k.cert]);
+        assert_eq!(std::fs::read(&decoy).unwrap(), decoy_bytes, "decoy written");
+        assert_eq!(non_modules(&tree), Vec::<PathBuf>::new(), "spares left");
+        for (p, body) in &mods {
+            std::fs::write(p, body).unwrap();
+        }
+    }
+    assert!(renames > 100, "only {renames} renames raced the signings");
+    eprintln!("{renames} renames; runs that noticed them: {noticed} of 6");
+}
