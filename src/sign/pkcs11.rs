@@ -77,20 +77,35 @@ impl Uri {
         Ok(u)
     }
 
-    /// The URI without PIN attributes: what messages may show.
+    /// The URI without PIN attributes, in the path (`;pin-value=`) or the query
+    /// (`?pin-value=`): what messages may show.
     pub fn display(s: &str) -> PathBuf {
-        let (path, query) = s.split_once('?').unwrap_or((s, ""));
-        let kept: Vec<&str> = query
+        // Names compared as the parser would see them, and more loosely (any case,
+        // %-escaped): a near miss is still probably a PIN.
+        let secret = |a: &&str| {
+            let name = a.split('=').next().unwrap_or_default();
+            let name = pct_decode(name).map_or_else(
+                |_| name.to_string(),
+                |b| String::from_utf8_lossy(&b).into_owned(),
+            );
+            !matches!(
+                name.to_ascii_lowercase().as_str(),
+                "pin-value" | "pin-source"
+            )
+        };
+        let rest = s.strip_prefix("pkcs11:").unwrap_or(s);
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let path: Vec<&str> = path.split(';').filter(secret).collect();
+        let query: Vec<&str> = query
             .split('&')
-            .filter(|a| {
-                !a.is_empty() && !a.starts_with("pin-value=") && !a.starts_with("pin-source=")
-            })
+            .filter(|a| !a.is_empty())
+            .filter(secret)
             .collect();
-        PathBuf::from(if kept.is_empty() {
-            path.to_string()
-        } else {
-            format!("{path}?{}", kept.join("&"))
-        })
+        let mut shown = format!("pkcs11:{}", path.join(";"));
+        if !query.is_empty() {
+            shown = format!("{shown}?{}", query.join("&"));
+        }
+        PathBuf::from(shown)
     }
 }
 
@@ -541,6 +556,31 @@ mod tests {
         assert_eq!(u.module_path.as_deref(), Some("/usr/lib/x.so"));
         let shown = Uri::display("pkcs11:token=t?pin-value=1234&module-path=/m.so");
         assert_eq!(shown, PathBuf::from("pkcs11:token=t?module-path=/m.so"));
+        // RFC 7512 allows the PIN as a path attribute too, first or later.
+        for (uri, want) in [
+            (
+                "pkcs11:token=t;pin-value=1234;object=k",
+                "pkcs11:token=t;object=k",
+            ),
+            (
+                "pkcs11:pin-value=1234;token=t?module-path=/m.so",
+                "pkcs11:token=t?module-path=/m.so",
+            ),
+            ("pkcs11:token=t;PIN%2DVALUE=1234", "pkcs11:token=t"),
+            (
+                "pkcs11:token=t;pin-source=file:/p?pin-value=1234",
+                "pkcs11:token=t",
+            ),
+        ] {
+            assert_eq!(Uri::display(uri), PathBuf::from(want), "{uri}");
+        }
+        assert_eq!(
+            Uri::parse("pkcs11:token=t;pin-value=1234")
+                .unwrap()
+                .pin_value
+                .as_deref(),
+            Some("1234")
+        );
         assert!(Uri::parse("pkcs11:token").is_err());
     }
 

@@ -14,7 +14,7 @@ struct Token {
 }
 
 impl Token {
-    /// A fresh token `kmod` (user PIN 1234) holding each (label, id, key, cert).
+    /// A fresh token `kmod` (user PIN pin4711secret) holding each (label, id, key, cert).
     fn new(keys: &[(&str, &str, &Key)]) -> Token {
         assert!(
             Path::new(MODULE).exists(),
@@ -40,7 +40,7 @@ impl Token {
             "--so-pin",
             "5678",
             "--pin",
-            "1234",
+            "pin4711secret",
         ]));
         for (label, id, k) in keys {
             // The key and its certificate, as DER objects under one id and label.
@@ -69,7 +69,7 @@ impl Token {
 
     fn tool(&self) -> Std {
         let mut c = self.cmd("pkcs11-tool");
-        c.args(["--module", MODULE, "--login", "--pin", "1234"]);
+        c.args(["--module", MODULE, "--login", "--pin", "pin4711secret"]);
         c
     }
 
@@ -110,7 +110,7 @@ fn rsa_through_pkcs11_is_byte_identical_to_the_pem_key() {
                 "--hash",
                 hash,
                 "--key",
-                &uri("rsa", "&pin-value=1234"),
+                &uri("rsa", "&pin-value=pin4711secret"),
                 "--cert",
             ])
             .arg(&rsa.cert)
@@ -122,7 +122,7 @@ fn rsa_through_pkcs11_is_byte_identical_to_the_pem_key() {
         assert_eq!(sha256(&pem_out), sha256(&tok_out), "{hash}");
         // The certificate can come from the token; the PIN from KBUILD_SIGN_PIN.
         tok.kmod()
-            .env("KBUILD_SIGN_PIN", "1234")
+            .env("KBUILD_SIGN_PIN", "pin4711secret")
             .args(["sign", "--hash", hash, "--key", &uri("rsa", "")])
             .arg("-o")
             .arg(&no_cert)
@@ -134,7 +134,7 @@ fn rsa_through_pkcs11_is_byte_identical_to_the_pem_key() {
     // sign-file drop-in with a pkcs11: key, PIN from KBUILD_SIGN_PIN.
     let sf = d.path().join("sf.ko");
     tok.kmod()
-        .env("KBUILD_SIGN_PIN", "1234")
+        .env("KBUILD_SIGN_PIN", "pin4711secret")
         .args(["sign-file", "sha256", &uri("rsa", "")])
         .arg(&rsa.cert)
         .arg(&m)
@@ -162,7 +162,7 @@ fn ecdsa_through_pkcs11_verifies_with_verify_and_openssl_cms() {
                 "--hash",
                 "sha384",
                 "--key",
-                &uri(label, "&pin-value=1234"),
+                &uri(label, "&pin-value=pin4711secret"),
             ])
             .arg("-o")
             .arg(&out)
@@ -187,13 +187,36 @@ fn a_module_signed_through_pkcs11_loads_in_the_test_kernel() {
             "--hash",
             "sha256",
             "--key",
-            &uri("kernel", "&pin-value=1234"),
+            &uri("kernel", "&pin-value=pin4711secret"),
         ])
         .arg(&m)
         .assert()
         .success();
     let (code, v, err) = crate::run::boot(&[&m], &[]);
     assert_eq!(code, 0, "{v}\n{err}");
+}
+
+/// The token's PIN, and a wrong one: neither may ever be printed.
+const PINS: [&str; 2] = ["pin4711secret", "wrong0000pin"];
+
+fn assert_no_pin(what: &str, text: &str) {
+    for pin in PINS {
+        assert!(!text.contains(pin), "{what}: a PIN was printed: {text}");
+    }
+}
+
+/// A URI with the PIN as a query attribute (`?pin-value=`) or, as RFC 7512 also
+/// allows, a path one (`;pin-value=`).
+fn uri_pin(token: &str, object: &str, pin: &str, in_path: bool) -> String {
+    if in_path {
+        format!(
+            "pkcs11:token={token};object={object};pin-value={pin};type=private?module-path={MODULE}"
+        )
+    } else {
+        format!(
+            "pkcs11:token={token};object={object};type=private?module-path={MODULE}&pin-value={pin}"
+        )
+    }
 }
 
 #[test]
@@ -203,50 +226,94 @@ fn wrong_pin_missing_token_missing_object_fail_clearly_and_write_nothing() {
     let tok = Token::new(&[("rsa", "01", &rsa)]);
     let m = unsigned_module(d.path(), "dummy");
     let before = sha256(&m);
-    let cases: [(&str, String, i32, &str); 4] = [
-        (
-            "wrong PIN",
-            uri("rsa", "&pin-value=0000"),
-            5,
-            "wrong passphrase or PIN",
-        ),
-        ("no PIN", uri("rsa", ""), 5, "no passphrase"),
-        (
-            "missing token",
-            format!("pkcs11:token=nosuch;object=rsa?module-path={MODULE}&pin-value=1234"),
-            4,
-            "no token labelled `nosuch` (tokens: kmod)",
-        ),
-        (
-            "missing object",
-            uri("nosuch", "&pin-value=1234"),
-            4,
-            "no private key on the token matches",
-        ),
-    ];
-    for (what, u, code, says) in cases {
+    let [pin, wrong] = PINS;
+    for in_path in [false, true] {
+        let cases: [(&str, String, i32, &str); 4] = [
+            (
+                "wrong PIN",
+                uri_pin("kmod", "rsa", wrong, in_path),
+                5,
+                "wrong passphrase or PIN",
+            ),
+            ("no PIN", uri("rsa", ""), 5, "no passphrase"),
+            (
+                "missing token",
+                uri_pin("nosuch", "rsa", pin, in_path),
+                4,
+                "no token labelled `nosuch` (tokens: kmod)",
+            ),
+            (
+                "missing object",
+                uri_pin("kmod", "nosuch", pin, in_path),
+                4,
+                "no private key on the token matches",
+            ),
+        ];
+        for (what, u, code, says) in cases {
+            let what = format!(
+                "{what} (PIN in the {})",
+                if in_path { "path" } else { "query" }
+            );
+            let o = tok
+                .kmod()
+                .args(["sign", "--key", &u, "--cert"])
+                .arg(&rsa.cert)
+                .arg(&m)
+                .output()
+                .unwrap();
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(code), "{what}: {err}");
+            assert!(err.contains(says), "{what}: {err}");
+            assert!(err.contains("help: "), "{what}: {err}");
+            assert_no_pin(&what, &err);
+            assert_eq!(sha256(&m), before, "{what}");
+            // sign-file reports failures as 1, and names the key the same way.
+            let o = tok
+                .kmod()
+                .args(["sign-file", "sha256", &u])
+                .arg(&rsa.cert)
+                .arg(&m)
+                .output()
+                .unwrap();
+            assert_eq!(
+                o.status.code(),
+                Some(1),
+                "sign-file, {what}: {}",
+                stderr(&o)
+            );
+            assert_no_pin(&format!("sign-file, {what}"), &stderr(&o));
+            assert_eq!(sha256(&m), before, "sign-file, {what}");
+        }
+        // And when it works: the results name the key without its PIN.
         let o = tok
             .kmod()
-            .args(["sign", "--key", &u, "--cert"])
+            .args([
+                "sign",
+                "--message-format",
+                "json",
+                "--key",
+                &uri_pin("kmod", "rsa", pin, in_path),
+            ])
+            .arg("--cert")
             .arg(&rsa.cert)
+            .arg("-o")
+            .arg(d.path().join("out.ko"))
             .arg(&m)
             .output()
             .unwrap();
-        let err = stderr(&o);
-        assert_eq!(o.status.code(), Some(code), "{what}: {err}");
-        assert!(err.contains(says), "{what}: {err}");
-        assert!(err.contains("help: "), "{what}: {err}");
-        assert!(
-            !err.contains("1234") && !err.contains("0000"),
-            "{what}: a PIN was printed: {err}"
-        );
-        assert_eq!(sha256(&m), before, "{what}");
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_no_pin("sign", &format!("{}{}", stdout(&o), stderr(&o)));
     }
     // A token key whose certificate is another key's: refused before anything is signed.
     let other = keys().get("other");
     let o = tok
         .kmod()
-        .args(["sign", "--key", &uri("rsa", "&pin-value=1234"), "--cert"])
+        .args([
+            "sign",
+            "--key",
+            &uri("rsa", "&pin-value=pin4711secret"),
+            "--cert",
+        ])
         .arg(&other.cert)
         .arg(&m)
         .output()
@@ -285,7 +352,7 @@ fn tree_signing_through_pkcs11_with_two_jobs() {
             "-j",
             "2",
             "--key",
-            &uri("rsa", "&pin-value=1234"),
+            &uri("rsa", "&pin-value=pin4711secret"),
             "--cert",
         ])
         .arg(&rsa.cert)
@@ -317,12 +384,19 @@ fn keygen_in_the_token_writes_only_the_certificate() {
     let m = unsigned_module(d.path(), "dummy");
     for algo in ["rsa3072", "ecdsa-p256"] {
         let out = d.path().join(algo);
-        let u = format!("pkcs11:token=kmod;object=gen-{algo}?module-path={MODULE}&pin-value=1234");
-        tok.kmod()
+        // The PIN as a path attribute: the success message and the suggested `sign`
+        // command show the URI without it.
+        let u = uri_pin("kmod", &format!("gen-{algo}"), PINS[0], true).replace(";type=private", "");
+        let o = tok
+            .kmod()
             .args(["keygen", "--mok", "--algo", algo, "--pkcs11", &u, "--out"])
             .arg(&out)
-            .assert()
-            .success();
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let said = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(said.contains(&format!("object=gen-{algo}")), "{said}");
+        assert_no_pin("keygen", &said);
         assert!(!out.join("signing_key.pem").exists(), "no private key file");
         run(Std::new("openssl")
             .arg("verify")
@@ -355,6 +429,7 @@ fn keygen_in_the_token_writes_only_the_certificate() {
             .unwrap();
         assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
         assert!(stderr(&o).contains("never overwrites"), "{}", stderr(&o));
+        assert_no_pin("keygen again", &stderr(&o));
     }
     let listed = stdout(&run(tok.tool().arg("--list-objects")));
     assert_eq!(listed.matches("Private Key Object").count(), 2, "{listed}");
