@@ -4,33 +4,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-pub const EXIT_CODES: &str = "\
-Exit codes:
-  0   success
-  1   failure reported the way sign-file reports it (sign-file command)
-  2   usage error
-  3   input: missing or unreadable file, not a kernel module, damaged compression or trailer
-  4   key or certificate: unreadable, unsupported, or not a matching pair; unknown hash
-  5   passphrase or token PIN: missing, wrong, or locked
-  6   module already signed (use --replace or --skip-signed)
-  7   write failed (read-only file, disk full); the original is unchanged
-  8   kernel build: tools missing (named, with the Debian packages to install)
-  9   kernel build: configuration or build failed
-  10  verify: ENODATA       module is not signed
-  11  verify: ENOKEY        no trusted certificate matches the signer
-  12  verify: ENOPKG        unsupported signature type or algorithm
-  13  verify: EKEYREJECTED  the signature does not verify or is not allowed
-  14  verify: EBADMSG       malformed trailer or PKCS#7
-  15  verify: EINVAL        PKCS#7 in a form the kernel refuses
-  16  build: preflight refused a kernel tree (the line says the fix)
-  17  build: Kbuild failed
-  20  run: the kernel refused a module
-  21  run: unloading failed
-  22  run: oops, BUG, WARNING, panic or a bad taint flag
-  23  run: the guest hung and was killed at --timeout
-  24  run: the guest did not finish its script
-With several modules the highest code among them is returned.";
-
 #[derive(Parser, Debug)]
 #[command(name = "cargo", bin_name = "cargo", version)]
 pub enum Cargo {
@@ -39,7 +12,7 @@ pub enum Cargo {
 
 /// Build, sign, verify and inspect Linux kernel modules.
 #[derive(Args, Debug)]
-#[command(version, after_help = EXIT_CODES)]
+#[command(version, after_help = cargo_kmod::error::exit::help())]
 pub struct Kmod {
     #[command(subcommand)]
     pub command: Command,

@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-/// Documented exit codes (also listed in README.md and `cargo kmod --help`).
+/// Documented exit codes: [`exit::TABLE`] is the one list that `--help` and the
+/// README's table are made from (a test holds the README to it).
 pub mod exit {
     pub const OK: i32 = 0;
     /// Reserved for bugs (panics) and failures sign-file reports as 1.
@@ -14,13 +15,113 @@ pub mod exit {
     pub const PIN: i32 = 5;
     pub const ALREADY_SIGNED: i32 = 6;
     pub const WRITE: i32 = 7;
-    pub const CHANGED: i32 = 18;
     pub const TOOLCHAIN: i32 = 8;
     pub const KERNEL_BUILD: i32 = 9;
+    pub const ENODATA: i32 = 10;
+    pub const ENOKEY: i32 = 11;
+    pub const ENOPKG: i32 = 12;
+    pub const EKEYREJECTED: i32 = 13;
+    pub const EBADMSG: i32 = 14;
+    pub const EINVAL: i32 = 15;
     pub const PREFLIGHT: i32 = 16;
     pub const MODULE_BUILD: i32 = 17;
-    // 10..=15: verification verdicts, see `verify::Verdict::exit_code`.
-    // 20..=24: `run` outcomes, see `qemu::Outcome::exit_code`.
+    pub const CHANGED: i32 = 18;
+    pub const REFUSED: i32 = 20;
+    pub const UNLOAD: i32 = 21;
+    pub const OOPS: i32 = 22;
+    pub const HUNG: i32 = 23;
+    pub const UNFINISHED: i32 = 24;
+
+    /// Every code with its meaning, in order.
+    pub const TABLE: &[(i32, &str)] = &[
+        (OK, "success"),
+        (
+            FAILURE,
+            "failure in `sign-file` (as the kernel's sign-file reports it); internal error",
+        ),
+        (USAGE, "usage error"),
+        (
+            INPUT,
+            "input: missing or unreadable file, not a kernel module, damaged compression or trailer, larger than any module or kernel",
+        ),
+        (
+            KEY,
+            "key or certificate: unreadable, unsupported, not a matching pair; unknown hash",
+        ),
+        (PIN, "passphrase or token PIN: missing, wrong, or locked"),
+        (
+            ALREADY_SIGNED,
+            "module already signed (use `--replace` or `--skip-signed`)",
+        ),
+        (
+            WRITE,
+            "write failed (read-only file, disk full); the original is unchanged",
+        ),
+        (
+            TOOLCHAIN,
+            "`kernel build`: tools missing (named, with the Debian packages to install)",
+        ),
+        (
+            KERNEL_BUILD,
+            "`kernel build`: configuration or build failed (the log's tail is shown)",
+        ),
+        (ENODATA, "verify: `ENODATA` — not signed"),
+        (
+            ENOKEY,
+            "verify: `ENOKEY` — no trusted certificate matches the signer",
+        ),
+        (
+            ENOPKG,
+            "verify: `ENOPKG` — unsupported signature type or algorithm",
+        ),
+        (
+            EKEYREJECTED,
+            "verify: `EKEYREJECTED` — signature does not verify, or has signed attributes",
+        ),
+        (EBADMSG, "verify: `EBADMSG` — malformed trailer or PKCS#7"),
+        (
+            EINVAL,
+            "verify: `EINVAL` — PKCS#7 in a form the kernel's parser refuses",
+        ),
+        (
+            PREFLIGHT,
+            "`build`: preflight refused a tree (the line says the fix)",
+        ),
+        (MODULE_BUILD, "`build`: Kbuild failed"),
+        (
+            CHANGED,
+            "another process changed a module while `sign`/`unsign` rewrote it; it was left as that process made it",
+        ),
+        (
+            REFUSED,
+            "`run`: the kernel refused a module (reason reported)",
+        ),
+        (UNLOAD, "`run`: unloading failed"),
+        (
+            OOPS,
+            "`run`: oops, BUG, WARNING, panic, or a bad taint flag",
+        ),
+        (HUNG, "`run`: the guest hung and was killed at `--timeout`"),
+        (UNFINISHED, "`run`: the guest did not finish its script"),
+    ];
+
+    /// The table for `--help`.
+    pub fn help() -> String {
+        let mut s = String::from("Exit codes:\n");
+        for (code, meaning) in TABLE {
+            s += &format!("  {code:<3} {}\n", meaning.replace('`', ""));
+        }
+        s + "With several modules the highest code among them is returned."
+    }
+
+    /// The table as the README shows it (Markdown).
+    pub fn markdown() -> String {
+        let mut s = String::from("| code | meaning |\n|---|---|\n");
+        for (code, meaning) in TABLE {
+            s += &format!("| {code} | {meaning} |\n");
+        }
+        s
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

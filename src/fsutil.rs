@@ -27,6 +27,41 @@ pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     Ok(())
 }
 
+/// Opens `path` for reading if it is a regular file (through symlinks). A FIFO or
+/// device is refused without blocking on it: the open does not wait (`O_NONBLOCK`),
+/// except for the moment another process holds a lease on a regular file.
+pub fn open_regular(path: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let read_err = |source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let open = |flags| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(path)
+    };
+    let file = match open(libc::O_NONBLOCK) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => open(0),
+        r => r,
+    }
+    .map_err(read_err)?;
+    let meta = file.metadata().map_err(read_err)?;
+    if meta.is_dir() {
+        return Err(Error::IsDir {
+            path: path.to_path_buf(),
+        });
+    }
+    if !meta.is_file() {
+        return Err(Error::NotModule {
+            path: path.to_path_buf(),
+            reason: "not a regular file (a FIFO, socket or device)".into(),
+        });
+    }
+    Ok(file)
+}
+
 fn write_err(path: &Path, source: std::io::Error) -> Error {
     Error::Write {
         path: path.to_path_buf(),

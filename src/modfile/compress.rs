@@ -27,23 +27,31 @@ impl Compression {
     }
 
     /// Consumes the raw bytes: an uncompressed file is returned as it is, uncopied.
-    pub fn decompress(self, raw: Vec<u8>) -> std::io::Result<Vec<u8>> {
+    /// Output beyond `limit` bytes (a decompression bomb) is an error, found without
+    /// holding more than `limit` bytes.
+    pub fn decompress(self, raw: Vec<u8>, limit: u64) -> std::io::Result<Vec<u8>> {
         if self == Compression::None {
             return Ok(raw);
         }
         let data = raw.as_slice();
-        let mut out = Vec::with_capacity(data.len() * 4);
-        match self {
+        let mut out = Vec::with_capacity((data.len() * 4).min(limit as usize));
+        let n = match self {
             Compression::None => unreachable!("returned above"),
-            Compression::Xz => {
-                liblzma::read::XzDecoder::new(data).read_to_end(&mut out)?;
-            }
-            Compression::Zstd => {
-                zstd::stream::read::Decoder::new(data)?.read_to_end(&mut out)?;
-            }
-            Compression::Gzip => {
-                flate2::read::GzDecoder::new(data).read_to_end(&mut out)?;
-            }
+            Compression::Xz => liblzma::read::XzDecoder::new(data)
+                .take(limit + 1)
+                .read_to_end(&mut out)?,
+            Compression::Zstd => zstd::stream::read::Decoder::new(data)?
+                .take(limit + 1)
+                .read_to_end(&mut out)?,
+            Compression::Gzip => flate2::read::GzDecoder::new(data)
+                .take(limit + 1)
+                .read_to_end(&mut out)?,
+        };
+        if n as u64 > limit {
+            return Err(std::io::Error::other(format!(
+                "decompresses to more than {} MiB, more than any kernel module",
+                limit >> 20
+            )));
         }
         Ok(out)
     }
@@ -106,7 +114,11 @@ mod tests {
             let (a, b) = data.split_at(1234);
             let z = c.compress(&[a, b]).unwrap();
             assert_eq!(Compression::detect(&z), c);
-            assert_eq!(c.decompress(z).unwrap(), data);
+            assert_eq!(c.decompress(z.clone(), 1 << 20).unwrap(), data);
+            if c != Compression::None {
+                let e = c.decompress(z, 1000).unwrap_err();
+                assert!(e.to_string().contains("more than"), "{e}");
+            }
         }
     }
 }

@@ -9,6 +9,16 @@ use crate::error::{Error, Result};
 use compress::Compression;
 use std::path::{Path, PathBuf};
 
+/// The most a module may hold, decompressed (or read as it is): 512 MiB, twenty times
+/// Debian's largest (amdgpu, 29 MB stripped), room for one with debug info; beyond it
+/// a file is refused rather than read into memory. `CARGO_KMOD_MAX_MODULE_MIB` raises it.
+pub fn max_module_bytes() -> u64 {
+    std::env::var("CARGO_KMOD_MAX_MODULE_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(512 << 20, |mib| mib << 20)
+}
+
 /// A module read from disk, decompressed.
 pub struct ModuleFile {
     pub path: PathBuf,
@@ -29,20 +39,29 @@ impl ModuleFile {
             source,
         };
         // One open: its metadata and its bytes come from the same file.
-        let mut file = std::fs::File::open(path).map_err(read_err)?;
+        let file = crate::fsutil::open_regular(path)?;
         let meta = file.metadata().map_err(read_err)?;
-        if meta.is_dir() {
-            return Err(Error::IsDir {
+        let limit = max_module_bytes();
+        if meta.len() > limit {
+            return Err(Error::NotModule {
                 path: path.to_path_buf(),
+                reason: format!(
+                    "{} MiB is more than any kernel module (limit {} MiB, CARGO_KMOD_MAX_MODULE_MIB)",
+                    meta.len() >> 20,
+                    limit >> 20
+                ),
             });
         }
         let mut raw = Vec::with_capacity(meta.len() as usize);
-        std::io::Read::read_to_end(&mut file, &mut raw).map_err(read_err)?;
+        std::io::Read::read_to_end(&mut std::io::Read::take(file, limit), &mut raw)
+            .map_err(read_err)?;
         let compression = Compression::detect(&raw);
-        let data = compression.decompress(raw).map_err(|e| Error::Decompress {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        let data = compression
+            .decompress(raw, limit)
+            .map_err(|e| Error::Decompress {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
         Ok(ModuleFile {
             path: path.to_path_buf(),
             compression,

@@ -118,18 +118,19 @@ impl RunReport {
     /// Documented exit codes: 0 clean, 20 refused, 21 unload failed,
     /// 22 oops/panic/bad taint, 23 timeout, 24 guest did not finish.
     pub fn exit_code(&self) -> i32 {
+        use crate::error::exit;
         if self.timed_out {
-            23
+            exit::HUNG
         } else if !self.finished {
-            24
+            exit::UNFINISHED
         } else if !self.problems.is_empty() || self.tainted.is_some_and(|t| t & BAD_TAINT != 0) {
-            22
+            exit::OOPS
         } else if self.modules.iter().any(|m| !m.loaded) {
-            20
+            exit::REFUSED
         } else if self.modules.iter().any(|m| m.unloaded != Some(true)) {
-            21
+            exit::UNLOAD
         } else {
-            0
+            exit::OK
         }
     }
 }

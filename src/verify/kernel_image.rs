@@ -7,32 +7,66 @@ use crate::sign::keys::Cert;
 use std::io::Read;
 use std::path::Path;
 
-/// Decompresses a bzImage payload, or returns an ELF vmlinux as it is.
-pub fn vmlinux(path: &Path, data: &[u8]) -> Result<Vec<u8>> {
-    let bad = |reason: String| Error::NotModule {
+/// The most of a vmlinux that is read (decompressed, or as an ELF file): 1 GiB. Debian's
+/// is 60 MB; one with full debug info a few hundred. A payload that inflates beyond
+/// it (a decompression bomb) is refused; memory stays a few MiB whatever the size.
+pub const MAX_VMLINUX: u64 = 1 << 30;
+
+/// A bzImage is read into memory to find its payload: at most this much.
+const MAX_BZIMAGE: u64 = 256 << 20;
+
+/// More certificates than any kernel carries (Debian's: 1; a distribution's with
+/// every vendor key: tens).
+pub const MAX_CERTS: usize = 1024;
+
+/// The vmlinux inside a kernel image, as a stream: a bzImage's decompressed payload,
+/// or an ELF vmlinux file as it is. At most [`MAX_VMLINUX`] bytes are read.
+fn vmlinux<'a>(
+    path: &Path,
+    file: std::fs::File,
+    data: &'a mut Vec<u8>,
+) -> Result<Box<dyn Read + 'a>> {
+    let read_err = |source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let image = |reason: String| Error::KernelImage {
         path: path.to_path_buf(),
         reason,
     };
-    if data.starts_with(b"\x7fELF") {
-        return Ok(data.to_vec());
+    let mut file = file;
+    let mut head = Vec::new();
+    (&mut file)
+        .take(4)
+        .read_to_end(&mut head)
+        .map_err(read_err)?;
+    if head == b"\x7fELF" {
+        let rest = file.take(MAX_VMLINUX + 1 - 4);
+        return Ok(Box::new(std::io::Cursor::new(head).chain(rest)));
     }
+    data.extend_from_slice(&head);
+    (&mut file)
+        .take(MAX_BZIMAGE)
+        .read_to_end(data)
+        .map_err(read_err)?;
+    if file.read(&mut [0u8]).map_err(read_err)? > 0 {
+        return Err(image(format!(
+            "larger than {} MiB: not a bzImage (an ELF vmlinux is read at any size)",
+            MAX_BZIMAGE >> 20
+        )));
+    }
+    let data = &data[..];
     // x86 boot protocol: "HdrS" at 0x202, version >= 2.08 for payload_offset/length.
     if data.len() < 0x250 || &data[0x202..0x206] != b"HdrS" {
-        return Err(Error::KernelImage {
-            path: path.to_path_buf(),
-            reason: "neither an ELF vmlinux nor an x86 bzImage".into(),
-        });
+        return Err(image("neither an ELF vmlinux nor an x86 bzImage".into()));
     }
     let version = u16::from_le_bytes([data[0x206], data[0x207]]);
     if version < 0x0208 {
-        return Err(Error::KernelImage {
-            path: path.to_path_buf(),
-            reason: format!(
-                "boot protocol {:x}.{:02x} is older than 2.08",
-                version >> 8,
-                version & 0xff
-            ),
-        });
+        return Err(image(format!(
+            "boot protocol {:x}.{:02x} is older than 2.08",
+            version >> 8,
+            version & 0xff
+        )));
     }
     let setup_sects = match data[0x1f1] {
         0 => 4,
@@ -43,45 +77,36 @@ pub fn vmlinux(path: &Path, data: &[u8]) -> Result<Vec<u8>> {
     let start = (setup_sects + 1) * 512 + off;
     let payload = data
         .get(start..start + len)
-        .ok_or_else(|| Error::KernelImage {
-            path: path.to_path_buf(),
-            reason: "payload lies outside the file (truncated image?)".into(),
-        })?;
-    let mut out = Vec::with_capacity(len * 4);
-    let res = if payload.starts_with(&[0x28, 0xB5, 0x2F, 0xFD]) {
-        zstd::stream::read::Decoder::new(payload)
-            .map(|d| d.single_frame())
-            .and_then(|mut d| d.read_to_end(&mut out))
-    } else if payload.starts_with(&[0x1F, 0x8B]) {
-        flate2::read::GzDecoder::new(payload).read_to_end(&mut out)
-    } else if payload.starts_with(&[0xFD, b'7', b'z', b'X', b'Z', 0]) {
-        liblzma::read::XzDecoder::new(payload).read_to_end(&mut out)
-    } else if payload.starts_with(&[0x5D, 0, 0]) {
-        liblzma::stream::Stream::new_lzma_decoder(u64::MAX)
-            .map_err(std::io::Error::other)
-            .and_then(|s| liblzma::read::XzDecoder::new_stream(payload, s).read_to_end(&mut out))
-    } else if payload.starts_with(&LZ4_LEGACY) {
-        lz4_legacy(payload, &mut out)
-    } else if payload.starts_with(b"BZh") {
-        bzip2::read::BzDecoder::new(payload).read_to_end(&mut out)
-    } else {
-        return Err(Error::KernelImage {
-            path: path.to_path_buf(),
-            reason: format!(
-                "payload compression {:02x?} not supported (gzip, xz, lzma, zstd, lz4, bzip2 are)",
-                &payload[..payload.len().min(4)]
-            ),
-        });
+        .ok_or_else(|| image("payload lies outside the file (truncated image?)".into()))?;
+    let io = |r: std::io::Result<Box<dyn Read + 'a>>| {
+        r.map_err(|e| image(format!("cannot decompress the kernel payload: {e}")))
     };
-    // Trailing bytes (the appended size) may end the stream with an error after
-    // everything was produced; an ELF header is what counts.
-    if !out.starts_with(b"\x7fELF") {
-        return Err(bad(format!(
-            "cannot decompress the kernel payload: {}",
-            res.err().map_or("no ELF inside".into(), |e| e.to_string())
+    let stream: Box<dyn Read + 'a> = if payload.starts_with(&[0x28, 0xB5, 0x2F, 0xFD]) {
+        io(zstd::stream::read::Decoder::with_buffer(payload)
+            .map(|d| Box::new(d.single_frame()) as Box<dyn Read>))?
+    } else if payload.starts_with(&[0x1F, 0x8B]) {
+        Box::new(flate2::read::GzDecoder::new(payload))
+    } else if payload.starts_with(&[0xFD, b'7', b'z', b'X', b'Z', 0]) {
+        Box::new(liblzma::read::XzDecoder::new(payload))
+    } else if payload.starts_with(&[0x5D, 0, 0]) {
+        io(liblzma::stream::Stream::new_lzma_decoder(u64::MAX)
+            .map_err(std::io::Error::other)
+            .map(|s| Box::new(liblzma::read::XzDecoder::new_stream(payload, s)) as Box<dyn Read>))?
+    } else if payload.starts_with(&LZ4_LEGACY) {
+        Box::new(Lz4Legacy {
+            p: payload,
+            block: Vec::new(),
+            at: 0,
+        })
+    } else if payload.starts_with(b"BZh") {
+        Box::new(bzip2::read::BzDecoder::new(payload))
+    } else {
+        return Err(image(format!(
+            "payload compression {:02x?} not supported (gzip, xz, lzma, zstd, lz4, bzip2 are)",
+            &payload[..payload.len().min(4)]
         )));
-    }
-    Ok(out)
+    };
+    Ok(Box::new(stream.take(MAX_VMLINUX + 1)))
 }
 
 /// `lz4 -l` (the legacy format the kernel's Makefile.lib asks for).
@@ -89,57 +114,126 @@ const LZ4_LEGACY: [u8; 4] = [0x02, 0x21, 0x4C, 0x18];
 
 /// Legacy lz4: the magic, then blocks of at most 8 MiB of output, each after its
 /// 32-bit little-endian compressed size. The kernel's appended size ends them.
-fn lz4_legacy(mut p: &[u8], out: &mut Vec<u8>) -> std::io::Result<usize> {
-    while let Some(head) = p.first_chunk::<4>() {
-        if *head == LZ4_LEGACY {
-            p = &p[4..];
-            continue;
-        }
-        let n = u32::from_le_bytes(*head) as usize;
-        let Some(block) = p.get(4..4 + n).filter(|_| n > 0) else {
-            break;
-        };
-        let data = lz4_flex::block::decompress(block, 8 << 20).map_err(std::io::Error::other)?;
-        out.extend_from_slice(&data);
-        p = &p[4 + n..];
-    }
-    Ok(out.len())
+struct Lz4Legacy<'a> {
+    p: &'a [u8],
+    block: Vec<u8>,
+    at: usize,
 }
 
+impl Read for Lz4Legacy<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.block.len() {
+            let Some(head) = self.p.first_chunk::<4>() else {
+                return Ok(0);
+            };
+            if *head == LZ4_LEGACY {
+                self.p = &self.p[4..];
+                continue;
+            }
+            let n = u32::from_le_bytes(*head) as usize;
+            let Some(block) = self.p.get(4..4 + n).filter(|_| n > 0) else {
+                return Ok(0);
+            };
+            self.block =
+                lz4_flex::block::decompress(block, 8 << 20).map_err(std::io::Error::other)?;
+            self.at = 0;
+            self.p = &self.p[4 + n..];
+        }
+        let n = buf.len().min(self.block.len() - self.at);
+        buf[..n].copy_from_slice(&self.block[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// The longest certificate the scan finds: `30 82 LL LL` gives at most 64 KiB + 4.
+const MAX_CERT: usize = 4 + 0xffff;
+
 /// Every X.509 certificate stored as DER in the image, in order: the kernel keeps
-/// `system_certificate_list` as concatenated `30 82 LL LL` certificates.
+/// `system_certificate_list` as concatenated `30 82 LL LL` certificates. The image is
+/// scanned as a stream through a window, never held whole.
 pub fn certificates(path: &Path) -> Result<Vec<Cert>> {
-    let data = std::fs::read(path).map_err(|source| Error::Read {
+    let image = |reason: String| Error::KernelImage {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let elf = vmlinux(path, &data)?;
+    let mut bz = Vec::new();
+    let mut stream = vmlinux(path, file, &mut bz)?;
     let mut certs: Vec<Cert> = Vec::new();
-    let mut i = 0;
-    while i + 8 < elf.len() {
-        // SEQUENCE (cert) holding SEQUENCE (tbsCertificate), both with 2-byte lengths.
-        if elf[i] == 0x30 && elf[i + 1] == 0x82 && elf[i + 4] == 0x30 && elf[i + 5] == 0x82 {
-            let len = u16::from_be_bytes([elf[i + 2], elf[i + 3]]) as usize + 4;
-            if let Some(der) = elf.get(i..i + len)
-                && let Ok(c) = Cert::from_der(path, der)
-            {
-                if !certs
-                    .iter()
-                    .any(|k| k.x509.to_der().ok().as_deref() == Some(der))
-                {
-                    certs.push(c);
-                }
-                i += len;
-                continue;
+    let mut seen = std::collections::HashSet::new();
+    let mut win: Vec<u8> = Vec::with_capacity(4 << 20);
+    let (mut total, mut first, mut eof) = (0u64, true, false);
+    let mut chunk = vec![0u8; 1 << 20];
+    let seq2 = memchr::memmem::Finder::new(&[0x30, 0x82]);
+    while !eof {
+        match stream.read(&mut chunk) {
+            Ok(0) => eof = true,
+            Ok(n) => {
+                win.extend_from_slice(&chunk[..n]);
+                total += n as u64;
             }
+            // Trailing bytes (the appended size) may end a stream with an error after
+            // everything was produced; an ELF header is what counts.
+            Err(e) if first && win.len() < 4 => {
+                return Err(image(format!("cannot decompress the kernel payload: {e}")));
+            }
+            Err(_) => eof = true,
         }
-        i += 1;
+        if first && (win.len() >= 4 || eof) {
+            if !win.starts_with(b"\x7fELF") {
+                return Err(image(
+                    "cannot decompress the kernel payload: no ELF inside".into(),
+                ));
+            }
+            first = false;
+        }
+        if total > MAX_VMLINUX {
+            return Err(image(format!(
+                "the vmlinux inside is larger than {} MiB (a decompression bomb?)",
+                MAX_VMLINUX >> 20
+            )));
+        }
+        // Scan while a whole certificate fits behind the position, or to the end.
+        let stop = if eof {
+            win.len()
+        } else {
+            win.len().saturating_sub(MAX_CERT + 8)
+        };
+        let mut i = 0;
+        while i < stop {
+            // SEQUENCE (cert) holding SEQUENCE (tbsCertificate), both with 2-byte lengths.
+            let Some(at) = seq2.find(&win[i..stop.min(win.len())]) else {
+                i = stop;
+                break;
+            };
+            i += at;
+            if i + 8 < win.len() && win[i + 4] == 0x30 && win[i + 5] == 0x82 {
+                let len = u16::from_be_bytes([win[i + 2], win[i + 3]]) as usize + 4;
+                if let Some(der) = win.get(i..i + len)
+                    && let Ok(c) = Cert::from_der(path, der)
+                {
+                    if seen.insert(der.to_vec()) {
+                        if certs.len() == MAX_CERTS {
+                            return Err(image(format!(
+                                "more than {MAX_CERTS} certificates: no kernel carries so many"
+                            )));
+                        }
+                        certs.push(c);
+                    }
+                    i += len;
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        win.drain(..i.min(win.len()));
     }
     if certs.is_empty() {
-        return Err(Error::KernelImage {
-            path: path.to_path_buf(),
-            reason: "no certificates found in the kernel".into(),
-        });
+        return Err(image("no certificates found in the kernel".into()));
     }
     Ok(certs)
 }
@@ -154,15 +248,23 @@ mod tests {
         let mut p = LZ4_LEGACY.to_vec();
         p.extend_from_slice(&(block.len() as u32).to_le_bytes());
         p.extend_from_slice(&block);
-        assert!(lz4_legacy(&p, &mut Vec::new()).is_err());
+        let lz4 = |p: &[u8]| {
+            let mut out = Vec::new();
+            Lz4Legacy {
+                p,
+                block: Vec::new(),
+                at: 0,
+            }
+            .read_to_end(&mut out)
+            .map(|_| out)
+        };
+        assert!(lz4(&p).is_err());
         // A valid block, then the appended size (too long to be a block): ends there.
         let block = lz4_flex::block::compress(b"\x7fELF and more");
         let mut p = LZ4_LEGACY.to_vec();
         p.extend_from_slice(&(block.len() as u32).to_le_bytes());
         p.extend_from_slice(&block);
         p.extend_from_slice(&13u32.to_le_bytes());
-        let mut out = Vec::new();
-        assert_eq!(lz4_legacy(&p, &mut out).unwrap(), 13);
-        assert_eq!(out, b"\x7fELF and more");
+        assert_eq!(lz4(&p).unwrap(), b"\x7fELF and more");
     }
 }

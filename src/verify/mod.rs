@@ -57,14 +57,15 @@ impl Verdict {
 
     /// Documented exit codes 10..=15; 0 for OK.
     pub fn exit_code(&self) -> i32 {
+        use crate::error::exit;
         match self {
-            Verdict::Ok { .. } => 0,
-            Verdict::Unsigned => 10,
-            Verdict::NoKey { .. } => 11,
-            Verdict::NoPkg { .. } => 12,
-            Verdict::Rejected { .. } => 13,
-            Verdict::BadMsg { .. } => 14,
-            Verdict::Invalid { .. } => 15,
+            Verdict::Ok { .. } => exit::OK,
+            Verdict::Unsigned => exit::ENODATA,
+            Verdict::NoKey { .. } => exit::ENOKEY,
+            Verdict::NoPkg { .. } => exit::ENOPKG,
+            Verdict::Rejected { .. } => exit::EKEYREJECTED,
+            Verdict::BadMsg { .. } => exit::EBADMSG,
+            Verdict::Invalid { .. } => exit::EINVAL,
         }
     }
 

@@ -309,4 +309,10 @@ fn help_and_readme_document_the_same_exit_codes() {
         .collect();
     assert!(from_readme.len() >= 20, "{from_readme:?}");
     assert_eq!(from_readme, from_help);
+    // Word for word: the README's table is the library's one.
+    let table = cargo_kmod::error::exit::markdown();
+    assert!(
+        readme.contains(&table),
+        "README.md's exit-code table differs from error::exit::TABLE; it should read:\n{table}"
+    );
 }

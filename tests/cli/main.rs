@@ -6,6 +6,7 @@ mod bad_input;
 mod common;
 mod compress;
 mod info;
+mod limits;
 mod package;
 mod pkcs11;
 mod project;
