@@ -18,15 +18,6 @@ pub fn write_atomic_parts(path: &Path, parts: &[&[u8]], mode: Option<u32>) -> Re
     Ok(())
 }
 
-/// Creates `path` with `bytes` and `mode`, failing if it exists (never overwrites),
-/// atomically: the file appears complete or not at all.
-pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let tmp = synced_temp(path, &[bytes], mode)?;
-    tmp.persist_noclobber(path)
-        .map_err(|e| write_err(path, e.error))?;
-    Ok(())
-}
-
 /// Opens `path` for reading if it is a regular file (through symlinks). A FIFO or
 /// device is refused without blocking on it: the open does not wait (`O_NONBLOCK`),
 /// except for the moment another process holds a lease on a regular file.
@@ -60,6 +51,33 @@ pub fn open_regular(path: &Path) -> Result<std::fs::File> {
         });
     }
     Ok(file)
+}
+
+/// Creates files that belong together (a key and its certificates), each with its
+/// mode, never overwriting: all appear, complete, or none does. Each is written and
+/// synced before any is named; if one cannot be created, those already created are
+/// removed again.
+pub fn write_new_all(files: &[(&Path, &[u8], u32)]) -> Result<()> {
+    let mut temps = Vec::new();
+    for (path, bytes, mode) in files {
+        temps.push((*path, synced_temp(path, &[bytes], *mode)?));
+    }
+    let mut done: Vec<&Path> = Vec::new();
+    for (path, tmp) in temps {
+        if let Err(e) = tmp.persist_noclobber(path) {
+            for p in done {
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(write_err(path, e.error));
+        }
+        done.push(path);
+    }
+    Ok(())
+}
+
+/// Whether anything at all has the name `path`, a dangling symlink included.
+pub fn name_taken(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
 }
 
 fn write_err(path: &Path, source: std::io::Error) -> Error {
@@ -815,6 +833,31 @@ mod tests {
         std::fs::write(&dead, "old bytes").unwrap();
         assert!(remove_leftover_spare(&dead));
         assert!(!dead.exists());
+    }
+
+    #[test]
+    fn files_written_together_appear_together_or_not_at_all() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b, c) = (d.path().join("a"), d.path().join("b"), d.path().join("c"));
+        // The last name is taken once the first two are written: none may stay.
+        std::os::unix::fs::symlink("/nonexistent", &c).unwrap();
+        let e = write_new_all(&[
+            (&a, b"key", 0o600),
+            (&b, b"crt", 0o644),
+            (&c, b"der", 0o644),
+        ]);
+        assert!(matches!(e, Err(Error::Write { .. })));
+        assert!(!name_taken(&a) && !name_taken(&b), "a partial set stayed");
+        assert!(tmp_names(d.path()).is_empty());
+        std::fs::remove_file(&c).unwrap();
+        write_new_all(&[
+            (&a, b"key", 0o600),
+            (&b, b"crt", 0o644),
+            (&c, b"der", 0o644),
+        ])
+        .unwrap();
+        let mode = std::fs::metadata(&a).unwrap().permissions().mode() & 0o777;
+        assert_eq!((std::fs::read(&c).unwrap(), mode), (b"der".to_vec(), 0o600));
     }
 
     #[test]

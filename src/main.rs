@@ -1,3 +1,16 @@
+/// `println!` for results: on a closed pipe (`| head`) output stops quietly and the
+/// exit status stays the command's own; it never panics.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($t)*)
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            eprintln!("error: cannot write to standard output: {e}");
+        }
+    }};
+}
+
 mod cli;
 mod cmd;
 
@@ -6,12 +19,9 @@ use clap::Parser;
 fn main() {
     // Lease breaks signal SIGIO; ignoring it lets sign reuse inodes (fsutil::Spares).
     cargo_kmod::fsutil::ignore_sigio();
-    // SIGPIPE-safe: a closed stdout (e.g. `| head`) ends quietly.
+    // Results go through outln!, which stops quietly on a closed stdout.
     std::panic::set_hook(Box::new(|info| {
         let msg = info.to_string();
-        if msg.contains("Broken pipe") {
-            std::process::exit(0);
-        }
         eprintln!("error: internal error (a bug in cargo-kmod): {msg}");
         eprintln!("help: please report it with the command line that caused it");
         std::process::exit(cargo_kmod::error::exit::FAILURE);

@@ -63,9 +63,9 @@ pub fn run(a: BuildArgs) -> i32 {
         match built {
             Ok(art) => match a.message_format {
                 MessageFormat::Json => {
-                    println!("{}", serde_json::to_string(&art).expect("serializes"))
+                    outln!("{}", serde_json::to_string(&art).expect("serializes"))
                 }
-                MessageFormat::Human => println!(
+                MessageFormat::Human => outln!(
                     "{}: {}{}",
                     art.release,
                     art.path.display(),

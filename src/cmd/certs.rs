@@ -10,10 +10,8 @@ pub fn run(a: CertsArgs) -> i32 {
     };
     if a.pem {
         for c in &certs {
-            print!(
-                "{}",
-                String::from_utf8_lossy(&c.x509.to_pem().expect("encodes"))
-            );
+            let pem = c.x509.to_pem().expect("encodes");
+            outln!("{}", String::from_utf8_lossy(&pem).trim_end());
         }
         return 0;
     }
@@ -31,7 +29,7 @@ pub fn run(a: CertsArgs) -> i32 {
             {
                 return report_error(&e);
             }
-            println!("{}", p.display());
+            outln!("{}", p.display());
         }
         return 0;
     }
@@ -43,19 +41,20 @@ pub fn run(a: CertsArgs) -> i32 {
             .ok()
             .and_then(|k| cargo_kmod::sign::keys::key_kind(&k).ok())
             .map_or("other".into(), |k| k.to_string());
-        println!("subject:  {}", c.subject());
-        println!("issuer:   {}", tbs.issuer);
-        println!("serial:   {}", hex_colon(&c.serial));
-        println!(
+        outln!("subject:  {}", c.subject());
+        outln!("issuer:   {}", tbs.issuer);
+        outln!("serial:   {}", hex_colon(&c.serial));
+        outln!(
             "skid:     {}",
             c.skid.as_deref().map_or("-".into(), hex_colon)
         );
-        println!("key:      {key}");
-        println!(
+        outln!("key:      {key}");
+        outln!(
             "validity: {} .. {}",
-            tbs.validity.not_before, tbs.validity.not_after
+            tbs.validity.not_before,
+            tbs.validity.not_after
         );
-        println!();
+        outln!();
     }
     0
 }

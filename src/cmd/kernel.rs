@@ -18,9 +18,9 @@ pub fn run(c: KernelCommand) -> i32 {
             };
             match kernel::build(&o, &StderrReporter::new()) {
                 Ok(info) => {
-                    println!("release: {}", info.release);
-                    println!("kdir:    {}", info.kdir.display());
-                    println!("image:   {}", info.image.display());
+                    outln!("release: {}", info.release);
+                    outln!("kdir:    {}", info.kdir.display());
+                    outln!("image:   {}", info.image.display());
                     0
                 }
                 Err(e) => report_error(&e),
@@ -35,7 +35,7 @@ pub fn run(c: KernelCommand) -> i32 {
                 );
             }
             for k in list {
-                println!(
+                outln!(
                     "{}\trust={}\t{}\t{}\ttrusted: {}",
                     k.release,
                     if k.rust { "yes" } else { "no" },

@@ -33,8 +33,8 @@ pub fn run(a: KeygenArgs) -> i32 {
         Some(uri) => {
             let shown = pkcs11::Uri::display(uri).display().to_string();
             eprintln!("generated a {} key inside the token: {shown}", a.algo);
-            println!("{}", f.cert_pem.display());
-            println!("{}", f.cert_der.display());
+            outln!("{}", f.cert_pem.display());
+            outln!("{}", f.cert_der.display());
             format!("'{shown}'")
         }
         None => {
@@ -42,9 +42,9 @@ pub fn run(a: KeygenArgs) -> i32 {
                 "generated a {} key (private key mode 0600: keep it secret)",
                 a.algo
             );
-            println!("{}", f.key.display());
-            println!("{}", f.cert_pem.display());
-            println!("{}", f.cert_der.display());
+            outln!("{}", f.key.display());
+            outln!("{}", f.cert_pem.display());
+            outln!("{}", f.cert_der.display());
             f.key.display().to_string()
         }
     };

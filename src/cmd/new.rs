@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 pub fn run_new(a: NewArgs) -> i32 {
     if a.list {
         for (name, about) in templates::list() {
-            println!("{name:<14} {about}");
+            outln!("{name:<14} {about}");
         }
         return 0;
     }
@@ -65,7 +65,7 @@ fn generate(dir: &Path, t: TemplateArgs, in_place: bool) -> i32 {
     match templates::generate(&o) {
         Ok(files) => {
             for f in &files {
-                println!("{}", f.display());
+                outln!("{}", f.display());
             }
             eprintln!(
                 "created {} module `{}` in {}{}",

@@ -38,7 +38,7 @@ pub fn install(a: InstallArgs) -> i32 {
     let mut status = Status::default();
     for r in rels {
         match package::install::install(&project, &r, &a.root, &dir, signing.as_ref()) {
-            Ok(p) => println!("{r}: installed {}", p.display()),
+            Ok(p) => outln!("{r}: installed {}", p.display()),
             Err(e) => status.add(report_error(&e)),
         }
     }
@@ -58,8 +58,8 @@ pub fn package(a: PackageArgs) -> i32 {
         let tc = dkms_toolchain(&project);
         return match dkms::package(&project, &out, &tc) {
             Ok((tree, tarball)) => {
-                println!("{}", tree.display());
-                println!("{}", tarball.display());
+                outln!("{}", tree.display());
+                outln!("{}", tarball.display());
                 eprintln!(
                     "next: dkms add {} (or dkms ldtarball {})",
                     tree.display(),
@@ -80,7 +80,7 @@ pub fn package(a: PackageArgs) -> i32 {
     }
     for r in rels {
         match deb::build_deb(&project, &r, &out, signing.as_ref()) {
-            Ok(p) => println!("{}", p.display()),
+            Ok(p) => outln!("{}", p.display()),
             Err(e) => status.add(report_error(&e)),
         }
     }

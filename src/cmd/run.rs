@@ -44,7 +44,7 @@ pub fn run(a: RunArgs) -> i32 {
         eprintln!("{}", rep.console);
     }
     if a.message_format == MessageFormat::Json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string(&rep).expect("report serializes")
         );
@@ -52,53 +52,53 @@ pub fn run(a: RunArgs) -> i32 {
     }
     for m in &rep.modules {
         if m.loaded {
-            println!("{}: loaded as {}", m.path.display(), m.name);
+            outln!("{}: loaded as {}", m.path.display(), m.name);
         } else {
             let why = m
                 .refusal
                 .as_ref()
                 .map_or("no result".into(), |r| r.to_string());
-            println!("{}: REFUSED: {why}", m.path.display());
+            outln!("{}: REFUSED: {why}", m.path.display());
         }
         for l in &m.kernel_log {
-            println!("  kernel: {l}");
+            outln!("  kernel: {l}");
         }
         for l in &m.tool_output {
-            println!("  {l}");
+            outln!("  {l}");
         }
         for (k, v) in &m.params {
-            println!("  /sys/module/{}/parameters/{k} = {v}", m.name);
+            outln!("  /sys/module/{}/parameters/{k} = {v}", m.name);
         }
         match m.unloaded {
-            Some(true) => println!("  unloaded"),
-            Some(false) => println!("  UNLOAD FAILED"),
-            None if m.loaded => println!("  not unloaded"),
+            Some(true) => outln!("  unloaded"),
+            Some(false) => outln!("  UNLOAD FAILED"),
+            None if m.loaded => outln!("  not unloaded"),
             None => {}
         }
     }
     for e in &rep.exec {
-        println!(
+        outln!(
             "exec `{}`: exit {}",
             e.command,
             e.status.map_or("?".into(), |s| s.to_string())
         );
         for l in &e.output {
-            println!("  {l}");
+            outln!("  {l}");
         }
     }
     for p in &rep.problems {
-        println!("PROBLEM: {p}");
+        outln!("PROBLEM: {p}");
     }
     if let Some(t) = rep.tainted {
-        println!("kernel taint: {t} ({})", qemu::taint_letters(t));
+        outln!("kernel taint: {t} ({})", qemu::taint_letters(t));
     }
     if rep.timed_out {
-        println!(
+        outln!(
             "TIMEOUT: guest killed after {} s (raise --timeout, or look with --console)",
             a.timeout
         );
     } else if !rep.finished {
-        println!("guest did not finish its run (look with --console)");
+        outln!("guest did not finish its run (look with --console)");
     }
     eprintln!("guest ran {:.1} s ({})", rep.seconds, rep.accel);
     rep.exit_code()

@@ -98,13 +98,13 @@ pub fn run(a: SignArgs) -> i32 {
             }
         };
         match a.tree.message_format {
-            MessageFormat::Json => println!(
+            MessageFormat::Json => outln!(
                 "{}",
                 serde_json::json!({"module": shown, "status": state, "message": text,
                     "exit_code": r.as_ref().err().map_or(0, |e| e.exit_code())})
             ),
             MessageFormat::Human => match &r {
-                Ok(_) => println!("{shown}: {text}"),
+                Ok(_) => outln!("{shown}: {text}"),
                 Err(e) => {
                     report_error(e);
                 }

@@ -30,11 +30,11 @@ pub fn run(a: UnsignArgs) -> i32 {
             }
         };
         match (a.tree.message_format, &r) {
-            (MessageFormat::Json, _) => println!(
+            (MessageFormat::Json, _) => outln!(
                 "{}",
                 serde_json::json!({"module": m, "status": state, "message": text})
             ),
-            (MessageFormat::Human, Ok(_)) => println!("{}: {text}", m.display()),
+            (MessageFormat::Human, Ok(_)) => outln!("{}: {text}", m.display()),
             (MessageFormat::Human, Err(e)) => {
                 report_error(e);
             }

@@ -45,11 +45,11 @@ pub fn run(a: VerifyArgs) -> i32 {
                 if !matches!(v, verify::Verdict::Ok { .. }) {
                     obj["reason"] = v.reason().into();
                 }
-                println!("{obj}");
+                outln!("{obj}");
             }
             MessageFormat::Human => match &v {
-                verify::Verdict::Ok { .. } => println!("{}: OK: {}", m.display(), v.reason()),
-                _ => println!(
+                verify::Verdict::Ok { .. } => outln!("{}: OK: {}", m.display(), v.reason()),
+                _ => outln!(
                     "{}: {}: {}; with enforcement: {}; without: {}",
                     m.display(),
                     v.errno_name(),

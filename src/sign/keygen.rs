@@ -90,7 +90,7 @@ pub fn files(out: &Path) -> KeyFiles {
 pub fn generate(o: &KeygenOptions) -> Result<KeyFiles> {
     let f = files(&o.out);
     for p in [&f.key, &f.cert_pem, &f.cert_der] {
-        if p.exists() {
+        if crate::fsutil::name_taken(p) {
             return Err(Error::Usage(format!(
                 "{} exists; keygen never overwrites a key (choose another --out)",
                 p.display()
@@ -108,9 +108,11 @@ pub fn generate(o: &KeygenOptions) -> Result<KeyFiles> {
         source,
     })?;
     let key_pem = pkey.private_key_to_pem_pkcs8().map_err(ossl)?;
-    crate::fsutil::write_new(&f.key, &key_pem, 0o600)?;
-    crate::fsutil::write_new(&f.cert_pem, &cert.to_pem().map_err(ossl)?, 0o644)?;
-    crate::fsutil::write_new(&f.cert_der, &cert.to_der().map_err(ossl)?, 0o644)?;
+    crate::fsutil::write_new_all(&[
+        (&f.key, &key_pem, 0o600),
+        (&f.cert_pem, &cert.to_pem().map_err(ossl)?, 0o644),
+        (&f.cert_der, &cert.to_der().map_err(ossl)?, 0o644),
+    ])?;
     Ok(f)
 }
 
@@ -213,7 +215,7 @@ pub fn certificate_signed_by(
 pub fn write_cert_only(out: &Path, cert: &X509) -> Result<KeyFiles> {
     let f = files(out);
     for p in [&f.cert_pem, &f.cert_der] {
-        if p.exists() {
+        if crate::fsutil::name_taken(p) {
             return Err(Error::Usage(format!(
                 "{} exists; keygen never overwrites (choose another --out)",
                 p.display()
@@ -228,7 +230,9 @@ pub fn write_cert_only(out: &Path, cert: &X509) -> Result<KeyFiles> {
         path: out.to_path_buf(),
         reason: e.to_string(),
     };
-    crate::fsutil::write_new(&f.cert_pem, &cert.to_pem().map_err(ossl)?, 0o644)?;
-    crate::fsutil::write_new(&f.cert_der, &cert.to_der().map_err(ossl)?, 0o644)?;
+    crate::fsutil::write_new_all(&[
+        (&f.cert_pem, &cert.to_pem().map_err(ossl)?, 0o644),
+        (&f.cert_der, &cert.to_der().map_err(ossl)?, 0o644),
+    ])?;
     Ok(f)
 }

@@ -316,3 +316,29 @@ fn help_and_readme_document_the_same_exit_codes() {
         "README.md's exit-code table differs from error::exit::TABLE; it should read:\n{table}"
     );
 }
+
+/// Regression: `verify … | head -1` exited 0 although modules failed (a closed pipe
+/// turned every exit into 0).
+#[test]
+fn a_closed_stdout_keeps_the_exit_status() {
+    let d = tempfile::tempdir().unwrap();
+    let m = unsigned_module(d.path(), "dummy");
+    let k = keys().get("rsa2048");
+    for json in [false, true] {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("cargo-kmod"));
+        c.arg("verify").arg("--cert").arg(&k.cert);
+        if json {
+            c.args(["--message-format", "json"]);
+        }
+        let mut child = c
+            .args(std::iter::repeat_n(&m, 50))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader is gone before anything is written
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(10), "json {json}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("internal error"), "{}", stderr(&o));
+    }
+}

@@ -29,6 +29,28 @@ fn in_project(p: &Path) -> assert_cmd::Command {
     c
 }
 
+/// Regression: a dangling symlink at the certificate's name made keygen fail after
+/// writing the private key, which stayed behind.
+#[test]
+fn keygen_that_cannot_write_the_certificate_leaves_no_key() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("keys");
+    std::fs::create_dir(&out).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/cert", out.join("signing_key.crt")).unwrap();
+    let o = kmod().args(["keygen", "--out"]).arg(&out).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("signing_key.crt exists"),
+        "{}",
+        stderr(&o)
+    );
+    let left: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["signing_key.crt"], "only the symlink that was there");
+}
+
 #[test]
 fn keygen_makes_kernel_and_mok_compatible_keys_that_the_kernel_accepts() {
     use std::os::unix::fs::PermissionsExt;
