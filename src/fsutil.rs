@@ -176,9 +176,10 @@ struct Spare {
     file: std::fs::File,
     /// Mount id: an exchange (a rename) never crosses mounts.
     mnt: u64,
-    /// Size and permission bits it has now.
+    /// Size, permission bits and owner (uid, gid) it has now.
     len: u64,
     mode: u32,
+    owner: (u32, u32),
 }
 
 /// New contents written into a spare: [`Staged::finish`] makes them durable and puts
@@ -224,8 +225,10 @@ impl Spares {
         };
         // A new inode: a named symlink is replaced, its target left alone.
         let fresh = || {
+            use std::os::unix::fs::MetadataExt;
+            let owner = std::fs::metadata(path).map_or_else(|_| our_ids(), |m| (m.uid(), m.gid()));
             let mut tmp = Spare::create(path, 0)?;
-            match tmp.fill(parts, mode) {
+            match tmp.fill(parts, mode, owner) {
                 Ok(()) => Ok(staged(Pending::Fresh { tmp, read })),
                 Err(e) => {
                     let _ = std::fs::remove_file(&tmp.path);
@@ -261,7 +264,7 @@ impl Spares {
             Some(s) => s,
             None => Spare::create(path, st.stx_mnt_id)?,
         };
-        if let Err(e) = spare.fill(parts, mode) {
+        if let Err(e) = spare.fill(parts, mode, (st.stx_uid, st.stx_gid)) {
             self.put(spare);
             return Err(write_err(path, e));
         }
@@ -428,9 +431,7 @@ impl Staged<'_> {
         let reuse = unread
             && old.metadata().is_ok_and(|m| FileId::of(&m) == id)
             && st.stx_nlink == 1
-            // SAFETY: no arguments, cannot fail.
-            && st.stx_uid == unsafe { libc::geteuid() }
-            && st.stx_gid == unsafe { libc::getegid() }
+            && (st.stx_uid, st.stx_gid) == our_ids()
             && no_xattrs(&old)
             && lock(&old);
         if reuse {
@@ -440,6 +441,7 @@ impl Staged<'_> {
                 mnt: spare.mnt,
                 len: st.stx_size,
                 mode: u32::from(st.stx_mode) & 0o7777,
+                owner: our_ids(),
             });
         } else {
             let _ = std::fs::remove_file(&spare.path);
@@ -520,12 +522,20 @@ impl Spare {
             mnt,
             len: 0,
             mode: 0o600,
+            owner: our_ids(),
         })
     }
 
-    /// Mode first, then the bytes over the old ones, then the length (not synced).
-    fn fill(&mut self, parts: &[&[u8]], mode: u32) -> std::io::Result<()> {
+    /// Owner and mode first (a replaced file keeps both, as far as we may set them),
+    /// then the bytes over the old ones, then the length (not synced).
+    fn fill(&mut self, parts: &[&[u8]], mode: u32, owner: (u32, u32)) -> std::io::Result<()> {
         use std::os::unix::fs::{FileExt, PermissionsExt};
+        if self.owner != owner
+            && std::os::unix::fs::fchown(&self.file, Some(owner.0), Some(owner.1)).is_ok()
+        {
+            // chown clears set-id bits: set the mode again.
+            (self.owner, self.mode) = (owner, u32::MAX);
+        }
         if self.mode != mode {
             self.file
                 .set_permissions(std::fs::Permissions::from_mode(mode))?;
@@ -543,6 +553,11 @@ impl Spare {
         self.len = at;
         Ok(())
     }
+}
+
+fn our_ids() -> (u32, u32) {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { (libc::geteuid(), libc::getegid()) }
 }
 
 fn statx(f: &std::fs::File) -> std::io::Result<libc::statx> {

@@ -11,43 +11,48 @@ pub fn is_module_name(p: &Path) -> bool {
     !n.starts_with('.') && MODULE_SUFFIXES.iter().any(|s| n.ends_with(s))
 }
 
-/// Files stay as given (so a bad one gets its own error); directories are walked for
-/// module files, in sorted order. A directory without modules is an error.
-pub fn expand(paths: &[PathBuf]) -> Vec<Result<PathBuf>> {
-    walk(paths).0
+/// What [`walk`] found under the paths given.
+#[derive(Default)]
+pub struct Walk {
+    /// Files stay as given (so a bad one gets its own error); directories are walked
+    /// for module files, in sorted order. A directory without modules is an error.
+    pub modules: Vec<Result<PathBuf>>,
+    /// Spare files ([`crate::fsutil::Spares`]) that a killed `sign` or `unsign` left.
+    pub leftovers: Vec<PathBuf>,
+    /// Symlinks named like modules inside the directories: not followed (a tree's
+    /// link would have its module signed twice, or one outside the tree changed).
+    pub links: Vec<PathBuf>,
 }
 
-/// [`expand`], plus the spare files ([`crate::fsutil::Spares`]) that a killed `sign` or
-/// `unsign` left in those directories.
-pub fn expand_with_leftovers(paths: &[PathBuf]) -> (Vec<Result<PathBuf>>, Vec<PathBuf>) {
-    walk(paths)
-}
-
-fn walk(paths: &[PathBuf]) -> (Vec<Result<PathBuf>>, Vec<PathBuf>) {
-    let (mut out, mut spares) = (Vec::new(), Vec::new());
+pub fn walk(paths: &[PathBuf]) -> Walk {
+    let mut w = Walk::default();
     for p in paths {
         if !p.is_dir() {
-            out.push(Ok(p.clone()));
+            w.modules.push(Ok(p.clone()));
             continue;
         }
         let mut found = Vec::new();
         for e in walkdir::WalkDir::new(p).into_iter().filter_map(|e| e.ok()) {
-            if !e.file_type().is_file() {
-                continue;
-            }
-            if is_module_name(e.path()) {
+            let module = is_module_name(e.path());
+            if e.path_is_symlink() {
+                if module {
+                    w.links.push(e.into_path());
+                }
+            } else if !e.file_type().is_file() {
+            } else if module {
                 found.push(e.into_path());
             } else if crate::fsutil::is_spare(e.path()) {
-                spares.push(e.into_path());
+                w.leftovers.push(e.into_path());
             }
         }
         if found.is_empty() {
-            out.push(Err(Error::IsDir { path: p.clone() }));
+            w.modules.push(Err(Error::IsDir { path: p.clone() }));
         }
         found.sort();
-        out.extend(found.into_iter().map(Ok));
+        w.modules.extend(found.into_iter().map(Ok));
     }
-    (out, spares)
+    w.links.sort();
+    w
 }
 
 /// At most `jobs` closures run under [`Gate::cpu`] at once. The pool has four times as

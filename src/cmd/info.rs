@@ -5,9 +5,9 @@ use cargo_kmod::modfile::{ModuleFile, elf, modinfo};
 pub fn run(a: InfoArgs) -> i32 {
     let cwd = std::env::current_dir().unwrap_or_default();
     let mut status = Status::default();
-    let modules = expand(&a.modules, &mut status);
     let jobs = a.jobs.unwrap_or_else(cargo_kmod::tree::default_jobs);
     let rep = StderrReporter::new();
+    let modules = expand(&a.modules, &mut status, &rep);
     let outputs = cargo_kmod::tree::par_map(&modules, jobs, &rep, "reading", |m| {
         let module = ModuleFile::open(m)?;
         let info = module.elf()?;

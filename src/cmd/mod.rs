@@ -45,21 +45,43 @@ pub fn report_error(e: &Error) -> i32 {
     e.exit_code()
 }
 
-/// Expands directories into their modules; reports paths that hold none.
-pub fn expand(paths: &[std::path::PathBuf], status: &mut Status) -> Vec<std::path::PathBuf> {
-    keep_ok(cargo_kmod::tree::expand(paths), status)
+/// Expands directories into their modules; reports paths that hold none, and the
+/// symlinks inside them that are not followed.
+pub fn expand(
+    paths: &[std::path::PathBuf],
+    status: &mut Status,
+    rep: &dyn cargo_kmod::report::Reporter,
+) -> Vec<std::path::PathBuf> {
+    modules_of(cargo_kmod::tree::walk(paths), status, rep)
+}
+
+fn modules_of(
+    w: cargo_kmod::tree::Walk,
+    status: &mut Status,
+    rep: &dyn cargo_kmod::report::Reporter,
+) -> Vec<std::path::PathBuf> {
+    for l in &w.links {
+        let to = std::fs::read_link(l).unwrap_or_default();
+        rep.warn(&format!(
+            "{}: a symlink (to {}), not followed inside a directory; name it to include it",
+            l.display(),
+            to.display()
+        ));
+    }
+    keep_ok(w.modules, status)
 }
 
 /// [`expand`] for commands that rewrite modules: spare files a killed run left in the
 /// walked directories (old or partly written module bytes, never a module's name) are
-/// removed first, so they never end up in a package.
+/// removed first, so they never end up in a package. A running one's are kept.
 pub fn expand_for_writing(
     paths: &[std::path::PathBuf],
     status: &mut Status,
     rep: &dyn cargo_kmod::report::Reporter,
 ) -> Vec<std::path::PathBuf> {
-    let (found, leftovers) = cargo_kmod::tree::expand_with_leftovers(paths);
-    let removed = leftovers
+    let w = cargo_kmod::tree::walk(paths);
+    let removed = w
+        .leftovers
         .iter()
         .filter(|p| cargo_kmod::fsutil::remove_leftover_spare(p))
         .count();
@@ -68,7 +90,7 @@ pub fn expand_for_writing(
             "removed {removed} spare file(s) left by an interrupted run"
         ));
     }
-    keep_ok(found, status)
+    modules_of(w, status, rep)
 }
 
 fn keep_ok(

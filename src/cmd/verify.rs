@@ -19,8 +19,8 @@ pub fn run(a: VerifyArgs) -> i32 {
         eprintln!("warning: no --cert or --kernel given: every signed module will be ENOKEY");
     }
     let mut status = Status::default();
-    let modules = expand(&a.modules, &mut status);
     let rep = StderrReporter::new();
+    let modules = expand(&a.modules, &mut status, &rep);
     let results = cargo_kmod::tree::par_map(&modules, a.tree.jobs(), &rep, "verifying", |m| {
         ModuleFile::open(m).map(|module| verify::verify(&module.data, &keyring))
     });
@@ -31,6 +31,14 @@ pub fn run(a: VerifyArgs) -> i32 {
             Err(e) => {
                 *counts.entry("error").or_default() += 1;
                 status.add(report_error(&e));
+                if a.tree.message_format == MessageFormat::Json {
+                    // One object per module given, also for those that cannot be read.
+                    outln!(
+                        "{}",
+                        serde_json::json!({"module": m.display().to_string(), "verdict": null,
+                            "error": e.to_string(), "exit_code": e.exit_code()})
+                    );
+                }
                 continue;
             }
         };

@@ -543,3 +543,110 @@ fn renames_into_the_tree_during_signing_keep_their_names() {
     assert!(renames > 100, "only {renames} renames raced the signings");
     eprintln!("{renames} renames; runs that noticed them: {noticed} of 6");
 }
+
+/// Regressions: a module owned by another user became root's after `sign`; symlinked
+/// modules inside a directory were skipped without a word; `verify --message-format
+/// json` printed nothing for a module it could not open.
+#[test]
+fn owners_symlinks_and_unreadable_modules_are_each_accounted_for() {
+    use std::os::unix::fs::MetadataExt;
+    let d = tempfile::tempdir().unwrap();
+    let k = keys().get("rsa2048");
+    let tree = d.path().join("tree");
+    let mods = plain_tree(&tree, 12);
+    // SAFETY: plain syscall; the tests run as root (the README's test command does).
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test needs root to chown"
+    );
+    for (i, m) in mods.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
+        std::os::unix::fs::chown(m, Some(1000 + i as u32), Some(2000)).unwrap();
+    }
+    let owners: Vec<(u32, u32, u32)> = mods
+        .iter()
+        .map(|m| {
+            std::fs::metadata(m)
+                .map(|s| (s.uid(), s.gid(), s.mode()))
+                .unwrap()
+        })
+        .collect();
+    let outside = d.path().join("outside.ko");
+    std::fs::copy(&mods[0], &outside).unwrap();
+    let outside_bytes = std::fs::read(&outside).unwrap();
+    let link = tree.join("d0/link.ko");
+    std::os::unix::fs::symlink(&outside, &link).unwrap();
+    let o = sign_cmd(&k, "sha256")
+        .args(["-j", "2"])
+        .arg(&tree)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "{}: a symlink (to {})",
+            link.display(),
+            outside.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read(&outside).unwrap(),
+        outside_bytes,
+        "link target signed"
+    );
+    for (m, want) in mods.iter().zip(&owners) {
+        let s = std::fs::metadata(m).unwrap();
+        assert_eq!((s.uid(), s.gid(), s.mode()), *want, "{}", m.display());
+        assert_verifies(&k.cert, m);
+    }
+    // JSON: one object for every module named, also one that cannot be read.
+    let missing = d.path().join("missing.ko");
+    let o = kmod()
+        .args(["verify", "--message-format", "json", "--cert"])
+        .arg(&k.cert)
+        .arg(&mods[1])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let objs: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(objs.len(), 2, "{}", stdout(&o));
+    assert_eq!(objs[0]["verdict"], "OK");
+    assert_eq!(objs[1]["module"], missing.display().to_string());
+    assert_eq!(objs[1]["exit_code"], 3);
+    assert!(
+        objs[1]["error"].as_str().unwrap().contains("No such file"),
+        "{}",
+        objs[1]
+    );
+}
+
+/// Regression: an explicitly named FIFO made every reading command hang forever.
+#[test]
+fn a_named_fifo_is_refused_without_waiting() {
+    let d = tempfile::tempdir().unwrap();
+    let fifo = d.path().join("fifo.ko");
+    run(Std::new("mkfifo").arg(&fifo));
+    let k = keys().get("rsa2048");
+    for args in [vec!["info"], vec!["verify"], vec!["unsign"]] {
+        let o = kmod()
+            .args(&args)
+            .arg(&fifo)
+            .timeout(std::time::Duration::from_secs(20))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(3), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
+    }
+    let o = sign_cmd(&k, "sha256")
+        .arg(&fifo)
+        .timeout(std::time::Duration::from_secs(20))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+}
