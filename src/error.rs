@@ -26,6 +26,7 @@ pub mod exit {
     pub const PREFLIGHT: i32 = 16;
     pub const MODULE_BUILD: i32 = 17;
     pub const CHANGED: i32 = 18;
+    pub const EMSGSIZE: i32 = 19;
     pub const REFUSED: i32 = 20;
     pub const UNLOAD: i32 = 21;
     pub const OOPS: i32 = 22;

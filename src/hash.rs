@@ -85,6 +85,13 @@ impl HashAlg {
         Self::ALL.into_iter().find(|h| h.oid() == *oid)
     }
 
+    /// The digest of `data`.
+    pub fn digest(self, data: &[u8]) -> Vec<u8> {
+        openssl::hash::hash(self.md(), data)
+            .expect("OpenSSL computes every digest it names")
+            .to_vec()
+    }
+
     pub fn md(self) -> MessageDigest {
         match self {
             HashAlg::Sha1 => MessageDigest::sha1(),

@@ -9,6 +9,7 @@ pub mod kbuild;
 pub mod kernel;
 pub mod modfile;
 pub mod package;
+pub mod pki;
 pub mod qemu;
 pub mod report;
 pub mod sign;

@@ -34,7 +34,6 @@ pub fn run(a: CertsArgs) -> i32 {
         return 0;
     }
     for c in &certs {
-        let tbs = &c.parsed.tbs_certificate;
         let key = c
             .x509
             .public_key()
@@ -42,7 +41,7 @@ pub fn run(a: CertsArgs) -> i32 {
             .and_then(|k| cargo_kmod::sign::keys::key_kind(&k).ok())
             .map_or("other".into(), |k| k.to_string());
         outln!("subject:  {}", c.subject());
-        outln!("issuer:   {}", tbs.issuer);
+        outln!("issuer:   {}", c.issuer());
         outln!("serial:   {}", hex_colon(&c.serial));
         outln!(
             "skid:     {}",
@@ -51,8 +50,8 @@ pub fn run(a: CertsArgs) -> i32 {
         outln!("key:      {key}");
         outln!(
             "validity: {} .. {}",
-            tbs.validity.not_before,
-            tbs.validity.not_after
+            c.x509.not_before(),
+            c.x509.not_after()
         );
         outln!();
     }

@@ -4,16 +4,11 @@
 
 use crate::hash::HashAlg;
 use crate::sign::keys::{Cert, KeyKind};
-use cms::cert::IssuerAndSerialNumber;
-use cms::content_info::{CmsVersion, ContentInfo};
-use cms::signed_data::{
-    EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
-};
+use cms::content_info::ContentInfo;
+use cms::signed_data::SignedData;
 use const_oid::db::{rfc5911, rfc5912};
-use der::asn1::{OctetString, SetOfVec};
 use der::{Any, Decode, Encode};
 use spki::AlgorithmIdentifierOwned;
-use x509_cert::ext::pkix::SubjectKeyIdentifier;
 
 /// How the SignerInfo names its certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +34,9 @@ pub fn signature_algorithm(kind: KeyKind, hash: HashAlg) -> AlgorithmIdentifierO
     }
 }
 
-/// Encodes the ContentInfo around one signature value.
+/// Encodes the ContentInfo around one signature value, as sign-file's OpenSSL does:
+/// the issuer Name is the certificate's own bytes (a re-encoded one, say with a
+/// multi-valued RDN sorted, would no longer match the certificate in the kernel).
 pub fn build(
     cert: &Cert,
     id: SignerIdKind,
@@ -47,18 +44,21 @@ pub fn build(
     sig_alg: AlgorithmIdentifierOwned,
     signature: Vec<u8>,
 ) -> Result<Vec<u8>, String> {
+    use crate::pki::ber::{self, tlv};
+    let der_err = |e: der::Error| e.to_string();
     let digest_alg = AlgorithmIdentifierOwned {
         oid: hash.oid(),
         parameters: None,
-    };
-    let tbs = &cert.parsed.tbs_certificate;
+    }
+    .to_der()
+    .map_err(der_err)?;
     let (version, sid) = match id {
         SignerIdKind::IssuerSerial => (
-            CmsVersion::V1,
-            SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-                issuer: tbs.issuer.clone(),
-                serial_number: tbs.serial_number.clone(),
-            }),
+            1u8,
+            tlv(
+                ber::SEQUENCE,
+                &[cert.issuer_der.clone(), tlv(ber::INTEGER, &cert.serial)].concat(),
+            ),
         ),
         SignerIdKind::KeyId => {
             let skid = cert.skid.clone().ok_or_else(|| {
@@ -67,40 +67,34 @@ pub fn build(
                     cert.path.display()
                 )
             })?;
-            (
-                CmsVersion::V3,
-                SignerIdentifier::SubjectKeyIdentifier(SubjectKeyIdentifier(
-                    OctetString::new(skid).map_err(|e| e.to_string())?,
-                )),
-            )
+            (3, tlv(0x80, &skid))
         }
     };
-    let signer = SignerInfo {
-        version,
-        sid,
-        digest_alg: digest_alg.clone(),
-        signed_attrs: None,
-        signature_algorithm: sig_alg,
-        signature: OctetString::new(signature).map_err(|e| e.to_string())?,
-        unsigned_attrs: None,
-    };
-    let der_err = |e: der::Error| e.to_string();
-    let signed = SignedData {
-        version,
-        digest_algorithms: SetOfVec::try_from(vec![digest_alg]).map_err(der_err)?,
-        encap_content_info: EncapsulatedContentInfo {
-            econtent_type: rfc5911::ID_DATA,
-            econtent: None,
-        },
-        certificates: None,
-        crls: None,
-        signer_infos: SignerInfos(SetOfVec::try_from(vec![signer]).map_err(der_err)?),
-    };
-    let ci = ContentInfo {
-        content_type: rfc5911::ID_SIGNED_DATA,
-        content: Any::encode_from(&signed).map_err(der_err)?,
-    };
-    ci.to_der().map_err(der_err)
+    let version = tlv(ber::INTEGER, &[version]);
+    let signer = tlv(
+        ber::SEQUENCE,
+        &[
+            version.clone(),
+            sid,
+            digest_alg.clone(),
+            sig_alg.to_der().map_err(der_err)?,
+            tlv(ber::OCTET_STRING, &signature),
+        ]
+        .concat(),
+    );
+    let data = rfc5911::ID_DATA.to_der().map_err(der_err)?;
+    let signed = tlv(
+        ber::SEQUENCE,
+        &[
+            version,
+            tlv(ber::SET, &digest_alg),
+            tlv(ber::SEQUENCE, &data),
+            tlv(ber::SET, &signer),
+        ]
+        .concat(),
+    );
+    let ct = rfc5911::ID_SIGNED_DATA.to_der().map_err(der_err)?;
+    Ok(tlv(ber::SEQUENCE, &[ct, tlv(0xa0, &signed)].concat()))
 }
 
 /// Why a PKCS#7 blob is unusable, in the kernel's terms.

@@ -154,49 +154,82 @@ pub fn load_private_key(path: &Path, pin: &Pin) -> Result<PKey<Private>> {
 pub struct Cert {
     pub path: PathBuf,
     pub x509: X509,
-    /// DER of the issuer Name, as in IssuerAndSerialNumber.
+    /// The issuer and subject Names, as encoded in the certificate (never re-encoded:
+    /// the kernel matches them byte for byte).
     pub issuer_der: Vec<u8>,
+    pub subject_der: Vec<u8>,
     /// The serialNumber INTEGER's content bytes.
     pub serial: Vec<u8>,
     pub skid: Option<Vec<u8>>,
-    pub parsed: x509_cert::Certificate,
+    /// The certificate as the kernel reads it; an error when the kernel would not load
+    /// it (then it is trusted for nothing).
+    pub kernel: std::result::Result<crate::pki::x509::Certificate, crate::pki::Errno>,
 }
 
 impl Cert {
     pub fn from_der(path: &Path, der_bytes: &[u8]) -> std::result::Result<Cert, String> {
-        let parsed = x509_cert::Certificate::from_der(der_bytes)
-            .map_err(|e| format!("not a valid X.509 certificate ({e})"))?;
         let x509 = X509::from_der(der_bytes)
             .map_err(|e| format!("not a valid X.509 certificate ({})", first_reason(&e)))?;
-        let tbs = &parsed.tbs_certificate;
-        let issuer_der = tbs.issuer.to_der().map_err(|e| e.to_string())?;
-        let serial = tbs.serial_number.as_bytes().to_vec();
-        let skid = tbs.extensions.iter().flatten().find_map(|ext| {
-            (ext.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER)
-                .then(|| {
-                    der::asn1::OctetString::from_der(ext.extn_value.as_bytes())
-                        .ok()
-                        .map(|o| o.as_bytes().to_vec())
-                })
-                .flatten()
-        });
+        let kernel = crate::pki::x509::Certificate::parse(der_bytes);
+        let (issuer_der, subject_der, serial, skid) = match &kernel {
+            Ok(k) => (
+                k.issuer_tlv.clone(),
+                k.subject_tlv.clone(),
+                k.serial.clone(),
+                k.skid.clone(),
+            ),
+            // Not for the kernel (say, an unsupported curve), still one to sign with.
+            Err(_) => {
+                let parsed = x509_cert::Certificate::from_der(der_bytes)
+                    .map_err(|e| format!("not a valid X.509 certificate ({e})"))?;
+                let tbs = &parsed.tbs_certificate;
+                let skid = tbs.extensions.iter().flatten().find_map(|ext| {
+                    (ext.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER)
+                        .then(|| {
+                            der::asn1::OctetString::from_der(ext.extn_value.as_bytes())
+                                .ok()
+                                .map(|o| o.as_bytes().to_vec())
+                        })
+                        .flatten()
+                });
+                (
+                    tbs.issuer.to_der().map_err(|e| e.to_string())?,
+                    tbs.subject.to_der().map_err(|e| e.to_string())?,
+                    tbs.serial_number.as_bytes().to_vec(),
+                    skid,
+                )
+            }
+        };
         Ok(Cert {
             path: path.to_path_buf(),
             x509,
             issuer_der,
+            subject_der,
             serial,
             skid,
-            parsed,
+            kernel,
         })
     }
 
     pub fn subject(&self) -> String {
-        name_string(&self.parsed.tbs_certificate.subject)
+        name_text(&self.subject_der)
+    }
+
+    pub fn issuer(&self) -> String {
+        name_text(&self.issuer_der)
     }
 
     pub fn issuer_cn(&self) -> Option<String> {
-        common_name(&self.parsed.tbs_certificate.issuer)
+        x509_cert::name::Name::from_der(&self.issuer_der)
+            .ok()
+            .and_then(|n| common_name(&n))
     }
+}
+
+/// A Name as RFC 4514 text, or its bytes in hex when it does not decode as DER.
+fn name_text(der_bytes: &[u8]) -> String {
+    x509_cert::name::Name::from_der(der_bytes)
+        .map_or_else(|_| hex::encode(der_bytes), |n| name_string(&n))
 }
 
 /// Every certificate in a file: a PEM bundle, or one DER certificate.

@@ -4,12 +4,11 @@
 pub mod kernel_image;
 pub mod keyring;
 
-use crate::hash::{HashAlg, OTHER_KERNEL_DIGESTS};
+use crate::hash::HashAlg;
 use crate::modfile::trailer::{self, Trailer};
+use crate::pki::{Errno, pkcs7, x509};
 use crate::sign::keys::{self, Cert};
-use cms::signed_data::SignerIdentifier;
-use const_oid::db::{rfc5911, rfc5912};
-use der::Encode;
+use der::Decode;
 pub use keyring::Keyring;
 
 /// The kernel's verdict on a module's signature.
@@ -40,6 +39,9 @@ pub enum Verdict {
     /// Well-formed but a form the kernel's parser refuses.
     #[serde(rename = "EINVAL")]
     Invalid { reason: String },
+    /// Longer than the kernel's ASN.1 decoder takes.
+    #[serde(rename = "EMSGSIZE")]
+    TooLong { reason: String },
 }
 
 impl Verdict {
@@ -52,6 +54,7 @@ impl Verdict {
             Verdict::Rejected { .. } => "EKEYREJECTED",
             Verdict::BadMsg { .. } => "EBADMSG",
             Verdict::Invalid { .. } => "EINVAL",
+            Verdict::TooLong { .. } => "EMSGSIZE",
         }
     }
 
@@ -66,6 +69,7 @@ impl Verdict {
             Verdict::Rejected { .. } => exit::EKEYREJECTED,
             Verdict::BadMsg { .. } => exit::EBADMSG,
             Verdict::Invalid { .. } => exit::EINVAL,
+            Verdict::TooLong { .. } => exit::EMSGSIZE,
         }
     }
 
@@ -77,7 +81,8 @@ impl Verdict {
             | Verdict::NoPkg { reason }
             | Verdict::Rejected { reason }
             | Verdict::BadMsg { reason }
-            | Verdict::Invalid { reason } => reason.clone(),
+            | Verdict::Invalid { reason }
+            | Verdict::TooLong { reason } => reason.clone(),
         }
     }
 
@@ -98,6 +103,7 @@ impl Verdict {
             Verdict::Rejected { .. } => "refused; insmod: Key was rejected by service",
             Verdict::BadMsg { .. } => "refused; insmod: Bad message",
             Verdict::Invalid { .. } => "refused; insmod: Invalid argument",
+            Verdict::TooLong { .. } => "refused; insmod: Message too long",
         }
     }
 
@@ -111,11 +117,28 @@ impl Verdict {
             Verdict::Rejected { .. } => "refused; insmod: Key was rejected by service",
             Verdict::BadMsg { .. } => "refused; insmod: Bad message",
             Verdict::Invalid { .. } => "refused; insmod: Invalid argument",
+            Verdict::TooLong { .. } => "refused; insmod: Message too long",
         }
     }
 }
 
-/// Judges `data` (a decompressed module, signature included) against `keyring`.
+impl From<Errno> for Verdict {
+    fn from(e: Errno) -> Verdict {
+        match e {
+            Errno::BadMsg(reason) => Verdict::BadMsg { reason },
+            Errno::Inval(reason) => Verdict::Invalid { reason },
+            Errno::NoPkg(reason) => Verdict::NoPkg { reason },
+            Errno::KeyRejected(reason) => Verdict::Rejected { reason },
+            Errno::NoKey(reason) => Verdict::NoKey { reason },
+            Errno::MsgSize(reason) => Verdict::TooLong { reason },
+        }
+    }
+}
+
+/// Judges `data` (a decompressed module, signature included) against `keyring`, step
+/// by step as `mod_verify_sig` → `verify_pkcs7_signature` does: parse, detached data,
+/// `pkcs7_verify` (signatures, and certificate chains inside the message), then
+/// `pkcs7_validate_trust` against the trusted keys.
 pub fn verify(data: &[u8], keyring: &Keyring) -> Verdict {
     let (body, cms_der) = match trailer::parse(data) {
         Trailer::Unsigned => return Verdict::Unsigned,
@@ -127,164 +150,323 @@ pub fn verify(data: &[u8], keyring: &Keyring) -> Verdict {
         }
         Trailer::Signed { body, cms, .. } => (body, cms),
     };
-    let sd = match crate::sign::cms::parse(cms_der) {
-        Ok(sd) => sd,
-        Err(crate::sign::cms::ParseError::Malformed(r)) => return Verdict::BadMsg { reason: r },
-        Err(crate::sign::cms::ParseError::Unsupported(r)) => return Verdict::Invalid { reason: r },
-    };
-    let sd_version = sd.version as u8;
-    if sd_version != 1 && sd_version != 3 {
-        return Verdict::Invalid {
-            reason: format!("unsupported SignedData version {sd_version}"),
-        };
+    match judge(body, cms_der, keyring) {
+        Ok(v) => v,
+        Err(e) => e.into(),
     }
-    // pkcs7_parser: every SignerInfo's algorithms are checked while parsing.
+}
+
+/// What pkcs7_verify and pkcs7_validate_trust learn about one SignerInfo.
+struct Signer {
+    /// Index into the message's certificates of the signer's certificate.
+    cert: Option<usize>,
+    unsupported: bool,
+}
+
+fn judge(body: &[u8], cms_der: &[u8], keyring: &Keyring) -> Result<Verdict, Errno> {
+    let msg = pkcs7::parse(cms_der)?;
+    if msg.has_data {
+        return Err(Errno::BadMsg(
+            "PKCS#7 signature with non-detached data (it carries its content)".into(),
+        ));
+    }
+    if !msg.data_is_pkcs7_data {
+        return Err(Errno::KeyRejected(
+            "Invalid module sig (not pkcs7-data)".into(),
+        ));
+    }
+    if msg.have_authattrs {
+        return Err(Errno::KeyRejected(
+            "Invalid module sig (has authattrs)".into(),
+        ));
+    }
+    // pkcs7_verify: each signature against its certificate in the message, if any.
+    let mut links: Vec<Option<usize>> = vec![None; msg.certs.len()];
     let mut signers = Vec::new();
-    for si in sd.signer_infos.0.iter() {
-        let hash = match HashAlg::from_oid(&si.digest_alg.oid) {
-            Some(h) => Ok(h),
-            None => match OTHER_KERNEL_DIGESTS
-                .iter()
-                .find(|(_, o)| *o == si.digest_alg.oid)
-            {
-                Some((name, _)) => Err(*name),
-                None => {
-                    return Verdict::NoPkg {
-                        reason: format!("unsupported digest algorithm {}", si.digest_alg.oid),
-                    };
-                }
-            },
+    let mut any_ok = false;
+    for si in &msg.signers {
+        let mut s = Signer {
+            cert: None,
+            unsupported: false,
         };
-        let ecdsa = HashAlg::ALL
-            .iter()
-            .any(|h| h.ecdsa_oid() == si.signature_algorithm.oid);
-        let rsa = si.signature_algorithm.oid == rfc5912::RSA_ENCRYPTION;
-        if !rsa && !ecdsa {
-            return Verdict::NoPkg {
-                reason: format!(
-                    "unsupported signature algorithm {}",
-                    si.signature_algorithm.oid
-                ),
-            };
+        match verify_one(&msg, si, body, &mut s, &mut links) {
+            Ok(()) => any_ok = true,
+            Err(Errno::NoPkg(_)) => s.unsupported = true,
+            Err(e) => return Err(e),
         }
-        let si_version = si.version as u8;
-        // pkcs7_note_signerinfo_version: a v1 SignerInfo needs SignedData v1, a v3 one
-        // (subjectKeyIdentifier) needs SignedData v3. Found by the flipped-bit property test.
-        let id_ok = match (&si.sid, si_version) {
-            (SignerIdentifier::IssuerAndSerialNumber(_), 1) => sd_version == 1,
-            (SignerIdentifier::SubjectKeyIdentifier(_), 3) => sd_version == 3,
-            _ => false,
-        };
-        if !id_ok {
-            return Verdict::BadMsg {
-                reason: format!(
-                    "SignerInfo version {si_version} does not fit its signer identifier"
-                ),
-            };
-        }
-        signers.push((si, hash, rsa));
+        signers.push(s);
     }
-    if sd.encap_content_info.econtent_type != rfc5911::ID_DATA {
-        return Verdict::Rejected {
-            reason: "Invalid module sig (not pkcs7-data)".into(),
-        };
+    if !any_ok {
+        let si = &msg.signers[0];
+        return Err(Errno::NoPkg(match si.hash {
+            Err(name) => format!("{name} digests are not checked by this tool"),
+            Ok(h) => format!("{} with this key is not supported", h.name()),
+        }));
     }
-    if sd.encap_content_info.econtent.is_some() {
-        return Verdict::Invalid {
-            reason: "PKCS#7 carries its content; a module signature must be detached".into(),
-        };
-    }
-    if signers.iter().any(|(si, _, _)| si.signed_attrs.is_some()) {
-        return Verdict::Rejected {
-            reason: "Invalid module sig (has authattrs)".into(),
-        };
-    }
-    // pkcs7_validate_trust: ENOKEY unless some signer is trusted; ENOPKG beats ENOKEY;
+    // pkcs7_validate_trust: ENOKEY unless some signer is trusted, ENOPKG beats it,
     // any other failure ends it.
-    let mut verdict = Verdict::NoKey {
-        reason: "no trusted certificate matches the signer".into(),
-    };
-    for (si, hash, rsa) in signers {
-        let cert = match &si.sid {
-            SignerIdentifier::IssuerAndSerialNumber(ias) => {
-                let issuer = ias.issuer.to_der().unwrap_or_default();
-                keyring.find_by_issuer_serial(&issuer, ias.serial_number.as_bytes())
+    let mut verified = vec![false; msg.certs.len()];
+    let mut seen = vec![false; msg.certs.len()];
+    let mut verdict: Result<Verdict, Errno> = Err(Errno::NoKey(format!(
+        "no trusted certificate matches the signer ({})",
+        describe_signer(&msg.signers[0])
+    )));
+    for (si, s) in msg.signers.iter().zip(&signers) {
+        if s.unsupported {
+            if matches!(verdict, Err(Errno::NoKey(_))) {
+                verdict = Err(Errno::NoPkg("the signer's crypto is not supported".into()));
             }
-            SignerIdentifier::SubjectKeyIdentifier(skid) => keyring.find_by_skid(skid.0.as_bytes()),
-        };
-        let Some(cert) = cert else {
-            verdict = match verdict {
-                Verdict::NoKey { .. } => Verdict::NoKey {
-                    reason: format!(
-                        "no trusted certificate matches the signer ({})",
-                        describe_sid(&si.sid)
-                    ),
-                },
-                v => v,
-            };
             continue;
-        };
-        let hash = match hash {
-            Ok(h) => h,
-            Err(name) => {
-                if matches!(verdict, Verdict::NoKey { .. }) {
-                    verdict = Verdict::NoPkg {
-                        reason: format!("{name} digests are not checked by this tool"),
-                    };
-                }
-                continue;
-            }
-        };
-        match check_signature(cert, hash, rsa, body, si.signature.as_bytes()) {
-            Ok(()) => {
-                verdict = Verdict::Ok {
+        }
+        match trust_one(&msg, si, s, body, keyring, &links, &mut seen, &mut verified) {
+            Ok(cert) => {
+                verdict = Ok(Verdict::Ok {
                     signer: cert.issuer_cn().unwrap_or_else(|| cert.subject()),
-                    hash: hash.name().into(),
+                    hash: si.hash.map_or("?", |h| h.name()).into(),
                     cert: cert.path.display().to_string(),
-                }
+                })
             }
-            Err(reason) => return Verdict::Rejected { reason },
+            Err(Errno::NoKey(_)) => {}
+            Err(e) => return Err(e),
         }
     }
     verdict
 }
 
-fn check_signature(
-    cert: &Cert,
-    hash: HashAlg,
-    rsa: bool,
-    body: &[u8],
-    sig: &[u8],
-) -> Result<(), String> {
-    let public = cert.x509.public_key().map_err(|e| e.to_string())?;
-    let kind = keys::key_kind(&public)?;
-    if rsa != matches!(kind, keys::KeyKind::Rsa(_)) {
-        return Err(format!(
-            "signature algorithm does not fit the {kind} key of {}",
-            cert.path.display()
-        ));
-    }
-    let mut v = openssl::sign::Verifier::new(hash.md(), &public).map_err(|e| e.to_string())?;
-    v.update(body).map_err(|e| e.to_string())?;
-    match v.verify(sig) {
-        Ok(true) => Ok(()),
-        _ => Err(format!(
-            "signature does not verify with the key of \"{}\"",
-            cert.subject()
-        )),
+fn digest(si: &pkcs7::SignerInfo, body: &[u8]) -> Result<(HashAlg, Vec<u8>), Errno> {
+    match si.hash {
+        Ok(h) => Ok((h, h.digest(body))),
+        Err(name) => Err(Errno::NoPkg(format!(
+            "{name} digests are not checked by this tool"
+        ))),
     }
 }
 
-fn describe_sid(sid: &SignerIdentifier) -> String {
-    match sid {
-        SignerIdentifier::IssuerAndSerialNumber(ias) => format!(
-            "issuer \"{}\", serial {}",
-            keys::common_name(&ias.issuer).unwrap_or_else(|| ias.issuer.to_string()),
-            hex_colon(ias.serial_number.as_bytes())
-        ),
-        SignerIdentifier::SubjectKeyIdentifier(skid) => {
-            format!("key id {}", hex_colon(skid.0.as_bytes()))
+/// `pkcs7_verify_one`: the digest, the signer's certificate among the message's, its
+/// key over the signature (errors as they come: EINVAL, EBADMSG, EKEYREJECTED), and
+/// the chain above it inside the message.
+fn verify_one(
+    msg: &pkcs7::Message,
+    si: &pkcs7::SignerInfo,
+    body: &[u8],
+    s: &mut Signer,
+    links: &mut [Option<usize>],
+) -> Result<(), Errno> {
+    let (hash, digest) = digest(si, body)?;
+    let Some(i) = msg.certs.iter().position(|c| c.id() == si.auth_id) else {
+        return Ok(());
+    };
+    s.cert = Some(i);
+    x509::verify_signature(&msg.certs[i].public, si.algo, hash, &digest, &si.signature)?;
+    // pkcs7_verify_sig_chain
+    let mut seen = vec![false; msg.certs.len()];
+    let mut x = i;
+    loop {
+        seen[x] = true;
+        let c = &msg.certs[x];
+        if c.self_signed {
+            if !c.unsupported_sig {
+                links[x] = Some(x);
+            }
+            return Ok(());
         }
+        let issuer = match &c.auth_ids {
+            [Some(a), skid] => {
+                let Some(p) = msg.certs.iter().position(|p| p.id() == *a) else {
+                    return Ok(());
+                };
+                if let Some(k) = skid
+                    && msg.certs[p].skid.as_ref() != Some(k)
+                {
+                    return Err(Errno::KeyRejected(
+                        "X.509 chain contains auth-skid nonmatch".into(),
+                    ));
+                }
+                p
+            }
+            [None, Some(k)] => match msg.certs.iter().position(|p| p.skid.as_ref() == Some(k)) {
+                Some(p) => p,
+                None => return Ok(()),
+            },
+            [None, None] => return Ok(()),
+        };
+        if seen[issuer] {
+            return Ok(());
+        }
+        let Some(h) = c.sig_hash else {
+            return Err(Errno::NoPkg("certificate digest not supported".into()));
+        };
+        let p = &msg.certs[issuer];
+        x509::verify_signature(&p.public, c.sig_algo, h, &h.digest(&c.tbs), &c.signature)?;
+        links[x] = Some(issuer);
+        if x == issuer {
+            return Ok(());
+        }
+        x = issuer;
+    }
+}
+
+/// `find_asymmetric_key(trusted, id_0, id_1)`: exact match of the first id given
+/// against any id of a key; with both, the key's subjectKeyIdentifier must be the
+/// second. An empty id is the key search's `-EINVAL`.
+fn find_trusted<'k>(
+    keyring: &'k Keyring,
+    id_0: Option<&[u8]>,
+    id_1: Option<&[u8]>,
+) -> Result<(&'k Cert, &'k x509::Certificate), Errno> {
+    let lookup = id_0.or(id_1).unwrap_or_default();
+    if lookup.is_empty() {
+        return Err(Errno::Inval(
+            "empty key id (the keyring search refuses it)".into(),
+        ));
+    }
+    let found = keyring.certs.iter().find_map(|c| {
+        let k = c.kernel.as_ref().ok()?;
+        k.ids()
+            .iter()
+            .any(|id| id.as_deref() == Some(lookup))
+            .then_some((c, k))
+    });
+    let Some((c, k)) = found else {
+        return Err(Errno::NoKey(
+            "no trusted certificate matches the signer".into(),
+        ));
+    };
+    if let (Some(_), Some(skid)) = (id_0, id_1)
+        && k.skid.as_deref() != Some(skid)
+    {
+        return Err(Errno::KeyRejected(
+            "key found, but its key id differs".into(),
+        ));
+    }
+    Ok((c, k))
+}
+
+/// `pkcs7_validate_trust_one`: the first certificate of the chain that a trusted key
+/// vouches for (or the signer itself, without certificates), and that key's check of
+/// the signature below it. Every failure of that check is EKEYREJECTED.
+#[allow(clippy::too_many_arguments)]
+fn trust_one<'k>(
+    msg: &pkcs7::Message,
+    si: &pkcs7::SignerInfo,
+    s: &Signer,
+    body: &[u8],
+    keyring: &'k Keyring,
+    links: &[Option<usize>],
+    seen: &mut [bool],
+    verified: &mut [bool],
+) -> Result<&'k Cert, Errno> {
+    // The signature a trusted key must verify: the module's, or a certificate's.
+    enum Signed {
+        Module,
+        Cert(usize),
+    }
+    let mut signed = Signed::Module;
+    let mut last = None;
+    let mut x = s.cert;
+    let mut chain = Vec::new();
+    let mut matched = None;
+    while let Some(i) = x {
+        if seen[i] {
+            if verified[i] {
+                return Err(Errno::NoKey("already checked".into()));
+            }
+            return Err(Errno::NoKey(
+                "no trusted certificate matches the chain".into(),
+            ));
+        }
+        seen[i] = true;
+        chain.push(i);
+        let c = &msg.certs[i];
+        match find_trusted(keyring, Some(&c.id()), c.skid.as_deref()) {
+            Ok(k) => {
+                matched = Some(k);
+                break;
+            }
+            Err(_) if links[i] == Some(i) => {
+                return Err(Errno::NoKey(
+                    "the message's self-signed certificate is not trusted".into(),
+                ));
+            }
+            Err(_) => {}
+        }
+        last = Some(i);
+        signed = Signed::Cert(i);
+        x = links[i];
+    }
+    if matched.is_none()
+        && let Some(l) = last
+        && (msg.certs[l].auth_ids[0].is_some() || msg.certs[l].auth_ids[1].is_some())
+    {
+        let [a0, a1] = &msg.certs[l].auth_ids;
+        match find_trusted(keyring, a0.as_deref(), a1.as_deref()) {
+            Ok(k) => {
+                matched = Some(k);
+                signed = Signed::Cert(l);
+            }
+            Err(Errno::NoKey(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if matched.is_none() {
+        match find_trusted(keyring, Some(&si.auth_id), None) {
+            Ok(k) => {
+                matched = Some(k);
+                signed = Signed::Module;
+            }
+            Err(Errno::NoKey(_)) => {
+                return Err(Errno::NoKey(format!(
+                    "no trusted certificate matches the signer ({})",
+                    describe_signer(si)
+                )));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let (cert, key) = matched.expect("set above");
+    let checked = match signed {
+        Signed::Module => {
+            let (hash, d) = digest(si, body)?;
+            x509::verify_signature(&key.public, si.algo, hash, &d, &si.signature)
+        }
+        Signed::Cert(i) => {
+            let c = &msg.certs[i];
+            match c.sig_hash {
+                Some(h) => x509::verify_signature(
+                    &key.public,
+                    c.sig_algo,
+                    h,
+                    &h.digest(&c.tbs),
+                    &c.signature,
+                ),
+                None => Err(Errno::NoPkg("certificate digest not supported".into())),
+            }
+        }
+    };
+    if let Err(e) = checked {
+        return Err(Errno::KeyRejected(format!(
+            "signature does not verify with the key of \"{}\" ({})",
+            cert.subject(),
+            e.reason()
+        )));
+    }
+    for i in chain {
+        verified[i] = true;
+    }
+    Ok(cert)
+}
+
+fn describe_signer(si: &pkcs7::SignerInfo) -> String {
+    match (&si.issuer_tlv, &si.serial) {
+        (Some(issuer), Some(serial)) if !si.by_skid => format!(
+            "issuer \"{}\", serial {}",
+            x509_cert::name::Name::from_der(issuer)
+                .ok()
+                .and_then(|n| keys::common_name(&n))
+                .unwrap_or_else(|| hex::encode(issuer)),
+            hex_colon(serial)
+        ),
+        _ => format!("key id {}", hex_colon(&si.auth_id)),
     }
 }
 

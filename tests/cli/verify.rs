@@ -184,10 +184,16 @@ fn signed_attributes_and_unsupported_digest_are_rejected() {
             .args([&k.cert, &m, &out]));
         out
     };
-    let with_attrs = make("attrs", &["-md", "sha256"]);
+    let with_attrs = make("attrs", &["-md", "sha256", "-nosmimecap"]);
     let (c, out) = verdict(&with_attrs, &k.cert);
     assert_eq!(c, 13, "{out}");
     assert!(out.contains("has authattrs"), "{out}");
+    // OpenSSL's default attributes include S/MIME capabilities, which the kernel's
+    // parser refuses first (outside Authenticode).
+    let with_caps = make("caps", &["-md", "sha256"]);
+    let (c, out) = verdict(&with_caps, &k.cert);
+    assert_eq!(c, 13, "{out}");
+    assert!(out.contains("S/MIME Caps only allowed with Authenticode"), "{out}");
     let md5 = make("md5", &["-md", "md5", "-noattr"]);
     let (c, out) = verdict(&md5, &k.cert);
     assert_eq!(c, 12, "{out}");

@@ -1,0 +1,38 @@
+//! PKCS#7 and X.509 as the kernel reads them: its grammar (crypto/asymmetric_keys/
+//! pkcs7.asn1, x509.asn1), its decoder's leniency (BER, CHOICE of SET or SEQUENCE,
+//! trailing bytes), and its error codes. Used by `verify`, `certs` and `sign`.
+
+pub mod ber;
+pub mod oid;
+pub mod pkcs7;
+pub mod x509;
+
+/// A kernel error code with what caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Errno {
+    BadMsg(String),
+    Inval(String),
+    NoPkg(String),
+    KeyRejected(String),
+    NoKey(String),
+    MsgSize(String),
+}
+
+impl Errno {
+    pub fn reason(&self) -> &str {
+        match self {
+            Errno::BadMsg(r)
+            | Errno::Inval(r)
+            | Errno::NoPkg(r)
+            | Errno::KeyRejected(r)
+            | Errno::NoKey(r)
+            | Errno::MsgSize(r) => r,
+        }
+    }
+}
+
+/// `asymmetric_key_generate_id(a, b)`: the two byte strings joined. Keys and signers
+/// are matched by these ids, exactly.
+pub fn key_id(a: &[u8], b: &[u8]) -> Vec<u8> {
+    [a, b].concat()
+}
