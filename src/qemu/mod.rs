@@ -39,9 +39,13 @@ pub enum Refusal {
     UnsupportedCrypto,
     BadSignature,
     MalformedSignature,
+    /// EMSGSIZE: a PKCS#7 longer than the kernel's ASN.1 decoder takes.
+    SignatureTooLong,
     VersionMagic,
     UnknownSymbol,
     InvalidParameters,
+    /// EINVAL: for a signature, a form the kernel's parser refuses.
+    InvalidArgument,
     Other(String),
 }
 
@@ -53,11 +57,15 @@ impl std::fmt::Display for Refusal {
             Refusal::UnsupportedCrypto => "signature uses crypto the kernel lacks (ENOPKG)",
             Refusal::BadSignature => "bad signature (EKEYREJECTED)",
             Refusal::MalformedSignature => "malformed signature (EBADMSG)",
+            Refusal::SignatureTooLong => "signature longer than the kernel takes (EMSGSIZE)",
             Refusal::VersionMagic => {
                 "built for another kernel: version magic or struct module layout differs (ENOEXEC)"
             }
             Refusal::UnknownSymbol => "unknown symbol",
             Refusal::InvalidParameters => "invalid module parameters",
+            Refusal::InvalidArgument => {
+                "invalid argument (EINVAL; for a signature: a form the kernel refuses)"
+            }
             Refusal::Other(s) => s,
         })
     }
@@ -464,6 +472,8 @@ fn classify(kernel: &[String], tool: &[String]) -> Refusal {
         Refusal::BadSignature
     } else if all("Bad message") {
         Refusal::MalformedSignature
+    } else if all("Message too long") {
+        Refusal::SignatureTooLong
     } else if all("version magic")
         || all("disagrees about version of symbol")
         || all("section size must match")
@@ -475,6 +485,8 @@ fn classify(kernel: &[String], tool: &[String]) -> Refusal {
         Refusal::UnknownSymbol
     } else if all("Invalid parameters") || all("Unknown parameter") {
         Refusal::InvalidParameters
+    } else if all("Invalid argument") {
+        Refusal::InvalidArgument
     } else {
         Refusal::Other(
             tool.last()

@@ -5,6 +5,7 @@
 mod bad_input;
 mod common;
 mod compress;
+mod corpus;
 mod info;
 mod limits;
 mod package;

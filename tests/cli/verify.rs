@@ -193,7 +193,10 @@ fn signed_attributes_and_unsupported_digest_are_rejected() {
     let with_caps = make("caps", &["-md", "sha256"]);
     let (c, out) = verdict(&with_caps, &k.cert);
     assert_eq!(c, 13, "{out}");
-    assert!(out.contains("S/MIME Caps only allowed with Authenticode"), "{out}");
+    assert!(
+        out.contains("S/MIME Caps only allowed with Authenticode"),
+        "{out}"
+    );
     let md5 = make("md5", &["-md", "md5", "-noattr"]);
     let (c, out) = verdict(&md5, &k.cert);
     assert_eq!(c, 12, "{out}");
