@@ -8,6 +8,7 @@ use crate::run::{TRUSTED, boot, built_module, test_key};
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
 use std::path::{Path, PathBuf};
+use std::process::Command as Std;
 
 /// DER, and the BER variants the kernel also reads.
 fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
@@ -554,4 +555,104 @@ fn verify_equals_the_booted_kernel_on_crafted_signatures() {
             "{name} did not load:\n{table}"
         );
     }
+}
+
+/// A self-signed certificate whose issuer (= subject) holds a multi-valued RDN with
+/// its two values in non-DER order, re-signed after the swap (OpenSSL itself always
+/// writes the DER order). And one with a 24-byte serial.
+fn odd_certificates(key: &PKey<Private>) -> [(&'static str, Vec<u8>); 2] {
+    let mut n = openssl::x509::X509NameBuilder::new().unwrap();
+    n.append_entry_by_text("CN", "cargo-kmod multi-valued")
+        .unwrap();
+    n.append_entry_by_text_with_type("O", "rdn", openssl::asn1::Asn1Type::UTF8STRING)
+        .unwrap();
+    let name = n.build();
+    let plain = certificate(key, &name, None, &[0x01, 0x23])
+        .to_der()
+        .unwrap();
+    // Make the two RDNs one multi-valued RDN with the values swapped: SET { O, CN }
+    // where DER order would sort them by encoding.
+    let tbs = children(&plain)[0];
+    let fields = children(tbs);
+    let name_der = fields[3];
+    let rdns = children(name_der);
+    let avas: Vec<&[u8]> = rdns.iter().map(|r| children(r)[0]).collect();
+    let mut sorted = avas.clone();
+    sorted.sort();
+    sorted.reverse(); // the order DER forbids
+    let odd_name = seq(&[&set(&sorted)]);
+    let new_fields: Vec<Vec<u8>> = fields
+        .iter()
+        .map(|f| {
+            if *f == name_der {
+                odd_name.clone()
+            } else {
+                f.to_vec()
+            }
+        })
+        .collect();
+    let refs: Vec<&[u8]> = new_fields.iter().map(|f| f.as_slice()).collect();
+    let tbs = seq(&refs);
+    let mut s = openssl::sign::Signer::new(MessageDigest::sha256(), key).unwrap();
+    let sig = s.sign_oneshot_to_vec(&tbs).unwrap();
+    let alg = children(&plain)[1];
+    let odd = seq(&[&tbs, alg, &tlv(0x03, &cat(&[&[0], &sig]))]);
+    let serial24 = certificate(key, &name, None, &[0x5a; 24]).to_der().unwrap();
+    [
+        ("multi-valued-rdn-out-of-order", odd),
+        ("serial-of-24-bytes", serial24),
+    ]
+}
+
+/// Regressions: `sign` re-encoded the issuer (sorting a multi-valued RDN), so the
+/// kernel could not match it (ENOKEY) while `verify` said OK; a 24-byte serial made
+/// the certificate unusable (exit 4) and `certs` dropped it. sign-file copies the
+/// certificate's bytes: so must we, byte for byte.
+#[test]
+fn certificates_the_kernel_takes_as_they_are_sign_like_sign_file() {
+    let d = tempfile::tempdir().unwrap();
+    let module = unsigned_module(d.path(), "dummy");
+    let key = rsa_key();
+    let key_pem = d.path().join("key.pem");
+    std::fs::write(&key_pem, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    let mut image = b"\x7fELF".to_vec();
+    image.resize(256, 0);
+    for (name, der) in odd_certificates(&key) {
+        let cert = d.path().join(format!("{name}.der"));
+        std::fs::write(&cert, &der).unwrap();
+        image.extend(&der);
+        let (theirs, ours) = (d.path().join("theirs.ko"), d.path().join("ours.ko"));
+        run(Std::new(sign_file())
+            .arg("sha256")
+            .args([&key_pem, &cert, &module, &theirs]));
+        let k = Key {
+            key: key_pem.clone(),
+            cert: cert.clone(),
+        };
+        let o = sign_cmd(&k, "sha256")
+            .arg("-o")
+            .arg(&ours)
+            .arg(&module)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let t = std::fs::read(&theirs).unwrap();
+        assert!(
+            t == std::fs::read(&ours).unwrap(),
+            "{name}: differs from sign-file"
+        );
+        let tbs = children(&der)[0];
+        let issuer = children(tbs)[3];
+        assert!(
+            t.windows(issuer.len()).any(|w| w == issuer),
+            "{name}: issuer re-encoded"
+        );
+        assert_verifies(&cert, &ours);
+    }
+    image.extend([0u8; 64]);
+    let vmlinux = d.path().join("vmlinux");
+    std::fs::write(&vmlinux, image).unwrap();
+    let o = kmod().arg("certs").arg(&vmlinux).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).matches("subject:").count(), 2, "{}", stdout(&o));
 }
