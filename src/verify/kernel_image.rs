@@ -21,9 +21,9 @@ pub const MAX_CERTS: usize = 1024;
 
 /// The vmlinux inside a kernel image, as a stream: a bzImage's decompressed payload,
 /// or an ELF vmlinux file as it is. At most [`MAX_VMLINUX`] bytes are read.
-fn vmlinux<'a>(
+fn vmlinux<'a, R: Read + 'a>(
     path: &Path,
-    file: std::fs::File,
+    file: R,
     data: &'a mut Vec<u8>,
 ) -> Result<Box<dyn Read + 'a>> {
     let read_err = |source| Error::Read {
@@ -153,21 +153,26 @@ const MAX_CERT: usize = 4 + 0xffff;
 /// `system_certificate_list` as concatenated `30 82 LL LL` certificates. The image is
 /// scanned as a stream through a window, never held whole.
 pub fn certificates(path: &Path) -> Result<Vec<Cert>> {
-    let image = |reason: String| Error::KernelImage {
-        path: path.to_path_buf(),
-        reason,
-    };
     let file = std::fs::File::open(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,
     })?;
+    certificates_in(path, file)
+}
+
+/// [`certificates`] of an image read from `file` (`path` names it in messages).
+pub fn certificates_in(path: &Path, file: impl Read) -> Result<Vec<Cert>> {
+    let image = |reason: String| Error::KernelImage {
+        path: path.to_path_buf(),
+        reason,
+    };
     let mut bz = Vec::new();
     let mut stream = vmlinux(path, file, &mut bz)?;
     let mut certs: Vec<Cert> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let mut win: Vec<u8> = Vec::with_capacity(4 << 20);
+    let mut win: Vec<u8> = Vec::new();
     let (mut total, mut first, mut eof) = (0u64, true, false);
-    let mut chunk = vec![0u8; 1 << 20];
+    let mut chunk = vec![0u8; 16 << 10];
     let seq2 = memchr::memmem::Finder::new(&[0x30, 0x82]);
     while !eof {
         match stream.read(&mut chunk) {
