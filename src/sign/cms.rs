@@ -108,6 +108,13 @@ pub enum ParseError {
 
 /// Decodes the ContentInfo and the SignedData inside it (DER).
 pub fn parse(der_bytes: &[u8]) -> Result<SignedData, ParseError> {
+    // The kernel never takes more (and the SET OF decode sorts: bounded, it stays fast).
+    if der_bytes.len() > crate::pki::ber::MAX_LEN {
+        return Err(ParseError::Malformed(format!(
+            "PKCS#7 of {} bytes is longer than the kernel takes (65535)",
+            der_bytes.len()
+        )));
+    }
     let ci = ContentInfo::from_der(der_bytes)
         .map_err(|e| ParseError::Malformed(format!("PKCS#7 does not decode: {e}")))?;
     if ci.content_type != rfc5911::ID_SIGNED_DATA {

@@ -656,3 +656,35 @@ fn certificates_the_kernel_takes_as_they_are_sign_like_sign_file() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o).matches("subject:").count(), 2, "{}", stdout(&o));
 }
+
+/// Regression: a PKCS#7 with 8,000 SignerInfos (376 KB) took `verify` 29 s (a
+/// quadratic SET OF decode). Past 65,535 bytes the kernel refuses it unread; the most
+/// that fits (600 of these) is parsed in linear time.
+#[test]
+fn many_signer_infos_are_judged_in_linear_time() {
+    let d = tempfile::tempdir().unwrap();
+    let body = std::fs::read(built_module("kmodtest")).unwrap();
+    let rsa = Signer::load("rsa2048");
+    let si = signer_info(1, &rsa.issuer_serial(), &rsa, &[0x42; 8], &[]);
+    for (n, verdict, code) in [(600, "EKEYREJECTED", 13), (8000, "EMSGSIZE", 19)] {
+        let mut p = Parts::standard(&rsa, &body);
+        p.signer_infos = tlv(0x31, &si.repeat(n));
+        let m = module(d.path(), &format!("many-{n}"), &body, &p.encode());
+        for cmd in ["verify", "info"] {
+            let started = std::time::Instant::now();
+            let mut c = kmod();
+            c.arg(cmd);
+            if cmd == "verify" {
+                c.arg("--cert").arg(test_key("rsa2048").cert);
+            }
+            let o = c.arg(&m).output().unwrap();
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!("{cmd} with {n} SignerInfos: {secs:.2} s");
+            assert!(secs < 10.0, "{cmd} {n}: {secs:.1} s");
+            if cmd == "verify" {
+                assert_eq!(o.status.code(), Some(code), "{n}: {}", stdout(&o));
+                assert!(stdout(&o).contains(verdict), "{n}: {}", stdout(&o));
+            }
+        }
+    }
+}
