@@ -205,7 +205,7 @@ fn judge(body: &[u8], cms_der: &[u8], keyring: &Keyring) -> Result<Verdict, Errn
     }
     // pkcs7_validate_trust: ENOKEY unless some signer is trusted, ENOPKG beats it,
     // any other failure ends it.
-    let mut verified = vec![false; msg.certs.len()];
+    let mut verified: Vec<Option<&Cert>> = vec![None; msg.certs.len()];
     let mut seen = vec![false; msg.certs.len()];
     let mut verdict: Result<Verdict, Errno> = Err(Errno::NoKey(format!(
         "no trusted certificate matches the signer ({})",
@@ -354,7 +354,7 @@ fn trust_one<'k>(
     keyring: &'k Keyring,
     links: &[Option<usize>],
     seen: &mut [bool],
-    verified: &mut [bool],
+    verified: &mut [Option<&'k Cert>],
 ) -> Result<&'k Cert, Errno> {
     // The signature a trusted key must verify: the module's, or a certificate's.
     enum Signed {
@@ -368,8 +368,9 @@ fn trust_one<'k>(
     let mut matched = None;
     while let Some(i) = x {
         if seen[i] {
-            if verified[i] {
-                return Err(Errno::NoKey("already checked".into()));
+            // A chain another SignerInfo already proved (`goto verified`).
+            if let Some(cert) = verified[i] {
+                return Ok(cert);
             }
             return Err(Errno::NoKey(
                 "no trusted certificate matches the chain".into(),
@@ -413,6 +414,7 @@ fn trust_one<'k>(
             Ok(k) => {
                 matched = Some(k);
                 signed = Signed::Module;
+                chain.clear(); // the kernel marks no certificate verified this way
             }
             Err(Errno::NoKey(_)) => {
                 return Err(Errno::NoKey(format!(
@@ -451,7 +453,7 @@ fn trust_one<'k>(
         )));
     }
     for i in chain {
-        verified[i] = true;
+        verified[i] = Some(cert);
     }
     Ok(cert)
 }
