@@ -399,8 +399,37 @@ pub fn list() -> Vec<KernelInfo> {
         .filter_map(|e| e.ok())
         .filter_map(|e| load_info(&e.path()))
         .collect();
-    v.sort_by(|a, b| b.release.cmp(&a.release));
+    v.sort_by(|a, b| Version::of(&b.release).cmp(&Version::of(&a.release)));
     v
+}
+
+/// A kernel release's version, compared as numbers (6.9 < 6.12), a release candidate
+/// before its release (7.3-rc2 < 7.3).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version {
+    numbers: Vec<u32>,
+    /// u32::MAX for a release, N for -rcN.
+    rc: u32,
+}
+
+impl Version {
+    pub fn of(release: &str) -> Version {
+        let end = release
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(release.len());
+        let numbers = release[..end]
+            .split('.')
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let rc = release[end..]
+            .strip_prefix("-rc")
+            .and_then(|r| {
+                let digits: String = r.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
+            .unwrap_or(u32::MAX);
+        Version { numbers, rc }
+    }
 }
 
 /// Builds (or reuses) the kernel.
@@ -680,4 +709,33 @@ pub fn run_lines(
         let _ = t.join();
     }
     Ok((child.wait()?, lines))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_as_numbers() {
+        let mut v = [
+            "7.3",
+            "6.12.117",
+            "6.9",
+            "7.3-rc2",
+            "6.1.158-amd64",
+            "7.2.13+deb14-amd64",
+            "6.12",
+        ];
+        v.sort_by_key(|r| Version::of(r));
+        let want = [
+            "6.1.158-amd64",
+            "6.9",
+            "6.12",
+            "6.12.117",
+            "7.2.13+deb14-amd64",
+            "7.3-rc2",
+            "7.3",
+        ];
+        assert_eq!(v, want);
+    }
 }
