@@ -46,16 +46,4 @@ impl Keyring {
         self.certs.extend(super::kernel_image::certificates(image)?);
         Ok(())
     }
-
-    /// The kernel's lookup (`find_asymmetric_key` with the signer's auth id): an exact
-    /// match of issuer+serial, or of the subjectKeyIdentifier.
-    pub fn find_by_issuer_serial(&self, issuer_der: &[u8], serial: &[u8]) -> Option<&Cert> {
-        self.certs
-            .iter()
-            .find(|c| c.issuer_der == issuer_der && c.serial == serial)
-    }
-
-    pub fn find_by_skid(&self, skid: &[u8]) -> Option<&Cert> {
-        self.certs.iter().find(|c| c.skid.as_deref() == Some(skid))
-    }
 }
