@@ -53,6 +53,40 @@ pub fn open_regular(path: &Path) -> Result<std::fs::File> {
     Ok(file)
 }
 
+/// A whole small file (a `.config`, a list), refused beyond `max` bytes.
+pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    open_regular(path)?
+        .take(max + 1)
+        .read_to_end(&mut buf)
+        .map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if buf.len() as u64 > max {
+        return Err(Error::Read {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(format!("larger than {} MiB", max >> 20)),
+        });
+    }
+    Ok(buf)
+}
+
+/// The first `n` bytes of a file (fewer if it is shorter).
+pub fn read_head(path: &Path, n: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    open_regular(path)?
+        .take(n)
+        .read_to_end(&mut buf)
+        .map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(buf)
+}
+
 /// Creates files that belong together (a key and its certificates), each with its
 /// mode, never overwriting: all appear, complete, or none does. Each is written and
 /// synced before any is named; if one cannot be created, those already created are
@@ -309,7 +343,10 @@ impl Spares {
         }
         match exchange(&new.path, path) {
             Ok(()) if holds(&new.path, id, link_ok) => Ok(true),
-            Ok(()) => Err(self.undo(new, path)),
+            Ok(()) => {
+                let displaced = std::fs::symlink_metadata(&new.path).ok();
+                Err(self.undo(new, path, displaced))
+            }
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                 // This filesystem cannot exchange: from now on, checked renames.
                 self.no_exchange
@@ -325,7 +362,12 @@ impl Spares {
     /// Another process changed `path` before the exchange, which has put our new
     /// bytes there and its file at our spare's name: swap back, so its file keeps its
     /// name, and reuse no inode from now on.
-    fn undo(&self, new: &Spare, path: &Path) -> Error {
+    ///
+    /// If it replaced the name once more in between (our new bytes at `path` went with
+    /// that), the swap back brings its older file (`displaced`) to `path`: swapped
+    /// again, its newest file is at `path` and the older one, which it had itself
+    /// replaced, is removed, as its last rename would have done.
+    fn undo(&self, new: &Spare, path: &Path, displaced: Option<std::fs::Metadata>) -> Error {
         self.stop_reuse();
         let ours = |p: &Path| {
             let (Ok(at), Ok(f)) = (std::fs::symlink_metadata(p), new.file.metadata()) else {
@@ -333,11 +375,24 @@ impl Spares {
             };
             FileId::of(&f).same_inode(&at)
         };
-        if exchange(&new.path, path).is_ok() && ours(&new.path) {
+        if exchange(&new.path, path).is_err() {
+            return changed(path, Some(new.path.clone()));
+        }
+        if ours(&new.path) {
             let _ = std::fs::remove_file(&new.path);
             return changed(path, None);
         }
-        // Changed again meanwhile: what sits at the spare's name is not ours to remove.
+        let is_displaced = |p: &Path| {
+            let (Some(d), Ok(at)) = (&displaced, std::fs::symlink_metadata(p)) else {
+                return false;
+            };
+            FileId::of(d).same_inode(&at)
+        };
+        if is_displaced(path) && exchange(&new.path, path).is_ok() && is_displaced(&new.path) {
+            let _ = std::fs::remove_file(&new.path);
+            return changed(path, None);
+        }
+        // Changed yet again: what sits at the spare's name is not ours to remove.
         changed(path, Some(new.path.clone()))
     }
 }

@@ -1,0 +1,660 @@
+//! The kernel a command works for: resolved once (from a tree, a release, an image, a
+//! `.config` or the cache) and passed down. It knows its release and version, its
+//! architecture, where its tree and image are, the `.config` facts the tool acts on,
+//! and what its generation of the kernel changed.
+
+use crate::error::{Error, Result};
+use crate::hash::HashAlg;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// A kernel release's version, compared as numbers (6.9 < 6.12), a release candidate
+/// before its release (7.3-rc2 < 7.3).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version {
+    numbers: Vec<u32>,
+    /// u32::MAX for a release, N for -rcN.
+    rc: u32,
+}
+
+impl Version {
+    pub fn of(release: &str) -> Version {
+        let end = release
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(release.len());
+        let numbers = release[..end]
+            .split('.')
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let rc = release[end..]
+            .strip_prefix("-rc")
+            .and_then(|r| {
+                let digits: String = r.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
+            .unwrap_or(u32::MAX);
+        Version { numbers, rc }
+    }
+
+    /// `major.minor`, the generation.
+    pub fn major_minor(&self) -> (u32, u32) {
+        (
+            self.numbers.first().copied().unwrap_or(0),
+            self.numbers.get(1).copied().unwrap_or(0),
+        )
+    }
+
+    /// This version is `major.minor` or later (a release candidate of it counts).
+    pub fn at_least(&self, major: u32, minor: u32) -> bool {
+        self.major_minor() >= (major, minor)
+    }
+}
+
+/// What changed between kernel generations, for one version. The one place these
+/// version numbers live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Features {
+    /// `module!` takes `authors: [..]` (6.15).
+    pub rust_authors_list: bool,
+    /// `module!` still takes `author: ".."` (removed in 6.17).
+    pub rust_author: bool,
+    /// `module!` takes `params: { .. }` (6.19; 7.2's samples/rust/rust_minimal.rs).
+    pub rust_params: bool,
+    /// Before 6.11 a kernel's Rust pinned one rustc (scripts/min-tool-version.sh is
+    /// exact, not a minimum).
+    pub rust_pins_rustc: bool,
+    /// `MODULE_IMPORT_NS("NS")` and `EXPORT_SYMBOL_NS(sym, "NS")` take string
+    /// literals (6.13; before, a bare token).
+    pub ns_string_literal: bool,
+    /// Modules can be signed with SHA-1 (removed in 7.0; SHA-1 signatures still verify).
+    pub sha1_signing: bool,
+    /// ML-DSA module signatures verify (7.0).
+    pub mldsa: bool,
+}
+
+/// The releases that brought each change.
+pub mod since {
+    pub const RUST_AUTHORS_LIST: (u32, u32) = (6, 15);
+    pub const RUST_AUTHOR_REMOVED: (u32, u32) = (6, 17);
+    pub const RUST_PARAMS: (u32, u32) = (6, 19);
+    pub const RUST_MIN_RUSTC: (u32, u32) = (6, 11);
+    pub const NS_STRING_LITERAL: (u32, u32) = (6, 13);
+    pub const SHA1_SIGNING_REMOVED: (u32, u32) = (7, 0);
+    pub const MLDSA: (u32, u32) = (7, 0);
+}
+
+impl Features {
+    /// The facts for `version`; an unknown version gets the newest kernel's.
+    pub fn of(version: Option<&Version>) -> Features {
+        let at = |(maj, min)| version.is_none_or(|v| v.at_least(maj, min));
+        Features {
+            rust_authors_list: at(since::RUST_AUTHORS_LIST),
+            rust_author: !at(since::RUST_AUTHOR_REMOVED),
+            rust_params: at(since::RUST_PARAMS),
+            rust_pins_rustc: !at(since::RUST_MIN_RUSTC),
+            ns_string_literal: at(since::NS_STRING_LITERAL),
+            sha1_signing: !at(since::SHA1_SIGNING_REMOVED),
+            mldsa: at(since::MLDSA),
+        }
+    }
+}
+
+/// The architectures the tool knows; everything architecture-specific is here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Arch {
+    #[serde(rename = "x86_64")]
+    X86_64,
+}
+
+impl Arch {
+    /// From a `.config`: its architecture symbol.
+    pub fn from_config(c: &Config) -> Option<Arch> {
+        c.enabled("CONFIG_X86_64").then_some(Arch::X86_64)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+        }
+    }
+
+    /// The kernel's `ARCH=` / `arch/` directory name.
+    pub fn kbuild(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86",
+        }
+    }
+
+    /// The bootable image inside a built tree.
+    pub fn image_in_tree(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "arch/x86/boot/bzImage",
+        }
+    }
+
+    /// The QEMU system emulator, its Debian package, and the serial console's name.
+    pub fn qemu(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Arch::X86_64 => ("qemu-system-x86_64", "qemu-system-x86", "ttyS0"),
+        }
+    }
+
+    /// The architecture of this machine, when the tool knows it.
+    pub fn host() -> Option<Arch> {
+        (std::env::consts::ARCH == "x86_64").then_some(Arch::X86_64)
+    }
+}
+
+/// A kernel's `.config`: the values, and the facts the tool acts on.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub path: PathBuf,
+    values: HashMap<String, String>,
+    /// From the header comment: `# Linux/x86 6.12.117 Kernel Configuration`.
+    header_release: Option<String>,
+}
+
+/// A `.config` is a few hundred KiB; anything beyond this is not one.
+const MAX_CONFIG: u64 = 16 << 20;
+
+impl Config {
+    pub fn read(path: &Path) -> Result<Config> {
+        let bytes = crate::fsutil::read_bounded(path, MAX_CONFIG)?;
+        let text = String::from_utf8_lossy(&bytes);
+        let c = Config::parse(path, &text);
+        if c.values.is_empty() {
+            return Err(Error::KernelConfig {
+                path: path.to_path_buf(),
+                reason: "no CONFIG_ lines: not a kernel .config".into(),
+            });
+        }
+        Ok(c)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Config {
+        let values = text
+            .lines()
+            .filter(|l| l.starts_with("CONFIG_"))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), unquote(v)))
+            .collect();
+        let header_release = text.lines().take(5).find_map(|l| {
+            let rest = l.strip_prefix("# Linux/")?;
+            let (_, rest) = rest.split_once(' ')?;
+            rest.strip_suffix(" Kernel Configuration")
+                .map(str::to_string)
+        });
+        Config {
+            path: path.to_path_buf(),
+            values,
+            header_release,
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str)
+    }
+
+    /// Built in (`=y`).
+    pub fn enabled(&self, key: &str) -> bool {
+        self.get(key) == Some("y")
+    }
+
+    /// Built in or as a module: available once loaded (the crypto API loads it).
+    pub fn available(&self, key: &str) -> bool {
+        matches!(self.get(key), Some("y" | "m"))
+    }
+
+    pub fn rust(&self) -> bool {
+        self.enabled("CONFIG_RUST")
+    }
+
+    pub fn rustc_version_text(&self) -> Option<&str> {
+        self.get("CONFIG_RUSTC_VERSION_TEXT")
+            .filter(|s| !s.is_empty())
+    }
+
+    pub fn cc_is_clang(&self) -> bool {
+        self.enabled("CONFIG_CC_IS_CLANG")
+    }
+
+    pub fn cc_version_text(&self) -> Option<&str> {
+        self.get("CONFIG_CC_VERSION_TEXT")
+    }
+
+    pub fn modversions(&self) -> bool {
+        self.enabled("CONFIG_MODVERSIONS")
+    }
+
+    /// `CONFIG_MODULE_SIG_HASH`, the hash `modules_install` signs with.
+    pub fn sig_hash(&self) -> Option<HashAlg> {
+        self.get("CONFIG_MODULE_SIG_HASH")
+            .and_then(HashAlg::from_name)
+    }
+
+    /// The compression `modules_install` applies.
+    pub fn module_compression(&self) -> crate::modfile::compress::Compression {
+        use crate::modfile::compress::Compression as C;
+        [
+            ("CONFIG_MODULE_COMPRESS_XZ", C::Xz),
+            ("CONFIG_MODULE_COMPRESS_ZSTD", C::Zstd),
+            ("CONFIG_MODULE_COMPRESS_GZIP", C::Gzip),
+        ]
+        .into_iter()
+        .find(|(k, _)| self.enabled(k))
+        .map_or(C::None, |(_, c)| c)
+    }
+
+    /// What this kernel can verify.
+    pub fn crypto(&self) -> Crypto {
+        Crypto {
+            hashes: HashAlg::ALL
+                .into_iter()
+                .filter(|h| self.available(h.crypto_config()))
+                .collect(),
+            rsa: self.available(KeyType::Rsa.crypto_config()),
+            ecdsa: self.available(KeyType::Ecdsa.crypto_config()),
+        }
+    }
+}
+
+fn unquote(v: &str) -> String {
+    let v = v.trim();
+    match v.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        Some(inner) => inner.replace("\\\"", "\"").replace("\\\\", "\\"),
+        None => v.to_string(),
+    }
+}
+
+/// Public-key types of module signatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    Rsa,
+    Ecdsa,
+}
+
+impl KeyType {
+    pub fn crypto_config(self) -> &'static str {
+        match self {
+            KeyType::Rsa => "CONFIG_CRYPTO_RSA",
+            KeyType::Ecdsa => "CONFIG_CRYPTO_ECDSA",
+        }
+    }
+}
+
+/// The digests and key types a kernel was built with (`CONFIG_CRYPTO_*`): what it can
+/// verify. A digest it lacks makes a signature `ENOPKG` there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Crypto {
+    pub hashes: Vec<HashAlg>,
+    pub rsa: bool,
+    pub ecdsa: bool,
+}
+
+impl Default for Crypto {
+    /// Everything this tool checks.
+    fn default() -> Crypto {
+        Crypto {
+            hashes: HashAlg::ALL.to_vec(),
+            rsa: true,
+            ecdsa: true,
+        }
+    }
+}
+
+impl Crypto {
+    pub fn has_hash(&self, h: HashAlg) -> bool {
+        self.hashes.contains(&h)
+    }
+    pub fn has_key(&self, k: KeyType) -> bool {
+        match k {
+            KeyType::Rsa => self.rsa,
+            KeyType::Ecdsa => self.ecdsa,
+        }
+    }
+}
+
+/// One kernel, as far as it is known.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `include/config/kernel.release`, the image's version string, or the `.config`'s
+    /// header; empty when nothing tells.
+    pub release: String,
+    pub version: Option<Version>,
+    pub arch: Arch,
+    /// A configured build tree (KDIR), when there is one.
+    pub tree: Option<PathBuf>,
+    /// The image to boot, when known.
+    pub image: Option<PathBuf>,
+    pub config: Option<Config>,
+}
+
+impl Target {
+    /// A configured (and prepared) build tree: a headers package or a built kernel.
+    pub fn from_tree(kdir: &Path) -> Result<Target> {
+        let pre = |reason: &str, fix: &str| Error::Preflight {
+            kdir: kdir.to_path_buf(),
+            reason: reason.into(),
+            fix: fix.into(),
+        };
+        if !kdir.is_dir() {
+            return Err(pre(
+                "kernel tree not found",
+                "install the headers (Debian: linux-headers-$(uname -r)) or pass --kdir; `cargo kmod kernel build` makes a Rust-enabled tree",
+            ));
+        }
+        let cfg_path = kdir.join(".config");
+        if !cfg_path.is_file() {
+            return Err(pre(
+                "not a configured kernel tree (no .config)",
+                "run `make olddefconfig modules_prepare` in it, or give a headers tree",
+            ));
+        }
+        let config = Config::read(&cfg_path)?;
+        let release = std::fs::read_to_string(kdir.join("include/config/kernel.release"))
+            .map(|s| s.trim().to_string())
+            .map_err(|_| {
+                pre(
+                    "not a prepared kernel tree (no include/config/kernel.release)",
+                    "run `make modules_prepare` in it",
+                )
+            })?;
+        let arch = Arch::from_config(&config).ok_or_else(|| {
+            pre(
+                "a kernel for an architecture cargo-kmod does not know yet",
+                "use an x86_64 kernel tree",
+            )
+        })?;
+        let image = Some(kdir.join(arch.image_in_tree())).filter(|p| p.is_file());
+        Ok(Target {
+            version: Some(Version::of(&release)),
+            release,
+            arch,
+            tree: Some(kdir.to_path_buf()),
+            image,
+            config: Some(config),
+        })
+    }
+
+    /// An installed kernel: `<root>/lib/modules/<release>/build` (else the host's),
+    /// and its `boot/vmlinuz-<release>` when present. Without a tree, only the release.
+    pub fn from_release(root: &Path, release: &str) -> Target {
+        let trees = [
+            root.join(format!("lib/modules/{release}/build")),
+            PathBuf::from(format!("/lib/modules/{release}/build")),
+        ];
+        let mut t = trees
+            .iter()
+            .find_map(|k| Target::from_tree(k).ok())
+            .unwrap_or_else(|| Target {
+                config: Config::read(&root.join(format!("boot/config-{release}"))).ok(),
+                ..Target::release_only(release)
+            });
+        if t.image.is_none() {
+            t.image = Some(root.join(format!("boot/vmlinuz-{release}"))).filter(|p| p.is_file());
+        }
+        t
+    }
+
+    /// A kernel known by its release alone.
+    pub fn release_only(release: &str) -> Target {
+        Target {
+            release: release.to_string(),
+            version: Some(Version::of(release)),
+            arch: Arch::host().unwrap_or(Arch::X86_64),
+            tree: None,
+            image: None,
+            config: None,
+        }
+    }
+
+    /// A kernel image to boot or to take certificates from; its tree and `.config`
+    /// when the image sits in a built tree (`arch/*/boot/`) or beside `config-<release>`.
+    pub fn from_image(image: &Path) -> Result<Target> {
+        if !image.is_file() {
+            return Err(Error::Read {
+                path: image.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such kernel image"),
+            });
+        }
+        let tree = image
+            .ancestors()
+            .nth(4)
+            .filter(|t| t.join(".config").is_file() && t.join("Makefile").is_file());
+        if let Some(t) = tree.and_then(|t| Target::from_tree(t).ok()) {
+            return Ok(Target {
+                image: Some(image.to_path_buf()),
+                ..t
+            });
+        }
+        let release = crate::verify::kernel_image::release(image).unwrap_or_default();
+        let config = image
+            .parent()
+            .map(|d| d.join(format!("config-{release}")))
+            .filter(|_| !release.is_empty())
+            .and_then(|c| Config::read(&c).ok());
+        Ok(Target {
+            version: (!release.is_empty()).then(|| Version::of(&release)),
+            release,
+            arch: config
+                .as_ref()
+                .and_then(Arch::from_config)
+                .or_else(Arch::host)
+                .unwrap_or(Arch::X86_64),
+            tree: None,
+            image: Some(image.to_path_buf()),
+            config,
+        })
+    }
+
+    /// A kernel known by its `.config` alone (`verify --kernel .config`).
+    pub fn from_config(path: &Path) -> Result<Target> {
+        let config = Config::read(path)?;
+        let release = config.header_release.clone().unwrap_or_default();
+        Ok(Target {
+            version: (!release.is_empty()).then(|| Version::of(&release)),
+            release,
+            arch: Arch::from_config(&config).unwrap_or(Arch::X86_64),
+            tree: None,
+            image: None,
+            config: Some(config),
+        })
+    }
+
+    /// What `--kernel PATH` names: a tree (directory), a `.config`, or an image.
+    pub fn from_path(path: &Path) -> Result<Target> {
+        if path.is_dir() {
+            return Target::from_tree(path);
+        }
+        let head = crate::fsutil::read_head(path, 512)?;
+        if head.starts_with(b"#\n# Automatically generated file")
+            || head.starts_with(b"CONFIG_")
+            || head.starts_with(b"# Linux/")
+        {
+            return Target::from_config(path);
+        }
+        Target::from_image(path)
+    }
+
+    /// The newest kernel `cargo kmod kernel build` left in the cache.
+    pub fn newest_cached() -> Option<Target> {
+        crate::kernel::list()
+            .into_iter()
+            .find_map(|k| Target::from_tree(&k.kdir).ok())
+    }
+
+    pub fn features(&self) -> Features {
+        Features::of(self.version.as_ref())
+    }
+
+    /// How to name it in messages.
+    pub fn name(&self) -> String {
+        if self.release.is_empty() {
+            "the kernel".into()
+        } else {
+            format!("Linux {}", self.release)
+        }
+    }
+
+    /// The tree, or an error saying a tree is needed for `what`.
+    pub fn tree(&self, what: &str) -> Result<&Path> {
+        self.tree.as_deref().ok_or_else(|| {
+            Error::Usage(format!(
+                "{what} needs the kernel's build tree (--kdir); {} has none",
+                self.name()
+            ))
+        })
+    }
+
+    /// What the kernel can verify: from its `.config`, else everything this tool checks.
+    pub fn crypto(&self) -> Crypto {
+        self.config.as_ref().map(Config::crypto).unwrap_or_default()
+    }
+
+    /// The hash to sign its modules with: the one asked for, else the kernel's
+    /// `CONFIG_MODULE_SIG_HASH`, else `fallback`. Refused (before anything is written)
+    /// when this kernel could not verify it or no longer signs with it.
+    pub fn signing_hash(&self, asked: Option<HashAlg>, fallback: HashAlg) -> Result<HashAlg> {
+        let h = asked
+            .or_else(|| self.config.as_ref().and_then(Config::sig_hash))
+            .unwrap_or(fallback);
+        let refuse = |reason: String, fix: String| Error::TargetRefuses {
+            target: self.name(),
+            reason,
+            fix,
+        };
+        if h == HashAlg::Sha1 && !self.features().sha1_signing {
+            return Err(refuse(
+                "7.0 removed SHA-1 module signing; this kernel takes no new SHA-1 signatures"
+                    .into(),
+                format!(
+                    "sign with {} (its CONFIG_MODULE_SIG_HASH) or another SHA-2/SHA-3 hash",
+                    self.config
+                        .as_ref()
+                        .and_then(Config::sig_hash)
+                        .unwrap_or(fallback)
+                        .name()
+                ),
+            ));
+        }
+        if let Some(c) = &self.config
+            && !c.available(h.crypto_config())
+        {
+            return Err(refuse(
+                format!(
+                    "it cannot verify {} signatures: {} is not set in {}",
+                    h.name(),
+                    h.crypto_config(),
+                    c.path.display()
+                ),
+                format!(
+                    "use a hash it has ({}), or a kernel built with {}=y",
+                    c.crypto()
+                        .hashes
+                        .iter()
+                        .map(|h| h.name())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    h.crypto_config()
+                ),
+            ));
+        }
+        Ok(h)
+    }
+
+    /// `Module.symvers` of its tree.
+    pub fn symvers(&self) -> Option<PathBuf> {
+        self.tree
+            .as_ref()
+            .map(|t| t.join("Module.symvers"))
+            .filter(|p| p.is_file())
+    }
+
+    /// Its builtin trusted certificates: from the image; without one, the tree's
+    /// build key and `CONFIG_SYSTEM_TRUSTED_KEYS` (what the image would hold).
+    pub fn keyring(&self) -> Result<crate::verify::Keyring> {
+        let mut k = crate::verify::Keyring::default();
+        if let Some(i) = &self.image {
+            k.add_kernel(i)?;
+        } else if let Some(t) = &self.tree {
+            let extra = self
+                .config
+                .as_ref()
+                .and_then(|c| c.get("CONFIG_SYSTEM_TRUSTED_KEYS"))
+                .filter(|p| !p.is_empty())
+                .map(|p| t.join(p));
+            for p in [Some(t.join("certs/signing_key.x509")), extra]
+                .into_iter()
+                .flatten()
+                .filter(|p| p.is_file())
+            {
+                k.add_path(&p)?;
+            }
+        }
+        Ok(k)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_as_numbers() {
+        let mut v = [
+            "7.3",
+            "6.12.117",
+            "6.9",
+            "7.3-rc2",
+            "6.1.158-amd64",
+            "7.2.13+deb14-amd64",
+            "6.12",
+        ];
+        v.sort_by_key(|r| Version::of(r));
+        let want = [
+            "6.1.158-amd64",
+            "6.9",
+            "6.12",
+            "6.12.117",
+            "7.2.13+deb14-amd64",
+            "7.3-rc2",
+            "7.3",
+        ];
+        assert_eq!(v, want);
+    }
+
+    #[test]
+    fn generations() {
+        let f = |r: &str| Features::of(Some(&Version::of(r)));
+        assert!(!f("6.12.117").rust_authors_list && f("6.12.117").rust_author);
+        assert!(f("6.15").rust_authors_list && f("6.16").rust_author);
+        assert!(!f("6.17").rust_author);
+        assert!(!f("6.18").rust_params && f("7.2.13").rust_params);
+        assert!(!f("6.12").ns_string_literal && f("6.13").ns_string_literal);
+        assert!(f("6.19").sha1_signing && !f("7.0-rc1").sha1_signing);
+        assert!(f("6.1.158").rust_pins_rustc && !f("6.12").rust_pins_rustc);
+        assert_eq!(Features::of(None), f("99.0"));
+    }
+
+    #[test]
+    fn config_facts() {
+        let c = Config::parse(
+            Path::new(".config"),
+            "#\n# Automatically generated file; DO NOT EDIT.\n# Linux/x86 7.2.13 Kernel Configuration\n#\n\
+             CONFIG_X86_64=y\nCONFIG_RUST=y\nCONFIG_RUSTC_VERSION_TEXT=\"rustc 1.97.1 (x)\"\n\
+             CONFIG_MODULE_SIG_HASH=\"sha384\"\nCONFIG_CRYPTO_SHA512=m\nCONFIG_CRYPTO_ECDSA=y\n\
+             # CONFIG_CRYPTO_RSA is not set\nCONFIG_MODULE_COMPRESS_XZ=y\n",
+        );
+        assert_eq!(c.header_release.as_deref(), Some("7.2.13"));
+        assert!(c.rust());
+        assert_eq!(c.rustc_version_text(), Some("rustc 1.97.1 (x)"));
+        assert_eq!(c.sig_hash(), Some(HashAlg::Sha384));
+        let k = c.crypto();
+        assert_eq!(k.hashes, vec![HashAlg::Sha384, HashAlg::Sha512]);
+        assert!(k.ecdsa && !k.rsa);
+        assert_eq!(
+            c.module_compression(),
+            crate::modfile::compress::Compression::Xz
+        );
+    }
+}

@@ -1,0 +1,315 @@
+//! The tools Kbuild runs with, found once and named with their Debian package when
+//! missing, and the one way `make` is called and its output collected (for kernel
+//! builds and module builds alike).
+
+use crate::error::{Error, Result};
+use crate::kernel::cache_dir;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The tools a Rust-enabled kernel build needs, found or named with their package.
+#[derive(Debug, Clone)]
+pub struct Toolchain {
+    pub rustc: PathBuf,
+    pub rustc_version: String,
+    pub bindgen: PathBuf,
+    /// Directory holding clang, ld.lld, llvm-ar, ... when they are not on PATH unsuffixed.
+    pub llvm_bin: Option<PathBuf>,
+}
+
+impl Toolchain {
+    pub fn find(rustc: Option<&Path>, bindgen: Option<&Path>) -> Result<Toolchain> {
+        let mut missing = Vec::new();
+        let mut pkgs: Vec<&str> = Vec::new();
+        let mut notes = Vec::new();
+
+        // The kernel needs the rustc whose library source is installed (rust-src).
+        let candidates: Vec<PathBuf> = match rustc {
+            Some(r) => vec![r.to_path_buf()],
+            None => {
+                let mut v = Vec::new();
+                if let Some(r) = std::env::var_os("RUSTC") {
+                    v.push(PathBuf::from(r));
+                }
+                v.push("/usr/bin/rustc".into());
+                v.extend(which("rustc"));
+                v
+            }
+        };
+        let mut found_rustc = None;
+        for c in &candidates {
+            let Some(version) = tool_version(c, "--version") else {
+                continue;
+            };
+            if has_rust_src(c) {
+                found_rustc = Some((c.clone(), version));
+                break;
+            }
+            notes.push(format!("{} ({version}) has no rust-src", c.display()));
+        }
+        if found_rustc.is_none() {
+            missing.push(format!(
+                "rustc with matching rust-src{}",
+                if notes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (found: {})", notes.join("; "))
+                }
+            ));
+            pkgs.extend(["rustc-web", "rust-web-src"]);
+        }
+
+        // A given path must exist; otherwise PATH, then our own tools directory.
+        let bindgen = match bindgen {
+            Some(b) => b.is_file().then(|| b.to_path_buf()),
+            None => which("bindgen").or_else(|| {
+                let p = cache_dir().join("tools/bin/bindgen");
+                p.exists().then_some(p)
+            }),
+        };
+        if bindgen.is_none() {
+            missing.push("bindgen (>= 0.65.1)".into());
+        }
+
+        let llvm_bin = if which("clang").is_some() && which("ld.lld").is_some() {
+            None
+        } else {
+            newest_llvm_bin()
+        };
+        let in_llvm = |tool: &str| {
+            llvm_bin.as_ref().is_some_and(|d| d.join(tool).exists()) || which(tool).is_some()
+        };
+        for (tool, pkg) in [
+            ("clang", "clang-19"),
+            ("ld.lld", "lld-19"),
+            ("llvm-ar", "llvm-19"),
+        ] {
+            if !in_llvm(tool) {
+                missing.push(tool.into());
+                pkgs.push(pkg);
+            }
+        }
+        let libclang = llvm_bin.as_ref().and_then(|b| b.parent()).is_some_and(|d| {
+            d.join("lib/libclang.so").exists() || d.join("lib/libclang.so.1").exists()
+        });
+        if !libclang && llvm_bin.is_some() {
+            missing.push("libclang".into());
+            pkgs.push("libclang-19-dev");
+        }
+        for (tool, pkg) in [
+            ("make", "make"),
+            ("flex", "flex"),
+            ("bison", "bison"),
+            ("bc", "bc"),
+            ("tar", "tar"),
+            ("xz", "xz-utils"),
+            ("openssl", "openssl"),
+        ] {
+            if which(tool).is_none() {
+                missing.push(tool.into());
+                pkgs.push(pkg);
+            }
+        }
+        for (header, pkg) in [
+            ("/usr/include/gelf.h", "libelf-dev"),
+            ("/usr/include/openssl/evp.h", "libssl-dev"),
+        ] {
+            if !Path::new(header).exists() {
+                missing.push(header.into());
+                pkgs.push(pkg);
+            }
+        }
+        if !missing.is_empty() {
+            let mut install = String::new();
+            if !pkgs.is_empty() {
+                install = format!("apt-get install {}", pkgs.join(" "));
+            }
+            if bindgen.is_none() {
+                if !install.is_empty() {
+                    install.push_str("; ");
+                }
+                install.push_str(&format!(
+                    "cargo install --locked bindgen-cli --root {} (Debian 12's bindgen is too old)",
+                    cache_dir().join("tools").display()
+                ));
+            }
+            return Err(Error::Toolchain { missing, install });
+        }
+        let (rustc, rustc_version) = found_rustc.expect("checked");
+        Ok(Toolchain {
+            rustc,
+            rustc_version,
+            bindgen: bindgen.expect("checked"),
+            llvm_bin,
+        })
+    }
+
+    /// The `make` variables a Rust-enabled kernel build takes.
+    pub fn vars(&self) -> MakeVars {
+        MakeVars {
+            llvm: true,
+            rustc: Some(self.rustc.clone()),
+            // Proc macros (rust/libmacros.so) must come from the same compiler.
+            hostrustc: Some(self.rustc.clone()),
+            bindgen: Some(self.bindgen.clone()),
+            path_prefix: self.llvm_bin.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// What `make` is told about the toolchain (and, for cross builds, the architecture).
+#[derive(Debug, Clone, Default)]
+pub struct MakeVars {
+    /// `LLVM=1`: the kernel was (or is) built with clang.
+    pub llvm: bool,
+    pub rustc: Option<PathBuf>,
+    pub hostrustc: Option<PathBuf>,
+    pub bindgen: Option<PathBuf>,
+    /// LLVM's directory, first on PATH, when clang is not on it.
+    pub path_prefix: Option<PathBuf>,
+    pub arch: Option<String>,
+    pub cross_compile: Option<String>,
+}
+
+/// `make -C dir` with these variables, in an environment free of our own Cargo/rustup
+/// variables (they would leak into Kbuild's rustc).
+pub fn make(dir: &Path, v: &MakeVars) -> Command {
+    let mut c = Command::new("make");
+    c.arg("-C").arg(dir);
+    if v.llvm {
+        c.arg("LLVM=1");
+    }
+    for (var, tool) in [
+        ("RUSTC", &v.rustc),
+        ("HOSTRUSTC", &v.hostrustc),
+        ("BINDGEN", &v.bindgen),
+    ] {
+        if let Some(t) = tool {
+            c.arg(format!("{var}={}", t.display()));
+        }
+    }
+    if let Some(a) = &v.arch {
+        c.arg(format!("ARCH={a}"));
+    }
+    if let Some(x) = &v.cross_compile {
+        c.arg(format!("CROSS_COMPILE={x}"));
+    }
+    if let Some(bin) = &v.path_prefix {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut paths = vec![bin.clone()];
+        paths.extend(std::env::split_paths(&path));
+        c.env("PATH", std::env::join_paths(paths).expect("valid PATH"));
+    }
+    for var in [
+        "RUSTC",
+        "RUSTFLAGS",
+        "RUSTUP_TOOLCHAIN",
+        "CARGO_ENCODED_RUSTFLAGS",
+    ] {
+        c.env_remove(var);
+    }
+    c
+}
+
+/// Runs a build step: each output line to `on_line`; all lines on success, else the
+/// last `tail` lines (or why it could not start).
+pub fn run_step(
+    cmd: &mut Command,
+    tail: usize,
+    on_line: impl FnMut(&str),
+) -> std::result::Result<Vec<String>, String> {
+    let (status, lines) =
+        run_lines(cmd, on_line).map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+    if status.success() {
+        return Ok(lines);
+    }
+    let from = lines.len().saturating_sub(tail);
+    Err(lines[from..].join("\n"))
+}
+
+pub fn which(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
+
+pub fn tool_version(tool: &Path, flag: &str) -> Option<String> {
+    let o = Command::new(tool)
+        .arg(flag)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+fn has_rust_src(rustc: &Path) -> bool {
+    let Some(sysroot) = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+    else {
+        return false;
+    };
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    sysroot
+        .join("lib/rustlib/src/rust/library/core/src/lib.rs")
+        .exists()
+}
+
+pub fn newest_llvm_bin() -> Option<PathBuf> {
+    let mut dirs: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let v: u32 = n.strip_prefix("llvm-")?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("clang").exists().then_some((v, bin))
+        })
+        .collect();
+    dirs.sort();
+    dirs.pop().map(|(_, d)| d)
+}
+
+/// Runs `cmd`, handing each line of its stdout and stderr (interleaved) to `on_line`;
+/// returns the exit status and every line.
+pub fn run_lines(
+    cmd: &mut Command,
+    mut on_line: impl FnMut(&str),
+) -> std::io::Result<(std::process::ExitStatus, Vec<String>)> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let readers: Vec<_> = [
+        Box::new(child.stdout.take().expect("piped")) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().expect("piped")),
+    ]
+    .into_iter()
+    .map(|pipe| {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(pipe).lines().map_while(|l| l.ok()) {
+                let _ = tx.send(l);
+            }
+        })
+    })
+    .collect();
+    drop(tx);
+    let mut lines = Vec::new();
+    for line in rx {
+        on_line(&line);
+        lines.push(line);
+    }
+    for t in readers {
+        let _ = t.join();
+    }
+    Ok((child.wait()?, lines))
+}
