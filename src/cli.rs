@@ -126,8 +126,10 @@ pub struct VerifyArgs {
     /// Trusted certificates: PEM bundles, DER files, or directories of them (repeatable).
     #[arg(long, value_name = "CERT")]
     pub cert: Vec<PathBuf>,
-    /// Trust the builtin certificates of this kernel image (bzImage/vmlinuz or vmlinux; repeatable).
-    #[arg(long, value_name = "IMAGE")]
+    /// Judge as this kernel does (repeatable): an image (bzImage/vmlinuz or vmlinux) gives
+    /// its builtin certificates; its .config, or a build tree, also the digests and key
+    /// types it was built with (a digest it lacks is ENOPKG there).
+    #[arg(long, value_name = "IMAGE|CONFIG|TREE")]
     pub kernel: Vec<PathBuf>,
     #[command(flatten)]
     pub tree: TreeArgs,
@@ -179,7 +181,7 @@ pub struct SignFileArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum KernelCommand {
-    /// Configure and build a kernel (tinyconfig + modules + signature enforcement + Rust), cached by its inputs.
+    /// Configure and build a kernel (tinyconfig + modules + signature enforcement + Rust where it builds), cached by its inputs.
     Build(KernelBuildArgs),
     /// List the cached kernels.
     List,
@@ -205,6 +207,13 @@ pub struct KernelBuildArgs {
     /// The bindgen to use (default: PATH, then ~/.cache/cargo-kmod/tools/bin).
     #[arg(long, value_name = "PATH")]
     pub bindgen: Option<PathBuf>,
+    /// Require Rust: refused for a kernel whose Rust this toolchain cannot build (6.1
+    /// pins rustc 1.62). Default: Rust where it can be built, else without, saying why.
+    #[arg(long, conflicts_with = "no_rust")]
+    pub rust: bool,
+    /// Build without Rust.
+    #[arg(long)]
+    pub no_rust: bool,
     /// Parallel jobs (default: all cores).
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,
@@ -325,6 +334,9 @@ pub struct ProjectSignArgs {
     /// PKCS#11 module for pkcs11: keys (default: $PKCS11_MODULE_PATH).
     #[arg(long, value_name = "SO")]
     pub pkcs11_module: Option<PathBuf>,
+    /// Signing hash (overrides the metadata; default: the kernel's CONFIG_MODULE_SIG_HASH).
+    #[arg(long, value_name = "HASH")]
+    pub hash: Option<String>,
 }
 
 #[derive(Args, Debug)]

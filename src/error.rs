@@ -32,6 +32,7 @@ pub mod exit {
     pub const OOPS: i32 = 22;
     pub const HUNG: i32 = 23;
     pub const UNFINISHED: i32 = 24;
+    pub const TARGET: i32 = 25;
 
     /// Every code with its meaning, in order.
     pub const TABLE: &[(i32, &str)] = &[
@@ -104,6 +105,10 @@ pub mod exit {
         ),
         (HUNG, "`run`: the guest hung and was killed at `--timeout`"),
         (UNFINISHED, "`run`: the guest did not finish its script"),
+        (
+            TARGET,
+            "the target kernel cannot take what was asked (a hash it cannot verify, SHA-1 on 7.0+, a template feature it lacks); nothing written",
+        ),
     ];
 
     /// The table for `--help`.
@@ -199,6 +204,14 @@ pub enum Error {
     ModuleBuild { kdir: PathBuf, tail: String },
     #[error("{path}: {reason}")]
     Run { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    KernelConfig { path: PathBuf, reason: String },
+    #[error("{target}: {reason}")]
+    TargetRefuses {
+        target: String,
+        reason: String,
+        fix: String,
+    },
     #[error("{0}")]
     Usage(String),
 }
@@ -219,7 +232,8 @@ impl Error {
             Usage(_) => exit::USAGE,
             Toolchain { .. } => exit::TOOLCHAIN,
             KernelSource { .. } | KernelBuild { .. } => exit::KERNEL_BUILD,
-            Run { .. } | KernelImage { .. } | Project { .. } => exit::INPUT,
+            Run { .. } | KernelImage { .. } | Project { .. } | KernelConfig { .. } => exit::INPUT,
+            TargetRefuses { .. } => exit::TARGET,
             Preflight { .. } => exit::PREFLIGHT,
             ModuleBuild { .. } => exit::MODULE_BUILD,
         }
@@ -259,6 +273,8 @@ impl Error {
             ModuleBuild { .. } => "the lines above are Kbuild's; run with -v for all of them".into(),
             KernelImage { .. } => "give the kernel image that will boot (bzImage/vmlinuz, or vmlinux)".into(),
             Run { .. } => "check the path; `cargo kmod kernel build` makes a kernel to boot".into(),
+            KernelConfig { .. } => "give the kernel's .config (in its build tree, or /boot/config-RELEASE)".into(),
+            TargetRefuses { fix, .. } => fix.clone(),
         }
     }
 }

@@ -62,6 +62,16 @@ impl HashAlg {
         }
     }
 
+    /// The kernel option that provides it to the crypto API.
+    pub fn crypto_config(self) -> &'static str {
+        match self {
+            HashAlg::Sha1 => "CONFIG_CRYPTO_SHA1",
+            HashAlg::Sha224 | HashAlg::Sha256 => "CONFIG_CRYPTO_SHA256",
+            HashAlg::Sha384 | HashAlg::Sha512 => "CONFIG_CRYPTO_SHA512",
+            HashAlg::Sha3_256 | HashAlg::Sha3_384 | HashAlg::Sha3_512 => "CONFIG_CRYPTO_SHA3",
+        }
+    }
+
     /// Accepts the kernel's names and OpenSSL's (`sha3-256`, `SHA256`, ...), as sign-file does.
     pub fn from_name(name: &str) -> Option<HashAlg> {
         let n = name.to_ascii_lowercase().replace('_', "-");

@@ -2,11 +2,10 @@
 //! checks that turn Kbuild's cryptic failures into one line that says the fix.
 
 use crate::error::{Error, Result};
-use crate::kernel::{newest_llvm_bin, tool_version, which};
 use crate::report::Reporter;
-use std::collections::HashMap;
+use crate::target::Target;
+use crate::toolchain::{self, MakeVars, newest_llvm_bin, tool_version, which};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// `[package.metadata.kmod]` and where the project lives.
 #[derive(Debug, Clone)]
@@ -89,9 +88,9 @@ impl Project {
         })
     }
 
-    /// The signing hash from the metadata; sha512 (the kernel's default) when unset.
-    pub fn hash(&self) -> Result<crate::hash::HashAlg> {
-        self.hash.as_deref().unwrap_or("sha512").parse()
+    /// The signing hash the metadata names, if any (else the target kernel's).
+    pub fn hash(&self) -> Result<Option<crate::hash::HashAlg>> {
+        self.hash.as_deref().map(str::parse).transpose()
     }
 
     /// Source files Kbuild needs, at the top of the project.
@@ -119,84 +118,30 @@ impl Project {
     }
 }
 
-/// A configured kernel build tree.
-#[derive(Debug, Clone)]
-pub struct Tree {
-    pub kdir: PathBuf,
-    pub release: String,
-    pub config: HashMap<String, String>,
-}
-
-impl Tree {
-    pub fn open(kdir: &Path) -> Result<Tree> {
-        let pre = |reason: &str, fix: &str| Error::Preflight {
-            kdir: kdir.to_path_buf(),
-            reason: reason.into(),
-            fix: fix.into(),
-        };
-        if !kdir.is_dir() {
-            return Err(pre(
-                "kernel tree not found",
-                "install the headers (Debian: linux-headers-$(uname -r)) or pass --kdir; `cargo kmod kernel build` makes a Rust-enabled tree",
-            ));
-        }
-        let config = std::fs::read_to_string(kdir.join(".config")).map_err(|_| {
-            pre(
-                "not a configured kernel tree (no .config)",
-                "run `make olddefconfig modules_prepare` in it, or give a headers tree",
-            )
-        })?;
-        let release = std::fs::read_to_string(kdir.join("include/config/kernel.release"))
-            .map(|s| s.trim().to_string())
-            .map_err(|_| {
-                pre(
-                    "not a prepared kernel tree (no include/config/kernel.release)",
-                    "run `make modules_prepare` in it",
-                )
-            })?;
-        let config = config
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
-            .collect();
-        Ok(Tree {
-            kdir: kdir.to_path_buf(),
-            release,
-            config,
-        })
-    }
-
-    pub fn enabled(&self, opt: &str) -> bool {
-        self.config.get(opt).is_some_and(|v| v == "y")
-    }
-}
-
-/// What Kbuild needs to be told for one tree, decided by [`preflight`].
-#[derive(Debug, Clone)]
-pub struct BuildEnv {
-    pub llvm: bool,
-    pub rustc: Option<PathBuf>,
-    pub path_prefix: Option<PathBuf>,
-}
-
-/// Checks a tree against the project, in the order failures would surface.
-pub fn preflight(tree: &Tree, project: &Project, forced_rustc: Option<&Path>) -> Result<BuildEnv> {
+/// Checks a tree against the project, in the order failures would surface; says
+/// what `make` must be told for it.
+pub fn preflight(
+    target: &Target,
+    project: &Project,
+    forced_rustc: Option<&Path>,
+) -> Result<MakeVars> {
+    let kdir = target.tree("building a module")?;
+    let config = target.config.as_ref().expect("a tree has its .config");
     let fail = |reason: String, fix: String| Error::Preflight {
-        kdir: tree.kdir.clone(),
+        kdir: kdir.to_path_buf(),
         reason,
         fix,
     };
-    if !tree.enabled("CONFIG_MODULES") {
+    if !config.enabled("CONFIG_MODULES") {
         return Err(fail(
             "this kernel has no loadable module support (CONFIG_MODULES is off)".into(),
             "use a kernel built with CONFIG_MODULES=y".into(),
         ));
     }
-    let llvm = tree.enabled("CONFIG_CC_IS_CLANG");
-    let mut env = BuildEnv {
+    let llvm = config.cc_is_clang();
+    let mut env = MakeVars {
         llvm,
-        rustc: None,
-        path_prefix: None,
+        ..Default::default()
     };
     if llvm && (which("clang").is_none() || which("ld.lld").is_none()) {
         env.path_prefix = newest_llvm_bin();
@@ -210,26 +155,22 @@ pub fn preflight(tree: &Tree, project: &Project, forced_rustc: Option<&Path>) ->
     if !project.is_rust() {
         return Ok(env);
     }
-    if !tree.enabled("CONFIG_RUST") {
+    if !config.rust() {
         return Err(fail(
             format!(
                 "{}: these headers were built without Rust support (CONFIG_RUST is off)",
-                tree.release
+                target.release
             ),
             "use `cargo kmod kernel build` or headers with CONFIG_RUST=y".into(),
         ));
     }
-    if !tree.kdir.join("rust/libmacros.so").exists() && !tree.kdir.join("rust").is_dir() {
+    if !kdir.join("rust/libmacros.so").exists() && !kdir.join("rust").is_dir() {
         return Err(fail(
             "the tree has CONFIG_RUST=y but no rust/ build output (kernel::, macros)".into(),
             "build the kernel tree first (make), or use `cargo kmod kernel build`".into(),
         ));
     }
-    let want = tree
-        .config
-        .get("CONFIG_RUSTC_VERSION_TEXT")
-        .cloned()
-        .unwrap_or_default();
+    let want = config.rustc_version_text().unwrap_or_default().to_string();
     let version = |p: &Path| tool_version(p, "--version");
     if let Some(forced) = forced_rustc {
         let have = version(forced).unwrap_or_else(|| "not runnable".into());
@@ -283,23 +224,101 @@ pub struct Artifact {
     pub kdir: PathBuf,
     pub path: PathBuf,
     pub signed: bool,
+    /// The hash it was signed with.
+    pub hash: Option<String>,
     pub sha256: String,
+}
+
+/// The build → sign pipeline: the signing hash is settled for the target first (a
+/// hash it cannot take is refused before anything is built or written), then the
+/// module is built and signed in place.
+pub fn build_and_sign(
+    project: &Project,
+    target: &Target,
+    env: &MakeVars,
+    o: &BuildOptions,
+    signing: Option<&crate::sign::Signing>,
+    r: &dyn Reporter,
+) -> Result<Artifact> {
+    let hash = signing.map(|s| s.hash_for(target)).transpose()?;
+    let path = build_one(project, target, env, o, r)?;
+    if let Some((s, hash)) = signing.zip(hash) {
+        let opts = crate::sign::SignOptions {
+            hash,
+            id: crate::sign::cms::SignerIdKind::IssuerSerial,
+            if_signed: crate::sign::IfSigned::Replace,
+            output: crate::sign::SigOutput::Append,
+        };
+        crate::sign::sign_module_file(s.key, &opts, &path, None)?;
+    }
+    Ok(Artifact {
+        release: target.release.clone(),
+        kdir: target.tree("building a module")?.to_path_buf(),
+        sha256: sha256_hex(&path)?,
+        path,
+        signed: hash.is_some(),
+        hash: hash.map(|h| h.name().to_string()),
+    })
+}
+
+/// One kernel of a matrix build: the target and what `make` is told for it.
+pub struct Job {
+    pub target: Target,
+    pub vars: MakeVars,
+}
+
+/// Builds (and signs) for every kernel at once, `o.jobs` shared out among them. One
+/// failing does not stop the others; results come in the order given.
+pub fn build_matrix(
+    project: &Project,
+    jobs: &[Job],
+    o: &BuildOptions,
+    signing: Option<&crate::sign::Signing>,
+    r: &dyn Reporter,
+) -> Vec<Result<Artifact>> {
+    if jobs.len() == 1 {
+        let j = &jobs[0];
+        return vec![build_and_sign(project, &j.target, &j.vars, o, signing, r)];
+    }
+    let n = jobs.len();
+    let total = o.jobs.max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = jobs
+            .iter()
+            .enumerate()
+            .map(|(i, j)| {
+                let mut o = o.clone();
+                // An even share, the remainder to the first; at least one each.
+                o.jobs = (total / n + usize::from(i < total % n)).max(1);
+                let rep = crate::report::Prefixed {
+                    inner: r,
+                    prefix: j.target.release.clone(),
+                };
+                s.spawn(move || build_and_sign(project, &j.target, &j.vars, &o, signing, &rep))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a build thread panicked"))
+            .collect()
+    })
 }
 
 /// Builds the project against one tree in `target/kmod/build/<release>/`; the module
 /// lands at `target/kmod/<release>/<name>.ko`.
 pub fn build_one(
     project: &Project,
-    tree: &Tree,
-    env: &BuildEnv,
+    target: &Target,
+    env: &MakeVars,
     o: &BuildOptions,
     r: &dyn Reporter,
 ) -> Result<PathBuf> {
+    let kdir = target.tree("building a module")?;
     let werr = |path: &Path, source| Error::Write {
         path: path.to_path_buf(),
         source,
     };
-    let build_dir = project.target_dir.join("kmod/build").join(&tree.release);
+    let build_dir = project.target_dir.join("kmod/build").join(&target.release);
     std::fs::create_dir_all(&build_dir).map_err(|e| werr(&build_dir, e))?;
     for src in project.sources() {
         let dst = build_dir.join(src.file_name().expect("file"));
@@ -309,19 +328,19 @@ pub fn build_one(
             std::fs::copy(&src, &dst).map_err(|e| werr(&dst, e))?;
         }
     }
-    let mut make = kbuild_make(tree, env, o, &build_dir);
+    let mut make = kbuild_make(kdir, env, o, &build_dir);
     make.arg("modules");
     r.note(&format!(
         "building {} for {} ({})",
         project.name,
-        tree.release,
-        tree.kdir.display()
+        target.release,
+        kdir.display()
     ));
-    run_streamed(&mut make, tree, o.verbose, r)?;
+    run_streamed(&mut make, kdir, o.verbose, r)?;
     let built = build_dir.join(format!("{}.ko", project.name));
     if !built.exists() {
         return Err(Error::ModuleBuild {
-            kdir: tree.kdir.clone(),
+            kdir: kdir.to_path_buf(),
             tail: format!(
                 "Kbuild finished but made no {}.ko (is obj-m in Kbuild right?)",
                 project.name
@@ -330,14 +349,14 @@ pub fn build_one(
     }
     if o.rust_analyzer && project.is_rust() {
         // This target checks the whole Rust toolchain (bindgen, rust-src), like a kernel build.
-        let tc = crate::kernel::Toolchain::find(env.rustc.as_deref(), None)?;
-        let mut ra = tc.make(&tree.kdir);
+        let tc = toolchain::Toolchain::find(env.rustc.as_deref(), None)?;
+        let mut ra = toolchain::make(kdir, &tc.vars());
         ra.arg(format!("M={}", build_dir.display()))
             .arg("rust-analyzer");
-        run_streamed(&mut ra, tree, o.verbose, r)?;
+        run_streamed(&mut ra, kdir, o.verbose, r)?;
         let json = std::fs::read_to_string(build_dir.join("rust-project.json")).map_err(|e| {
             Error::ModuleBuild {
-                kdir: tree.kdir.clone(),
+                kdir: kdir.to_path_buf(),
                 tail: format!("rust-analyzer target made no rust-project.json: {e}"),
             }
         })?;
@@ -350,7 +369,7 @@ pub fn build_one(
         crate::fsutil::write_atomic(&out, json.as_bytes(), None)?;
         r.note(&format!("wrote {}", out.display()));
     }
-    let out_dir = project.target_dir.join("kmod").join(&tree.release);
+    let out_dir = project.target_dir.join("kmod").join(&target.release);
     std::fs::create_dir_all(&out_dir).map_err(|e| werr(&out_dir, e))?;
     let out = out_dir.join(format!("{}.ko", project.name));
     let bytes = std::fs::read(&built).map_err(|source| Error::Read {
@@ -361,54 +380,34 @@ pub fn build_one(
     Ok(out)
 }
 
-fn kbuild_make(tree: &Tree, env: &BuildEnv, o: &BuildOptions, m: &Path) -> Command {
-    let mut c = Command::new("make");
-    c.arg("-C")
-        .arg(&tree.kdir)
-        .arg(format!("M={}", m.display()));
+fn kbuild_make(kdir: &Path, env: &MakeVars, o: &BuildOptions, m: &Path) -> std::process::Command {
+    let mut vars = env.clone();
+    vars.arch = o.arch.clone();
+    vars.cross_compile = o.cross_compile.clone();
+    let mut c = toolchain::make(kdir, &vars);
+    c.arg(format!("M={}", m.display()));
     c.arg(format!("-j{}", o.jobs.max(1)));
-    if env.llvm {
-        c.arg("LLVM=1");
-    }
-    if let Some(r) = &env.rustc {
-        c.arg(format!("RUSTC={}", r.display()));
-    }
-    if let Some(a) = &o.arch {
-        c.arg(format!("ARCH={a}"));
-    }
-    if let Some(x) = &o.cross_compile {
-        c.arg(format!("CROSS_COMPILE={x}"));
-    }
-    crate::kernel::kbuild_env(&mut c, env.path_prefix.as_deref());
     c
 }
 
-fn run_streamed(cmd: &mut Command, tree: &Tree, verbose: bool, r: &dyn Reporter) -> Result<()> {
-    let (status, lines) = crate::kernel::run_lines(cmd, |l| {
+fn run_streamed(
+    cmd: &mut std::process::Command,
+    kdir: &Path,
+    verbose: bool,
+    r: &dyn Reporter,
+) -> Result<()> {
+    toolchain::run_step(cmd, 30, |l| {
         if verbose {
             r.note(l);
         } else {
             r.progress(l);
         }
     })
-    .map_err(|e| Error::ModuleBuild {
-        kdir: tree.kdir.clone(),
-        tail: format!("cannot run make: {e} (Debian package make)"),
-    })?;
-    if !status.success() {
-        let tail: Vec<&str> = lines
-            .iter()
-            .rev()
-            .take(30)
-            .rev()
-            .map(|s| s.as_str())
-            .collect();
-        return Err(Error::ModuleBuild {
-            kdir: tree.kdir.clone(),
-            tail: tail.join("\n"),
-        });
-    }
-    Ok(())
+    .map(drop)
+    .map_err(|tail| Error::ModuleBuild {
+        kdir: kdir.to_path_buf(),
+        tail,
+    })
 }
 
 /// The trees to build against, in the documented order of precedence.

@@ -3,9 +3,11 @@
 
 use crate::error::{Error, Result};
 use crate::report::Reporter;
-use std::io::{BufRead, Write};
+use crate::target::{Features, Version};
+use crate::toolchain::{self, Toolchain};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// Options on top of tinyconfig: enough to boot in QEMU with a serial console and an
 /// initramfs, load and unload modules, enforce signatures, and build Rust modules.
@@ -40,6 +42,31 @@ CONFIG_CRYPTO_ECDSA=y
 CONFIG_CRYPTO_RSA=y
 ";
 
+/// Options for some generations of the kernel only, merged after [`BASE_FRAGMENT`] for versions in `from..before`. None is needed yet:
+/// the base builds 6.1, 6.12, 7.2 and 7.3 alike; Rust is decided per source (below).
+pub const GENERATION_FRAGMENTS: &[GenerationFragment] = &[];
+
+/// Kconfig lines for kernels `from` up to (not including) `before`.
+#[derive(Debug)]
+pub struct GenerationFragment {
+    pub from: (u32, u32),
+    pub before: (u32, u32),
+    pub text: &'static str,
+}
+
+/// Merged last when the kernel is built without Rust.
+const NO_RUST_FRAGMENT: &str = "# CONFIG_RUST is not set\n";
+
+/// Whether the kernel gets Rust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RustChoice {
+    /// Rust where this toolchain can build it; otherwise without, saying why.
+    #[default]
+    Auto,
+    Yes,
+    No,
+}
+
 pub const META_FILE: &str = "cargo-kmod-kernel.json";
 
 #[derive(Debug, Clone)]
@@ -51,6 +78,7 @@ pub struct BuildOptions {
     pub rustc: Option<PathBuf>,
     pub bindgen: Option<PathBuf>,
     pub jobs: usize,
+    pub rust: RustChoice,
 }
 
 /// What `kernel build` leaves behind, also stored as `cargo-kmod-kernel.json`.
@@ -79,225 +107,6 @@ pub fn kernels_dir() -> PathBuf {
     cache_dir().join("kernels")
 }
 
-/// The tools a Rust-enabled kernel build needs, found or named with their package.
-#[derive(Debug, Clone)]
-pub struct Toolchain {
-    pub rustc: PathBuf,
-    pub rustc_version: String,
-    pub bindgen: PathBuf,
-    /// Directory holding clang, ld.lld, llvm-ar, ... when they are not on PATH unsuffixed.
-    pub llvm_bin: Option<PathBuf>,
-}
-
-impl Toolchain {
-    pub fn find(rustc: Option<&Path>, bindgen: Option<&Path>) -> Result<Toolchain> {
-        let mut missing = Vec::new();
-        let mut pkgs: Vec<&str> = Vec::new();
-        let mut notes = Vec::new();
-
-        // The kernel needs the rustc whose library source is installed (rust-src).
-        let candidates: Vec<PathBuf> = match rustc {
-            Some(r) => vec![r.to_path_buf()],
-            None => {
-                let mut v = Vec::new();
-                if let Some(r) = std::env::var_os("RUSTC") {
-                    v.push(PathBuf::from(r));
-                }
-                v.push("/usr/bin/rustc".into());
-                v.extend(which("rustc"));
-                v
-            }
-        };
-        let mut found_rustc = None;
-        for c in &candidates {
-            let Some(version) = tool_version(c, "--version") else {
-                continue;
-            };
-            if has_rust_src(c) {
-                found_rustc = Some((c.clone(), version));
-                break;
-            }
-            notes.push(format!("{} ({version}) has no rust-src", c.display()));
-        }
-        if found_rustc.is_none() {
-            missing.push(format!(
-                "rustc with matching rust-src{}",
-                if notes.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (found: {})", notes.join("; "))
-                }
-            ));
-            pkgs.extend(["rustc-web", "rust-web-src"]);
-        }
-
-        // A given path must exist; otherwise PATH, then our own tools directory.
-        let bindgen = match bindgen {
-            Some(b) => b.is_file().then(|| b.to_path_buf()),
-            None => which("bindgen").or_else(|| {
-                let p = cache_dir().join("tools/bin/bindgen");
-                p.exists().then_some(p)
-            }),
-        };
-        if bindgen.is_none() {
-            missing.push("bindgen (>= 0.65.1)".into());
-        }
-
-        let llvm_bin = if which("clang").is_some() && which("ld.lld").is_some() {
-            None
-        } else {
-            newest_llvm_bin()
-        };
-        let in_llvm = |tool: &str| {
-            llvm_bin.as_ref().is_some_and(|d| d.join(tool).exists()) || which(tool).is_some()
-        };
-        for (tool, pkg) in [
-            ("clang", "clang-19"),
-            ("ld.lld", "lld-19"),
-            ("llvm-ar", "llvm-19"),
-        ] {
-            if !in_llvm(tool) {
-                missing.push(tool.into());
-                pkgs.push(pkg);
-            }
-        }
-        let libclang = llvm_bin.as_ref().and_then(|b| b.parent()).is_some_and(|d| {
-            d.join("lib/libclang.so").exists() || d.join("lib/libclang.so.1").exists()
-        });
-        if !libclang && llvm_bin.is_some() {
-            missing.push("libclang".into());
-            pkgs.push("libclang-19-dev");
-        }
-        for (tool, pkg) in [
-            ("make", "make"),
-            ("flex", "flex"),
-            ("bison", "bison"),
-            ("bc", "bc"),
-            ("tar", "tar"),
-            ("xz", "xz-utils"),
-            ("openssl", "openssl"),
-        ] {
-            if which(tool).is_none() {
-                missing.push(tool.into());
-                pkgs.push(pkg);
-            }
-        }
-        for (header, pkg) in [
-            ("/usr/include/gelf.h", "libelf-dev"),
-            ("/usr/include/openssl/evp.h", "libssl-dev"),
-        ] {
-            if !Path::new(header).exists() {
-                missing.push(header.into());
-                pkgs.push(pkg);
-            }
-        }
-        if !missing.is_empty() {
-            let mut install = String::new();
-            if !pkgs.is_empty() {
-                install = format!("apt-get install {}", pkgs.join(" "));
-            }
-            if bindgen.is_none() {
-                if !install.is_empty() {
-                    install.push_str("; ");
-                }
-                install.push_str(&format!(
-                    "cargo install --locked bindgen-cli --root {} (Debian 12's bindgen is too old)",
-                    cache_dir().join("tools").display()
-                ));
-            }
-            return Err(Error::Toolchain { missing, install });
-        }
-        let (rustc, rustc_version) = found_rustc.expect("checked");
-        Ok(Toolchain {
-            rustc,
-            rustc_version,
-            bindgen: bindgen.expect("checked"),
-            llvm_bin,
-        })
-    }
-
-    /// `make` with the kernel's toolchain variables.
-    pub fn make(&self, dir: &Path) -> Command {
-        let mut c = Command::new("make");
-        c.arg("-C").arg(dir);
-        c.arg("LLVM=1");
-        c.arg(format!("RUSTC={}", self.rustc.display()));
-        // Proc macros (rust/libmacros.so) must come from the same compiler.
-        c.arg(format!("HOSTRUSTC={}", self.rustc.display()));
-        c.arg(format!("BINDGEN={}", self.bindgen.display()));
-        kbuild_env(&mut c, self.llvm_bin.as_deref());
-        c
-    }
-}
-
-/// The environment every Kbuild call gets: LLVM's directory first on PATH when clang
-/// is not on it, and none of the Cargo/rustup variables of our own invocation (they
-/// would leak into Kbuild's rustc).
-pub fn kbuild_env(c: &mut Command, llvm_bin: Option<&Path>) {
-    if let Some(bin) = llvm_bin {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let mut paths = vec![bin.to_path_buf()];
-        paths.extend(std::env::split_paths(&path));
-        c.env("PATH", std::env::join_paths(paths).expect("valid PATH"));
-    }
-    for v in [
-        "RUSTC",
-        "RUSTFLAGS",
-        "RUSTUP_TOOLCHAIN",
-        "CARGO_ENCODED_RUSTFLAGS",
-    ] {
-        c.env_remove(v);
-    }
-}
-
-pub fn which(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
-}
-
-pub fn tool_version(tool: &Path, flag: &str) -> Option<String> {
-    let o = Command::new(tool)
-        .arg(flag)
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    o.status
-        .success()
-        .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
-}
-
-fn has_rust_src(rustc: &Path) -> bool {
-    let Some(sysroot) = Command::new(rustc)
-        .args(["--print", "sysroot"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-    else {
-        return false;
-    };
-    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
-    sysroot
-        .join("lib/rustlib/src/rust/library/core/src/lib.rs")
-        .exists()
-}
-
-pub fn newest_llvm_bin() -> Option<PathBuf> {
-    let mut dirs: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib")
-        .ok()?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let n = e.file_name().to_string_lossy().into_owned();
-            let v: u32 = n.strip_prefix("llvm-")?.parse().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("clang").exists().then_some((v, bin))
-        })
-        .collect();
-    dirs.sort();
-    dirs.pop().map(|(_, d)| d)
-}
-
 /// Hash of everything that decides the built kernel.
 fn inputs_hash(o: &BuildOptions, tc: &Toolchain, source_id: &str) -> Result<String> {
     let mut h = openssl::sha::Sha256::new();
@@ -309,6 +118,13 @@ fn inputs_hash(o: &BuildOptions, tc: &Toolchain, source_id: &str) -> Result<Stri
     feed("tool", env!("CARGO_PKG_VERSION").as_bytes());
     feed("source", source_id.as_bytes());
     feed("base", BASE_FRAGMENT.as_bytes());
+    for g in GENERATION_FRAGMENTS {
+        feed("generation", format!("{g:?}").as_bytes());
+    }
+    // Auto's decision follows from the source and the rustc, both fed already.
+    if o.rust != RustChoice::Auto {
+        feed("rust", format!("{:?}", o.rust).as_bytes());
+    }
     feed("rustc", tc.rustc_version.as_bytes());
     for f in &o.fragments {
         feed("fragment", &read(f)?);
@@ -403,35 +219,6 @@ pub fn list() -> Vec<KernelInfo> {
     v
 }
 
-/// A kernel release's version, compared as numbers (6.9 < 6.12), a release candidate
-/// before its release (7.3-rc2 < 7.3).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Version {
-    numbers: Vec<u32>,
-    /// u32::MAX for a release, N for -rcN.
-    rc: u32,
-}
-
-impl Version {
-    pub fn of(release: &str) -> Version {
-        let end = release
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(release.len());
-        let numbers = release[..end]
-            .split('.')
-            .filter_map(|n| n.parse().ok())
-            .collect();
-        let rc = release[end..]
-            .strip_prefix("-rc")
-            .and_then(|r| {
-                let digits: String = r.chars().take_while(char::is_ascii_digit).collect();
-                digits.parse().ok()
-            })
-            .unwrap_or(u32::MAX);
-        Version { numbers, rc }
-    }
-}
-
 /// Builds (or reuses) the kernel.
 pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
     let source_id = source_identity(&o.source)?;
@@ -484,10 +271,16 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
         path: o.source.clone(),
         reason: "no VERSION/PATCHLEVEL/SUBLEVEL in the top Makefile".into(),
     })?;
+    let version = Version::of(&release);
+    let rust = rust_decision(o.rust, &src, &version, &tc)?;
     r.note(&format!(
         "kernel source {release}, toolchain {}",
         tc.rustc_version
     ));
+    if let Err(why) = &rust {
+        r.note(&format!("building without Rust: {why}"));
+    }
+    let rust = rust.is_ok();
 
     // Trusted certificates and the config fragment.
     let certs_path = work.join("trusted-certs.pem");
@@ -506,6 +299,15 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
     let final_dir = base.join(format!("{release}-{hash}"));
     let final_certs = final_dir.join("trusted-certs.pem");
     let mut fragment = BASE_FRAGMENT.to_string();
+    let (maj, min) = version.major_minor();
+    for g in GENERATION_FRAGMENTS {
+        if (maj, min) >= g.from && (maj, min) < g.before {
+            fragment.push_str(g.text);
+        }
+    }
+    if !rust {
+        fragment.push_str(NO_RUST_FRAGMENT);
+    }
     if !pem.is_empty() {
         fragment.push_str(&format!(
             "CONFIG_SYSTEM_TRUSTED_KEYS=\"{}\"\n",
@@ -536,8 +338,9 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
         final_dir.join("src")
     };
     let kdir = final_dir.join(kdir_rel);
+    let vars = tc.vars();
     let make = |targets: &[&str]| {
-        let mut c = tc.make(&src);
+        let mut c = toolchain::make(&src, &vars);
         if src_is_dir {
             c.arg(format!("O={}", kdir.display()));
         }
@@ -545,22 +348,28 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
         c
     };
     // An unfinished tree is never reused: the metadata file is written last.
-    r.note("checking Rust support (make rustavailable)");
-    let out = run_logged(
-        &mut make(&["rustavailable"]),
-        "rustavailable",
-        &mut log,
-        &log_path,
-        r,
-        false,
-    )?;
-    r.note(
-        out.lines()
-            .find(|l| l.contains("Rust is available"))
-            .unwrap_or("Rust is available"),
-    );
+    if rust {
+        r.note("checking Rust support (make rustavailable)");
+        let out = run_logged(
+            &mut make(&["rustavailable"]),
+            "rustavailable",
+            &mut log,
+            &log_path,
+            r,
+            false,
+        )?;
+        r.note(
+            out.lines()
+                .find(|l| l.contains("Rust is available"))
+                .unwrap_or("Rust is available"),
+        );
+    }
 
-    r.note("configuring: tinyconfig + module signing + Rust");
+    r.note(if rust {
+        "configuring: tinyconfig + module signing + Rust"
+    } else {
+        "configuring: tinyconfig + module signing"
+    });
     run_logged(
         &mut make(&["tinyconfig"]),
         "configuration",
@@ -585,11 +394,8 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
         false,
     )?;
     let config = std::fs::read_to_string(kdir.join(".config")).unwrap_or_default();
-    let lost: Vec<&str> = fragment
-        .lines()
-        .filter(|l| l.starts_with("CONFIG_") && !config.lines().any(|c| c == *l))
-        .collect();
-    if lost.iter().any(|l| l.starts_with("CONFIG_RUST=")) {
+    let lost = lost_options(&fragment, &config);
+    if rust && lost.iter().any(|l| l.starts_with("CONFIG_RUST=")) {
         return Err(Error::KernelBuild {
             step: "configuration".into(),
             log: log_path,
@@ -617,9 +423,10 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
     let release = std::fs::read_to_string(kdir.join("include/config/kernel.release"))
         .map(|s| s.trim().to_string())
         .unwrap_or(release);
+    let target = crate::target::Target::from_tree(&kdir)?;
     let info = KernelInfo {
         release,
-        image: kdir.join("arch/x86/boot/bzImage"),
+        image: kdir.join(target.arch.image_in_tree()),
         kdir: kdir.clone(),
         rust: config.lines().any(|l| l == "CONFIG_RUST=y"),
         rustc: tc.rustc_version.clone(),
@@ -651,91 +458,93 @@ fn run_logged(
     progress: bool,
 ) -> Result<String> {
     let _ = writeln!(log, "$ {cmd:?}");
-    let (status, lines) = run_lines(cmd, |line| {
+    toolchain::run_step(cmd, 25, |line| {
         let _ = writeln!(log, "{line}");
         if progress {
             r.progress(line);
         }
     })
-    .map_err(|e| Error::KernelBuild {
+    .map(|lines| lines.join("\n"))
+    .map_err(|tail| Error::KernelBuild {
         step: step.into(),
         log: log_path.to_path_buf(),
-        tail: format!("cannot run {:?}: {e}", cmd.get_program()),
-    })?;
-    let all = lines.join("\n");
-    if !status.success() {
-        let tail: Vec<&str> = all.lines().rev().take(25).collect();
-        return Err(Error::KernelBuild {
-            step: step.into(),
-            log: log_path.to_path_buf(),
-            tail: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
-        });
-    }
-    Ok(all)
+        tail,
+    })
 }
 
-/// Runs `cmd`, handing each line of its stdout and stderr (interleaved) to `on_line`;
-/// returns the exit status and every line.
-pub fn run_lines(
-    cmd: &mut Command,
-    mut on_line: impl FnMut(&str),
-) -> std::io::Result<(std::process::ExitStatus, Vec<String>)> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn()?;
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let readers: Vec<_> = [
-        Box::new(child.stdout.take().expect("piped")) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().expect("piped")),
-    ]
-    .into_iter()
-    .map(|pipe| {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for l in std::io::BufReader::new(pipe).lines().map_while(|l| l.ok()) {
-                let _ = tx.send(l);
+/// Lines of the fragment the final `.config` does not carry (a later line for the same
+/// option overrides an earlier one, as merge_config.sh does).
+fn lost_options(fragment: &str, config: &str) -> Vec<String> {
+    let mut wanted: Vec<(String, String)> = Vec::new();
+    for l in fragment.lines() {
+        let key = if let Some(k) = l
+            .strip_prefix("# ")
+            .and_then(|r| r.strip_suffix(" is not set"))
+        {
+            k
+        } else if l.starts_with("CONFIG_") {
+            l.split('=').next().unwrap_or(l)
+        } else {
+            continue;
+        };
+        wanted.retain(|(k, _)| k != key);
+        wanted.push((key.to_string(), l.to_string()));
+    }
+    wanted
+        .into_iter()
+        .filter(|(key, line)| {
+            if line.starts_with('#') {
+                config.lines().any(|c| c.starts_with(&format!("{key}=")))
+            } else {
+                !config.lines().any(|c| c == line)
             }
         })
-    })
-    .collect();
-    drop(tx);
-    let mut lines = Vec::new();
-    for line in rx {
-        on_line(&line);
-        lines.push(line);
-    }
-    for t in readers {
-        let _ = t.join();
-    }
-    Ok((child.wait()?, lines))
+        .map(|(_, line)| line)
+        .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions_compare_as_numbers() {
-        let mut v = [
-            "7.3",
-            "6.12.117",
-            "6.9",
-            "7.3-rc2",
-            "6.1.158-amd64",
-            "7.2.13+deb14-amd64",
-            "6.12",
-        ];
-        v.sort_by_key(|r| Version::of(r));
-        let want = [
-            "6.1.158-amd64",
-            "6.9",
-            "6.12",
-            "6.12.117",
-            "7.2.13+deb14-amd64",
-            "7.3-rc2",
-            "7.3",
-        ];
-        assert_eq!(v, want);
+/// Whether this source gets Rust with this toolchain: `Err(why not)` for a kernel that
+/// pins a rustc (before 6.11: `scripts/min-tool-version.sh` names the one it takes)
+/// other than ours. Asking for Rust there is refused.
+fn rust_decision(
+    choice: RustChoice,
+    src: &Path,
+    version: &Version,
+    tc: &Toolchain,
+) -> Result<std::result::Result<(), String>> {
+    if choice == RustChoice::No {
+        return Ok(Err("--no-rust".into()));
     }
+    if !Features::of(Some(version)).rust_pins_rustc {
+        return Ok(Ok(()));
+    }
+    let pinned = |tool: &str| {
+        Command::new("sh")
+            .arg(src.join("scripts/min-tool-version.sh"))
+            .arg(tool)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let (rustc, bindgen) = (
+        pinned("rustc").unwrap_or_else(|| "?".into()),
+        pinned("bindgen").unwrap_or_else(|| "?".into()),
+    );
+    if tc.rustc_version.starts_with(&format!("rustc {rustc} ")) {
+        return Ok(Ok(()));
+    }
+    let (maj, min) = version.major_minor();
+    let why = format!(
+        "{maj}.{min}'s Rust needs exactly rustc {rustc} and bindgen {bindgen} (its scripts/min-tool-version.sh), and the toolchain here is {}",
+        tc.rustc_version
+    );
+    if choice == RustChoice::Yes {
+        return Err(Error::TargetRefuses {
+            target: format!("Linux {maj}.{min}"),
+            reason: why,
+            fix: "build it without Rust (drop --rust), or install exactly that rustc and bindgen and pass --rustc/--bindgen".into(),
+        });
+    }
+    Ok(Err(why))
 }

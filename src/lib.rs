@@ -13,7 +13,9 @@ pub mod pki;
 pub mod qemu;
 pub mod report;
 pub mod sign;
+pub mod target;
 pub mod templates;
+pub mod toolchain;
 pub mod tree;
 pub mod verify;
 

@@ -19,3 +19,21 @@ pub trait Reporter: Sync {
     }
     fn finish(&self) {}
 }
+
+/// A reporter for one of several parallel jobs: its lines carry the job's name.
+pub struct Prefixed<'a> {
+    pub inner: &'a dyn Reporter,
+    pub prefix: String,
+}
+
+impl Reporter for Prefixed<'_> {
+    fn warn(&self, msg: &str) {
+        self.inner.warn(&format!("{}: {msg}", self.prefix));
+    }
+    fn note(&self, msg: &str) {
+        self.inner.note(&format!("{}: {msg}", self.prefix));
+    }
+    fn progress(&self, line: &str) {
+        self.inner.progress(&format!("{}: {line}", self.prefix));
+    }
+}

@@ -1,6 +1,7 @@
 //! Project templates (`templates/`, embedded): listed, rendered for a target kernel.
 
 use crate::error::{Error, Result};
+use crate::target::{Features, Target, since};
 use include_dir::{Dir, include_dir};
 use std::path::{Path, PathBuf};
 
@@ -17,23 +18,86 @@ pub const LICENSES: [(&str, &str); 6] = [
     ("Dual MPL/GPL", "GPL-2.0 OR MPL-1.1"),
 ];
 
-/// `(name, one-line description)` of every template.
-pub fn list() -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = TEMPLATES
+/// What a template needs of the kernel (`requires:` in its about.txt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    /// CONFIG_RUST=y (checked by `build`'s preflight against the tree).
+    Rust,
+    /// `params:` in `module!`.
+    RustParams,
+}
+
+impl Requirement {
+    fn parse(word: &str) -> Requirement {
+        match word {
+            "rust" => Requirement::Rust,
+            "rust_params" => Requirement::RustParams,
+            other => panic!("templates: unknown requirement `{other}` in an about.txt"),
+        }
+    }
+
+    /// Why `target` cannot take it, if it cannot.
+    fn unmet(self, target: &Target) -> Option<String> {
+        let (maj, min) = since::RUST_PARAMS;
+        match self {
+            Requirement::Rust => None,
+            Requirement::RustParams => (!target.features().rust_params).then(|| {
+                format!("Rust module parameters (`params:` in module!) came with Linux {maj}.{min}")
+            }),
+        }
+    }
+}
+
+/// One template: its name, one-line description and requirements.
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub name: String,
+    pub about: String,
+    pub requires: Vec<Requirement>,
+}
+
+impl Template {
+    /// The kernels it supports, in words.
+    pub fn kernels(&self) -> String {
+        let rust = self.requires.contains(&Requirement::Rust);
+        let from = if self.requires.contains(&Requirement::RustParams) {
+            since::RUST_PARAMS
+        } else if rust {
+            // Older ones pin one rustc each (6.1: exactly 1.62).
+            since::RUST_MIN_RUSTC
+        } else {
+            (6, 1)
+        };
+        format!(
+            "{}.{}+{}",
+            from.0,
+            from.1,
+            if rust { " with CONFIG_RUST=y" } else { "" }
+        )
+    }
+}
+
+/// Every template, by name.
+pub fn list() -> Vec<Template> {
+    let mut v: Vec<Template> = TEMPLATES
         .dirs()
-        .filter(|d| d.get_file(d.path().join("about.txt")).is_some())
-        .map(|d| {
-            let about = d
-                .get_file(d.path().join("about.txt"))
-                .and_then(|f| f.contents_utf8())
-                .unwrap_or_default();
-            (
-                d.path().display().to_string(),
-                about.lines().next().unwrap_or_default().to_string(),
-            )
+        .filter_map(|d| {
+            let about = d.get_file(d.path().join("about.txt"))?.contents_utf8()?;
+            let requires = about
+                .lines()
+                .find_map(|l| l.strip_prefix("requires:"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(Requirement::parse)
+                .collect();
+            Some(Template {
+                name: d.path().display().to_string(),
+                about: about.lines().next().unwrap_or_default().to_string(),
+                requires,
+            })
         })
         .collect();
-    v.sort();
+    v.sort_by(|a, b| a.name.cmp(&b.name));
     v
 }
 
@@ -58,22 +122,6 @@ pub fn validate_name(name: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// Kernel version `(major, minor)` of a build tree: include/config/kernel.release,
-/// else its Makefile.
-pub fn tree_version(kdir: &Path) -> Option<(u32, u32, String)> {
-    let release = std::fs::read_to_string(kdir.join("include/config/kernel.release"))
-        .ok()
-        .map(|s| s.trim().to_string())
-        .or_else(|| crate::kernel::makefile_release(kdir))?;
-    let (maj, min) = parse_version(&release)?;
-    Some((maj, min, release))
-}
-
-pub fn parse_version(release: &str) -> Option<(u32, u32)> {
-    let mut it = release.split(|c: char| !c.is_ascii_digit());
-    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
-}
-
 #[derive(Debug, Clone)]
 pub struct NewOptions {
     pub dir: PathBuf,
@@ -82,8 +130,8 @@ pub struct NewOptions {
     pub license: String,
     pub author: String,
     pub description: String,
-    /// The kernel the code must compile on: `(major, minor)`, release, tree.
-    pub kernel: Option<(u32, u32, String)>,
+    /// The kernel the code must compile on (None: the newest syntax).
+    pub kernel: Option<Target>,
     pub kdir: Option<PathBuf>,
     /// `init`: the directory may hold other files, as long as none would be overwritten.
     pub in_place: bool,
@@ -127,6 +175,19 @@ pub fn generate(o: &NewOptions) -> Result<Vec<PathBuf>> {
     let rust = tpl
         .files()
         .any(|f| f.path().extension().is_some_and(|e| e == "rs"));
+    let meta = list()
+        .into_iter()
+        .find(|t| t.name == o.template)
+        .expect("every template has an about.txt");
+    if let Some(target) = &o.kernel
+        && let Some(why) = meta.requires.iter().find_map(|r| r.unmet(target))
+    {
+        return Err(Error::TargetRefuses {
+            target: target.name(),
+            reason: format!("template {} needs {}: {why}", o.template, meta.kernels()),
+            fix: "pick a template `cargo kmod new --list` shows for this kernel, or target a newer one (--kdir)".into(),
+        });
+    }
     // module! reads its strings without unescaping them (6.12 measured: it fails to build).
     if rust {
         for (what, v) in [
@@ -141,11 +202,14 @@ pub fn generate(o: &NewOptions) -> Result<Vec<PathBuf>> {
             }
         }
     }
-    // 6.15 added `authors: [..]` and 6.17 removed `author`; unknown kernel: newest syntax.
-    let authors_list = o
-        .kernel
-        .as_ref()
-        .is_none_or(|(maj, min, _)| (*maj, *min) >= (6, 15));
+    let features = Features::of(o.kernel.as_ref().and_then(|t| t.version.as_ref()));
+    let ns = o.name.to_uppercase();
+    // A bare token before 6.13, a string literal since.
+    let ns_arg = if features.ns_string_literal {
+        format!("\"{ns}\"")
+    } else {
+        ns.clone()
+    };
     let ctx = minijinja::context! {
         name => &o.name,
         crate_name => o.name.replace('_', "-"),
@@ -155,8 +219,10 @@ pub fn generate(o: &NewOptions) -> Result<Vec<PathBuf>> {
         author => &o.author,
         description => &o.description,
         rust => rust,
-        authors_list => authors_list,
-        kernel_release => o.kernel.as_ref().map(|k| k.2.clone()),
+        authors_list => features.rust_authors_list,
+        ns => ns,
+        ns_arg => ns_arg,
+        kernel_release => o.kernel.as_ref().map(|k| k.release.clone()),
         kdir => o.kdir.as_ref().map(|k| k.display().to_string()),
     };
     let mut env = minijinja::Environment::new();
@@ -251,37 +317,60 @@ mod tests {
 
     #[test]
     fn every_template_renders_for_old_and_new_kernels() {
-        for (t, about) in list() {
-            assert!(!about.is_empty(), "{t} has no about.txt line");
-            for kernel in [
-                Some((6, 12, "6.12.117".to_string())),
-                Some((6, 17, "6.17".into())),
+        for t in list() {
+            assert!(!t.about.is_empty(), "{} has no about.txt line", t.name);
+            for release in [
+                Some("6.1.158"),
+                Some("6.12.117"),
+                Some("6.17"),
+                Some("7.2.13"),
                 None,
             ] {
                 let dir = tempfile::tempdir().unwrap();
                 let o = NewOptions {
                     dir: dir.path().join("p"),
                     name: "demo_mod".into(),
-                    template: t.clone(),
+                    template: t.name.clone(),
                     license: "GPL".into(),
-                    author: if t.starts_with("rust") {
+                    author: if t.name.starts_with("rust") {
                         "A. Author"
                     } else {
                         "A \"quoted\" author"
                     }
                     .into(),
                     description: "Demo".into(),
-                    kernel: kernel.clone(),
+                    kernel: release.map(Target::release_only),
                     kdir: None,
                     in_place: false,
                 };
-                let files = generate(&o).unwrap();
-                assert!(files.iter().any(|f| f.ends_with("Kbuild")), "{t}");
-                if t.starts_with("rust") {
+                let v = release.map(crate::target::Version::of);
+                let refused = t.requires.contains(&Requirement::RustParams)
+                    && v.as_ref().is_some_and(|v| !v.at_least(6, 19));
+                let files = match generate(&o) {
+                    Err(Error::TargetRefuses { reason, .. }) if refused => {
+                        assert!(reason.contains("came with Linux 6.19"), "{reason}");
+                        assert!(!o.dir.exists(), "nothing written");
+                        continue;
+                    }
+                    r => r.unwrap(),
+                };
+                assert!(!refused, "{} rendered for {release:?}", t.name);
+                assert!(files.iter().any(|f| f.ends_with("Kbuild")), "{}", t.name);
+                if t.name == "rust-minimal" {
                     let src = std::fs::read_to_string(dir.path().join("p/demo_mod.rs")).unwrap();
-                    let old = kernel.as_ref().is_some_and(|k| k.1 < 15);
+                    let old = v.as_ref().is_some_and(|v| !v.at_least(6, 15));
                     assert_eq!(src.contains("    author: \"A. Author\","), old, "{src}");
                     assert_eq!(src.contains("authors: [\"A. Author\"]"), !old, "{src}");
+                }
+                if t.name == "c-export" {
+                    let src = std::fs::read_to_string(dir.path().join("p/demo_mod.c")).unwrap();
+                    let literal = v.as_ref().is_none_or(|v| v.at_least(6, 13));
+                    let want = if literal {
+                        "demo_mod_answer, \"DEMO_MOD\")"
+                    } else {
+                        "demo_mod_answer, DEMO_MOD)"
+                    };
+                    assert!(src.contains(want), "{src}");
                 }
             }
         }

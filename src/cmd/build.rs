@@ -1,7 +1,7 @@
 use super::{Status, StderrReporter, report_error};
 use crate::cli::{BuildArgs, MessageFormat};
-use cargo_kmod::kbuild::{self, Artifact, Project, Tree};
-use cargo_kmod::sign;
+use cargo_kmod::kbuild::{self, Job, Project};
+use cargo_kmod::target::Target;
 
 pub fn run(a: BuildArgs) -> i32 {
     let project = match Project::load(a.manifest_path.as_deref()) {
@@ -12,15 +12,13 @@ pub fn run(a: BuildArgs) -> i32 {
         Ok(k) => k,
         Err(e) => return report_error(&e),
     };
-    let hash = match project.hash() {
-        Ok(h) => h,
+    let signing = match super::signing(&project, &a.signing, key.as_ref()) {
+        Ok(s) => s,
         Err(e) => return report_error(&e),
     };
     let forced = std::env::var_os("RUSTC").map(std::path::PathBuf::from);
     let o = kbuild::BuildOptions {
-        jobs: a
-            .jobs
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        jobs: a.jobs.unwrap_or_else(cargo_kmod::tree::default_jobs),
         arch: a.arch,
         cross_compile: a.cross_compile,
         verbose: a.verbose,
@@ -28,52 +26,103 @@ pub fn run(a: BuildArgs) -> i32 {
     };
     let rep = StderrReporter::new();
     let mut status = Status::default();
-    // Preflight every tree before building any: one line per problem.
-    let mut ready = Vec::new();
+    // Preflight every tree before building any: one line per problem, and a refused
+    // tree is a result of its own; the others still build.
+    let mut rows: Vec<Row> = Vec::new();
+    let mut jobs = Vec::new();
     for kdir in kbuild::choose_trees(&a.kdir, &a.kernel_release, &project) {
-        match Tree::open(&kdir)
-            .and_then(|t| kbuild::preflight(&t, &project, forced.as_deref()).map(|env| (t, env)))
-        {
-            Ok(x) => ready.push(x),
-            Err(e) => status.add(report_error(&e)),
+        let ready = Target::from_tree(&kdir).and_then(|t| {
+            if let Some(other) = jobs.iter().find(|j: &&Job| j.target.release == t.release) {
+                return Err(cargo_kmod::Error::Usage(format!(
+                    "{} and {} are both kernel {}: give each release once",
+                    other.target.tree.as_ref().expect("tree").display(),
+                    kdir.display(),
+                    t.release
+                )));
+            }
+            kbuild::preflight(&t, &project, forced.as_deref()).map(|vars| Job { target: t, vars })
+        });
+        match ready {
+            Ok(job) => jobs.push(job),
+            Err(e) => {
+                status.add(report_error(&e));
+                rows.push(Row::failed(&kdir, None, &e, a.message_format));
+            }
         }
     }
-    if status.code() != 0 {
-        return status.code();
-    }
-    for (tree, env) in &ready {
-        let built = kbuild::build_one(&project, tree, env, &o, &rep).and_then(|path| {
-            if let Some(k) = &key {
-                let opts = sign::SignOptions {
-                    hash,
-                    id: sign::cms::SignerIdKind::IssuerSerial,
-                    if_signed: sign::IfSigned::Replace,
-                    output: sign::SigOutput::Append,
-                };
-                sign::sign_module_file(k, &opts, &path, None)?;
-            }
-            Ok(Artifact {
-                release: tree.release.clone(),
-                kdir: tree.kdir.clone(),
-                sha256: kbuild::sha256_hex(&path)?,
-                path,
-                signed: key.is_some(),
-            })
-        });
-        match built {
-            Ok(art) => match a.message_format {
-                MessageFormat::Json => {
-                    outln!("{}", serde_json::to_string(&art).expect("serializes"))
+    let results = kbuild::build_matrix(&project, &jobs, &o, signing.as_ref(), &rep);
+    for (job, r) in jobs.iter().zip(results) {
+        let kdir = job.target.tree.clone().expect("built from a tree");
+        match r {
+            Ok(art) => {
+                if a.message_format == MessageFormat::Json {
+                    let mut v = serde_json::to_value(&art).expect("serializes");
+                    v["status"] = "ok".into();
+                    outln!("{v}");
                 }
-                MessageFormat::Human => outln!(
-                    "{}: {}{}",
-                    art.release,
-                    art.path.display(),
-                    if art.signed { " (signed)" } else { "" }
-                ),
-            },
-            Err(e) => status.add(report_error(&e)),
+                rows.push(Row {
+                    release: art.release.clone(),
+                    result: "ok".into(),
+                    detail: format!(
+                        "{}{}",
+                        art.path.display(),
+                        art.hash
+                            .as_ref()
+                            .map(|h| format!(" (signed, {h})"))
+                            .unwrap_or_default()
+                    ),
+                });
+            }
+            Err(e) => {
+                status.add(report_error(&e));
+                rows.push(Row::failed(
+                    &kdir,
+                    Some(&job.target.release),
+                    &e,
+                    a.message_format,
+                ));
+            }
+        }
+    }
+    if a.message_format == MessageFormat::Human {
+        let w = rows.iter().map(|r| r.release.len()).max().unwrap_or(0);
+        for r in &rows {
+            outln!("{:<w$}  {:<6}  {}", r.release, r.result, r.detail);
         }
     }
     status.code()
+}
+
+/// One kernel's line of the summary.
+struct Row {
+    release: String,
+    result: String,
+    detail: String,
+}
+
+impl Row {
+    /// A kernel that failed; in JSON mode its object is printed now.
+    fn failed(
+        kdir: &std::path::Path,
+        release: Option<&str>,
+        e: &cargo_kmod::Error,
+        format: MessageFormat,
+    ) -> Row {
+        if format == MessageFormat::Json {
+            outln!(
+                "{}",
+                serde_json::json!({"status": "failed", "release": release, "kdir": kdir,
+                    "error": e.to_string(), "exit_code": e.exit_code()})
+            );
+        }
+        Row {
+            release: release.map_or_else(|| kdir.display().to_string(), str::to_string),
+            result: "FAILED".into(),
+            detail: format!(
+                "exit {}: {}",
+                e.exit_code(),
+                e.to_string().lines().next().unwrap_or_default()
+            ),
+        }
+    }
 }

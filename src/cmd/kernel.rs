@@ -12,9 +12,12 @@ pub fn run(c: KernelCommand) -> i32 {
                 trusted_certs: a.trusted_certs,
                 rustc: a.rustc,
                 bindgen: a.bindgen,
-                jobs: a
-                    .jobs
-                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+                jobs: a.jobs.unwrap_or_else(cargo_kmod::tree::default_jobs),
+                rust: match (a.rust, a.no_rust) {
+                    (true, _) => kernel::RustChoice::Yes,
+                    (_, true) => kernel::RustChoice::No,
+                    _ => kernel::RustChoice::Auto,
+                },
             };
             match kernel::build(&o, &StderrReporter::new()) {
                 Ok(info) => {

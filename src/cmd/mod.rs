@@ -127,6 +127,20 @@ pub fn project_signing(
     .map(Some)
 }
 
+/// The key and the hash asked for (`--hash`, else the metadata; `None`: each target
+/// kernel's own).
+pub fn signing<'k>(
+    project: &cargo_kmod::kbuild::Project,
+    a: &crate::cli::ProjectSignArgs,
+    key: Option<&'k cargo_kmod::sign::SigningKey>,
+) -> cargo_kmod::Result<Option<cargo_kmod::sign::Signing<'k>>> {
+    let hash = match &a.hash {
+        Some(h) => Some(h.parse()?),
+        None => project.hash()?,
+    };
+    Ok(key.map(|key| cargo_kmod::sign::Signing { key, hash }))
+}
+
 /// Exit status for a run over many modules: the highest code seen.
 #[derive(Default)]
 pub struct Status(i32);

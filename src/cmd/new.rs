@@ -1,13 +1,18 @@
 use super::report_error;
 use crate::cli::{NewArgs, TemplateArgs};
+use cargo_kmod::target::Target;
 use cargo_kmod::templates::{self, NewOptions};
 use cargo_kmod::{Error, kbuild};
 use std::path::{Path, PathBuf};
 
 pub fn run_new(a: NewArgs) -> i32 {
     if a.list {
-        for (name, about) in templates::list() {
-            outln!("{name:<14} {about}");
+        let list = templates::list();
+        let w = list.iter().map(|t| t.name.len()).max().unwrap_or(0);
+        let k = list.iter().map(|t| t.kernels().len()).max().unwrap_or(0);
+        outln!("{:<w$}  {:<k$}  DESCRIPTION", "TEMPLATE", "KERNELS");
+        for t in list {
+            outln!("{:<w$}  {:<k$}  {}", t.name, t.kernels(), t.about);
         }
         return 0;
     }
@@ -43,7 +48,12 @@ fn generate(dir: &Path, t: TemplateArgs, in_place: bool) -> i32 {
             let p = PathBuf::from(format!("/lib/modules/{}/build", kbuild::running_release()));
             p.exists().then_some(p)
         });
-    let kernel = kdir.as_deref().and_then(templates::tree_version);
+    // A configured tree, else the release its Makefile names.
+    let kernel = kdir.as_deref().and_then(|k| {
+        Target::from_tree(k)
+            .ok()
+            .or_else(|| cargo_kmod::kernel::makefile_release(k).map(|r| Target::release_only(&r)))
+    });
     if (t.kdir.is_some() || t.kernel_release.is_some()) && kernel.is_none() {
         return report_error(&Error::Preflight {
             kdir: kdir.unwrap_or_default(),
@@ -72,7 +82,7 @@ fn generate(dir: &Path, t: TemplateArgs, in_place: bool) -> i32 {
                 o.template,
                 o.name,
                 dir.display(),
-                kernel.map_or(String::new(), |k| format!(" for kernel {}", k.2))
+                kernel.map_or(String::new(), |k| format!(" for kernel {}", k.release))
             );
             eprintln!("next: cd {} && cargo kmod build", dir.display());
             0

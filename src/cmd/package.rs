@@ -1,17 +1,18 @@
 use super::{Status, project_signing, report_error};
 use crate::cli::{InstallArgs, PackageArgs};
-use cargo_kmod::hash::HashAlg;
 use cargo_kmod::kbuild::{self, Project};
-use cargo_kmod::package::{self, deb, dkms, install::Signing};
+use cargo_kmod::package::{self, deb, dkms};
+use cargo_kmod::target::Target;
 
-/// The project, its signing key (when signing is asked for) and its hash.
+/// The project and its signing key (when signing is asked for); the hash asked for
+/// is checked here, before any work.
 fn setup(
     manifest: Option<&std::path::Path>,
     signing: &crate::cli::ProjectSignArgs,
-) -> cargo_kmod::Result<(Option<cargo_kmod::sign::SigningKey>, HashAlg, Project)> {
+) -> cargo_kmod::Result<(Option<cargo_kmod::sign::SigningKey>, Project)> {
     let p = Project::load(manifest)?;
-    let hash = p.hash()?;
-    Ok((project_signing(&p, signing)?, hash, p))
+    super::signing(&p, signing, None)?;
+    Ok((project_signing(&p, signing)?, p))
 }
 
 fn releases(project: &Project, given: &[String]) -> Vec<String> {
@@ -23,11 +24,11 @@ fn releases(project: &Project, given: &[String]) -> Vec<String> {
 }
 
 pub fn install(a: InstallArgs) -> i32 {
-    let (key, hash, project) = match setup(a.manifest_path.as_deref(), &a.signing) {
+    let (key, project) = match setup(a.manifest_path.as_deref(), &a.signing) {
         Ok(x) => x,
         Err(e) => return report_error(&e),
     };
-    let signing = key.as_ref().map(|key| Signing { key, hash });
+    let signing = super::signing(&project, &a.signing, key.as_ref()).expect("checked in setup");
     let dir = a.dir.unwrap_or_else(|| project.install_dir.clone());
     let rels = releases(&project, &a.kernel_release);
     if rels.is_empty() {
@@ -37,7 +38,8 @@ pub fn install(a: InstallArgs) -> i32 {
     }
     let mut status = Status::default();
     for r in rels {
-        match package::install::install(&project, &r, &a.root, &dir, signing.as_ref()) {
+        let target = Target::from_release(&a.root, &r);
+        match package::install::install(&project, &target, &a.root, &dir, signing.as_ref()) {
             Ok(p) => outln!("{r}: installed {}", p.display()),
             Err(e) => status.add(report_error(&e)),
         }
@@ -46,7 +48,7 @@ pub fn install(a: InstallArgs) -> i32 {
 }
 
 pub fn package(a: PackageArgs) -> i32 {
-    let (key, hash, project) = match setup(a.manifest_path.as_deref(), &a.signing) {
+    let (key, project) = match setup(a.manifest_path.as_deref(), &a.signing) {
         Ok(x) => x,
         Err(e) => return report_error(&e),
     };
@@ -70,7 +72,7 @@ pub fn package(a: PackageArgs) -> i32 {
             Err(e) => report_error(&e),
         };
     }
-    let signing = key.as_ref().map(|key| Signing { key, hash });
+    let signing = super::signing(&project, &a.signing, key.as_ref()).expect("checked in setup");
     let mut status = Status::default();
     let rels = releases(&project, &a.kernel_release);
     if rels.is_empty() {
@@ -79,7 +81,8 @@ pub fn package(a: PackageArgs) -> i32 {
         ));
     }
     for r in rels {
-        match deb::build_deb(&project, &r, &out, signing.as_ref()) {
+        let target = Target::from_release(std::path::Path::new("/"), &r);
+        match deb::build_deb(&project, &target, &out, signing.as_ref()) {
             Ok(p) => outln!("{}", p.display()),
             Err(e) => status.add(report_error(&e)),
         }
@@ -90,14 +93,17 @@ pub fn package(a: PackageArgs) -> i32 {
 /// LLVM and rustc for DKMS's MAKE line, as preflight finds them for the project's trees.
 fn dkms_toolchain(project: &Project) -> dkms::Toolchain {
     let mut tc = dkms::Toolchain::default();
-    let trees: Vec<kbuild::Tree> = kbuild::choose_trees(&[], &[], project)
+    let trees: Vec<Target> = kbuild::choose_trees(&[], &[], project)
         .iter()
-        .filter_map(|k| kbuild::Tree::open(k).ok())
+        .filter_map(|k| Target::from_tree(k).ok())
         .collect();
-    let clang = project.is_rust() || trees.iter().any(|t| t.enabled("CONFIG_CC_IS_CLANG"));
+    let clang = project.is_rust()
+        || trees
+            .iter()
+            .any(|t| t.config.as_ref().is_some_and(|c| c.cc_is_clang()));
     if clang {
         // DKMS runs with its own PATH: name LLVM's directory (LLVM=<dir>/) when there is one.
-        let bin = cargo_kmod::kernel::newest_llvm_bin();
+        let bin = cargo_kmod::toolchain::newest_llvm_bin();
         tc.llvm = Some(
             bin.as_ref()
                 .map_or("1".into(), |b| format!("{}/", b.display())),

@@ -1,6 +1,7 @@
 use super::{Status, StderrReporter, expand, report_error};
 use crate::cli::{MessageFormat, VerifyArgs};
 use cargo_kmod::modfile::ModuleFile;
+use cargo_kmod::report::Reporter;
 use cargo_kmod::verify::{self, Keyring};
 
 pub fn run(a: VerifyArgs) -> i32 {
@@ -10,16 +11,37 @@ pub fn run(a: VerifyArgs) -> i32 {
             return report_error(&e);
         }
     }
+    let rep = StderrReporter::new();
+    let mut crypto = None;
     for k in &a.kernel {
-        if let Err(e) = keyring.add_kernel(k) {
-            return report_error(&e);
+        let t = match cargo_kmod::target::Target::from_path(k) {
+            Ok(t) => t,
+            Err(e) => return report_error(&e),
+        };
+        match t.keyring() {
+            Ok(k) => keyring.certs.extend(k.certs),
+            Err(e) => return report_error(&e),
+        }
+        if let Some(c) = &t.config {
+            crypto = Some(t.crypto());
+            rep.note(&format!(
+                "judging digests and key types as {} does ({})",
+                t.name(),
+                c.path.display()
+            ));
+        }
+    }
+    if let Some(c) = crypto {
+        for d in keyring.restrict(c) {
+            rep.warn(&format!(
+                "{d}: that kernel cannot load this certificate, so it trusts nothing by it"
+            ));
         }
     }
     if keyring.certs.is_empty() {
         eprintln!("warning: no --cert or --kernel given: every signed module will be ENOKEY");
     }
     let mut status = Status::default();
-    let rep = StderrReporter::new();
     let modules = expand(&a.modules, &mut status, &rep);
     let results = cargo_kmod::tree::par_map(&modules, a.tree.jobs(), &rep, "verifying", |m| {
         ModuleFile::open(m).map(|module| verify::verify(&module.data, &keyring))

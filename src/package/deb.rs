@@ -1,10 +1,12 @@
 //! `cargo kmod package --deb`: one binary package per kernel release, holding the
 //! (signed) module under /lib/modules/<R>/updates/ and running depmod.
 
-use super::install::{Signing, kernel_compression, module_bytes};
+use super::install::{kernel_compression, module_bytes};
 use super::run_tool;
 use crate::error::{Error, Result};
 use crate::kbuild::Project;
+use crate::sign::Signing;
+use crate::target::Target;
 use std::path::{Path, PathBuf};
 
 /// Debian package names: lowercase letters, digits, `+ - .`.
@@ -40,10 +42,11 @@ fn image_package(release: &str) -> Option<String> {
 
 pub fn build_deb(
     project: &Project,
-    release: &str,
+    target: &Target,
     out: &Path,
     signing: Option<&Signing>,
 ) -> Result<PathBuf> {
+    let release = target.release.as_str();
     let werr = |p: &Path, source| Error::Write {
         path: p.to_path_buf(),
         source,
@@ -51,8 +54,8 @@ pub fn build_deb(
     std::fs::create_dir_all(out).map_err(|e| werr(out, e))?;
     let staging = tempfile::tempdir_in(out).map_err(|e| werr(out, e))?;
     let root = staging.path().join("root");
-    let compression = kernel_compression(Path::new("/"), release);
-    let (file, bytes) = module_bytes(project, release, compression, signing)?;
+    let compression = kernel_compression(Path::new("/"), target);
+    let (file, bytes) = module_bytes(project, target, compression, signing)?;
     let moddir = root.join(format!("lib/modules/{release}/updates"));
     std::fs::create_dir_all(&moddir).map_err(|e| werr(&moddir, e))?;
     std::fs::write(moddir.join(&file), bytes).map_err(|e| werr(&moddir, e))?;

@@ -6,36 +6,17 @@ use crate::error::{Error, Result};
 use crate::kbuild::Project;
 use crate::modfile::compress::Compression;
 use crate::modfile::trailer;
-use crate::sign::{SigningKey, cms::SignerIdKind};
+use crate::sign::{Signing, cms::SignerIdKind};
+use crate::target::Target;
 use std::path::{Path, PathBuf};
 
-pub struct Signing<'a> {
-    pub key: &'a SigningKey,
-    pub hash: crate::hash::HashAlg,
-}
-
-/// The compression the kernel `release` uses for its modules: its tree's
-/// CONFIG_MODULE_COMPRESS_*, else the suffix of its installed modules.
-pub fn kernel_compression(root: &Path, release: &str) -> Compression {
-    let trees = [
-        root.join(format!("lib/modules/{release}/build")),
-        PathBuf::from(format!("/lib/modules/{release}/build")),
-    ];
-    for t in trees {
-        if let Ok(config) = std::fs::read_to_string(t.join(".config")) {
-            for (opt, c) in [
-                ("CONFIG_MODULE_COMPRESS_XZ=y", Compression::Xz),
-                ("CONFIG_MODULE_COMPRESS_ZSTD=y", Compression::Zstd),
-                ("CONFIG_MODULE_COMPRESS_GZIP=y", Compression::Gzip),
-            ] {
-                if config.lines().any(|l| l == opt) {
-                    return c;
-                }
-            }
-            return Compression::None;
-        }
+/// The compression the kernel uses for its modules: its CONFIG_MODULE_COMPRESS_*,
+/// else the suffix of its installed modules under `root`.
+pub fn kernel_compression(root: &Path, target: &Target) -> Compression {
+    if let Some(c) = &target.config {
+        return c.module_compression();
     }
-    let installed = root.join(format!("lib/modules/{release}/kernel"));
+    let installed = root.join(format!("lib/modules/{}/kernel", target.release));
     walkdir::WalkDir::new(installed)
         .into_iter()
         .filter_map(|e| e.ok())
@@ -68,17 +49,18 @@ pub fn suffix(c: Compression) -> &'static str {
 /// The installed file name and bytes: strip → sign → compress, in that order.
 pub fn module_bytes(
     project: &Project,
-    release: &str,
+    target: &Target,
     compression: Compression,
     signing: Option<&Signing>,
 ) -> Result<(String, Vec<u8>)> {
-    let src = built_module(project, release)?;
+    let hash = signing.map(|s| s.hash_for(target)).transpose()?;
+    let src = built_module(project, &target.release)?;
     let m = crate::modfile::ModuleFile::open(&src)?;
     let body = m.unsigned_body()?;
     let signed;
-    let data: &[u8] = match signing {
-        Some(s) => {
-            let cms = s.key.sign(s.hash, SignerIdKind::IssuerSerial, body)?;
+    let data: &[u8] = match signing.zip(hash) {
+        Some((s, hash)) => {
+            let cms = s.key.sign(hash, SignerIdKind::IssuerSerial, body)?;
             signed = trailer::append(body, &cms);
             &signed
         }
@@ -97,13 +79,14 @@ pub fn module_bytes(
 /// and checks that modules.dep lists the module. Replaces an earlier install.
 pub fn install(
     project: &Project,
-    release: &str,
+    target: &Target,
     root: &Path,
     dir: &str,
     signing: Option<&Signing>,
 ) -> Result<PathBuf> {
-    let compression = kernel_compression(root, release);
-    let (file, bytes) = module_bytes(project, release, compression, signing)?;
+    let release = target.release.as_str();
+    let compression = kernel_compression(root, target);
+    let (file, bytes) = module_bytes(project, target, compression, signing)?;
     let moddir = root.join(format!("lib/modules/{release}"));
     let dest_dir = moddir.join(dir);
     std::fs::create_dir_all(&dest_dir).map_err(|source| Error::Write {

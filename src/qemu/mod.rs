@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub image: PathBuf,
+    pub arch: crate::target::Arch,
     pub modules: Vec<PathBuf>,
     pub params: Vec<String>,
     pub exec: Vec<String>,
@@ -505,11 +506,13 @@ struct Boot {
 }
 
 fn boot(o: &RunOptions, initrd: &Path, kvm: bool, silent_limit: Option<Duration>) -> Result<Boot> {
-    let mut q = Command::new("qemu-system-x86_64");
+    let (qemu, qemu_pkg, console) = o.arch.qemu();
+    let mut q = Command::new(qemu);
     q.arg("-kernel").arg(&o.image).arg("-initrd").arg(initrd);
+    q.arg("-append").arg(format!(
+        "console={console} panic=-1 printk.time=1 loglevel=8"
+    ));
     q.args([
-        "-append",
-        "console=ttyS0 panic=-1 printk.time=1 loglevel=8",
         "-display",
         "none",
         "-serial",
@@ -530,8 +533,8 @@ fn boot(o: &RunOptions, initrd: &Path, kvm: bool, silent_limit: Option<Duration>
         .stderr(Stdio::piped());
     let started = Instant::now();
     let mut child = q.spawn().map_err(|e| Error::Run {
-        path: "qemu-system-x86_64".into(),
-        reason: format!("cannot start: {e} (Debian package qemu-system-x86)"),
+        path: qemu.into(),
+        reason: format!("cannot start: {e} (Debian package {qemu_pkg})"),
     })?;
     let mut out = child.stdout.take().expect("piped");
     let got_output = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -557,7 +560,7 @@ fn boot(o: &RunOptions, initrd: &Path, kvm: bool, silent_limit: Option<Duration>
     let (mut timed_out, mut silent) = (false, false);
     let status = loop {
         if let Some(s) = child.try_wait().map_err(|e| Error::Run {
-            path: "qemu-system-x86_64".into(),
+            path: qemu.into(),
             reason: e.to_string(),
         })? {
             break Some(s);
@@ -588,9 +591,4 @@ fn boot(o: &RunOptions, initrd: &Path, kvm: bool, silent_limit: Option<Duration>
         timed_out,
         silent,
     })
-}
-
-/// Path of a kernel image inside a build tree.
-pub fn image_in(kdir: &Path) -> PathBuf {
-    kdir.join("arch/x86/boot/bzImage")
 }

@@ -183,6 +183,24 @@ impl SigningKey {
     }
 }
 
+/// The hash when neither the user nor the kernel names one: the kernel's own default
+/// (`CONFIG_MODULE_SIG_SHA512`, since 6.12.25).
+pub const DEFAULT_HASH: HashAlg = HashAlg::Sha512;
+
+/// How a project's modules are signed: the key, and the hash asked for (`None`: the
+/// target kernel's `CONFIG_MODULE_SIG_HASH`).
+pub struct Signing<'a> {
+    pub key: &'a SigningKey,
+    pub hash: Option<HashAlg>,
+}
+
+impl Signing<'_> {
+    /// The hash for modules of `target`, refused if that kernel cannot take it.
+    pub fn hash_for(&self, target: &crate::target::Target) -> Result<HashAlg> {
+        target.signing_hash(self.hash, DEFAULT_HASH)
+    }
+}
+
 /// What `sign` does with a module that already carries a signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IfSigned {

@@ -147,6 +147,20 @@ impl Read for Lz4Legacy<'_> {
 }
 
 /// The longest certificate the scan finds: `30 82 LL LL` gives at most 64 KiB + 4.
+/// The release a bzImage carries (boot protocol `kernel_version`: a pointer at 0x20e to
+/// "6.12.117 (user@host) #1 ..."), read from its first 64 KiB. None for other images.
+pub fn release(path: &Path) -> Option<String> {
+    let head = crate::fsutil::read_head(path, 64 << 10).ok()?;
+    if head.get(0x202..0x206)? != b"HdrS" {
+        return None;
+    }
+    let ptr = u16::from_le_bytes([*head.get(0x20e)?, *head.get(0x20f)?]) as usize + 0x200;
+    let s = head.get(ptr..)?;
+    let s = &s[..s.iter().position(|&b| b == 0 || b == b' ')?];
+    let r = std::str::from_utf8(s).ok()?;
+    (!r.is_empty()).then(|| r.to_string())
+}
+
 const MAX_CERT: usize = 4 + 0xffff;
 
 /// Every X.509 certificate stored as DER in the image, in order: the kernel keeps

@@ -7,6 +7,8 @@ use std::path::Path;
 #[derive(Default, Clone)]
 pub struct Keyring {
     pub certs: Vec<Cert>,
+    /// What the judging kernel can verify (all this tool checks, unless a `.config` says).
+    pub crypto: crate::target::Crypto,
 }
 
 impl Keyring {
@@ -39,6 +41,33 @@ impl Keyring {
             self.certs.extend(keys::load_certs(path)?);
             Ok(())
         }
+    }
+
+    /// Judges as a kernel with `crypto` does. A self-signed certificate whose key type
+    /// that kernel lacks never enters its keyring (its self-signature check fails while
+    /// loading): those are dropped, and their subjects returned.
+    pub fn restrict(&mut self, crypto: crate::target::Crypto) -> Vec<String> {
+        use crate::pki::x509::PublicKey;
+        use crate::target::KeyType;
+        let mut dropped = Vec::new();
+        self.certs.retain(|c| {
+            let Ok(k) = &c.kernel else { return true };
+            let kind = match k.public {
+                PublicKey::Rsa { .. } => KeyType::Rsa,
+                PublicKey::Ec { .. } => KeyType::Ecdsa,
+            };
+            let keep = !k.self_signed || crypto.has_key(kind);
+            if !keep {
+                dropped.push(format!(
+                    "{} ({} is not set)",
+                    c.subject(),
+                    kind.crypto_config()
+                ));
+            }
+            keep
+        });
+        self.crypto = crypto;
+        dropped
     }
 
     /// Adds the builtin trusted certificates of a kernel image.

@@ -160,7 +160,8 @@ pub fn verify(data: &[u8], keyring: &Keyring) -> Verdict {
 struct Signer {
     /// Index into the message's certificates of the signer's certificate.
     cert: Option<usize>,
-    unsupported: bool,
+    /// Why its crypto is unsupported (ENOPKG), if it is.
+    unsupported: Option<String>,
 }
 
 fn judge(body: &[u8], cms_der: &[u8], keyring: &Keyring) -> Result<Verdict, Errno> {
@@ -187,21 +188,18 @@ fn judge(body: &[u8], cms_der: &[u8], keyring: &Keyring) -> Result<Verdict, Errn
     for si in &msg.signers {
         let mut s = Signer {
             cert: None,
-            unsupported: false,
+            unsupported: None,
         };
-        match verify_one(&msg, si, body, &mut s, &mut links) {
+        match verify_one(&msg, si, body, &keyring.crypto, &mut s, &mut links) {
             Ok(()) => any_ok = true,
-            Err(Errno::NoPkg(_)) => s.unsupported = true,
+            Err(Errno::NoPkg(why)) => s.unsupported = Some(why),
             Err(e) => return Err(e),
         }
         signers.push(s);
     }
     if !any_ok {
-        let si = &msg.signers[0];
-        return Err(Errno::NoPkg(match si.hash {
-            Err(name) => format!("{name} digests are not checked by this tool"),
-            Ok(h) => format!("{} with this key is not supported", h.name()),
-        }));
+        let why = signers[0].unsupported.clone().unwrap_or_default();
+        return Err(Errno::NoPkg(why));
     }
     // pkcs7_validate_trust: ENOKEY unless some signer is trusted, ENOPKG beats it,
     // any other failure ends it.
@@ -212,7 +210,7 @@ fn judge(body: &[u8], cms_der: &[u8], keyring: &Keyring) -> Result<Verdict, Errn
         describe_signer(&msg.signers[0])
     )));
     for (si, s) in msg.signers.iter().zip(&signers) {
-        if s.unsupported {
+        if s.unsupported.is_some() {
             if matches!(verdict, Err(Errno::NoKey(_))) {
                 verdict = Err(Errno::NoPkg("the signer's crypto is not supported".into()));
             }
@@ -233,8 +231,18 @@ fn judge(body: &[u8], cms_der: &[u8], keyring: &Keyring) -> Result<Verdict, Errn
     verdict
 }
 
-fn digest(si: &pkcs7::SignerInfo, body: &[u8]) -> Result<(HashAlg, Vec<u8>), Errno> {
+/// `pkcs7_digest`: a digest the kernel was built without is ENOPKG there.
+fn digest(
+    si: &pkcs7::SignerInfo,
+    body: &[u8],
+    crypto: &crate::target::Crypto,
+) -> Result<(HashAlg, Vec<u8>), Errno> {
     match si.hash {
+        Ok(h) if !crypto.has_hash(h) => Err(Errno::NoPkg(format!(
+            "the kernel has no {} ({} is not set)",
+            h.name(),
+            h.crypto_config()
+        ))),
         Ok(h) => Ok((h, h.digest(body))),
         Err(name) => Err(Errno::NoPkg(format!(
             "{name} digests are not checked by this tool"
@@ -249,10 +257,11 @@ fn verify_one(
     msg: &pkcs7::Message,
     si: &pkcs7::SignerInfo,
     body: &[u8],
+    crypto: &crate::target::Crypto,
     s: &mut Signer,
     links: &mut [Option<usize>],
 ) -> Result<(), Errno> {
-    let (hash, digest) = digest(si, body)?;
+    let (hash, digest) = digest(si, body, crypto)?;
     let Some(i) = msg.certs.iter().position(|c| c.id() == si.auth_id) else {
         return Ok(());
     };
@@ -428,7 +437,7 @@ fn trust_one<'k>(
     let (cert, key) = matched.expect("set above");
     let checked = match signed {
         Signed::Module => {
-            let (hash, d) = digest(si, body)?;
+            let (hash, d) = digest(si, body, &keyring.crypto)?;
             x509::verify_signature(&key.public, si.algo, hash, &d, &si.signature)
         }
         Signed::Cert(i) => {

@@ -2,7 +2,8 @@
 //! `scripts/test-deps.sh` builds with `cargo kmod kernel build`.
 
 use crate::common::*;
-use cargo_kmod::kernel::{self, KernelInfo, Toolchain};
+use cargo_kmod::kernel::{self, KernelInfo};
+use cargo_kmod::toolchain::Toolchain;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -58,7 +59,7 @@ pub fn built_module(name: &str) -> PathBuf {
     }
     let tc =
         Toolchain::find(None, None).expect("kernel toolchain (scripts/test-deps.sh installs it)");
-    let mut make = tc.make(&test_kernel().kdir);
+    let mut make = cargo_kmod::toolchain::make(&test_kernel().kdir, &tc.vars());
     make.arg(format!("M={}", dir.display())).arg("modules");
     run(&mut make);
     let ko = dir.join(format!("{name}.ko"));
