@@ -2,8 +2,12 @@
 # Installs and fetches everything the test suite needs on a fresh Debian 12 machine.
 # Idempotent: packages already present and fixtures already cached are reused.
 # Fixtures live outside the repo, in $CARGO_KMOD_CACHE (default ~/.cache/cargo-kmod).
+#   scripts/test-deps.sh [--extended]   --extended: also the 7.3-rc (experimental) and
+#                                       6.1 (bookworm, without Rust) test kernels.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+extended=0
+[ "${1:-}" = --extended ] && extended=1
 
 cache=${CARGO_KMOD_CACHE:-$HOME/.cache/cargo-kmod}
 mkdir -p "$cache/debs" "$cache/fixtures"
@@ -49,6 +53,36 @@ fetch() { # fetch PKG -> unpacked dir
     touch "$dir/.done"
   fi
 }
+# Packages from other Debian suites (sid, experimental) through a private apt
+# configuration under the cache: the machine's own sources are never touched.
+apt_other() { # apt_other SUITE PKG -> unpacked into $cache/fixtures/PKG
+  local suite=$1 pkg=$2 dir="$cache/fixtures/$2" a="$cache/apt/$1"
+  [ -e "$dir/.done" ] && return
+  mkdir -p "$a/lists/partial" "$a/cache/archives/partial"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" > "$a/sources.list"
+  local opts=(-o "Dir::Etc::sourcelist=$a/sources.list" -o Dir::Etc::sourceparts=/nonexistent
+              -o "Dir::State::Lists=$a/lists" -o "Dir::Cache=$a/cache" -o APT::Sandbox::User=root)
+  if [ ! -e "$a/lists/.updated" ]; then
+    echo "test-deps: apt lists for $suite (private, in $a)" >&2
+    apt-get "${opts[@]}" update -qq && touch "$a/lists/.updated"
+  fi
+  echo "test-deps: downloading $pkg from $suite" >&2
+  rm -rf "$dir"; mkdir -p "$dir"
+  (cd "$cache/debs" && ls "${pkg}"_*.deb >/dev/null 2>&1 || apt-get "${opts[@]}" download -q "$pkg" >/dev/null)
+  dpkg -x "$(ls "$cache/debs/${pkg}"_*.deb | head -n1)" "$dir"
+  touch "$dir/.done"
+}
+apt_other sid linux-source-7.2
+
+# Debian 12's own 6.1 headers (C modules build against them too).
+v61=$(apt-cache search --names-only '^linux-headers-6\.1\.0-[0-9]+-amd64$' | awk '{print $1}' | sort -V | tail -n1)
+[ -n "$v61" ] || { echo "test-deps: apt lists no linux-headers-6.1.0-*-amd64 package" >&2; exit 1; }
+if ! dpkg-query -W -f='${Status}' "$v61" 2>/dev/null | grep -q 'install ok installed'; then
+  echo "test-deps: installing $v61" >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$v61" >/dev/null
+fi
+echo "/usr/src/${v61#linux-headers-}" > "$cache/debian-6.1-headers"
+
 # Debian's own headers for that kernel (C modules build against them; no Rust there).
 if ! dpkg-query -W -f='${Status}' "linux-headers-$ver-amd64" 2>/dev/null | grep -q 'install ok installed'; then
   echo "test-deps: installing linux-headers-$ver-amd64" >&2
@@ -97,8 +131,21 @@ fi
 
 echo "test-deps: ready (Debian kernel $ver) in $cache/fixtures" >&2
 
-# The Rust-enabled test kernel, built by cargo-kmod itself (cached by its inputs).
-cargo run --quiet -- kmod kernel build --source /usr/src/linux-source-6.12.tar.xz \
-  $(for n in rsa2048 rsa3072 rsa4096 p256 p384; do printf -- '--trusted-cert %s ' "$keys/$n/signing_key.crt"; done) \
-  > "$cache/test-kernel.txt"
-cat "$cache/test-kernel.txt" >&2
+# The Rust-enabled test kernels, 6.12 and 7.2, built by cargo-kmod itself (cached by
+# their inputs; about 3 and 7 minutes on 2 cores).
+trusted=$(for n in rsa2048 rsa3072 rsa4096 p256 p384; do printf -- '--trusted-cert %s ' "$keys/$n/signing_key.crt"; done)
+test_kernel() { # test_kernel SOURCE RECORD
+  # shellcheck disable=SC2086
+  cargo run --quiet -- kmod kernel build --source "$1" $trusted > "$cache/$2.tmp"
+  mv "$cache/$2.tmp" "$cache/$2"
+  cat "$cache/$2" >&2
+}
+test_kernel /usr/src/linux-source-6.12.tar.xz test-kernel.txt
+test_kernel "$cache/fixtures/linux-source-7.2/usr/src/linux-source-7.2.tar.xz" test-kernel-7.2.txt
+if [ $extended = 1 ]; then
+  apt_other experimental linux-source-7.3
+  apt_other bookworm linux-source-6.1
+  test_kernel "$(ls "$cache"/fixtures/linux-source-7.3/usr/src/linux-source-7.3*.tar.xz | head -n1)" test-kernel-7.3.txt
+  # 6.1 pins rustc 1.62: built without Rust (the build says why).
+  test_kernel "$cache/fixtures/linux-source-6.1/usr/src/linux-source-6.1.tar.xz" test-kernel-6.1.txt
+fi

@@ -143,7 +143,6 @@ fn read(p: &Path) -> Result<Vec<u8>> {
 }
 
 fn source_identity(src: &Path) -> Result<String> {
-    use std::os::unix::fs::MetadataExt;
     let abs = std::fs::canonicalize(src).map_err(|source| Error::Read {
         path: src.to_path_buf(),
         source,
@@ -164,7 +163,22 @@ fn source_identity(src: &Path) -> Result<String> {
             hex::encode(openssl::sha::sha256(&makefile))
         ))
     } else {
-        Ok(format!("file:{}:{}:{}", abs.display(), m.len(), m.mtime()))
+        // By content: the same tarball unpacked elsewhere (another cache) is the same
+        // input; sha256 streams at over 1 GB/s, a tenth of a second for a source.
+        let mut f = crate::fsutil::open_regular(&abs)?;
+        let mut h = openssl::sha::Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = std::io::Read::read(&mut f, &mut buf).map_err(|source| Error::Read {
+                path: src.to_path_buf(),
+                source,
+            })?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        Ok(format!("file:{}:{}", m.len(), hex::encode(h.finish())))
     }
 }
 

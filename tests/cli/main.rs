@@ -6,6 +6,8 @@ mod bad_input;
 mod common;
 mod compress;
 mod corpus;
+mod extended;
+mod generations;
 mod info;
 mod limits;
 mod package;

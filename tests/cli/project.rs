@@ -5,7 +5,7 @@ use crate::run::{test_kernel, test_key};
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 
-fn debian_headers() -> PathBuf {
+pub fn debian_headers() -> PathBuf {
     let ver = std::fs::read_to_string(cache_dir().join("debian-kernel-version"))
         .expect("missing test prerequisite: Debian kernel version — run scripts/test-deps.sh");
     let p = PathBuf::from(format!("/usr/src/linux-headers-{}-amd64", ver.trim()));

@@ -9,19 +9,42 @@ use std::sync::OnceLock;
 
 pub const TRUSTED: [&str; 5] = ["rsa2048", "rsa3072", "rsa4096", "p256", "p384"];
 
-/// The test kernel scripts/test-deps.sh built (it trusts every key in TRUSTED).
+/// The 6.12 test kernel scripts/test-deps.sh built (it trusts every key in TRUSTED).
 pub fn test_kernel() -> &'static KernelInfo {
     static K: OnceLock<KernelInfo> = OnceLock::new();
-    K.get_or_init(|| {
-        let missing = "missing test prerequisite: the test kernel — run scripts/test-deps.sh (the README's test command does)";
-        let record = std::fs::read_to_string(cache_dir().join("test-kernel.txt")).expect(missing);
-        let kdir = record.lines().find_map(|l| l.strip_prefix("kdir:")).expect(missing).trim().to_string();
-        let k = kernel::list().into_iter().find(|k| k.kdir == Path::new(&kdir)).expect(missing);
-        for n in TRUSTED {
-            assert!(k.trusted.iter().any(|t| t.contains(&format!("cargo-kmod test {n}"))), "test kernel does not trust {n}");
-        }
-        k
-    })
+    K.get_or_init(|| recorded("test-kernel.txt"))
+}
+
+/// The 7.2 test kernel (Debian sid's source), built the same way.
+pub fn test_kernel_72() -> &'static KernelInfo {
+    static K: OnceLock<KernelInfo> = OnceLock::new();
+    K.get_or_init(|| recorded("test-kernel-7.2.txt"))
+}
+
+fn recorded(record: &str) -> KernelInfo {
+    let missing = format!(
+        "missing test prerequisite: the test kernel in {record} — run scripts/test-deps.sh (the README's test command does)"
+    );
+    let text = std::fs::read_to_string(cache_dir().join(record)).expect(&missing);
+    let kdir = text
+        .lines()
+        .find_map(|l| l.strip_prefix("kdir:"))
+        .expect(&missing)
+        .trim()
+        .to_string();
+    let k = kernel::list()
+        .into_iter()
+        .find(|k| k.kdir == Path::new(&kdir))
+        .expect(&missing);
+    for n in TRUSTED {
+        assert!(
+            k.trusted
+                .iter()
+                .any(|t| t.contains(&format!("cargo-kmod test {n}"))),
+            "test kernel does not trust {n}"
+        );
+    }
+    k
 }
 
 pub fn test_key(name: &str) -> Key {
@@ -80,9 +103,18 @@ pub fn sign(m: &Path, k: &Key, hash: &str) {
 
 /// `cargo kmod run` on the test kernel (TCG): exit code, JSON report, stderr.
 pub fn boot(modules: &[&Path], extra: &[&str]) -> (i32, serde_json::Value, String) {
+    boot_on(test_kernel(), modules, extra)
+}
+
+/// [`boot`] on another test kernel.
+pub fn boot_on(
+    k: &KernelInfo,
+    modules: &[&Path],
+    extra: &[&str],
+) -> (i32, serde_json::Value, String) {
     let mut c = kmod();
     // TCG: nested KVM on CI machines may leave a guest silent (auto would retry, slower).
-    c.arg("run").arg("--kdir").arg(&test_kernel().kdir).args([
+    c.arg("run").arg("--kdir").arg(&k.kdir).args([
         "--accel",
         "tcg",
         "--message-format",
