@@ -81,7 +81,7 @@ if ! dpkg-query -W -f='${Status}' "$v61" 2>/dev/null | grep -q 'install ok insta
   echo "test-deps: installing $v61" >&2
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$v61" >/dev/null
 fi
-echo "/usr/src/${v61#linux-headers-}" > "$cache/debian-6.1-headers"
+echo "/usr/src/$v61" > "$cache/debian-6.1-headers"
 
 # Debian's own headers for that kernel (C modules build against them; no Rust there).
 if ! dpkg-query -W -f='${Status}' "linux-headers-$ver-amd64" 2>/dev/null | grep -q 'install ok installed'; then
