@@ -440,7 +440,7 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
     let target = crate::target::Target::from_tree(&kdir)?;
     let info = KernelInfo {
         release,
-        image: kdir.join(target.arch.image_in_tree()),
+        image: kdir.join(target.known_arch("a test kernel")?.image_in_tree()),
         kdir: kdir.clone(),
         rust: config.lines().any(|l| l == "CONFIG_RUST=y"),
         rustc: tc.rustc_version.clone(),

@@ -321,7 +321,9 @@ pub struct Target {
     /// header; empty when nothing tells.
     pub release: String,
     pub version: Option<Version>,
-    pub arch: Arch,
+    /// None for an architecture the tool does not know yet: modules still build
+    /// (Kbuild knows it), but nothing is booted.
+    pub arch: Option<Arch>,
     /// A configured build tree (KDIR), when there is one.
     pub tree: Option<PathBuf>,
     /// The image to boot, when known.
@@ -359,13 +361,10 @@ impl Target {
                     "run `make modules_prepare` in it",
                 )
             })?;
-        let arch = Arch::from_config(&config).ok_or_else(|| {
-            pre(
-                "a kernel for an architecture cargo-kmod does not know yet",
-                "use an x86_64 kernel tree",
-            )
-        })?;
-        let image = Some(kdir.join(arch.image_in_tree())).filter(|p| p.is_file());
+        let arch = Arch::from_config(&config);
+        let image = arch
+            .map(|a| kdir.join(a.image_in_tree()))
+            .filter(|p| p.is_file());
         Ok(Target {
             version: Some(Version::of(&release)),
             release,
@@ -401,7 +400,7 @@ impl Target {
         Target {
             release: release.to_string(),
             version: Some(Version::of(release)),
-            arch: Arch::host().unwrap_or(Arch::X86_64),
+            arch: Arch::host(),
             tree: None,
             image: None,
             config: None,
@@ -439,8 +438,7 @@ impl Target {
             arch: config
                 .as_ref()
                 .and_then(Arch::from_config)
-                .or_else(Arch::host)
-                .unwrap_or(Arch::X86_64),
+                .or_else(Arch::host),
             tree: None,
             image: Some(image.to_path_buf()),
             config,
@@ -454,7 +452,7 @@ impl Target {
         Ok(Target {
             version: (!release.is_empty()).then(|| Version::of(&release)),
             release,
-            arch: Arch::from_config(&config).unwrap_or(Arch::X86_64),
+            arch: Arch::from_config(&config),
             tree: None,
             image: None,
             config: Some(config),
@@ -503,6 +501,15 @@ impl Target {
                 "{what} needs the kernel's build tree (--kdir); {} has none",
                 self.name()
             ))
+        })
+    }
+
+    /// Its architecture, or an error saying `what` needs one the tool knows.
+    pub fn known_arch(&self, what: &str) -> Result<Arch> {
+        self.arch.ok_or_else(|| Error::TargetRefuses {
+            target: self.name(),
+            reason: format!("{what} needs an architecture cargo-kmod knows (x86_64)"),
+            fix: "use an x86_64 kernel for this; its modules still build".into(),
         })
     }
 

@@ -13,14 +13,14 @@ pub fn run(a: RunArgs) -> i32 {
             )
         }),
     };
-    let target = match target {
-        Ok(t) => t,
+    let (target, arch) = match target.and_then(|t| t.known_arch("booting").map(|a| (t, a))) {
+        Ok(x) => x,
         Err(e) => return report_error(&e),
     };
     let Some(image) = target.image.clone() else {
         let tree = target.tree.clone().unwrap_or_default();
         return report_error(&Error::Run {
-            path: tree.join(target.arch.image_in_tree()),
+            path: tree.join(arch.image_in_tree()),
             reason: "the tree has no built kernel image to boot".into(),
         });
     };
@@ -34,7 +34,7 @@ pub fn run(a: RunArgs) -> i32 {
     };
     let o = qemu::RunOptions {
         image,
-        arch: target.arch,
+        arch,
         modules,
         params: a.params,
         exec: a.exec,
