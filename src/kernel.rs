@@ -24,7 +24,6 @@ CONFIG_BINFMT_SCRIPT=y
 CONFIG_DEVTMPFS=y
 CONFIG_DEVTMPFS_MOUNT=y
 CONFIG_PROC_FS=y
-CONFIG_PROC_SYSCTL=y
 CONFIG_SYSFS=y
 CONFIG_MODULES=y
 CONFIG_MODULE_UNLOAD=y
@@ -42,9 +41,14 @@ CONFIG_CRYPTO_ECDSA=y
 CONFIG_CRYPTO_RSA=y
 ";
 
-/// Options for some generations of the kernel only, merged after [`BASE_FRAGMENT`] for versions in `from..before`. None is needed yet:
-/// the base builds 6.1, 6.12, 7.2 and 7.3 alike; Rust is decided per source (below).
-pub const GENERATION_FRAGMENTS: &[GenerationFragment] = &[];
+/// Options for some generations of the kernel only, merged after [`BASE_FRAGMENT`]
+/// for versions in `from..before`. Rust is decided per source (below).
+pub const GENERATION_FRAGMENTS: &[GenerationFragment] = &[GenerationFragment {
+    // 7.3 folded it into CONFIG_SYSCTL (/proc/sys comes with it).
+    from: (6, 1),
+    before: (7, 3),
+    text: "CONFIG_PROC_SYSCTL=y\n",
+}];
 
 /// Kconfig lines for kernels `from` up to (not including) `before`.
 #[derive(Debug)]

@@ -60,6 +60,8 @@ pub struct Features {
     pub rust_author: bool,
     /// `module!` takes `params: { .. }` (6.19; 7.2's samples/rust/rust_minimal.rs).
     pub rust_params: bool,
+    /// A Rust parameter's `value()` returns a copy (7.3), not a reference (6.19–7.2).
+    pub rust_param_value_copy: bool,
     /// Before 6.11 a kernel's Rust pinned one rustc (scripts/min-tool-version.sh is
     /// exact, not a minimum).
     pub rust_pins_rustc: bool,
@@ -77,6 +79,7 @@ pub mod since {
     pub const RUST_AUTHORS_LIST: (u32, u32) = (6, 15);
     pub const RUST_AUTHOR_REMOVED: (u32, u32) = (6, 17);
     pub const RUST_PARAMS: (u32, u32) = (6, 19);
+    pub const RUST_PARAM_VALUE_COPY: (u32, u32) = (7, 3);
     pub const RUST_MIN_RUSTC: (u32, u32) = (6, 11);
     pub const NS_STRING_LITERAL: (u32, u32) = (6, 13);
     pub const SHA1_SIGNING_REMOVED: (u32, u32) = (7, 0);
@@ -91,6 +94,7 @@ impl Features {
             rust_authors_list: at(since::RUST_AUTHORS_LIST),
             rust_author: !at(since::RUST_AUTHOR_REMOVED),
             rust_params: at(since::RUST_PARAMS),
+            rust_param_value_copy: at(since::RUST_PARAM_VALUE_COPY),
             rust_pins_rustc: !at(since::RUST_MIN_RUSTC),
             ns_string_literal: at(since::NS_STRING_LITERAL),
             sha1_signing: !at(since::SHA1_SIGNING_REMOVED),
@@ -637,6 +641,7 @@ mod tests {
         assert!(f("6.15").rust_authors_list && f("6.16").rust_author);
         assert!(!f("6.17").rust_author);
         assert!(!f("6.18").rust_params && f("7.2.13").rust_params);
+        assert!(!f("7.2.13").rust_param_value_copy && f("7.3.0-rc7").rust_param_value_copy);
         assert!(!f("6.12").ns_string_literal && f("6.13").ns_string_literal);
         assert!(f("6.19").sha1_signing && !f("7.0-rc1").sha1_signing);
         assert!(f("6.1.158").rust_pins_rustc && !f("6.12").rust_pins_rustc);

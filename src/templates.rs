@@ -220,6 +220,7 @@ pub fn generate(o: &NewOptions) -> Result<Vec<PathBuf>> {
         description => &o.description,
         rust => rust,
         authors_list => features.rust_authors_list,
+        param_value_copy => features.rust_param_value_copy,
         ns => ns,
         ns_arg => ns_arg,
         kernel_release => o.kernel.as_ref().map(|k| k.release.clone()),

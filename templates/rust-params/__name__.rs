@@ -27,8 +27,11 @@ struct <@ type_name @>;
 impl kernel::Module for <@ type_name @> {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         // Rust parameters are read-only and, unlike C ones, not in /sys/module/.
-        let count = *module_parameters::count.value();
+<% if param_value_copy %>        let count = module_parameters::count.value();
+        let level = module_parameters::level.value();
+<% else %>        let count = *module_parameters::count.value();
         let level = *module_parameters::level.value();
+<% endif %>
         pr_info!("loaded: count={} level={}\n", count, level);
         Ok(<@ type_name @>)
     }
