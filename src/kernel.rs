@@ -305,7 +305,7 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
     let mut trusted = Vec::new();
     let mut pem = Vec::new();
     for c in &o.trusted_certs {
-        for cert in crate::sign::keys::load_certs(c)? {
+        for cert in crate::pki::cert::load_certs(c)? {
             trusted.push(cert.subject());
             pem.extend(cert.x509.to_pem().expect("re-encode a parsed certificate"));
         }

@@ -2,5 +2,5 @@
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let _ = cargo_kmod::pki::x509::Certificate::parse(data);
-    let _ = cargo_kmod::sign::keys::Cert::from_der(std::path::Path::new("fuzz"), data);
+    let _ = cargo_kmod::pki::cert::Cert::from_der(std::path::Path::new("fuzz"), data);
 });

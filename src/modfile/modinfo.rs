@@ -3,8 +3,7 @@
 
 use crate::hash::{HashAlg, OTHER_KERNEL_DIGESTS};
 use crate::modfile::trailer::{self, Trailer};
-use crate::sign::keys;
-use crate::verify::hex_colon;
+use crate::pki::{cert::common_name, hex_colon};
 use cms::signed_data::SignerIdentifier;
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -29,11 +28,11 @@ pub fn sig_block(data: &[u8]) -> Option<SigBlock> {
     let Trailer::Signed { cms, .. } = trailer::parse(data) else {
         return None;
     };
-    let sd = crate::sign::cms::parse(cms).ok()?;
+    let sd = crate::pki::cms::parse(cms).ok()?;
     let si = sd.signer_infos.0.iter().next()?;
     let (signer, sig_key) = match &si.sid {
         SignerIdentifier::IssuerAndSerialNumber(ias) => (
-            Some(keys::common_name(&ias.issuer).unwrap_or_default()),
+            Some(common_name(&ias.issuer).unwrap_or_default()),
             hex_colon(ias.serial_number.as_bytes()),
         ),
         SignerIdentifier::SubjectKeyIdentifier(skid) => (None, hex_colon(skid.0.as_bytes())),

@@ -3,6 +3,8 @@
 //! trailing bytes), and its error codes. Used by `verify`, `certs` and `sign`.
 
 pub mod ber;
+pub mod cert;
+pub mod cms;
 pub mod oid;
 pub mod pkcs7;
 pub mod x509;
@@ -35,4 +37,13 @@ impl Errno {
 /// are matched by these ids, exactly.
 pub fn key_id(a: &[u8], b: &[u8]) -> Vec<u8> {
     [a, b].concat()
+}
+
+/// `AB:CD:...`, uppercase as kmod prints it.
+pub fn hex_colon(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }

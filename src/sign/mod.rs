@@ -9,7 +9,8 @@ pub mod pkcs11;
 use crate::error::{Error, Result};
 use crate::fsutil::Spares;
 use crate::hash::HashAlg;
-use keys::{Cert, KeyKind, Pin};
+use crate::pki::cert::Cert;
+use keys::{KeyKind, Pin};
 use openssl::pkey::{PKey, Private};
 use std::path::Path;
 
@@ -60,7 +61,7 @@ impl SigningKey {
                 pkcs11::Pkcs11Key::open(&key_text, src.pkcs11_module, src.pin.bytes())?;
             let shown = token.shown().to_path_buf();
             let cert = match (src.cert, stored_cert) {
-                (Some(c), _) => keys::load_cert(c)?,
+                (Some(c), _) => crate::pki::cert::load_cert(c)?,
                 (None, Some(der)) => {
                     Cert::from_der(&shown, &der).map_err(|reason| Error::Cert {
                         path: shown.clone(),
@@ -95,7 +96,7 @@ impl SigningKey {
         let cert_path = src.cert.ok_or_else(|| {
             Error::Usage(format!("{}: a key file needs --cert", src.key.display()))
         })?;
-        let cert = keys::load_cert(cert_path)?;
+        let cert = crate::pki::cert::load_cert(cert_path)?;
         let pkey = keys::load_private_key(src.key, src.pin)?;
         keys::check_pair(&pkey, src.key, &cert)?;
         let kind = keys::key_kind(&pkey).expect("checked when the key was loaded");

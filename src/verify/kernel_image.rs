@@ -3,7 +3,7 @@
 //! stripped or not.
 
 use crate::error::{Error, Result};
-use crate::sign::keys::Cert;
+use crate::pki::cert::Cert;
 use std::io::Read;
 use std::path::Path;
 

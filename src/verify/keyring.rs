@@ -1,7 +1,7 @@
 //! Trusted certificates given on the command line: PEM bundles, DER files, directories.
 
 use crate::error::{Error, Result};
-use crate::sign::keys::{self, Cert};
+use crate::pki::cert::{self, Cert};
 use std::path::Path;
 
 #[derive(Default, Clone)]
@@ -26,7 +26,7 @@ impl Keyring {
             entries.sort();
             let before = self.certs.len();
             for p in entries {
-                if let Ok(certs) = keys::load_certs(&p) {
+                if let Ok(certs) = cert::load_certs(&p) {
                     self.certs.extend(certs);
                 }
             }
@@ -38,7 +38,7 @@ impl Keyring {
             }
             Ok(())
         } else {
-            self.certs.extend(keys::load_certs(path)?);
+            self.certs.extend(cert::load_certs(path)?);
             Ok(())
         }
     }

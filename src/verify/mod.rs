@@ -6,8 +6,9 @@ pub mod keyring;
 
 use crate::hash::HashAlg;
 use crate::modfile::trailer::{self, Trailer};
+use crate::pki::cert::{self as keys, Cert};
+pub use crate::pki::hex_colon;
 use crate::pki::{Errno, pkcs7, x509};
-use crate::sign::keys::{self, Cert};
 use der::Decode;
 pub use keyring::Keyring;
 
@@ -479,15 +480,6 @@ fn describe_signer(si: &pkcs7::SignerInfo) -> String {
         ),
         _ => format!("key id {}", hex_colon(&si.auth_id)),
     }
-}
-
-/// `AB:CD:...`, uppercase as kmod prints it.
-pub fn hex_colon(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 #[cfg(test)]

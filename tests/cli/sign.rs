@@ -183,7 +183,7 @@ fn invoked_as_sign_file_through_a_symlink() {
 /// ECDSA is randomized: same structure, and each side's output verifies with the other.
 #[test]
 fn ecdsa_same_structure_and_cross_verification() {
-    use cargo_kmod::sign::cms;
+    use cargo_kmod::pki::cms;
     let d = tempfile::tempdir().unwrap();
     let module = unsigned_module(d.path(), "dummy");
     for algo in ["p256", "p384"] {
