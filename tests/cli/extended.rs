@@ -5,23 +5,9 @@
 use crate::common::*;
 use crate::generations::every_template_on;
 use cargo_kmod::kernel::KernelInfo;
-use std::path::Path;
 
 fn extended_kernel(record: &str) -> KernelInfo {
-    let missing = format!(
-        "missing test prerequisite: {record} — run scripts/test.sh --extended (it builds the kernel)"
-    );
-    let text = std::fs::read_to_string(cache_dir().join(record)).expect(&missing);
-    let kdir = text
-        .lines()
-        .find_map(|l| l.strip_prefix("kdir:"))
-        .expect(&missing)
-        .trim()
-        .to_string();
-    cargo_kmod::kernel::list()
-        .into_iter()
-        .find(|k| k.kdir == Path::new(&kdir))
-        .expect(&missing)
+    crate::run::recorded(record, "scripts/test.sh --extended")
 }
 
 #[test]

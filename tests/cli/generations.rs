@@ -4,6 +4,7 @@
 //! follows the target, and matrix builds.
 
 use crate::common::*;
+use crate::project::build;
 use crate::run::{boot_on, test_kernel, test_kernel_72, test_key};
 use cargo_kmod::kernel::KernelInfo;
 use std::path::{Path, PathBuf};
@@ -39,18 +40,6 @@ fn new_for(dir: &Path, template: &str, kdir: &Path) -> (assert_cmd::assert::Asse
         .arg(kdir)
         .assert();
     (a, p)
-}
-
-fn build(project: &Path, kdirs: &[&Path], extra: &[&str]) -> std::process::Output {
-    let mut c = kmod();
-    c.arg("build")
-        .arg("--manifest-path")
-        .arg(project.join("Cargo.toml"))
-        .args(["--message-format", "json"]);
-    for k in kdirs {
-        c.arg("--kdir").arg(k);
-    }
-    c.args(extra).output().unwrap()
 }
 
 fn json_lines(o: &std::process::Output) -> Vec<serde_json::Value> {

@@ -48,7 +48,7 @@ fn new_project(dir: &Path, template: &str, kdir: &Path) -> PathBuf {
     p
 }
 
-fn build(project: &Path, kdirs: &[&Path], extra: &[&str]) -> std::process::Output {
+pub fn build(project: &Path, kdirs: &[&Path], extra: &[&str]) -> std::process::Output {
     let mut c = kmod();
     c.arg("build")
         .arg("--manifest-path")

@@ -12,18 +12,19 @@ pub const TRUSTED: [&str; 5] = ["rsa2048", "rsa3072", "rsa4096", "p256", "p384"]
 /// The 6.12 test kernel scripts/test-deps.sh built (it trusts every key in TRUSTED).
 pub fn test_kernel() -> &'static KernelInfo {
     static K: OnceLock<KernelInfo> = OnceLock::new();
-    K.get_or_init(|| recorded("test-kernel.txt"))
+    K.get_or_init(|| recorded("test-kernel.txt", "scripts/test-deps.sh"))
 }
 
 /// The 7.2 test kernel (Debian sid's source), built the same way.
 pub fn test_kernel_72() -> &'static KernelInfo {
     static K: OnceLock<KernelInfo> = OnceLock::new();
-    K.get_or_init(|| recorded("test-kernel-7.2.txt"))
+    K.get_or_init(|| recorded("test-kernel-7.2.txt", "scripts/test-deps.sh"))
 }
 
-fn recorded(record: &str) -> KernelInfo {
+/// The kernel `record` (in the cache) names; `how` says what builds it.
+pub fn recorded(record: &str, how: &str) -> KernelInfo {
     let missing = format!(
-        "missing test prerequisite: the test kernel in {record} — run scripts/test-deps.sh (the README's test command does)"
+        "missing test prerequisite: the test kernel in {record} — run {how} (the README's test command does)"
     );
     let text = std::fs::read_to_string(cache_dir().join(record)).expect(&missing);
     let kdir = text
