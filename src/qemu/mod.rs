@@ -346,6 +346,7 @@ fn parse_console(console: &str, mods: &[(String, Vec<u8>)], o: &RunOptions) -> R
     }
     let mut ctx = Ctx::None;
     let mut begun = false;
+    let mut tried = vec![false; rep.modules.len()];
     let idx = |s: Option<&str>| s.and_then(|v| v.parse::<usize>().ok());
     for line in console.lines() {
         let is_kernel = line.starts_with('[');
@@ -379,9 +380,7 @@ fn parse_console(console: &str, mods: &[(String, Vec<u8>)], o: &RunOptions) -> R
                         && let Some(m) = rep.modules.get_mut(i)
                     {
                         m.loaded = rc == "0";
-                        if !m.loaded {
-                            m.refusal = Some(classify(&m.kernel_log, &m.tool_output));
-                        }
+                        tried[i] = true;
                     }
                     ctx = Ctx::None;
                 }
@@ -425,6 +424,20 @@ fn parse_console(console: &str, mods: &[(String, Vec<u8>)], o: &RunOptions) -> R
         if !begun {
             continue;
         }
+        // A line prefixed with a module's name is that module's, wherever the console
+        // put it: kernels that print asynchronously (7.3) deliver a module's lines
+        // after the next step of the script has begun.
+        if is_kernel
+            && let Some(m) = rep
+                .modules
+                .iter_mut()
+                .find(|m| text.starts_with(&format!("{}: ", m.name)))
+        {
+            if m.kernel_log.last().map(String::as_str) != Some(text) {
+                m.kernel_log.push(text.to_string());
+            }
+            continue;
+        }
         match ctx {
             Ctx::Module(i) => {
                 let m = &mut rep.modules[i];
@@ -432,8 +445,7 @@ fn parse_console(console: &str, mods: &[(String, Vec<u8>)], o: &RunOptions) -> R
                     // Only what concerns the module, not other subsystems' chatter
                     // (clocksource, ...) that happens to print meanwhile; busybox insmod
                     // tries two syscalls, so a refusal is printed twice: keep one.
-                    let ours = text.starts_with(&format!("{}: ", m.name))
-                        || text.contains("module")
+                    let ours = text.contains("module")
                         || text.contains("Unknown symbol")
                         || PROBLEMS.iter().any(|p| text.contains(p));
                     if ours && m.kernel_log.last().map(String::as_str) != Some(text) {
@@ -444,19 +456,17 @@ fn parse_console(console: &str, mods: &[(String, Vec<u8>)], o: &RunOptions) -> R
                 }
             }
             Ctx::Exec(k) => rep.exec[k].output.push(line.to_string()),
-            Ctx::None => {
-                // Kernel lines of a module outside its window (e.g. from --exec) still
-                // belong to it when prefixed with its name.
-                if is_kernel
-                    && let Some(m) = rep
-                        .modules
-                        .iter_mut()
-                        .find(|m| text.starts_with(&format!("{}: ", m.name)))
-                {
-                    m.kernel_log.push(text.to_string());
-                }
-            }
+            Ctx::None => {}
         }
+    }
+    // Classified at the end: an asynchronous console may print the reason late.
+    for (m, _) in rep
+        .modules
+        .iter_mut()
+        .zip(tried)
+        .filter(|(m, t)| *t && !m.loaded)
+    {
+        m.refusal = Some(classify(&m.kernel_log, &m.tool_output));
     }
     rep
 }
