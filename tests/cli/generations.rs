@@ -60,7 +60,7 @@ fn sign_args() -> Vec<String> {
     ]
 }
 
-pub fn config_value(k: &KernelInfo, key: &str) -> String {
+fn config_value(k: &KernelInfo, key: &str) -> String {
     let c = std::fs::read_to_string(k.kdir.join(".config")).unwrap();
     c.lines()
         .find_map(|l| l.strip_prefix(&format!("{key}=")))
