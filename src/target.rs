@@ -54,10 +54,8 @@ impl Version {
 /// version numbers live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Features {
-    /// `module!` takes `authors: [..]` (6.15).
+    /// `module!` takes `authors: [..]` (6.15; its `author:` went in 6.17).
     pub rust_authors_list: bool,
-    /// `module!` still takes `author: ".."` (removed in 6.17).
-    pub rust_author: bool,
     /// `module!` takes `params: { .. }` (6.19; 7.2's samples/rust/rust_minimal.rs).
     pub rust_params: bool,
     /// A Rust parameter's `value()` returns a copy (7.3), not a reference (6.19–7.2).
@@ -77,7 +75,6 @@ pub struct Features {
 /// The releases that brought each change.
 pub mod since {
     pub const RUST_AUTHORS_LIST: (u32, u32) = (6, 15);
-    pub const RUST_AUTHOR_REMOVED: (u32, u32) = (6, 17);
     pub const RUST_PARAMS: (u32, u32) = (6, 19);
     pub const RUST_PARAM_VALUE_COPY: (u32, u32) = (7, 3);
     pub const RUST_MIN_RUSTC: (u32, u32) = (6, 11);
@@ -92,7 +89,6 @@ impl Features {
         let at = |(maj, min)| version.is_none_or(|v| v.at_least(maj, min));
         Features {
             rust_authors_list: at(since::RUST_AUTHORS_LIST),
-            rust_author: !at(since::RUST_AUTHOR_REMOVED),
             rust_params: at(since::RUST_PARAMS),
             rust_param_value_copy: at(since::RUST_PARAM_VALUE_COPY),
             rust_pins_rustc: !at(since::RUST_MIN_RUSTC),
@@ -637,9 +633,7 @@ mod tests {
     #[test]
     fn generations() {
         let f = |r: &str| Features::of(Some(&Version::of(r)));
-        assert!(!f("6.12.117").rust_authors_list && f("6.12.117").rust_author);
-        assert!(f("6.15").rust_authors_list && f("6.16").rust_author);
-        assert!(!f("6.17").rust_author);
+        assert!(!f("6.12.117").rust_authors_list && f("6.15").rust_authors_list);
         assert!(!f("6.18").rust_params && f("7.2.13").rust_params);
         assert!(!f("7.2.13").rust_param_value_copy && f("7.3.0-rc7").rust_param_value_copy);
         assert!(!f("6.12").ns_string_literal && f("6.13").ns_string_literal);
