@@ -387,7 +387,12 @@ pub struct InstallArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(group(clap::ArgGroup::new("kind").required(true).args(["dkms", "deb"])))]
+#[command(group(
+    clap::ArgGroup::new("kind")
+        .required(true)
+        .multiple(true)
+        .args(["dkms", "deb", "rpm", "srpm", "oci"])
+))]
 pub struct PackageArgs {
     /// Path to the project's Cargo.toml.
     #[arg(long, value_name = "PATH")]
@@ -398,10 +403,37 @@ pub struct PackageArgs {
     /// One binary .deb per kernel release.
     #[arg(long)]
     pub deb: bool,
+    /// One binary kmod RPM per kernel release (kmod-<name>-<release>), made by rpmbuild.
+    #[arg(long)]
+    pub rpm: bool,
+    /// A source RPM that rebuilds the module against an installed kernel-devel (akmods style).
+    #[arg(long)]
+    pub srpm: bool,
+    /// With --rpm/--srpm: sign the packages with this gpg key (name or id), via rpmsign.
+    #[arg(long, value_name = "KEY")]
+    pub gpg_key: Option<String>,
+    /// A Kubernetes KMM module image: an OCI layout <out>/<name>-oci/ and <name>-oci.tar,
+    /// one image per kernel release, tagged with the release.
+    #[arg(long)]
+    pub oci: bool,
+    /// With --oci: also <out>/<name>-module.yaml, a KMM `Module` mapping each kernel to its image.
+    #[arg(long, requires = "oci")]
+    pub kmm_manifest: bool,
+    /// With --oci: the repository the images will be pushed to, as the `Module` names them.
+    #[arg(long, value_name = "REPO", requires = "oci")]
+    pub image: Option<String>,
+    /// With --oci: the static busybox that gives the image the `cp` KMM's worker runs.
+    #[arg(
+        long,
+        default_value = "/bin/busybox",
+        value_name = "PATH",
+        requires = "oci"
+    )]
+    pub busybox: PathBuf,
     /// Output directory (default: target/kmod/package).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Kernel release for --deb (repeatable; default: every release built).
+    /// Kernel release for --deb, --rpm and --oci (repeatable; default: every release built).
     #[arg(long, value_name = "R")]
     pub kernel_release: Vec<String>,
     #[command(flatten)]

@@ -33,6 +33,7 @@ pub mod exit {
     pub const HUNG: i32 = 23;
     pub const UNFINISHED: i32 = 24;
     pub const TARGET: i32 = 25;
+    pub const PACKAGE: i32 = 26;
 
     /// Every code with its meaning, in order.
     pub const TABLE: &[(i32, &str)] = &[
@@ -61,7 +62,7 @@ pub mod exit {
         ),
         (
             TOOLCHAIN,
-            "`kernel build`: tools missing (named, with the Debian packages to install)",
+            "tools missing (named, with the Debian packages to install)",
         ),
         (
             KERNEL_BUILD,
@@ -108,6 +109,10 @@ pub mod exit {
         (
             TARGET,
             "the target kernel cannot take what was asked (a hash it cannot verify, SHA-1 on 7.0+, a template feature it lacks); nothing written",
+        ),
+        (
+            PACKAGE,
+            "`install`/`package`: nothing built to package, or a packaging tool (depmod, dpkg-deb, rpmbuild, tar) failed; its output is shown, nothing written",
         ),
     ];
 
@@ -200,6 +205,12 @@ pub enum Error {
     },
     #[error("{path}: {reason}")]
     Project { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    Package {
+        path: PathBuf,
+        reason: String,
+        fix: String,
+    },
     #[error("building against {kdir} failed:\n{tail}")]
     ModuleBuild { kdir: PathBuf, tail: String },
     #[error("{path}: {reason}")]
@@ -234,6 +245,7 @@ impl Error {
             KernelSource { .. } | KernelBuild { .. } => exit::KERNEL_BUILD,
             Run { .. } | KernelImage { .. } | Project { .. } | KernelConfig { .. } => exit::INPUT,
             TargetRefuses { .. } => exit::TARGET,
+            Package { .. } => exit::PACKAGE,
             Preflight { .. } => exit::PREFLIGHT,
             ModuleBuild { .. } => exit::MODULE_BUILD,
         }
@@ -275,6 +287,7 @@ impl Error {
             Run { .. } => "check the path; `cargo kmod kernel build` makes a kernel to boot".into(),
             KernelConfig { .. } => "give the kernel's .config (in its build tree, or /boot/config-RELEASE)".into(),
             TargetRefuses { fix, .. } => fix.clone(),
+            Package { fix, .. } => fix.clone(),
         }
     }
 }

@@ -14,6 +14,12 @@ pub struct Project {
     pub target_dir: PathBuf,
     pub name: String,
     pub version: String,
+    /// Cargo.toml's `license` (SPDX) and `description`, for package metadata.
+    pub license: Option<String>,
+    pub description: Option<String>,
+    /// Cargo.toml's first author, and its homepage (else repository).
+    pub author: Option<String>,
+    pub url: Option<String>,
     pub kdirs: Vec<PathBuf>,
     pub sign: bool,
     pub key: Option<PathBuf>,
@@ -70,6 +76,10 @@ impl Project {
                 .map(str::to_string)
                 .unwrap_or_else(|| pkg.name.replace('-', "_")),
             version: pkg.version.to_string(),
+            license: pkg.license.clone(),
+            description: pkg.description.clone(),
+            author: pkg.authors.first().cloned(),
+            url: pkg.homepage.clone().or_else(|| pkg.repository.clone()),
             kdirs: kmod["kdir"]
                 .as_array()
                 .map(|a| a.iter().filter_map(rel).collect())
@@ -377,8 +387,17 @@ pub fn build_one(
         source,
     })?;
     crate::fsutil::write_atomic(&out, &bytes, None)?;
+    // Packaging later resolves the same kernel (architecture, compression) from this.
+    crate::fsutil::write_atomic(
+        &out_dir.join(BUILT_FOR),
+        kdir.display().to_string().as_bytes(),
+        None,
+    )?;
     Ok(out)
 }
+
+/// Beside each built module: the tree it was built against.
+pub const BUILT_FOR: &str = "kdir";
 
 fn kbuild_make(kdir: &Path, env: &MakeVars, o: &BuildOptions, m: &Path) -> std::process::Command {
     let mut vars = env.clone();

@@ -139,10 +139,37 @@ impl Arch {
         }
     }
 
+    /// The machine as the `object` crate names it (ELF `e_machine`).
+    pub fn object(self) -> object::Architecture {
+        match self {
+            Arch::X86_64 => object::Architecture::X86_64,
+        }
+    }
+
+    /// Its name in package formats: Debian's `Architecture:`, RPM's arch, OCI's
+    /// `architecture` (Go's GOARCH).
+    pub fn package_names(self) -> PackageArch {
+        match self {
+            Arch::X86_64 => PackageArch {
+                deb: "amd64",
+                rpm: "x86_64",
+                oci: "amd64",
+            },
+        }
+    }
+
     /// The architecture of this machine, when the tool knows it.
     pub fn host() -> Option<Arch> {
         (std::env::consts::ARCH == "x86_64").then_some(Arch::X86_64)
     }
+}
+
+/// An architecture's names in package formats.
+#[derive(Debug, Clone, Copy)]
+pub struct PackageArch {
+    pub deb: &'static str,
+    pub rpm: &'static str,
+    pub oci: &'static str,
 }
 
 /// A kernel's `.config`: the values, and the facts the tool acts on.

@@ -154,7 +154,7 @@ pub fn generate(o: &NewOptions) -> Result<Vec<PathBuf>> {
         })?;
     let tpl = TEMPLATES
         .get_dir(&o.template)
-        .filter(|_| !o.template.contains('/') && o.template != "common")
+        .filter(|_| list().iter().any(|t| t.name == o.template))
         .ok_or_else(|| {
             Error::Usage(format!(
                 "no template `{}`; `cargo kmod new --list` shows them",
@@ -226,26 +226,7 @@ pub fn generate(o: &NewOptions) -> Result<Vec<PathBuf>> {
         kernel_release => o.kernel.as_ref().map(|k| k.release.clone()),
         kdir => o.kdir.as_ref().map(|k| k.display().to_string()),
     };
-    let mut env = minijinja::Environment::new();
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    env.set_syntax(
-        minijinja::syntax::SyntaxConfig::builder()
-            .block_delimiters("<%", "%>")
-            .variable_delimiters("<@", "@>")
-            .comment_delimiters("<#", "#>")
-            .trim_blocks(true)
-            .keep_trailing_newline(true)
-            .build()
-            .expect("valid delimiters"),
-    );
-    env.add_filter("cstr", |s: String| {
-        s.replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n")
-    });
-    env.add_filter("toml", |s: String| {
-        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-    });
+    let env = environment();
     let mut rendered = Vec::new();
     let common = TEMPLATES.get_dir("common").expect("templates/common");
     for (base, dir) in [(common.path(), common), (tpl.path(), tpl)] {
@@ -286,6 +267,54 @@ pub fn generate(o: &NewOptions) -> Result<Vec<PathBuf>> {
         crate::fsutil::write_atomic(path, text.as_bytes(), None)?;
     }
     Ok(rendered.into_iter().map(|(p, _)| p).collect())
+}
+
+/// The one minijinja set-up for everything the tool writes from `templates/`: strict
+/// undefined, delimiters that clash with neither Rust, C nor shell.
+fn environment() -> minijinja::Environment<'static> {
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .block_delimiters("<%", "%>")
+            .variable_delimiters("<@", "@>")
+            .comment_delimiters("<#", "#>")
+            .trim_blocks(true)
+            .keep_trailing_newline(true)
+            .build()
+            .expect("valid delimiters"),
+    );
+    env.add_filter("cstr", |s: String| {
+        s.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    });
+    env.add_filter("toml", |s: String| {
+        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    });
+    // A shell word: single quotes, each ' closed, escaped and reopened.
+    env.add_filter("sh", |s: String| format!("'{}'", s.replace('\'', r"'\''")));
+    // RPM expands macros everywhere in a spec, even in free text.
+    env.add_filter("rpm", |s: String| s.replace('%', "%%"));
+    // A JSON string is a YAML flow scalar: no quoting rules of YAML's own to get wrong.
+    env.add_filter("yaml", |s: String| {
+        serde_json::to_string(&s).expect("a string serialises")
+    });
+    env
+}
+
+/// Renders `templates/files/<name>`: the files the tool generates (dkms.conf, package
+/// control files and spec files, the guest's init). A template that does not render is
+/// a bug in the tool, not in its input.
+pub fn render_file(name: &str, ctx: minijinja::Value) -> String {
+    let path = Path::new("files").join(name);
+    let text = TEMPLATES
+        .get_file(&path)
+        .and_then(|f| f.contents_utf8())
+        .unwrap_or_else(|| panic!("templates/{} is missing", path.display()));
+    environment()
+        .render_str(text, ctx)
+        .unwrap_or_else(|e| panic!("templates/{} does not render: {e:#}", path.display()))
 }
 
 fn camel(name: &str) -> String {

@@ -1,7 +1,7 @@
 use super::{Status, project_signing, report_error};
 use crate::cli::{InstallArgs, PackageArgs};
 use cargo_kmod::kbuild::{self, Project};
-use cargo_kmod::package::{self, deb, dkms};
+use cargo_kmod::package::{self, deb, dkms, oci, rpm};
 use cargo_kmod::target::Target;
 
 /// The project and its signing key (when signing is asked for); the hash asked for
@@ -15,14 +15,6 @@ fn setup(
     Ok((project_signing(&p, signing)?, p))
 }
 
-fn releases(project: &Project, given: &[String]) -> Vec<String> {
-    if given.is_empty() {
-        package::built_releases(project)
-    } else {
-        given.to_vec()
-    }
-}
-
 pub fn install(a: InstallArgs) -> i32 {
     let (key, project) = match setup(a.manifest_path.as_deref(), &a.signing) {
         Ok(x) => x,
@@ -30,12 +22,10 @@ pub fn install(a: InstallArgs) -> i32 {
     };
     let signing = super::signing(&project, &a.signing, key.as_ref()).expect("checked in setup");
     let dir = a.dir.unwrap_or_else(|| project.install_dir.clone());
-    let rels = releases(&project, &a.kernel_release);
-    if rels.is_empty() {
-        return report_error(&cargo_kmod::Error::Usage(
-            "nothing built yet: run `cargo kmod build` first".into(),
-        ));
-    }
+    let rels = match package::releases(&project, &a.kernel_release) {
+        Ok(r) => r,
+        Err(e) => return report_error(&e),
+    };
     let mut status = Status::default();
     for r in rels {
         let target = Target::from_release(&a.root, &r);
@@ -56,9 +46,10 @@ pub fn package(a: PackageArgs) -> i32 {
         .out
         .clone()
         .unwrap_or_else(|| project.target_dir.join("kmod/package"));
+    let mut status = Status::default();
     if a.dkms {
         let tc = dkms_toolchain(&project);
-        return match dkms::package(&project, &out, &tc) {
+        match dkms::package(&project, &out, &tc) {
             Ok((tree, tarball)) => {
                 outln!("{}", tree.display());
                 outln!("{}", tarball.display());
@@ -67,23 +58,84 @@ pub fn package(a: PackageArgs) -> i32 {
                     tree.display(),
                     tarball.display()
                 );
-                0
             }
-            Err(e) => report_error(&e),
-        };
+            Err(e) => status.add(report_error(&e)),
+        }
+    }
+    if a.srpm {
+        match rpm::build_srpm(&project, &out, a.gpg_key.as_deref()) {
+            Ok(p) => {
+                outln!("{}", p.display());
+                eprintln!(
+                    "next: rpmbuild --rebuild {} (on the machine with kernel-devel; --define 'kversion R' for another kernel)",
+                    p.display()
+                );
+            }
+            Err(e) => status.add(report_error(&e)),
+        }
+    }
+    if !(a.deb || a.rpm || a.oci) {
+        return status.code();
     }
     let signing = super::signing(&project, &a.signing, key.as_ref()).expect("checked in setup");
-    let mut status = Status::default();
-    let rels = releases(&project, &a.kernel_release);
-    if rels.is_empty() {
-        return report_error(&cargo_kmod::Error::Usage(
-            "nothing built yet: run `cargo kmod build` first".into(),
-        ));
+    let rels = match package::releases(&project, &a.kernel_release) {
+        Ok(r) => r,
+        Err(e) => {
+            status.add(report_error(&e));
+            return status.code();
+        }
+    };
+    let targets: Vec<Target> = rels
+        .iter()
+        .map(|r| package::built_target(&project, r))
+        .collect();
+    for target in &targets {
+        if a.deb {
+            match deb::build_deb(&project, target, &out, signing.as_ref()) {
+                Ok(p) => outln!("{}", p.display()),
+                Err(e) => status.add(report_error(&e)),
+            }
+        }
+        if a.rpm {
+            match rpm::build_rpm(
+                &project,
+                target,
+                &out,
+                signing.as_ref(),
+                a.gpg_key.as_deref(),
+            ) {
+                Ok(p) => outln!("{}", p.display()),
+                Err(e) => status.add(report_error(&e)),
+            }
+        }
     }
-    for r in rels {
-        let target = Target::from_release(std::path::Path::new("/"), &r);
-        match deb::build_deb(&project, &target, &out, signing.as_ref()) {
-            Ok(p) => outln!("{}", p.display()),
+    if a.oci {
+        let image = a
+            .image
+            .clone()
+            .unwrap_or_else(|| project.name.replace('_', "-"));
+        let o = oci::OciOptions {
+            out: &out,
+            signing: signing.as_ref(),
+            image: &image,
+            kmm_manifest: a.kmm_manifest,
+            busybox: &a.busybox,
+        };
+        match oci::package(&project, &targets, &o) {
+            Ok(w) => {
+                outln!("{}", w.layout.display());
+                outln!("{}", w.archive.display());
+                if let Some(m) = &w.kmm_manifest {
+                    outln!("{}", m.display());
+                }
+                for (release, tag) in &w.images {
+                    eprintln!(
+                        "{release}: oci:{}:{tag} (push: skopeo copy oci:{}:{tag} docker://{image}:{tag})",
+                        w.layout.display(),
+                        w.layout.display()
+                    );
+                }
+            }
             Err(e) => status.add(report_error(&e)),
         }
     }

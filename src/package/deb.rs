@@ -51,7 +51,7 @@ pub fn build_deb(
         path: p.to_path_buf(),
         source,
     };
-    std::fs::create_dir_all(out).map_err(|e| werr(out, e))?;
+    super::out_dir(out)?;
     let staging = tempfile::tempdir_in(out).map_err(|e| werr(out, e))?;
     let root = staging.path().join("root");
     let compression = kernel_compression(Path::new("/"), target);
@@ -61,32 +61,32 @@ pub fn build_deb(
     std::fs::write(moddir.join(&file), bytes).map_err(|e| werr(&moddir, e))?;
     let debian = root.join("DEBIAN");
     std::fs::create_dir_all(&debian).map_err(|e| werr(&debian, e))?;
-    let arch = run_tool(
-        std::process::Command::new("dpkg").arg("--print-architecture"),
-        out,
-    )?;
+    let arch = match target.arch {
+        Some(a) => a.package_names().deb.to_string(),
+        None => run_tool(
+            std::process::Command::new("dpkg").arg("--print-architecture"),
+            out,
+        )?,
+    };
     let pkg = package_name(project, release);
-    let mut control = format!(
-        "Package: {pkg}\nVersion: {}\nArchitecture: {}\nMaintainer: cargo-kmod <root@localhost>\nSection: kernel\nPriority: optional\n",
-        project.version,
-        arch.trim()
+    let control = crate::templates::render_file(
+        "deb/control",
+        minijinja::context! {
+            package => &pkg,
+            version => &project.version,
+            arch => arch.trim(),
+            depends => image_package(release),
+            name => &project.name,
+            release => release,
+        },
     );
-    if let Some(image) = image_package(release) {
-        control.push_str(&format!("Depends: {image}\n"));
-    }
-    control.push_str(&format!(
-        "Description: {} kernel module for Linux {release}\n Built and packaged by cargo-kmod.\n",
-        project.name
-    ));
     std::fs::write(debian.join("control"), control).map_err(|e| werr(&debian, e))?;
-    // DPKG_ROOT: set by dpkg --root with chrootless scripts.
-    let depmod = format!(
-        "if [ -d \"${{DPKG_ROOT:-}}/lib/modules/{release}\" ]; then depmod -b \"${{DPKG_ROOT:-/}}\" -a {release}; fi\n"
-    );
     for (script, when) in [("postinst", "configure"), ("postrm", "remove|purge")] {
         let p = debian.join(script);
-        let text =
-            format!("#!/bin/sh\nset -e\ncase \"$1\" in\n  {when})\n    {depmod}    ;;\nesac\n");
+        let text = crate::templates::render_file(
+            "deb/maintscript",
+            minijinja::context! { when => when, release => release },
+        );
         std::fs::write(&p, text).map_err(|e| werr(&p, e))?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))

@@ -19,35 +19,27 @@ pub struct Toolchain {
 }
 
 pub fn dkms_conf(project: &Project, tc: &Toolchain) -> String {
-    let mut extra = String::new();
     let make = match &tc.path {
         Some(p) => format!("make PATH={}:${{PATH}}", p.display()),
         None => "make".into(),
     };
+    let mut extra = String::new();
     if let Some(l) = &tc.llvm {
         extra.push_str(&format!(" LLVM={l}"));
     }
     if let Some(r) = &tc.rustc {
         extra.push_str(&format!(" RUSTC={}", r.display()));
     }
-    let m = "M=${dkms_tree}/${PACKAGE_NAME}/${PACKAGE_VERSION}/build";
-    let mut s = format!(
-        "# Made by cargo-kmod from {name} {version}.\n\
-         PACKAGE_NAME=\"{name}\"\n\
-         PACKAGE_VERSION=\"{version}\"\n\
-         BUILT_MODULE_NAME[0]=\"{name}\"\n\
-         DEST_MODULE_LOCATION[0]=\"/updates/dkms\"\n\
-         MAKE[0]=\"{make} -C ${{kernel_source_dir}} {m}{extra} modules\"\n\
-         CLEAN=\"{make} -C ${{kernel_source_dir}} {m}{extra} clean\"\n\
-         AUTOINSTALL=\"yes\"\n",
-        name = project.name,
-        version = project.version,
-    );
-    if project.is_rust() {
-        // DKMS knows nothing of Rust: only build where the kernel has it.
-        s.push_str("BUILD_EXCLUSIVE_CONFIG=\"CONFIG_RUST\"\n");
-    }
-    s
+    crate::templates::render_file(
+        "dkms.conf",
+        minijinja::context! {
+            name => &project.name,
+            version => &project.version,
+            make => make,
+            extra => extra,
+            rust => project.is_rust(),
+        },
+    )
 }
 
 /// Writes `<out>/<name>-<version>/` and `<out>/<name>-<version>.dkms.tar.gz`.
@@ -59,17 +51,9 @@ pub fn package(project: &Project, out: &Path, tc: &Toolchain) -> Result<(PathBuf
     let base = format!("{}-{}", project.name, project.version);
     let tree = out.join(&base);
     // The tarball holds dkms_source_tree/, the layout `dkms ldtarball` takes.
-    let staging = tempfile::tempdir_in(out_dir(out)?).map_err(|e| werr(out, e))?;
+    let staging = tempfile::tempdir_in(super::out_dir(out)?).map_err(|e| werr(out, e))?;
     let src_tree = staging.path().join("dkms_source_tree");
-    std::fs::create_dir_all(&src_tree).map_err(|e| werr(&src_tree, e))?;
-    for src in project.sources() {
-        let dst = src_tree.join(src.file_name().expect("file"));
-        std::fs::copy(&src, &dst).map_err(|e| werr(&dst, e))?;
-    }
-    let mk = project.dir.join("Makefile");
-    if mk.is_file() {
-        std::fs::copy(&mk, src_tree.join("Makefile")).map_err(|e| werr(&mk, e))?;
-    }
+    super::copy_sources(project, &src_tree)?;
     std::fs::write(src_tree.join("dkms.conf"), dkms_conf(project, tc))
         .map_err(|e| werr(&src_tree, e))?;
     let tarball = out.join(format!("{base}.dkms.tar.gz"));
@@ -93,12 +77,4 @@ pub fn package(project: &Project, out: &Path, tc: &Toolchain) -> Result<(PathBuf
     std::fs::rename(&new_tree, &tree).map_err(|e| werr(&tree, e))?;
     std::fs::rename(&tmp_tar, &tarball).map_err(|e| werr(&tarball, e))?;
     Ok((tree, tarball))
-}
-
-fn out_dir(out: &Path) -> Result<&Path> {
-    std::fs::create_dir_all(out).map_err(|source| Error::Write {
-        path: out.to_path_buf(),
-        source,
-    })?;
-    Ok(out)
 }

@@ -4,9 +4,12 @@
 pub mod deb;
 pub mod dkms;
 pub mod install;
+pub mod oci;
+pub mod rpm;
 
 use crate::error::{Error, Result};
 use crate::kbuild::Project;
+use crate::target::Target;
 use std::path::{Path, PathBuf};
 
 /// The module `cargo kmod build` made for `release`.
@@ -17,12 +20,80 @@ pub fn built_module(project: &Project, release: &str) -> Result<PathBuf> {
         .join(release)
         .join(format!("{}.ko", project.name));
     if !p.is_file() {
-        return Err(Error::Project {
+        return Err(Error::Package {
             path: p,
             reason: format!("no module built for {release}"),
+            fix: format!("run `cargo kmod build` for {release} first (--kdir or --kernel-release)"),
         });
     }
     Ok(p)
+}
+
+/// The kernel a built module was made for: the tree `build` recorded beside it, else
+/// what `/lib/modules/<release>` says.
+pub fn built_target(project: &Project, release: &str) -> Target {
+    let record = project
+        .target_dir
+        .join("kmod")
+        .join(release)
+        .join(crate::kbuild::BUILT_FOR);
+    std::fs::read_to_string(record)
+        .ok()
+        .and_then(|k| Target::from_tree(Path::new(k.trim())).ok())
+        .filter(|t| t.release == release)
+        .unwrap_or_else(|| Target::from_release(Path::new("/"), release))
+}
+
+/// The output directory, made when missing; refused when something else has its name.
+pub(crate) fn out_dir(out: &Path) -> Result<&Path> {
+    if out.exists() && !out.is_dir() {
+        return Err(Error::Package {
+            path: out.to_path_buf(),
+            reason: "exists and is not a directory".into(),
+            fix: "give --out a directory (packages are written into it), or remove the file".into(),
+        });
+    }
+    std::fs::create_dir_all(out).map_err(|source| Error::Write {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    Ok(out)
+}
+
+/// The releases to package: those given, else every one built.
+pub fn releases(project: &Project, given: &[String]) -> Result<Vec<String>> {
+    let v = if given.is_empty() {
+        built_releases(project)
+    } else {
+        given.to_vec()
+    };
+    if v.is_empty() {
+        return Err(Error::Package {
+            path: project.target_dir.join("kmod"),
+            reason: format!("no module of {} built yet", project.name),
+            fix: "run `cargo kmod build` first".into(),
+        });
+    }
+    Ok(v)
+}
+
+/// Copies what Kbuild needs (sources, Kbuild, Makefile) into `dst`, for source packages.
+pub(crate) fn copy_sources(project: &Project, dst: &Path) -> Result<()> {
+    let werr = |p: &Path, source| Error::Write {
+        path: p.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dst).map_err(|e| werr(dst, e))?;
+    let mk = project.dir.join("Makefile");
+    for src in project
+        .sources()
+        .into_iter()
+        .chain(mk.is_file().then_some(mk))
+    {
+        let to = dst.join(src.file_name().expect("file"));
+        std::fs::copy(&src, &to).map_err(|e| werr(&to, e))?;
+    }
+    Ok(())
 }
 
 /// Releases with a built module, from `target/kmod/<release>/`.
@@ -40,21 +111,48 @@ pub fn built_releases(project: &Project) -> Vec<String> {
 }
 
 /// Runs a tool, turning failure into an error that names it and shows its output.
+/// `what` is the file the tool was making.
 pub(crate) fn run_tool(cmd: &mut std::process::Command, what: &Path) -> Result<String> {
-    let out = cmd.output().map_err(|e| Error::Project {
-        path: what.to_path_buf(),
-        reason: format!("cannot run {:?}: {e}", cmd.get_program()),
+    let tool = Path::new(cmd.get_program())
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let out = cmd.output().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::Toolchain {
+            missing: vec![tool.clone()],
+            install: format!(
+                "apt-get install {}",
+                debian_package(&tool).unwrap_or(tool.as_str())
+            ),
+        },
+        _ => Error::Package {
+            path: what.to_path_buf(),
+            reason: format!("cannot run {tool}: {e}"),
+            fix: format!("check that {tool} runs"),
+        },
     })?;
     if !out.status.success() {
-        return Err(Error::Project {
+        return Err(Error::Package {
             path: what.to_path_buf(),
             reason: format!(
-                "{:?} failed: {}{}",
-                cmd.get_program(),
+                "{tool} failed ({}):\n{}{}",
+                out.status,
                 String::from_utf8_lossy(&out.stderr).trim(),
                 String::from_utf8_lossy(&out.stdout).trim()
             ),
+            fix: format!("the lines above are {tool}'s; nothing was written"),
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The Debian package that has a packaging tool.
+fn debian_package(tool: &str) -> Option<&'static str> {
+    Some(match tool {
+        "depmod" => "kmod",
+        "dpkg-deb" | "dpkg" => "dpkg",
+        "rpmbuild" | "rpmsign" => "rpm",
+        "tar" => "tar",
+        _ => return None,
+    })
 }

@@ -1,0 +1,308 @@
+//! `cargo kmod package --rpm` and `--srpm`: kmod RPMs as Fedora/RHEL ship out-of-tree
+//! modules (kmodtool naming: `kmod-<name>-<kernel release>`), built by the real
+//! `rpmbuild` from the spec templates in `templates/files/rpm/`, in a temporary top
+//! directory that is removed afterwards.
+
+use super::install::{kernel_compression, module_bytes};
+use super::run_tool;
+use crate::error::{Error, Result};
+use crate::kbuild::Project;
+use crate::sign::Signing;
+use crate::target::Target;
+use std::path::{Path, PathBuf};
+
+/// RPM names take letters, digits and `-._+`; anything else becomes `_`.
+pub fn package_name(project: &Project, release: &str) -> String {
+    format!("kmod-{}-{release}", project.name)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-._+".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// A Cargo (semver) version as RPM orders it: a pre-release (`1.0.0-rc.1`) sorts
+/// before the release with `~`, build metadata (`+git`) after with `^`.
+pub fn rpm_version(cargo: &str) -> String {
+    cargo.replace('-', "~").replace('+', "^")
+}
+
+/// $SOURCE_DATE_EPOCH, else now (seconds since 1970).
+fn build_time() -> i64 {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64)
+        })
+}
+
+/// The `%changelog` date: `Tue Dec 01 2026`.
+fn changelog_date(secs: i64) -> String {
+    let days = secs.div_euclid(86400);
+    // Civil from days (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MON: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{} {} {day:02} {year}",
+        WD[days.rem_euclid(7) as usize],
+        MON[(month - 1) as usize]
+    )
+}
+
+/// Cargo.toml's license, else the one the built module declares (`MODULE_LICENSE`,
+/// as SPDX).
+fn license(project: &Project, module: Option<&Path>) -> Result<String> {
+    if let Some(l) = &project.license {
+        return Ok(l.clone());
+    }
+    let declared = module
+        .and_then(|m| crate::modfile::ModuleFile::open(m).ok())
+        .and_then(|m| {
+            let info = m.elf().ok()?;
+            crate::modfile::elf::modinfo_fields(info.modinfo)
+                .into_iter()
+                .find_map(|(k, v)| (k == "license").then_some(v))
+        });
+    declared
+        .and_then(|l| {
+            crate::templates::LICENSES
+                .iter()
+                .find(|(k, _)| *k == l)
+                .map(|(_, spdx)| spdx.to_string())
+        })
+        .ok_or_else(|| Error::Package {
+            path: project.dir.join("Cargo.toml"),
+            reason: "no license: RPM needs one".into(),
+            fix: "add `license = \"GPL-2.0-only\"` (SPDX) to [package] in Cargo.toml".into(),
+        })
+}
+
+fn summary(project: &Project) -> String {
+    project
+        .description
+        .as_deref()
+        .and_then(|d| d.lines().next())
+        .map(|l| l.trim().trim_end_matches('.').to_string())
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| format!("The {} kernel module", project.name))
+}
+
+fn packager(project: &Project) -> String {
+    project
+        .author
+        .clone()
+        .unwrap_or_else(|| "cargo-kmod <root@localhost>".into())
+}
+
+/// rpmbuild in a fresh top directory; returns the one package it wrote, moved to `out`.
+/// With `gpg_key`, the package is signed by `rpmsign` with that gpg key (name or id),
+/// as repositories require.
+fn rpmbuild(
+    top: &Path,
+    spec: &Path,
+    args: &[&str],
+    out: &Path,
+    gpg_key: Option<&str>,
+) -> Result<PathBuf> {
+    let mut cmd = std::process::Command::new("rpmbuild");
+    cmd.args(args)
+        .arg("--define")
+        .arg(format!("_topdir {}", top.display()))
+        // The host's ~/.rpmmacros must not change what we build.
+        .arg("--macros")
+        .arg("/usr/lib/rpm/macros")
+        .arg(spec);
+    run_tool(&mut cmd, spec)?;
+    let made = walkdir::WalkDir::new(top.join("RPMS"))
+        .into_iter()
+        .chain(walkdir::WalkDir::new(top.join("SRPMS")))
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "rpm"))
+        .map(|e| e.into_path())
+        .ok_or_else(|| Error::Package {
+            path: spec.to_path_buf(),
+            reason: "rpmbuild succeeded but wrote no .rpm".into(),
+            fix: "run rpmbuild on the spec by hand to see why".into(),
+        })?;
+    if let Some(key) = gpg_key {
+        // Debian's rpm names /usr/bin/gpg2, which Debian does not ship.
+        let gpg = crate::toolchain::which("gpg").ok_or_else(|| Error::Toolchain {
+            missing: vec!["gpg".into()],
+            install: "apt-get install gpg".into(),
+        })?;
+        run_tool(
+            std::process::Command::new("rpmsign")
+                .arg("--addsign")
+                .arg("--define")
+                .arg(format!("__gpg {}", gpg.display()))
+                .arg("--define")
+                .arg(format!("_gpg_name {key}"))
+                .arg(&made),
+            &made,
+        )?;
+    }
+    let dest = out.join(made.file_name().expect("a file"));
+    let bytes = std::fs::read(&made).map_err(|source| Error::Read {
+        path: made.clone(),
+        source,
+    })?;
+    crate::fsutil::write_atomic(&dest, &bytes, Some(0o644))?;
+    Ok(dest)
+}
+
+fn temp_top() -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("cargo-kmod-rpm.")
+        .tempdir()
+        .map_err(|source| Error::Write {
+            path: std::env::temp_dir(),
+            source,
+        })
+}
+
+/// One binary RPM for `target`: the built module, signed when asked, compressed like
+/// the kernel's own, under `/lib/modules/<R>/extra/<name>/`.
+pub fn build_rpm(
+    project: &Project,
+    target: &Target,
+    out: &Path,
+    signing: Option<&Signing>,
+    gpg_key: Option<&str>,
+) -> Result<PathBuf> {
+    let release = target.release.as_str();
+    let arch = target.known_arch("packaging an RPM")?.package_names().rpm;
+    let built = super::built_module(project, release)?;
+    let license = license(project, Some(&built))?;
+    let compression = kernel_compression(Path::new("/"), target);
+    let (file, bytes) = module_bytes(project, target, compression, signing)?;
+    super::out_dir(out)?;
+    let top = temp_top()?;
+    let sources = top.path().join("SOURCES");
+    let werr = |p: &Path, source| Error::Write {
+        path: p.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(&sources).map_err(|e| werr(&sources, e))?;
+    std::fs::write(sources.join(&file), bytes).map_err(|e| werr(&sources, e))?;
+    let spec_text = crate::templates::render_file(
+        "rpm/kmod.spec",
+        minijinja::context! {
+            name => &project.name,
+            version => &project.version,
+            rpm_version => rpm_version(&project.version),
+            package => package_name(project, release),
+            release => release,
+            kernel_requires => release.matches('-').count() <= 1,
+            arch => arch,
+            summary => summary(project),
+            description => project.description.clone().unwrap_or_else(|| summary(project)),
+            license => license,
+            file => &file,
+            packager => packager(project),
+            url => &project.url,
+            date => changelog_date(build_time()),
+        },
+    );
+    let spec = top
+        .path()
+        .join(format!("{}.spec", package_name(project, release)));
+    std::fs::write(&spec, spec_text).map_err(|e| werr(&spec, e))?;
+    let target_arg = format!("{arch}-linux");
+    rpmbuild(
+        top.path(),
+        &spec,
+        &["-bb", "--target", &target_arg],
+        out,
+        gpg_key,
+    )
+}
+
+/// A source RPM whose spec rebuilds the module against an installed kernel-devel.
+pub fn build_srpm(project: &Project, out: &Path, gpg_key: Option<&str>) -> Result<PathBuf> {
+    let license = license(
+        project,
+        super::built_releases(project)
+            .first()
+            .and_then(|r| super::built_module(project, r).ok())
+            .as_deref(),
+    )?;
+    super::out_dir(out)?;
+    let top = temp_top()?;
+    let sources = top.path().join("SOURCES");
+    let base = format!("{}-{}", project.name, project.version);
+    super::copy_sources(project, &top.path().join(&base))?;
+    let tarball = format!("{base}.tar.gz");
+    std::fs::create_dir_all(&sources).map_err(|source| Error::Write {
+        path: sources.clone(),
+        source,
+    })?;
+    run_tool(
+        std::process::Command::new("tar")
+            .args(["--sort=name", "--owner=0", "--group=0", "--numeric-owner"])
+            .arg("-czf")
+            .arg(sources.join(&tarball))
+            .arg("-C")
+            .arg(top.path())
+            .arg(&base),
+        &sources.join(&tarball),
+    )?;
+    let spec_text = crate::templates::render_file(
+        "rpm/akmod.spec",
+        minijinja::context! {
+            name => &project.name,
+            version => &project.version,
+            rpm_version => rpm_version(&project.version),
+            summary => summary(project),
+            description => project.description.clone().unwrap_or_else(|| summary(project)),
+            license => license,
+            tarball => tarball,
+            packager => packager(project),
+            url => &project.url,
+            rust => project.is_rust(),
+            date => changelog_date(build_time()),
+        },
+    );
+    let spec = top.path().join(format!("{}-kmod.spec", project.name));
+    std::fs::write(&spec, spec_text).map_err(|source| Error::Write {
+        path: spec.clone(),
+        source,
+    })?;
+    // -bs evaluates %(uname -r) only for the BuildRequires it records; any value works.
+    rpmbuild(top.path(), &spec, &["-bs"], out, gpg_key)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn versions_sort_as_cargo_means() {
+        assert_eq!(super::rpm_version("1.2.3"), "1.2.3");
+        assert_eq!(super::rpm_version("1.0.0-rc.1"), "1.0.0~rc.1");
+        assert_eq!(super::rpm_version("1.0.0+git5"), "1.0.0^git5");
+    }
+
+    #[test]
+    fn changelog_dates() {
+        // Checked against date(1): `date -d @1796083200`.
+        assert_eq!(super::changelog_date(1_796_083_200), "Tue Dec 01 2026");
+        assert_eq!(super::changelog_date(951_782_400), "Tue Feb 29 2000");
+        assert_eq!(super::changelog_date(0), "Thu Jan 01 1970");
+    }
+}
