@@ -164,10 +164,6 @@ fn kernel_param(p: &str) -> String {
     }
 }
 
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 /// Builds the gzip'd initramfs: busybox, /dev/console, the modules and an /init that
 /// loads them, runs the commands, shows parameters, unloads, and powers off.
 pub fn initramfs(o: &RunOptions, modules: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
@@ -181,54 +177,25 @@ pub fn initramfs(o: &RunOptions, modules: &[(String, Vec<u8>)]) -> Result<Vec<u8
     }
     c.char_dev("dev/console", 0o600, 5, 1);
     c.file("bin/busybox", 0o755, &busybox);
-    let params: Vec<String> = o
-        .params
-        .iter()
-        .map(|p| sh_quote(&kernel_param(p)))
-        .collect();
-    let mut init = String::from(
-        "#!/bin/busybox sh\n\
-         /bin/busybox --install -s /bin\n\
-         export PATH=/bin\n\
-         mount -t proc proc /proc\n\
-         mount -t sysfs sys /sys\n\
-         mount -t devtmpfs dev /dev 2>/dev/null\n\
-         echo 8 > /proc/sys/kernel/printk\n",
-    );
-    init.push_str(&format!("echo {MARK} begin\n"));
     for (i, (_, data)) in modules.iter().enumerate() {
-        let file = format!("modules/{i}.ko");
-        c.file(&file, 0o644, data);
-        init.push_str(&format!(
-            "echo {MARK} load {i}\ninsmod /{file} {} 2>&1\necho {MARK} insmod {i} $?\n",
-            params.join(" ")
-        ));
+        c.file(&format!("modules/{i}.ko"), 0o644, data);
     }
     for (k, cmd) in o.exec.iter().enumerate() {
-        let file = format!("exec/{k}.sh");
         c.file(
-            &file,
+            &format!("exec/{k}.sh"),
             0o755,
             format!("#!/bin/busybox sh\n{cmd}\n").as_bytes(),
         );
-        init.push_str(&format!(
-            "echo {MARK} exec {k}\nsh /{file} 2>&1\necho {MARK} exec-rc {k} $?\n"
-        ));
     }
-    for (i, (name, _)) in modules.iter().enumerate() {
-        init.push_str(&format!(
-            "if [ -d /sys/module/{name}/parameters ]; then for p in /sys/module/{name}/parameters/*; do \
-             [ -r \"$p\" ] && echo \"{MARK} param {i} ${{p##*/}}=$(cat \"$p\")\"; done; fi\n"
-        ));
-    }
-    for (i, (name, _)) in modules.iter().enumerate().rev() {
-        init.push_str(&format!(
-            "if [ -d /sys/module/{name} ]; then echo {MARK} unload {i}; rmmod {name} 2>&1; echo {MARK} rmmod {i} $?; fi\n"
-        ));
-    }
-    init.push_str(&format!(
-        "echo {MARK} tainted $(cat /proc/sys/kernel/tainted)\necho {MARK} end\nreboot -f\n"
-    ));
+    let init = crate::templates::render_file(
+        "qemu/init",
+        minijinja::context! {
+            mark => MARK,
+            modules => modules.iter().map(|(name, _)| name.clone()).collect::<Vec<_>>(),
+            params => o.params.iter().map(|p| kernel_param(p)).collect::<Vec<_>>(),
+            execs => o.exec.len(),
+        },
+    );
     c.file("init", 0o755, init.as_bytes());
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     use std::io::Write;
