@@ -93,7 +93,7 @@ fn sign(o: &Opts, pos: &[PathBuf]) -> Result<(), String> {
         };
         let cms = key.sign(hash, id, &data).map_err(|e| e.to_string())?;
         if o.save_sig {
-            write(&p7s_path(module), &cms, None)?;
+            write(&p7s_path(module), &[&cms], None)?;
         }
         if o.sign_only {
             return Ok(());
@@ -112,9 +112,10 @@ fn sign(o: &Opts, pos: &[PathBuf]) -> Result<(), String> {
         m.permissions().mode() & 0o7777
     });
     let mode = if dest == module { mode } else { None };
-    write(dest, &trailer::append(&data, &cms), mode)
+    // Written in parts: no second copy of the module in memory.
+    write(dest, &[&data, &trailer::tail(&cms)], mode)
 }
 
-fn write(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<(), String> {
-    cargo_kmod::fsutil::write_atomic(path, bytes, mode).map_err(|e| e.to_string())
+fn write(path: &Path, parts: &[&[u8]], mode: Option<u32>) -> Result<(), String> {
+    cargo_kmod::fsutil::write_atomic_parts(path, parts, mode).map_err(|e| e.to_string())
 }

@@ -25,9 +25,17 @@ pub struct Cert {
 
 impl Cert {
     pub fn from_der(path: &Path, der_bytes: &[u8]) -> std::result::Result<Cert, String> {
+        Cert::parse(path, der_bytes, crate::pki::x509::Certificate::parse)
+    }
+
+    fn parse(
+        path: &Path,
+        der_bytes: &[u8],
+        kernel_parse: KernelParse,
+    ) -> std::result::Result<Cert, String> {
         let x509 = X509::from_der(der_bytes)
             .map_err(|e| format!("not a valid X.509 certificate ({})", first_reason(&e)))?;
-        let kernel = crate::pki::x509::Certificate::parse(der_bytes);
+        let kernel = kernel_parse(der_bytes);
         let (issuer_der, subject_der, serial, skid) = match &kernel {
             Ok(k) => (
                 k.issuer_tlv.clone(),
@@ -89,8 +97,22 @@ fn name_text(der_bytes: &[u8]) -> String {
         .map_or_else(|_| hex::encode(der_bytes), |n| name_string(&n))
 }
 
+type KernelParse =
+    fn(&[u8]) -> std::result::Result<crate::pki::x509::Certificate, crate::pki::Errno>;
+
 /// Every certificate in a file: a PEM bundle, or one DER certificate.
 pub fn load_certs(path: &Path) -> Result<Vec<Cert>> {
+    read_certs(path, crate::pki::x509::Certificate::parse)
+}
+
+/// The one certificate a signer uses (the first in the file). Its self-signature is
+/// not checked: the kernel checks it when it loads the certificate, and signing needs
+/// only its names and ids (a single `sign-file` call saves a signature verification).
+pub fn load_cert(path: &Path) -> Result<Cert> {
+    Ok(read_certs(path, crate::pki::x509::Certificate::parse_unchecked)?.swap_remove(0))
+}
+
+fn read_certs(path: &Path, kernel_parse: KernelParse) -> Result<Vec<Cert>> {
     let data = std::fs::read(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,
@@ -120,13 +142,8 @@ pub fn load_certs(path: &Path) -> Result<Vec<Cert>> {
             }));
         };
     ders.iter()
-        .map(|d| Cert::from_der(path, d).map_err(cert_err))
+        .map(|d| Cert::parse(path, d, kernel_parse).map_err(cert_err))
         .collect()
-}
-
-/// The one certificate a signer uses (the first in the file).
-pub fn load_cert(path: &Path) -> Result<Cert> {
-    Ok(load_certs(path)?.swap_remove(0))
 }
 
 pub(crate) fn is_pem(data: &[u8]) -> bool {
