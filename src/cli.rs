@@ -149,7 +149,10 @@ pub struct InfoArgs {
     /// Print only this field's values, as modinfo -F does.
     #[arg(short = 'F', long, value_name = "FIELD")]
     pub field: Option<String>,
-    /// JSON: one object per module.
+    /// `json`: one object per module (as `--json`).
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human, conflicts_with = "field")]
+    pub message_format: MessageFormat,
+    /// Same as --message-format json.
     #[arg(long, conflicts_with = "field")]
     pub json: bool,
     /// Modules read at once (default: cores + 1).

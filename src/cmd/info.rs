@@ -15,7 +15,7 @@ pub fn run(a: InfoArgs) -> i32 {
         let elf_fields = elf::modinfo_fields(info.modinfo);
         // modinfo shows the path made absolute, symlinks kept.
         let filename = cwd.join(m).display().to_string();
-        if a.json {
+        if a.json || a.message_format == crate::cli::MessageFormat::Json {
             let obj = serde_json::json!({
                 "filename": filename,
                 "compression": module.compression,

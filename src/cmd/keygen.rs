@@ -32,15 +32,18 @@ pub fn run(a: KeygenArgs) -> i32 {
     let key = match &a.pkcs11 {
         Some(uri) => {
             let shown = pkcs11::Uri::display(uri).display().to_string();
-            eprintln!("generated a {} key inside the token: {shown}", a.algo);
+            eprintln!(
+                "generated {} key inside the token: {shown}",
+                article(&a.algo.to_string())
+            );
             outln!("{}", f.cert_pem.display());
             outln!("{}", f.cert_der.display());
             format!("'{shown}'")
         }
         None => {
             eprintln!(
-                "generated a {} key (private key mode 0600: keep it secret)",
-                a.algo
+                "generated {} key (private key mode 0600: keep it secret)",
+                article(&a.algo.to_string())
             );
             outln!("{}", f.key.display());
             outln!("{}", f.cert_pem.display());
@@ -62,4 +65,10 @@ pub fn run(a: KeygenArgs) -> i32 {
         f.cert_pem.display()
     );
     0
+}
+
+/// "a rsa-4096" reads wrong; "an ecdsa-p384", "an rsa-4096" (said "ar-ess-ay").
+fn article(algo: &str) -> String {
+    let an = algo.starts_with(['a', 'e', 'i', 'o', 'u', 'r']);
+    format!("{} {algo}", if an { "an" } else { "a" })
 }

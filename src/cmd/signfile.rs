@@ -11,7 +11,18 @@ use cargo_kmod::sign::{KeySource, SigningKey, p7s_path};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-const USAGE: &str = "Usage: scripts/sign-file [-dp] <hash algo> <key> <x509> <module> [<dest>]\n       scripts/sign-file -s <raw sig> <hash algo> <x509> <module> [<dest>]";
+const USAGE: &str = "Usage: scripts/sign-file [-dpk] <hash algo> <key> <x509> <module> [<dest>]\n       scripts/sign-file -s <raw sig> <hash algo> <x509> <module> [<dest>]";
+
+const HELP: &str = "Drop-in for the kernel's scripts/sign-file: appends a PKCS#7 module signature.
+
+  -d  write only the detached signature (<module>.p7s), do not sign the module
+  -p  also keep the detached signature in <module>.p7s
+  -k  identify the signer by subjectKeyIdentifier instead of issuer and serial
+  -s  <raw sig> is a finished PKCS#7 signature to append (no key needed)
+
+<key> is a PEM or DER private key or a pkcs11: URI; its passphrase or PIN comes from
+$KBUILD_SIGN_PIN. The result replaces <module> atomically (or goes to <dest>).
+Exit codes, as sign-file's: 0 signed, 1 failure, 2 usage.";
 
 #[derive(Default)]
 struct Opts {
@@ -28,7 +39,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
     // GNU getopt("sdpk"): options may follow operands; "--" ends them.
     for a in args {
         let s = a.to_string_lossy();
-        if !opts_done && s == "--" {
+        if !opts_done && (s == "--help" || s == "-h") {
+            println!("{HELP}\n\n{USAGE}");
+            return 0;
+        } else if !opts_done && s == "--" {
             opts_done = true;
         } else if !opts_done && s.len() > 1 && s.starts_with('-') {
             for c in s[1..].chars() {

@@ -76,6 +76,7 @@ pub fn build_deb(
             version => &project.version,
             arch => arch.trim(),
             depends => image_package(release),
+            maintainer => project.author.as_deref().unwrap_or("cargo-kmod <root@localhost>"),
             name => &project.name,
             release => release,
         },

@@ -113,9 +113,10 @@ pub fn load_cert(path: &Path) -> Result<Cert> {
 }
 
 fn read_certs(path: &Path, kernel_parse: KernelParse) -> Result<Vec<Cert>> {
-    let data = std::fs::read(path).map_err(|source| Error::Read {
+    // A certificate error (exit 4, help about certificates), not a module one.
+    let data = std::fs::read(path).map_err(|e| Error::Cert {
         path: path.to_path_buf(),
-        source,
+        reason: e.to_string(),
     })?;
     let cert_err = |reason: String| Error::Cert {
         path: path.to_path_buf(),

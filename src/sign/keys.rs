@@ -90,9 +90,10 @@ pub fn key_kind<T: openssl::pkey::HasPublic>(
 /// Reads a private key: PEM (PKCS#1, PKCS#8, SEC1, encrypted) or DER (PKCS#8, PKCS#1, SEC1,
 /// encrypted PKCS#8).
 pub fn load_private_key(path: &Path, pin: &Pin) -> Result<PKey<Private>> {
-    let data = std::fs::read(path).map_err(|source| Error::Read {
+    // A key error (exit 4, help about keys), not a module one.
+    let data = std::fs::read(path).map_err(|e| Error::Key {
         path: path.to_path_buf(),
-        source,
+        reason: e.to_string(),
     })?;
     let asked = Cell::new(false);
     let cb = |buf: &mut [u8]| -> std::result::Result<usize, openssl::error::ErrorStack> {

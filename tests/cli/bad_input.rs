@@ -224,14 +224,24 @@ fn bad_keys_certs_pins_and_hashes() {
             &garbage_cert,
             "certificate",
         ),
+        // Regression (newcomer issue): a missing key was exit 3 with help about modules.
         (
             "missing key",
             &missing,
             &rsa.cert,
             None,
-            3,
+            4,
             &missing,
-            "No such file",
+            "cannot read key: No such file",
+        ),
+        (
+            "missing certificate",
+            &rsa.key,
+            &missing,
+            None,
+            4,
+            &missing,
+            "cannot read certificate: No such file",
         ),
         (
             "cert given as key",

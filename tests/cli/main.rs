@@ -10,6 +10,7 @@ mod extended;
 mod generations;
 mod info;
 mod limits;
+mod newcomer;
 mod oci;
 mod package;
 mod pkcs11;
