@@ -11,17 +11,11 @@ use std::path::{Path, PathBuf};
 
 /// Debian package names: lowercase letters, digits, `+ - .`.
 pub fn package_name(project: &Project, release: &str) -> String {
-    format!("{}-modules-{}", project.name, release)
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "+-.".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect()
+    super::name_chars(
+        &format!("{}-modules-{}", project.name, release).to_ascii_lowercase(),
+        "+-.",
+        '-',
+    )
 }
 
 /// The kernel image package, when apt or dpkg knows one for this release.

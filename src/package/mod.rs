@@ -44,6 +44,20 @@ pub fn built_target(project: &Project, release: &str) -> Target {
         .unwrap_or_else(|| Target::from_release(Path::new("/"), release))
 }
 
+/// `s` with every character but ASCII letters, digits and `allowed` replaced: package
+/// names and image tags each take their own set.
+pub(crate) fn name_chars(s: &str, allowed: &str, replacement: char) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || allowed.contains(c) {
+                c
+            } else {
+                replacement
+            }
+        })
+        .collect()
+}
+
 /// The output directory, made when missing; refused when something else has its name.
 pub(crate) fn out_dir(out: &Path) -> Result<&Path> {
     if out.exists() && !out.is_dir() {

@@ -23,15 +23,8 @@ pub const MODULES_ROOT: &str = "opt";
 
 /// An image tag for a release: `[A-Za-z0-9_.-]`, at most 128, not starting with `.`/`-`.
 pub fn tag(release: &str) -> String {
-    let mut t: String = release
+    let mut t: String = super::name_chars(release, "_.-", '_')
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
         .take(128)
         .collect();
     if t.starts_with(['.', '-']) {

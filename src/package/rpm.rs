@@ -13,16 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// RPM names take letters, digits and `-._+`; anything else becomes `_`.
 pub fn package_name(project: &Project, release: &str) -> String {
-    format!("kmod-{}-{release}", project.name)
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-._+".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    super::name_chars(&format!("kmod-{}-{release}", project.name), "-._+", '_')
 }
 
 /// A Cargo (semver) version as RPM orders it: a pre-release (`1.0.0-rc.1`) sorts

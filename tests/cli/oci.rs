@@ -2,7 +2,7 @@
 //! umoci, with the modules verified and found by modprobe as KMM's worker does.
 
 use crate::common::*;
-use crate::project::{build, debian_headers};
+use crate::project::{built_project, debian_headers};
 use crate::run::test_kernel;
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
@@ -57,15 +57,12 @@ fn oci_images_per_kernel_unpack_to_verified_modules_modprobe_finds_and_rebuild_i
     let d = tempfile::tempdir().unwrap();
     let debian = debian_headers();
     let ours = test_kernel();
-    let p = d.path().join("oci_demo");
-    kmod()
-        .arg("new")
-        .arg(&p)
-        .args(["--template", "c-minimal"])
-        .assert()
-        .success();
-    let o = build(&p, &[&debian, &ours.kdir], &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let p = built_project(
+        &d.path().join("oci_demo"),
+        "c-minimal",
+        &[],
+        &[&debian, &ours.kdir],
+    );
     let kg = d.path().join("kg");
     // RSA (the default): PKCS#1 v1.5 signatures are deterministic, so images can be too.
     kmod().args(["keygen", "--out"]).arg(&kg).assert().success();
@@ -208,15 +205,12 @@ fn oci_images_per_kernel_unpack_to_verified_modules_modprobe_finds_and_rebuild_i
 #[test]
 fn oci_refuses_a_dynamic_busybox_and_leaves_the_earlier_image() {
     let d = tempfile::tempdir().unwrap();
-    let p = d.path().join("oci_bad");
-    kmod()
-        .arg("new")
-        .arg(&p)
-        .args(["--template", "c-minimal"])
-        .assert()
-        .success();
-    let o = build(&p, &[&debian_headers()], &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let p = built_project(
+        &d.path().join("oci_bad"),
+        "c-minimal",
+        &[],
+        &[&debian_headers()],
+    );
     let out = d.path().join("out");
     kmod()
         .current_dir(&p)

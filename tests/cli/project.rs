@@ -48,6 +48,20 @@ fn new_project(dir: &Path, template: &str, kdir: &Path) -> PathBuf {
     p
 }
 
+/// `new DIR --template T [new_args]`, then `build` against `kdirs`, which must succeed.
+pub fn built_project(dir: &Path, template: &str, new_args: &[&str], kdirs: &[&Path]) -> PathBuf {
+    kmod()
+        .arg("new")
+        .arg(dir)
+        .args(["--template", template])
+        .args(new_args)
+        .assert()
+        .success();
+    let o = build(dir, kdirs, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    dir.to_path_buf()
+}
+
 pub fn build(project: &Path, kdirs: &[&Path], extra: &[&str]) -> std::process::Output {
     let mut c = kmod();
     c.arg("build")

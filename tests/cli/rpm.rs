@@ -1,7 +1,7 @@
 //! `package --rpm` / `--srpm`, checked with the real rpm, rpmbuild, rpmlint and depmod.
 
 use crate::common::*;
-use crate::project::{build, debian_headers};
+use crate::project::{build, built_project, debian_headers};
 use crate::run::test_kernel;
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
@@ -63,18 +63,13 @@ fn lint_errors(gpg: &Gpg, rpm: &Path) -> Vec<String> {
         .collect()
 }
 
-fn project(dir: &Path, kdirs: &[&Path]) -> PathBuf {
-    let p = dir.join("rpm_demo");
-    kmod()
-        .arg("new")
-        .arg(&p)
-        .args(["--template", "c-params", "--author", "Pat Kager"])
-        .args(["--description", "Demo parameters module."])
-        .assert()
-        .success();
-    let o = build(&p, kdirs, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    p
+/// `rpm --root ROOT -i` without dependencies or scriptlets (an empty root has no shell).
+fn install_into(root: &Path, rpm: &Path) {
+    run(Std::new("rpm")
+        .arg("--root")
+        .arg(root)
+        .args(["-i", "--nodeps", "--noscripts"])
+        .arg(rpm));
 }
 
 #[test]
@@ -82,7 +77,17 @@ fn rpm_per_kernel_installs_into_a_root_lints_clean_and_the_srpm_rebuilds() {
     let d = tempfile::tempdir().unwrap();
     let debian = debian_headers();
     let ours = test_kernel();
-    let p = project(d.path(), &[&debian, &ours.kdir]);
+    let p = built_project(
+        &d.path().join("rpm_demo"),
+        "c-params",
+        &[
+            "--author",
+            "Pat Kager",
+            "--description",
+            "Demo parameters module.",
+        ],
+        &[&debian, &ours.kdir],
+    );
     let gpg = Gpg::new(d.path());
     let kg = d.path().join("kg");
     kmod().args(["keygen", "--out"]).arg(&kg).assert().success();
@@ -163,11 +168,7 @@ fn rpm_per_kernel_installs_into_a_root_lints_clean_and_the_srpm_rebuilds() {
 
         // Installed into an empty root: the module is where depmod and modinfo find it.
         let root = d.path().join(format!("root-{release}"));
-        run(Std::new("rpm")
-            .arg("--root")
-            .arg(&root)
-            .args(["-i", "--nodeps", "--noscripts"])
-            .arg(rpm));
+        install_into(&root, rpm);
         let installed = root.join(path.trim_start_matches('/'));
         let mi = stdout(&run(Std::new("modinfo").arg(&installed)));
         assert!(
@@ -230,11 +231,7 @@ fn rpm_per_kernel_installs_into_a_root_lints_clean_and_the_srpm_rebuilds() {
     ));
     assert!(rebuilt.is_file(), "{}", rebuilt.display());
     let root = d.path().join("root-rebuilt");
-    run(Std::new("rpm")
-        .arg("--root")
-        .arg(&root)
-        .args(["-i", "--nodeps", "--noscripts"])
-        .arg(&rebuilt));
+    install_into(&root, &rebuilt);
     let mi = stdout(&run(Std::new("modinfo").arg(root.join(format!(
         "lib/modules/{debian_rel}/extra/rpm_demo/rpm_demo.ko"
     )))));
