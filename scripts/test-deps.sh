@@ -17,7 +17,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 pkgs=(kmod openssl xz-utils zstd gzip bzip2 lz4 pkg-config libssl-dev gcc binutils make tar
       rustc-web rust-web-src clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev cpio
       linux-source-6.12 busybox-static qemu-system-x86 dpkg-dev time
-      rpm rpmlint gpg skopeo umoci python3-yaml)
+      rpm rpm2cpio rpmlint gpg skopeo umoci python3-yaml)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
