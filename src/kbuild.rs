@@ -121,6 +121,13 @@ impl Project {
         v
     }
 
+    /// Who packages it: Cargo.toml's first author, else a placeholder.
+    pub fn maintainer(&self) -> &str {
+        self.author
+            .as_deref()
+            .unwrap_or("cargo-kmod <root@localhost>")
+    }
+
     pub fn is_rust(&self) -> bool {
         self.sources()
             .iter()

@@ -70,7 +70,7 @@ pub fn build_deb(
             version => &project.version,
             arch => arch.trim(),
             depends => image_package(release),
-            maintainer => project.author.as_deref().unwrap_or("cargo-kmod <root@localhost>"),
+            maintainer => project.maintainer(),
             name => &project.name,
             release => release,
         },

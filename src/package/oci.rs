@@ -50,10 +50,7 @@ pub struct Written {
 }
 
 fn mtime() -> u64 {
-    std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+    super::source_date_epoch().unwrap_or(0)
 }
 
 fn sha256(data: &[u8]) -> String {
@@ -243,11 +240,21 @@ pub fn package(project: &Project, targets: &[Target], o: &OciOptions) -> Result<
     };
     let mut manifests = Vec::new();
     let mut images = Vec::new();
+    // The busybox layer is the same for every kernel of one architecture: made once.
+    let mut bases: Vec<(crate::target::Arch, String, String, usize)> = Vec::new();
     for target in targets {
         let release = target.release.as_str();
         let arch = target.known_arch("packaging a module image")?;
-        let (base, base_id) = busybox_layer(o.busybox, arch)?;
-        let (base_digest, base_size) = put(&base)?;
+        if !bases.iter().any(|b| b.0 == arch) {
+            let (layer, diff_id) = busybox_layer(o.busybox, arch)?;
+            let (digest, size) = put(&layer)?;
+            bases.push((arch, diff_id, digest, size));
+        }
+        let (_, base_id, base_digest, base_size) = bases
+            .iter()
+            .find(|b| b.0 == arch)
+            .expect("made above")
+            .clone();
         let (layer, diff_id) = layer(project, target, o.signing, staging.path())?;
         let (layer_digest, layer_size) = put(&layer)?;
         let config = json!({

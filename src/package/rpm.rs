@@ -24,14 +24,14 @@ pub fn rpm_version(cargo: &str) -> String {
 
 /// $SOURCE_DATE_EPOCH, else now (seconds since 1970).
 fn build_time() -> i64 {
-    std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
-        .unwrap_or_else(|| {
+    super::source_date_epoch().map_or_else(
+        || {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64)
-        })
+        },
+        |s| s as i64,
+    )
 }
 
 /// The `%changelog` date: `Tue Dec 01 2026`.
@@ -96,11 +96,19 @@ fn summary(project: &Project) -> String {
         .unwrap_or_else(|| format!("The {} kernel module", project.name))
 }
 
-fn packager(project: &Project) -> String {
-    project
-        .author
-        .clone()
-        .unwrap_or_else(|| "cargo-kmod <root@localhost>".into())
+/// What both spec files say of the project.
+fn spec_context(project: &Project, license: String) -> minijinja::Value {
+    minijinja::context! {
+        name => &project.name,
+        version => &project.version,
+        rpm_version => rpm_version(&project.version),
+        summary => summary(project),
+        description => project.description.clone().unwrap_or_else(|| summary(project)),
+        license => license,
+        packager => project.maintainer(),
+        url => &project.url,
+        date => changelog_date(build_time()),
+    }
 }
 
 /// rpmbuild in a fresh top directory; returns the one package it wrote, moved to `out`.
@@ -196,20 +204,12 @@ pub fn build_rpm(
     let spec_text = crate::templates::render_file(
         "rpm/kmod.spec",
         minijinja::context! {
-            name => &project.name,
-            version => &project.version,
-            rpm_version => rpm_version(&project.version),
             package => package_name(project, release),
             release => release,
             kernel_requires => release.matches('-').count() <= 1,
             arch => arch,
-            summary => summary(project),
-            description => project.description.clone().unwrap_or_else(|| summary(project)),
-            license => license,
             file => &file,
-            packager => packager(project),
-            url => &project.url,
-            date => changelog_date(build_time()),
+            ..spec_context(project, license)
         },
     );
     let spec = top
@@ -258,17 +258,9 @@ pub fn build_srpm(project: &Project, out: &Path, gpg_key: Option<&str>) -> Resul
     let spec_text = crate::templates::render_file(
         "rpm/akmod.spec",
         minijinja::context! {
-            name => &project.name,
-            version => &project.version,
-            rpm_version => rpm_version(&project.version),
-            summary => summary(project),
-            description => project.description.clone().unwrap_or_else(|| summary(project)),
-            license => license,
             tarball => tarball,
-            packager => packager(project),
-            url => &project.url,
             rust => project.is_rust(),
-            date => changelog_date(build_time()),
+            ..spec_context(project, license)
         },
     );
     let spec = top.path().join(format!("{}-kmod.spec", project.name));
