@@ -47,6 +47,9 @@ pub enum Command {
     Kernel(KernelCommand),
     /// Boot a kernel in QEMU, load and unload modules, and report what the kernel said.
     Run(RunArgs),
+    /// Will these modules load on that kernel? Answered offline, as its loader decides.
+    #[command(after_help = CHECK_EXAMPLES)]
+    Check(CheckArgs),
     /// Drop-in for the kernel's scripts/sign-file (same arguments and exit codes).
     #[command(
         name = "sign-file",
@@ -119,6 +122,44 @@ impl TreeArgs {
     pub fn jobs(&self) -> usize {
         self.jobs.unwrap_or_else(cargo_kmod::tree::default_jobs)
     }
+}
+
+const CHECK_EXAMPLES: &str = "Examples:
+  cargo kmod check --kdir /lib/modules/$(uname -r)/build hello.ko
+  cargo kmod check --kdir /usr/src/linux-headers-7.2.13+deb14-amd64 \\
+      --kernel vmlinuz-7.2.13+deb14-amd64 --modules-dir /lib/modules/7.2.13+deb14-amd64 hello.ko
+  cargo kmod check --kdir tree-6.12 --kdir tree-7.2 --message-format json target/kmod/*/*.ko
+
+Verdicts: `loads`, `loads, taints (LETTERS)`, or `refused: <the kernel's own message>`;
+exit status 20 when any module would be refused.";
+
+/// `check`: the targets and the modules.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// A kernel build tree or headers package: .config, release, Module.symvers, vmlinux
+    /// (repeatable: a module x kernel table).
+    #[arg(long, value_name = "DIR")]
+    pub kdir: Vec<PathBuf>,
+    /// An installed kernel, by release: /lib/modules/RELEASE/build (repeatable).
+    #[arg(long, value_name = "RELEASE")]
+    pub kernel_release: Vec<String>,
+    /// The kernel image (bzImage/vmlinuz), for its builtin trusted certificates; goes
+    /// with the --kdir of its release (repeatable).
+    #[arg(long, value_name = "IMAGE")]
+    pub kernel: Vec<PathBuf>,
+    /// The kernel's module tree: other modules' exports and dependencies (default
+    /// /lib/modules/RELEASE; goes with the kernel of its release, repeatable).
+    #[arg(long, value_name = "DIR")]
+    pub modules_dir: Vec<PathBuf>,
+    /// More certificates the kernel trusts (its secondary keyring, MOK), repeatable.
+    #[arg(long, value_name = "CERT")]
+    pub cert: Vec<PathBuf>,
+    #[command(flatten)]
+    pub tree: TreeArgs,
+    /// Modules, in load order (a later one may use an earlier one's exports), or
+    /// directories to walk for them.
+    #[arg(required = true, value_name = "MODULE")]
+    pub modules: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug)]

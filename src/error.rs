@@ -97,7 +97,7 @@ pub mod exit {
         ),
         (
             REFUSED,
-            "`run`: the kernel refused a module (reason reported)",
+            "`run`: the kernel refused a module; `check`: a kernel would refuse one (the reason is the kernel's own message)",
         ),
         (UNLOAD, "`run`: unloading failed"),
         (
@@ -217,6 +217,12 @@ pub enum Error {
     Run { path: PathBuf, reason: String },
     #[error("{path}: {reason}")]
     KernelConfig { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    KernelFacts {
+        path: PathBuf,
+        reason: String,
+        fix: String,
+    },
     #[error("{target}: {reason}")]
     TargetRefuses {
         target: String,
@@ -244,6 +250,7 @@ impl Error {
             Toolchain { .. } => exit::TOOLCHAIN,
             KernelSource { .. } | KernelBuild { .. } => exit::KERNEL_BUILD,
             Run { .. } | KernelImage { .. } | Project { .. } | KernelConfig { .. } => exit::INPUT,
+            KernelFacts { .. } => exit::INPUT,
             TargetRefuses { .. } => exit::TARGET,
             Package { .. } => exit::PACKAGE,
             Preflight { .. } => exit::PREFLIGHT,
@@ -286,7 +293,7 @@ impl Error {
             KernelImage { .. } => "give the kernel image that will boot (bzImage/vmlinuz, or vmlinux)".into(),
             Run { .. } => "check the path; `cargo kmod kernel build` makes a kernel to boot".into(),
             KernelConfig { .. } => "give the kernel's .config (in its build tree, or /boot/config-RELEASE)".into(),
-            TargetRefuses { fix, .. } => fix.clone(),
+            TargetRefuses { fix, .. } | KernelFacts { fix, .. } => fix.clone(),
             Package { fix, .. } => fix.clone(),
         }
     }

@@ -2,6 +2,7 @@
 //!
 //! The library never prints; commands report through [`report::Reporter`].
 
+pub mod check;
 pub mod error;
 pub mod fsutil;
 pub mod hash;

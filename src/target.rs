@@ -70,6 +70,15 @@ pub struct Features {
     pub sha1_signing: bool,
     /// ML-DSA module signatures verify (7.0).
     pub mldsa: bool,
+    /// The loader refuses a `.gnu.linkonce.this_module` whose size is not its
+    /// `struct module`'s (6.4; 6.1's loader does not look).
+    pub this_module_size_check: bool,
+    /// `module:NAME` namespaces (EXPORT_SYMBOL_FOR_MODULES, 6.16): the named modules
+    /// use them without importing, and importing one is refused.
+    pub module_namespaces: bool,
+    /// vermagic says `preempt_rt` before `preempt` when both are set (7.2's
+    /// vermagic.h; 6.12's tests PREEMPT_BUILD first).
+    pub vermagic_rt_first: bool,
 }
 
 /// The releases that brought each change.
@@ -81,6 +90,9 @@ pub mod since {
     pub const NS_STRING_LITERAL: (u32, u32) = (6, 13);
     pub const SHA1_SIGNING_REMOVED: (u32, u32) = (7, 0);
     pub const MLDSA: (u32, u32) = (7, 0);
+    pub const THIS_MODULE_SIZE_CHECK: (u32, u32) = (6, 4);
+    pub const MODULE_NAMESPACES: (u32, u32) = (6, 16);
+    pub const VERMAGIC_RT_FIRST: (u32, u32) = (7, 0);
 }
 
 impl Features {
@@ -95,6 +107,9 @@ impl Features {
             ns_string_literal: at(since::NS_STRING_LITERAL),
             sha1_signing: !at(since::SHA1_SIGNING_REMOVED),
             mldsa: at(since::MLDSA),
+            this_module_size_check: at(since::THIS_MODULE_SIZE_CHECK),
+            module_namespaces: at(since::MODULE_NAMESPACES),
+            vermagic_rt_first: at(since::VERMAGIC_RT_FIRST),
         }
     }
 }
@@ -122,6 +137,13 @@ impl Arch {
     pub fn kbuild(self) -> &'static str {
         match self {
             Arch::X86_64 => "x86",
+        }
+    }
+
+    /// `MODULE_ARCH_VERMAGIC` (arch/*/include/asm/vermagic.h): nothing on x86_64.
+    pub fn vermagic(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "",
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod build;
 mod certs;
+mod check;
 mod info;
 mod kernel;
 mod keygen;
@@ -35,6 +36,7 @@ pub fn run(cmd: Command) -> i32 {
         Command::Kernel(c) => kernel::run(c),
         Command::Certs(a) => certs::run(a),
         Command::Run(a) => run::run(a),
+        Command::Check(a) => check::run(a),
     }
 }
 

@@ -13,6 +13,15 @@ pub enum Compression {
 }
 
 impl Compression {
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Xz => "xz",
+            Compression::Zstd => "zstd",
+            Compression::Gzip => "gzip",
+        }
+    }
+
     /// By content; the suffix only decides when the content is not recognised.
     pub fn detect(data: &[u8]) -> Compression {
         if data.starts_with(&[0xFD, b'7', b'z', b'X', b'Z', 0]) {

@@ -31,46 +31,7 @@ pub enum Accel {
     Tcg,
 }
 
-/// Why the kernel refused a module, from what it printed.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Refusal {
-    Unsigned,
-    UnavailableKey,
-    UnsupportedCrypto,
-    BadSignature,
-    MalformedSignature,
-    /// EMSGSIZE: a PKCS#7 longer than the kernel's ASN.1 decoder takes.
-    SignatureTooLong,
-    VersionMagic,
-    UnknownSymbol,
-    InvalidParameters,
-    /// EINVAL: for a signature, a form the kernel's parser refuses.
-    InvalidArgument,
-    Other(String),
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Refusal::Unsigned => "unsigned module (ENODATA under enforcement)",
-            Refusal::UnavailableKey => "signed with a key the kernel does not trust (ENOKEY)",
-            Refusal::UnsupportedCrypto => "signature uses crypto the kernel lacks (ENOPKG)",
-            Refusal::BadSignature => "bad signature (EKEYREJECTED)",
-            Refusal::MalformedSignature => "malformed signature (EBADMSG)",
-            Refusal::SignatureTooLong => "signature longer than the kernel takes (EMSGSIZE)",
-            Refusal::VersionMagic => {
-                "built for another kernel: version magic or struct module layout differs (ENOEXEC)"
-            }
-            Refusal::UnknownSymbol => "unknown symbol",
-            Refusal::InvalidParameters => "invalid module parameters",
-            Refusal::InvalidArgument => {
-                "invalid argument (EINVAL; for a signature: a form the kernel refuses)"
-            }
-            Refusal::Other(s) => s,
-        })
-    }
-}
+pub use crate::check::Refusal;
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ModuleReport {
@@ -453,18 +414,24 @@ fn classify(kernel: &[String], tool: &[String]) -> Refusal {
     } else if all("Message too long") {
         Refusal::SignatureTooLong
     } else if all("version magic")
-        || all("disagrees about version of symbol")
+        || all("disagrees about version of symbol module_layout")
         || all("section size must match")
         || all("invalid module format")
     {
         // Built for another kernel: 6.12 checks struct module's size before vermagic.
         Refusal::VersionMagic
+    } else if all("disagrees about version of symbol") {
+        Refusal::SymbolVersion
+    } else if all("but does not import it") {
+        Refusal::NamespaceNotImported
     } else if all("Unknown symbol") {
         Refusal::UnknownSymbol
     } else if all("Invalid parameters") || all("Unknown parameter") {
         Refusal::InvalidParameters
     } else if all("Invalid argument") {
         Refusal::InvalidArgument
+    } else if all("Lockdown:") {
+        Refusal::Lockdown
     } else {
         Refusal::Other(
             tool.last()

@@ -3,6 +3,7 @@
 //! a missing one fails the test with a message saying so.
 
 mod bad_input;
+mod check;
 mod common;
 mod compress;
 mod corpus;

@@ -66,33 +66,41 @@ pub fn test_key(name: &str) -> Key {
 
 /// Builds a test module from tests/modules/<name> against the test kernel, once.
 pub fn built_module(name: &str) -> PathBuf {
-    static BUILT: OnceLock<std::sync::Mutex<std::collections::HashMap<String, PathBuf>>> =
-        OnceLock::new();
-    let map = BUILT.get_or_init(Default::default);
-    let mut map = map.lock().unwrap();
-    if let Some(p) = map.get(name) {
+    let ko = built_modules(test_kernel(), name, &[]).join(format!("{name}.ko"));
+    assert!(ko.exists(), "{} was not built", ko.display());
+    ko
+}
+
+/// Builds tests/modules/<dir> against `k` with extra make arguments, once per
+/// kernel; returns the directory holding its modules.
+pub fn built_modules(k: &KernelInfo, dir: &str, make_args: &[&str]) -> PathBuf {
+    type Built = std::collections::HashMap<(PathBuf, String), PathBuf>;
+    static BUILT: OnceLock<std::sync::Mutex<Built>> = OnceLock::new();
+    let mut map = BUILT.get_or_init(Default::default).lock().unwrap();
+    let key = (k.kdir.clone(), dir.to_string());
+    if let Some(p) = map.get(&key) {
         return p.clone();
     }
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/modules")
-        .join(name);
-    let dir = tempfile::tempdir().unwrap().keep();
+        .join(dir);
+    let out = tempfile::tempdir().unwrap().keep();
     for e in std::fs::read_dir(&src).unwrap() {
         let e = e.unwrap();
-        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+        std::fs::copy(e.path(), out.join(e.file_name())).unwrap();
     }
     let tc =
         Toolchain::find(None, None).expect("kernel toolchain (scripts/test-deps.sh installs it)");
-    let mut make = cargo_kmod::toolchain::make(&test_kernel().kdir, &tc.vars());
-    make.arg(format!("M={}", dir.display())).arg("modules");
+    let mut make = cargo_kmod::toolchain::make(&k.kdir, &tc.vars());
+    make.arg(format!("M={}", out.display()))
+        .args(make_args)
+        .arg("modules");
     run(&mut make);
-    let ko = dir.join(format!("{name}.ko"));
-    assert!(ko.exists());
-    map.insert(name.into(), ko.clone());
-    ko
+    map.insert(key, out.clone());
+    out
 }
 
-fn copy_of(module: &Path, dir: &Path, name: &str) -> PathBuf {
+pub fn copy_of(module: &Path, dir: &Path, name: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::copy(module, &p).unwrap();
     p

@@ -1,0 +1,347 @@
+//! What a kernel's loader compares a module with, gathered once per target from
+//! what the user has: a build tree or headers package (`.config`, release,
+//! `Module.symvers`, `vmlinux`'s BTF), its image (the builtin keyring), and its
+//! module tree (other modules' exports and dependencies, `struct module`'s size).
+
+use super::symvers::{self, Symbol};
+use crate::error::{Error, Result};
+use crate::target::{Arch, Config, Target};
+use crate::verify::Keyring;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The kernel's `struct module` size and where it was read.
+#[derive(Debug, Clone)]
+pub struct StructModule {
+    pub size: u64,
+    pub source: String,
+}
+
+pub struct KernelFacts {
+    pub target: Target,
+    pub arch: Arch,
+    pub symbols: HashMap<String, Symbol>,
+    pub struct_module: Option<StructModule>,
+    /// The kernel's `VERMAGIC_STRING`, None when it cannot be known (RANDSTRUCT's
+    /// seed missing).
+    pub vermagic: Option<String>,
+    pub keyring: Keyring,
+    pub modules_dir: Option<PathBuf>,
+    /// Module name (`_` for `-`) → its file under `modules_dir`.
+    modules: HashMap<String, PathBuf>,
+    /// `depends=` of the tree's modules, read once each.
+    depends: Mutex<HashMap<String, Vec<String>>>,
+}
+
+impl KernelFacts {
+    /// `target` must have a tree (or headers) with `.config` and `Module.symvers`.
+    /// `modules_dir` defaults to `/lib/modules/<release>` when that exists.
+    pub fn resolve(
+        target: Target,
+        modules_dir: Option<&Path>,
+        certs: &[PathBuf],
+    ) -> Result<KernelFacts> {
+        let tree = target.tree.clone().ok_or_else(|| Error::KernelFacts {
+            path: target.image.clone().unwrap_or_default(),
+            reason: "no build tree or headers: the kernel's exported symbols (Module.symvers) and .config are not known".into(),
+            fix: "give --kdir (a built tree, or the headers package: Debian linux-headers-<release>)".into(),
+        })?;
+        let config = target.config.as_ref().expect("a tree has a .config");
+        let arch = target.known_arch("check")?;
+        let symvers_path = target.symvers().ok_or_else(|| Error::KernelFacts {
+            path: tree.join("Module.symvers"),
+            reason: "missing: without it no symbol can be checked".into(),
+            fix: "give a built tree (`make modules` writes Module.symvers) or the kernel's headers package, which ships it".into(),
+        })?;
+        let symbols = symvers::read(&symvers_path)?;
+        let modules_dir = match modules_dir {
+            Some(d) if !d.is_dir() => {
+                return Err(Error::KernelFacts {
+                    path: d.to_path_buf(),
+                    reason: "not a directory".into(),
+                    fix: "give the kernel's module tree (/lib/modules/<release>, or one unpacked from its package)".into(),
+                });
+            }
+            Some(d) => Some(d.to_path_buf()),
+            None => Some(PathBuf::from(format!("/lib/modules/{}", target.release)))
+                .filter(|d| d.is_dir()),
+        };
+        let mut modules = HashMap::new();
+        if let Some(d) = &modules_dir {
+            for p in crate::tree::walk(std::slice::from_ref(d))
+                .modules
+                .into_iter()
+                .flatten()
+            {
+                modules
+                    .entry(symvers::module_name(&p.to_string_lossy()))
+                    .or_insert(p);
+            }
+        }
+        let mut keyring = target.keyring()?;
+        for c in certs {
+            keyring.add_path(c)?;
+        }
+        keyring.restrict(target.crypto());
+        let struct_module = struct_module(&tree, &target, &modules);
+        let vermagic = vermagic(&target, config, arch, &tree);
+        Ok(KernelFacts {
+            arch,
+            symbols,
+            struct_module,
+            vermagic,
+            keyring,
+            modules_dir,
+            modules,
+            depends: Mutex::default(),
+            target,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        self.target
+            .config
+            .as_ref()
+            .expect("resolved with a .config")
+    }
+
+    /// `CONFIG_MODULE_SIG_FORCE`: unsigned and untrusted modules are refused.
+    pub fn enforcing(&self) -> bool {
+        self.config().enabled("CONFIG_MODULE_SIG_FORCE")
+    }
+
+    /// Lockdown (integrity or confidentiality) forced at build time: the same, as EPERM.
+    pub fn lockdown_forced(&self) -> bool {
+        let c = self.config();
+        c.enabled("CONFIG_LOCK_DOWN_KERNEL_FORCE_INTEGRITY")
+            || c.enabled("CONFIG_LOCK_DOWN_KERNEL_FORCE_CONFIDENTIALITY")
+    }
+
+    pub fn module_path(&self, name: &str) -> Option<&Path> {
+        self.modules
+            .get(&name.replace('-', "_"))
+            .map(PathBuf::as_path)
+    }
+
+    /// Remembers a module's `depends=` (a module being checked is read anyway).
+    pub fn remember_depends(&self, name: &str, depends: Vec<String>) {
+        self.depends
+            .lock()
+            .expect("not poisoned")
+            .insert(name.to_string(), depends);
+    }
+
+    fn depends_of(&self, name: &str) -> Vec<String> {
+        if let Some(d) = self.depends.lock().expect("not poisoned").get(name) {
+            return d.clone();
+        }
+        let d = self
+            .module_path(name)
+            .and_then(|p| crate::modfile::ModuleFile::read(p).ok())
+            .and_then(|m| {
+                let info = m.elf().ok()?;
+                crate::modfile::elf::modinfo_fields(info.modinfo)
+                    .into_iter()
+                    .find(|(k, _)| k == "depends")
+                    .map(|(_, v)| split_depends(&v))
+            })
+            .unwrap_or_default();
+        self.remember_depends(name, d.clone());
+        d
+    }
+
+    /// `roots` and what they depend on, dependencies first (as `modprobe
+    /// --show-depends` lists them).
+    pub fn load_order(&self, roots: &[String]) -> Vec<String> {
+        fn visit(k: &KernelFacts, m: &str, seen: &mut Vec<String>, out: &mut Vec<String>) {
+            if seen.iter().any(|s| s == m) {
+                return;
+            }
+            seen.push(m.to_string());
+            for d in k.depends_of(m) {
+                visit(k, &d, seen, out);
+            }
+            out.push(m.to_string());
+        }
+        let (mut seen, mut out) = (Vec::new(), Vec::new());
+        for r in roots {
+            visit(self, r, &mut seen, &mut out);
+        }
+        out
+    }
+}
+
+/// `depends=a,b-c` → `[a, b_c]`.
+pub fn split_depends(v: &str) -> Vec<String> {
+    v.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.replace('-', "_"))
+        .collect()
+}
+
+/// From `vmlinux`'s BTF (a headers package keeps it for BTF), else the running
+/// kernel's, else any module of the kernel's own tree.
+fn struct_module(
+    tree: &Path,
+    target: &Target,
+    modules: &HashMap<String, PathBuf>,
+) -> Option<StructModule> {
+    let vmlinux = tree.join("vmlinux");
+    if let Ok(data) =
+        crate::fsutil::read_bounded(&vmlinux, crate::verify::kernel_image::MAX_VMLINUX)
+        && let Some(size) =
+            super::btf::section_of(&data).and_then(|b| super::btf::struct_size(b, "module"))
+    {
+        return Some(StructModule {
+            size,
+            source: format!("BTF of {}", vmlinux.display()),
+        });
+    }
+    let running = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    if running.trim() == target.release
+        && let Ok(b) = crate::fsutil::read_bounded(Path::new("/sys/kernel/btf/vmlinux"), 64 << 20)
+        && let Some(size) = super::btf::struct_size(&b, "module")
+    {
+        return Some(StructModule {
+            size,
+            source: "/sys/kernel/btf/vmlinux".into(),
+        });
+    }
+    // Modules of the tree itself; a few, in case one is damaged.
+    let mut paths: Vec<&PathBuf> = modules.values().collect();
+    paths.sort();
+    paths.into_iter().take(3).find_map(|p| {
+        let m = crate::modfile::ModuleFile::read(p).ok()?;
+        let size = crate::modfile::elf::loader_view(m.unsigned_body().ok()?)
+            .ok()?
+            .this_module_size?;
+        Some(StructModule {
+            size,
+            source: p.display().to_string(),
+        })
+    })
+}
+
+/// include/linux/vermagic.h's `VERMAGIC_STRING` for this configuration.
+fn vermagic(target: &Target, c: &Config, arch: Arch, tree: &Path) -> Option<String> {
+    let mut s = format!("{} ", target.release);
+    if c.enabled("CONFIG_SMP") {
+        s += "SMP ";
+    }
+    let (rt, build) = (
+        c.enabled("CONFIG_PREEMPT_RT"),
+        c.enabled("CONFIG_PREEMPT_BUILD"),
+    );
+    if rt && (!build || target.features().vermagic_rt_first) {
+        s += "preempt_rt ";
+    } else if build {
+        s += "preempt ";
+    } else if rt {
+        s += "preempt_rt ";
+    }
+    if c.enabled("CONFIG_MODULE_UNLOAD") {
+        s += "mod_unload ";
+    }
+    if c.modversions() {
+        s += "modversions ";
+    }
+    s += arch.vermagic();
+    if c.enabled("CONFIG_RANDSTRUCT_FULL") || c.enabled("CONFIG_RANDSTRUCT_PERFORMANCE") {
+        let h = std::fs::read_to_string(tree.join("include/generated/randstruct_hash.h")).ok()?;
+        let seed = h
+            .lines()
+            .find_map(|l| l.strip_prefix("#define RANDSTRUCT_HASHED_SEED"))?
+            .trim()
+            .trim_matches('"');
+        s += "RANDSTRUCT_";
+        s += seed;
+    }
+    Some(s)
+}
+
+/// The kernels `check` was asked about: one per `--kdir` and `--kernel-release`; each
+/// image and module tree goes with the kernel of its release (or with the only kernel).
+pub fn targets(
+    kdirs: &[PathBuf],
+    releases: &[String],
+    images: &[PathBuf],
+    modules_dirs: &[PathBuf],
+    certs: &[PathBuf],
+) -> Result<Vec<KernelFacts>> {
+    let facts_err = |e: Error| match e {
+        // `check` is not `build`: the same findings, as input errors.
+        Error::Preflight { kdir, reason, fix } => Error::KernelFacts {
+            path: kdir,
+            reason,
+            fix: format!(
+                "{fix} (check reads .config, include/config/kernel.release and Module.symvers)"
+            ),
+        },
+        e => e,
+    };
+    let mut ts = Vec::new();
+    for k in kdirs {
+        ts.push(Target::from_tree(k).map_err(facts_err)?);
+    }
+    for r in releases {
+        let t = Target::from_release(Path::new("/"), r);
+        if t.tree.is_none() {
+            return Err(Error::KernelFacts {
+                path: PathBuf::from(format!("/lib/modules/{r}/build")),
+                reason: "no build tree or headers for this release".into(),
+                fix: format!(
+                    "install its headers (Debian: apt-get install linux-headers-{r}) or give --kdir"
+                ),
+            });
+        }
+        ts.push(t);
+    }
+    let mut image_of: Vec<Option<PathBuf>> = vec![None; ts.len()];
+    for i in images {
+        let release =
+            crate::verify::kernel_image::release(i).ok_or_else(|| Error::KernelImage {
+                path: i.clone(),
+                reason: "no Linux version string in it: not a kernel image".into(),
+            })?;
+        let at = if let Some(at) = ts.iter().position(|t| t.release == release) {
+            at
+        } else if ts.len() == 1 && image_of[0].is_none() {
+            0
+        } else {
+            // An image of its own: the tree installed for its release, if any.
+            let t = Target::from_release(Path::new("/"), &release);
+            if t.tree.is_none() {
+                return Err(Error::KernelFacts {
+                    path: i.clone(),
+                    reason: format!("Linux {release}: no build tree or headers given for it"),
+                    fix: "give its --kdir (a built tree or its headers package) too".into(),
+                });
+            }
+            ts.push(t);
+            image_of.push(None);
+            ts.len() - 1
+        };
+        image_of[at] = Some(i.clone());
+    }
+    let mut out = Vec::new();
+    for (mut t, image) in ts.into_iter().zip(image_of) {
+        if image.is_some() {
+            t.image = image;
+        }
+        let dir = modules_dirs
+            .iter()
+            .find(|d| {
+                d.file_name()
+                    .is_some_and(|n| n.to_string_lossy() == t.release)
+            })
+            .or((modules_dirs.len() == 1).then(|| &modules_dirs[0]));
+        out.push(KernelFacts::resolve(t, dir.map(PathBuf::as_path), certs)?);
+    }
+    if out.is_empty() {
+        return Err(Error::Usage(
+            "check needs a kernel: --kdir DIR, --kernel-release RELEASE, or --kernel IMAGE".into(),
+        ));
+    }
+    Ok(out)
+}

@@ -1,0 +1,181 @@
+use super::{Status, StderrReporter, expand, report_error};
+use crate::cli::{CheckArgs, MessageFormat};
+use cargo_kmod::check::{self, KernelFacts, Loaded, Report};
+use cargo_kmod::modfile::{ModuleFile, elf};
+use cargo_kmod::report::Reporter;
+
+pub fn run(a: CheckArgs) -> i32 {
+    let rep = StderrReporter::new();
+    let kernels = match check::facts::targets(
+        &a.kdir,
+        &a.kernel_release,
+        &a.kernel,
+        &a.modules_dir,
+        &a.cert,
+    ) {
+        Ok(k) => k,
+        Err(e) => return report_error(&e),
+    };
+    for k in &kernels {
+        rep.note(&describe(k));
+    }
+    let mut status = Status::default();
+    let modules = expand(&a.modules, &mut status, &rep);
+    // Modules named as files are loaded in the order given: their exports count for
+    // the ones after them.
+    let mut loaded: Vec<(usize, Loaded)> = Vec::new();
+    for (i, m) in modules.iter().enumerate() {
+        if a.modules.contains(m)
+            && let Ok(f) = ModuleFile::open(m)
+            && let Ok(v) = elf::loader_view(f.unsigned_body().unwrap_or(&f.data))
+            && !v.exports.is_empty()
+        {
+            let name = check::symvers::module_name(&m.to_string_lossy());
+            loaded.push((
+                i,
+                Loaded {
+                    name,
+                    exports: v.exports,
+                },
+            ));
+        }
+    }
+    let mut table: Vec<Vec<Option<Report>>> = Vec::new();
+    let (mut loads, mut refused) = (0, 0);
+    for k in &kernels {
+        let indexed: Vec<(usize, &std::path::PathBuf)> = modules.iter().enumerate().collect();
+        let results =
+            cargo_kmod::tree::par_map(&indexed, a.tree.jobs(), &rep, "checking", |(i, m)| {
+                let before: Vec<&Loaded> = loaded
+                    .iter()
+                    .filter(|(j, _)| j < i)
+                    .map(|(_, l)| l)
+                    .collect();
+                ModuleFile::open(m).and_then(|f| check::check(k, &f, &before))
+            });
+        let mut column = Vec::new();
+        for (m, r) in modules.iter().zip(results) {
+            match r {
+                Ok(r) => {
+                    if r.refused() {
+                        refused += 1;
+                        status.add(cargo_kmod::error::exit::REFUSED);
+                    } else {
+                        loads += 1;
+                    }
+                    print(&r, kernels.len() > 1, a.tree.message_format);
+                    column.push(Some(r));
+                }
+                Err(e) => {
+                    status.add(report_error(&e));
+                    if a.tree.message_format == MessageFormat::Json {
+                        outln!(
+                            "{}",
+                            serde_json::json!({"module": m.display().to_string(), "kernel": k.target.release,
+                                "verdict": null, "error": e.to_string(), "exit_code": e.exit_code()})
+                        );
+                    }
+                    column.push(None);
+                }
+            }
+        }
+        table.push(column);
+    }
+    if kernels.len() > 1 && a.tree.message_format == MessageFormat::Human {
+        print_table(&modules, &kernels, &table);
+    }
+    if modules.len() * kernels.len() > 1 {
+        eprintln!(
+            "{} module(s) x {} kernel(s): {loads} load, {refused} refused",
+            modules.len(),
+            kernels.len()
+        );
+    }
+    status.code()
+}
+
+fn describe(k: &KernelFacts) -> String {
+    let size = k
+        .struct_module
+        .as_ref()
+        .map_or("struct module size unknown".into(), |s| {
+            format!("struct module {} bytes", s.size)
+        });
+    format!(
+        "{}: {} exported symbols, {}, {} trusted certificate(s), signatures {}{}",
+        k.target.name(),
+        k.symbols.len(),
+        size,
+        k.keyring.certs.len(),
+        if k.enforcing() {
+            "enforced"
+        } else {
+            "not enforced"
+        },
+        k.modules_dir
+            .as_ref()
+            .map(|d| format!(", modules in {}", d.display()))
+            .unwrap_or_default()
+    )
+}
+
+fn print(r: &Report, with_kernel: bool, format: MessageFormat) {
+    if format == MessageFormat::Json {
+        outln!("{}", serde_json::to_string(r).expect("report serializes"));
+        return;
+    }
+    let on = if with_kernel {
+        format!(" on {}", r.kernel)
+    } else {
+        String::new()
+    };
+    outln!("{}{on}: {}", r.module.display(), r.outcome);
+    if !r.load_first.is_empty() {
+        outln!("    load first: {}", r.load_first.join(", "));
+    }
+    // A refused module shows everything the loader would look at; one that loads,
+    // what is worth knowing (taints, missing dependencies).
+    for f in r.findings.iter().filter(|f| r.refused() || !f.ok) {
+        outln!(
+            "    {} {}: {}",
+            if f.ok { "ok" } else { "!!" },
+            f.check,
+            f.detail
+        );
+    }
+}
+
+fn print_table(
+    modules: &[std::path::PathBuf],
+    kernels: &[KernelFacts],
+    table: &[Vec<Option<Report>>],
+) {
+    let names: Vec<String> = modules.iter().map(|m| m.display().to_string()).collect();
+    let w = names.iter().map(String::len).max().unwrap_or(6).max(6);
+    let cell = |r: &Option<Report>| match r {
+        None => "error".to_string(),
+        Some(r) => match &r.outcome {
+            check::Outcome::Loads { .. } => "loads".into(),
+            check::Outcome::Refused { refusal, .. } => format!(
+                "refused ({})",
+                serde_json::to_value(refusal)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_else(|| "other".into())
+            ),
+        },
+    };
+    let cw = 28;
+    let mut head = format!("{:<w$}", "module");
+    for k in kernels {
+        head += &format!("  {:<cw$}", k.target.release);
+    }
+    outln!("{}", head.trim_end());
+    for (i, n) in names.iter().enumerate() {
+        let mut line = format!("{n:<w$}");
+        for col in table {
+            line += &format!("  {:<cw$}", cell(&col[i]));
+        }
+        outln!("{}", line.trim_end());
+    }
+}

@@ -1,0 +1,153 @@
+//! `check` predicts, the kernel decides: the same modules, in the same order, checked
+//! offline and then loaded by `run` on the test kernels; the verdicts must be equal.
+
+use crate::common::*;
+use crate::run::{boot_on, built_modules, copy_of, sign, test_kernel, test_kernel_72, test_key};
+use cargo_kmod::kernel::KernelInfo;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// `check --message-format json` over `modules` against `kdir`: one object each.
+fn check_json(args: &[&std::ffi::OsStr], modules: &[PathBuf]) -> (i32, Vec<Value>) {
+    let o = kmod()
+        .args(["check", "--message-format", "json"])
+        .args(args)
+        .args(modules)
+        .output()
+        .unwrap();
+    let lines: Vec<Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}\n{}", stderr(&o))))
+        .collect();
+    assert_eq!(lines.len(), modules.len(), "{}", stderr(&o));
+    (o.status.code().unwrap(), lines)
+}
+
+fn patch(path: &Path, from: &[u8], to: &[u8]) {
+    let mut b = std::fs::read(path).unwrap();
+    let at = b
+        .windows(from.len())
+        .position(|w| w == from)
+        .unwrap_or_else(|| panic!("{}: no {:?}", path.display(), String::from_utf8_lossy(from)));
+    b[at..at + to.len()].copy_from_slice(to);
+    std::fs::write(path, b).unwrap();
+}
+
+/// The table on kernel `k`; `other` builds the module made for another kernel.
+fn agree(k: &KernelInfo, other: &KernelInfo) {
+    let d = tempfile::tempdir().unwrap();
+    let set = built_modules(
+        k,
+        "kmod_check",
+        &["KBUILD_MODPOST_WARN=1", "KBUILD_NSDEPS=1"],
+    );
+    let base = built_modules(k, "kmodtest", &[]).join("kmodtest.ko");
+    let foreign = built_modules(other, "kmodtest", &[]).join("kmodtest.ko");
+    let p384 = test_key("p384");
+    let signed = |src: &Path, name: &str| {
+        let m = copy_of(src, d.path(), name);
+        sign(&m, &p384, "sha256");
+        m
+    };
+    let foreign = signed(&foreign, "foreign.ko");
+    let unsigned = copy_of(&base, d.path(), "unsigned.ko");
+    let untrusted = copy_of(&base, d.path(), "untrusted.ko");
+    sign(&untrusted, &test_key("untrusted"), "sha256");
+    let tampered = signed(&base, "tampered.ko");
+    let mut b = std::fs::read(&tampered).unwrap();
+    b[0x400] ^= 1;
+    std::fs::write(&tampered, b).unwrap();
+    // SHA-1: the test kernels lack CONFIG_CRYPTO_SHA1 (Debian's sign-file still makes it).
+    let sha1 = copy_of(&base, d.path(), "sha1.ko");
+    let rsa = test_key("rsa2048");
+    run(std::process::Command::new(sign_file())
+        .arg("sha1")
+        .arg(&rsa.key)
+        .arg(&rsa.cert)
+        .arg(&sha1));
+    let good = signed(&base, "good.ko");
+    let unknown = signed(&set.join("kmod_unknown.ko"), "kmod_unknown.ko");
+    let gplonly = copy_of(&set.join("kmod_gplonly.ko"), d.path(), "kmod_gplonly.ko");
+    patch(&gplonly, b"license=GPL\0", b"license=MIT\0");
+    sign(&gplonly, &p384, "sha256");
+    let ns = signed(&set.join("kmod_ns.ko"), "kmod_ns.ko");
+    let b_alone = signed(&set.join("kmod_dep_b.ko"), "kmod_dep_b-alone.ko");
+    let dep_a = signed(&set.join("kmod_dep_a.ko"), "kmod_dep_a.ko");
+    let dep_b = signed(&set.join("kmod_dep_b.ko"), "kmod_dep_b.ko");
+
+    // In load order; the copies of kmodtest that must fail come before the one that
+    // loads (the kernel would otherwise say "already loaded"). The kernel's verdict is
+    // pinned too: the table is only a test if each row is what it claims to be.
+    let table: [(&PathBuf, Value); 12] = [
+        (&foreign, "version-magic".into()),
+        (&unsigned, "unsigned".into()),
+        (&untrusted, "unavailable-key".into()),
+        (&tampered, "bad-signature".into()),
+        (&sha1, "unsupported-crypto".into()),
+        (&good, Value::Null),
+        (&unknown, "unknown-symbol".into()),
+        (&gplonly, "unknown-symbol".into()),
+        (&ns, "namespace-not-imported".into()),
+        (&b_alone, "unknown-symbol".into()),
+        (&dep_a, Value::Null),
+        (&dep_b, Value::Null),
+    ];
+    let modules: Vec<PathBuf> = table.iter().map(|(m, _)| (*m).clone()).collect();
+    let (code, predicted) = check_json(&["--kdir".as_ref(), k.kdir.as_os_str()], &modules);
+    assert_eq!(code, 20, "some are refused");
+    let refs: Vec<&Path> = modules.iter().map(PathBuf::as_path).collect();
+    let (_, v, err) = boot_on(k, &refs, &[]);
+    assert_eq!(v["finished"], true, "{v}\n{err}");
+    for (i, (m, want)) in table.iter().enumerate() {
+        let kernel = &v["modules"][i];
+        let said = &predicted[i];
+        let name = m.file_name().unwrap().to_string_lossy();
+        assert_eq!(
+            &kernel["refusal"], want,
+            "{name} on {}: the kernel said {kernel}",
+            k.release
+        );
+        let check_refusal = said.get("refusal").cloned().unwrap_or(Value::Null);
+        assert_eq!(
+            check_refusal, kernel["refusal"],
+            "{name} on {}: check said {said}, the kernel {kernel}",
+            k.release
+        );
+        assert_eq!(
+            said["verdict"],
+            if want.is_null() { "loads" } else { "refused" }
+        );
+        // Where check quotes the kernel, the kernel printed that line.
+        let msg = said["message"].as_str().unwrap_or_default();
+        let quoted = msg.split(" (").next().unwrap_or_default();
+        let log = kernel["kernel_log"].to_string() + &kernel["tool_output"].to_string();
+        if quoted.contains("Unknown symbol")
+            || quoted.contains("does not import")
+            || quoted.starts_with("Loading of")
+        {
+            let line = quoted.split(" Unknown symbol").next().unwrap();
+            assert!(
+                log.contains(line),
+                "{name}: check quotes {line:?}, the kernel printed {log}"
+            );
+        }
+    }
+    // Loaded modules taint out-of-tree (O), as check says.
+    assert_eq!(predicted[5]["taints"], "O", "{}", predicted[5]);
+    assert!(v["tainted"].as_u64().unwrap() & (1 << 12) != 0, "{v}");
+    assert_eq!(
+        predicted[11]["load_first"],
+        serde_json::json!([]),
+        "kmod_dep_a came first"
+    );
+}
+
+#[test]
+fn check_agrees_with_the_612_kernel() {
+    agree(test_kernel(), test_kernel_72());
+}
+
+#[test]
+fn check_agrees_with_the_72_kernel() {
+    agree(test_kernel_72(), test_kernel());
+}
