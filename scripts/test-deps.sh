@@ -56,24 +56,43 @@ fetch() { # fetch PKG -> unpacked dir
 }
 # Packages from other Debian suites (sid, experimental) through a private apt
 # configuration under the cache: the machine's own sources are never touched.
-apt_other() { # apt_other SUITE PKG -> unpacked into $cache/fixtures/PKG
-  local suite=$1 pkg=$2 dir="$cache/fixtures/$2" a="$cache/apt/$1"
-  [ -e "$dir/.done" ] && return
+apt_suite() { # apt_suite SUITE -> $opts: apt-get/apt-cache options for SUITE (lists fetched once)
+  local suite=$1 a="$cache/apt/$1"
   mkdir -p "$a/lists/partial" "$a/cache/archives/partial"
   echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" > "$a/sources.list"
-  local opts=(-o "Dir::Etc::sourcelist=$a/sources.list" -o Dir::Etc::sourceparts=/nonexistent
-              -o "Dir::State::Lists=$a/lists" -o "Dir::Cache=$a/cache" -o APT::Sandbox::User=root)
+  opts=(-o "Dir::Etc::sourcelist=$a/sources.list" -o Dir::Etc::sourceparts=/nonexistent
+        -o "Dir::State::Lists=$a/lists" -o "Dir::Cache=$a/cache" -o APT::Sandbox::User=root)
   if [ ! -e "$a/lists/.updated" ]; then
     echo "test-deps: apt lists for $suite (private, in $a)" >&2
     apt-get "${opts[@]}" update -qq && touch "$a/lists/.updated"
   fi
-  echo "test-deps: downloading $pkg from $suite" >&2
+}
+apt_unpack() { # apt_unpack SUITE DIR PKG... -> all unpacked into $cache/fixtures/DIR
+  local suite=$1 dir="$cache/fixtures/$2"
+  shift 2
+  [ -e "$dir/.done" ] && return
+  apt_suite "$suite"
   rm -rf "$dir"; mkdir -p "$dir"
-  (cd "$cache/debs" && ls "${pkg}"_*.deb >/dev/null 2>&1 || apt-get "${opts[@]}" download -q "$pkg" >/dev/null)
-  dpkg -x "$(ls "$cache/debs/${pkg}"_*.deb | head -n1)" "$dir"
+  local pkg
+  for pkg in "$@"; do
+    echo "test-deps: downloading $pkg from $suite" >&2
+    (cd "$cache/debs" && ls "${pkg}"_*.deb >/dev/null 2>&1 || apt-get "${opts[@]}" download -q "$pkg" >/dev/null)
+    dpkg -x "$(ls "$cache/debs/${pkg}"_*.deb | head -n1)" "$dir"
+  done
   touch "$dir/.done"
 }
+apt_other() { apt_unpack "$1" "$2" "$2"; } # apt_other SUITE PKG -> $cache/fixtures/PKG
 apt_other sid linux-source-7.2
+
+# Debian sid's 7.2 kernel as shipped (image, modules, headers): `check` judges its
+# modules against it. The newest 7.2 the lists name (versions rotate).
+apt_suite sid
+v72=$(apt-cache "${opts[@]}" search --names-only '^linux-modules-7\.2\.[0-9]+\+deb14-amd64$' | awk '{print $1}' \
+      | sed 's/^linux-modules-//; s/-amd64$//' | sort -V | tail -n1)
+[ -n "$v72" ] || { echo "test-deps: sid lists no linux-modules-7.2.*+deb14-amd64" >&2; exit 1; }
+apt_unpack sid "debian-$v72-amd64" "linux-binary-$v72-amd64" "linux-modules-$v72-amd64" \
+  "linux-headers-$v72-amd64" "linux-headers-$v72-common"
+echo "$v72-amd64" > "$cache/debian-7.2-release"
 
 # Debian 12's own 6.1 headers (C modules build against them too).
 v61=$(apt-cache search --names-only '^linux-headers-6\.1\.0-[0-9]+-amd64$' | awk '{print $1}' | sort -V | tail -n1)
@@ -135,14 +154,17 @@ echo "test-deps: ready (Debian kernel $ver) in $cache/fixtures" >&2
 # The Rust-enabled test kernels, 6.12 and 7.2, built by cargo-kmod itself (cached by
 # their inputs; about 3 and 7 minutes on 2 cores).
 trusted=$(for n in rsa2048 rsa3072 rsa4096 p256 p384; do printf -- '--trusted-cert %s ' "$keys/$n/signing_key.crt"; done)
-test_kernel() { # test_kernel SOURCE RECORD
+test_kernel() { # test_kernel SOURCE RECORD [kernel build options]
   # shellcheck disable=SC2086
-  cargo run --quiet -- kmod kernel build --source "$1" $trusted > "$cache/$2.tmp"
+  cargo run --quiet -- kmod kernel build --source "$1" $trusted "${@:3}" > "$cache/$2.tmp"
   mv "$cache/$2.tmp" "$cache/$2"
   cat "$cache/$2" >&2
 }
 test_kernel /usr/src/linux-source-6.12.tar.xz test-kernel.txt
 test_kernel "$cache/fixtures/linux-source-7.2/usr/src/linux-source-7.2.tar.xz" test-kernel-7.2.txt
+# With symbol versions (CRCs), for `check`'s CRC test; 6.12 has them only without Rust.
+test_kernel /usr/src/linux-source-6.12.tar.xz test-kernel-modversions.txt --no-rust \
+  --config tests/kernels/modversions.config
 if [ $extended = 1 ]; then
   apt_other experimental linux-source-7.3
   apt_other bookworm linux-source-6.1

@@ -233,6 +233,13 @@ pub fn check(k: &KernelFacts, m: &ModuleFile, earlier: &[&Loaded]) -> crate::Res
         .unwrap_or_default();
     k.remember_depends(&name, facts::split_depends(&depends.join(",")));
     let order = j.dependencies(k, &depends, earlier, load_first);
+    if let Some(sd) = get("softdep") {
+        j.note(
+            "dependencies",
+            true,
+            format!("softdep {sd}: modprobe loads these too (they are not needed for symbols)"),
+        );
+    }
     j.compression(k, m);
 
     let mut sorted: Vec<char> = taints.chars().collect();
