@@ -297,3 +297,87 @@ fn every_debian_module_loads_on_its_own_kernel_and_612s_are_refused_by_72() {
         assert!(v["message"].as_str().unwrap().contains(&want), "{v}");
     }
 }
+
+#[test]
+fn bad_input_names_the_file_and_the_fix() {
+    let d = tempfile::tempdir().unwrap();
+    let ko = crate::run::built_module("kmodtest");
+    let fail = |args: &[&std::ffi::OsStr], module: &Path| {
+        let o = kmod().arg("check").args(args).arg(module).output().unwrap();
+        assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+        (o.status.code().unwrap(), stderr(&o))
+    };
+    // A directory that is neither a tree nor headers.
+    let empty = d.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let (code, err) = fail(&["--kdir".as_ref(), empty.as_os_str()], &ko);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: {}: not a configured kernel tree",
+            empty.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("help: ") && err.contains("headers"), "{err}");
+    // A configured tree without Module.symvers.
+    let bare = d.path().join("bare");
+    std::fs::create_dir_all(bare.join("include/config")).unwrap();
+    let kdir = &test_kernel().kdir;
+    std::fs::copy(kdir.join(".config"), bare.join(".config")).unwrap();
+    std::fs::copy(
+        kdir.join("include/config/kernel.release"),
+        bare.join("include/config/kernel.release"),
+    )
+    .unwrap();
+    let (code, err) = fail(&["--kdir".as_ref(), bare.as_os_str()], &ko);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}: missing",
+            bare.join("Module.symvers").display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("help: ") && err.contains("headers package"),
+        "{err}"
+    );
+    // A module that is not ELF, and an image that is not a kernel.
+    let text = d.path().join("notes.ko");
+    std::fs::write(&text, "not a module\n").unwrap();
+    let o = kmod()
+        .arg("check")
+        .arg("--kdir")
+        .arg(kdir)
+        .arg(&text)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "{}: not a kernel module: not an ELF file",
+            text.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+    let (code, err) = fail(
+        &[
+            "--kdir".as_ref(),
+            kdir.as_os_str(),
+            "--kernel".as_ref(),
+            text.as_os_str(),
+        ],
+        &ko,
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("not a kernel image"), "{err}");
+    // Nothing is written anywhere it reads.
+    let mut left: Vec<_> = walkdir::WalkDir::new(d.path())
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .collect();
+    left.sort();
+    assert_eq!(left.len(), 8, "only what the test made: {left:?}");
+}
