@@ -381,3 +381,50 @@ fn bad_input_names_the_file_and_the_fix() {
     left.sort();
     assert_eq!(left.len(), 8, "only what the test made: {left:?}");
 }
+
+/// On a distribution's kernel too: Debian's own 7.2, booted, judges its tun and
+/// 6.12's as check said.
+#[test]
+fn debian_72_booted_agrees_with_check() {
+    let (k72, k612) = (debian_72(), debian_612());
+    let mods = [
+        k612.modules.join("kernel/drivers/net/tun.ko.xz"),
+        k72.modules.join("kernel/drivers/net/tun.ko.xz"),
+    ];
+    let (_, predicted) = check_json(&k72.args(), &mods);
+    let o = kmod()
+        .arg("run")
+        .arg("--kernel")
+        .arg(&k72.image)
+        .args([
+            "--accel",
+            "tcg",
+            "--message-format",
+            "json",
+            "--timeout",
+            "180",
+        ])
+        .arg("--module")
+        .arg(&mods[0])
+        .arg("--module")
+        .arg(&mods[1])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_str(stdout(&o).trim())
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
+    assert_eq!(v["finished"], true, "{v}");
+    for (i, want) in [Value::from("version-magic"), Value::Null]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(&v["modules"][i]["refusal"], want, "{v}");
+        let said = predicted[i].get("refusal").cloned().unwrap_or(Value::Null);
+        assert_eq!(&said, want, "{}", predicted[i]);
+    }
+    let msg = predicted[0]["message"].as_str().unwrap();
+    assert!(
+        v["modules"][0]["kernel_log"].to_string().contains(msg),
+        "check said {msg:?}; the kernel: {}",
+        v["modules"][0]["kernel_log"]
+    );
+}
