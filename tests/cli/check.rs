@@ -74,11 +74,19 @@ fn agree(k: &KernelInfo, other: &KernelInfo) {
     let b_alone = signed(&set.join("kmod_dep_b.ko"), "kmod_dep_b-alone.ko");
     let dep_a = signed(&set.join("kmod_dep_a.ko"), "kmod_dep_a.ko");
     let dep_b = signed(&set.join("kmod_dep_b.ko"), "kmod_dep_b.ko");
+    // kmod_crc_b built against kmod_crc_a's first version, loaded after its second.
+    let crc = built_modules(k, "kmod_crc", &[]);
+    let crc_v2 = built_modules(k, "kmod_crc", &["KCFLAGS=-DKMOD_CRC_V2"]);
+    let crc_a = signed(&crc_v2.join("kmod_crc_a.ko"), "kmod_crc_a.ko");
+    let crc_b = signed(&crc.join("kmod_crc_b.ko"), "kmod_crc_b.ko");
+    let modversions = std::fs::read_to_string(k.kdir.join(".config"))
+        .unwrap()
+        .contains("\nCONFIG_MODVERSIONS=y\n");
 
     // In load order; the copies of kmodtest that must fail come before the one that
     // loads (the kernel would otherwise say "already loaded"). The kernel's verdict is
     // pinned too: the table is only a test if each row is what it claims to be.
-    let table: [(&PathBuf, Value); 12] = [
+    let table: [(&PathBuf, Value); 14] = [
         (&foreign, "version-magic".into()),
         (&unsigned, "unsigned".into()),
         (&untrusted, "unavailable-key".into()),
@@ -91,6 +99,15 @@ fn agree(k: &KernelInfo, other: &KernelInfo) {
         (&b_alone, "unknown-symbol".into()),
         (&dep_a, Value::Null),
         (&dep_b, Value::Null),
+        (&crc_a, Value::Null),
+        (
+            &crc_b,
+            if modversions {
+                "symbol-version".into()
+            } else {
+                Value::Null
+            },
+        ),
     ];
     let modules: Vec<PathBuf> = table.iter().map(|(m, _)| (*m).clone()).collect();
     let (code, predicted) = check_json(&["--kdir".as_ref(), k.kdir.as_os_str()], &modules);
@@ -151,6 +168,11 @@ fn check_agrees_with_the_612_kernel() {
 #[test]
 fn check_agrees_with_the_72_kernel() {
     agree(test_kernel_72(), test_kernel());
+}
+
+#[test]
+fn check_agrees_with_a_modversions_kernel() {
+    agree(crate::run::test_kernel_modversions(), test_kernel());
 }
 
 /// A Debian kernel as packaged: headers, image, module tree.
@@ -426,5 +448,67 @@ fn debian_72_booted_agrees_with_check() {
         v["modules"][0]["kernel_log"].to_string().contains(msg),
         "check said {msg:?}; the kernel: {}",
         v["modules"][0]["kernel_log"]
+    );
+}
+
+/// Several kernels: a verdict per module per kernel, then the module x kernel table.
+#[test]
+fn several_kernels_give_a_table() {
+    let d = tempfile::tempdir().unwrap();
+    let m = copy_of(
+        &crate::run::built_module("kmodtest"),
+        d.path(),
+        "kmodtest.ko",
+    );
+    sign(&m, &test_key("p384"), "sha256");
+    let (k612, k72) = (test_kernel(), test_kernel_72());
+    let o = kmod()
+        .arg("check")
+        .arg("--kdir")
+        .arg(&k612.kdir)
+        .arg("--kdir")
+        .arg(&k72.kdir)
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(20), "{}", stderr(&o));
+    let out = stdout(&o);
+    let line = |prefix: &str| {
+        out.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line {prefix:?} in\n{out}"))
+            .to_string()
+    };
+    let path = m.display().to_string();
+    assert_eq!(
+        line(&format!("{path} on {}:", k612.release)),
+        format!("{path} on {}: loads, taints (O)", k612.release)
+    );
+    assert!(
+        line(&format!("{path} on {}:", k72.release)).starts_with(&format!(
+            "{path} on {}: refused: kmodtest: version magic '{} ",
+            k72.release, k612.release
+        )),
+        "{out}"
+    );
+    // Indented details under the refusal, the kernel's own words.
+    assert!(
+        out.contains("    !! vermagic: kmodtest: version magic"),
+        "{out}"
+    );
+    let head = line("module");
+    assert!(
+        head.contains(&k612.release) && head.contains(&k72.release),
+        "{out}"
+    );
+    let row = out.lines().last().unwrap();
+    assert!(
+        row.starts_with(&path) && row.contains("loads") && row.contains("refused (version-magic)"),
+        "{out}"
+    );
+    assert!(
+        stderr(&o).contains("1 module(s) x 2 kernel(s): 1 load, 1 refused"),
+        "{}",
+        stderr(&o)
     );
 }

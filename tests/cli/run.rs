@@ -21,6 +21,12 @@ pub fn test_kernel_72() -> &'static KernelInfo {
     K.get_or_init(|| recorded("test-kernel-7.2.txt", "scripts/test-deps.sh"))
 }
 
+/// The 6.12 test kernel with CONFIG_MODVERSIONS (and so without Rust).
+pub fn test_kernel_modversions() -> &'static KernelInfo {
+    static K: OnceLock<KernelInfo> = OnceLock::new();
+    K.get_or_init(|| recorded("test-kernel-modversions.txt", "scripts/test-deps.sh"))
+}
+
 /// The kernel `record` (in the cache) names; `how` says what builds it.
 pub fn recorded(record: &str, how: &str) -> KernelInfo {
     let missing = format!(
@@ -77,7 +83,7 @@ pub fn built_modules(k: &KernelInfo, dir: &str, make_args: &[&str]) -> PathBuf {
     type Built = std::collections::HashMap<(PathBuf, String), PathBuf>;
     static BUILT: OnceLock<std::sync::Mutex<Built>> = OnceLock::new();
     let mut map = BUILT.get_or_init(Default::default).lock().unwrap();
-    let key = (k.kdir.clone(), dir.to_string());
+    let key = (k.kdir.clone(), format!("{dir} {}", make_args.join(" ")));
     if let Some(p) = map.get(&key) {
         return p.clone();
     }
