@@ -53,11 +53,18 @@ pub fn struct_size(btf: &[u8], name: &str) -> Option<u64> {
     None
 }
 
-/// `.BTF` of an ELF `vmlinux`.
-pub fn section_of(elf: &[u8]) -> Option<&[u8]> {
+/// BTF is a few MB (Debian's 7.2: 5 MB); a larger section is not read.
+const MAX_BTF: u64 = 256 << 20;
+
+/// `.BTF` of an ELF `vmlinux` file, read alone (a vmlinux with debug info is hundreds
+/// of MB).
+pub fn section_of(vmlinux: &std::path::Path) -> Option<Vec<u8>> {
     use object::{Object, ObjectSection};
-    let f = object::File::parse(elf).ok()?;
-    f.section_by_name(".BTF")?.data().ok()
+    let file = std::fs::File::open(vmlinux).ok()?;
+    let cache = object::ReadCache::new(file);
+    let f = object::File::parse(&cache).ok()?;
+    let s = f.section_by_name(".BTF")?;
+    (s.size() <= MAX_BTF).then(|| s.data().ok().map(<[u8]>::to_vec))?
 }
 
 #[cfg(test)]

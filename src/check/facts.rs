@@ -188,10 +188,8 @@ fn struct_module(
     modules: &HashMap<String, PathBuf>,
 ) -> Option<StructModule> {
     let vmlinux = tree.join("vmlinux");
-    if let Ok(data) =
-        crate::fsutil::read_bounded(&vmlinux, crate::verify::kernel_image::MAX_VMLINUX)
-        && let Some(size) =
-            super::btf::section_of(&data).and_then(|b| super::btf::struct_size(b, "module"))
+    if let Some(size) =
+        super::btf::section_of(&vmlinux).and_then(|b| super::btf::struct_size(&b, "module"))
     {
         return Some(StructModule {
             size,
