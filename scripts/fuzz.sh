@@ -14,7 +14,7 @@ cache=${CARGO_KMOD_CACHE:-$HOME/.cache/cargo-kmod}
 corpus="$cache/fuzz"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(trailer pkcs7 x509 elf_modinfo compressed kernel_image)
+[ ${#targets[@]} -gt 0 ] || targets=(trailer pkcs7 x509 elf_modinfo compressed kernel_image btf)
 sanitizer=${FUZZ_SANITIZER:-none}
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then

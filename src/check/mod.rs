@@ -143,8 +143,8 @@ pub fn license_is_gpl_compatible(license: &str) -> bool {
     )
 }
 
-/// Taint letters in the kernel's order (kernel/panic.c `taint_flags`).
-const TAINT_ORDER: &str = "PFSRMBUDAWCIOELKXTN";
+/// Taint letters by bit (kernel/panic.c `taint_flags`): bit 0 is P.
+pub const TAINT_LETTERS: &str = "PFSRMBUDAWCIOELKXTN";
 
 /// A module loaded before this one (given earlier on the command line), whose
 /// exports count as the kernel's.
@@ -228,10 +228,8 @@ pub fn check(k: &KernelFacts, m: &ModuleFile, earlier: &[&Loaded]) -> crate::Res
     let load_first = j.symbols(k, &name, &view, gpl, &imports, earlier, modversions);
 
     // 6. What modprobe reads: depends=, and the load order it gives.
-    let depends: Vec<&str> = get("depends")
-        .map(|d| d.split(',').filter(|s| !s.is_empty()).collect())
-        .unwrap_or_default();
-    k.remember_depends(&name, facts::split_depends(&depends.join(",")));
+    let depends = facts::split_depends(get("depends").unwrap_or_default());
+    k.remember_depends(&name, depends.clone());
     let order = j.dependencies(k, &depends, earlier, load_first);
     if let Some(sd) = get("softdep") {
         j.note(
@@ -243,7 +241,7 @@ pub fn check(k: &KernelFacts, m: &ModuleFile, earlier: &[&Loaded]) -> crate::Res
     j.compression(k, m);
 
     let mut sorted: Vec<char> = taints.chars().collect();
-    sorted.sort_by_key(|c| TAINT_ORDER.find(*c));
+    sorted.sort_by_key(|c| TAINT_LETTERS.find(*c));
     sorted.dedup();
     let outcome = match j.refusal {
         Some((refusal, message)) => Outcome::Refused { refusal, message },
@@ -586,11 +584,11 @@ impl Judge {
     fn dependencies(
         &mut self,
         k: &KernelFacts,
-        depends: &[&str],
+        depends: &[String],
         earlier: &[&Loaded],
         providers: Vec<String>,
     ) -> Vec<String> {
-        let loaded = |d: &str| earlier.iter().any(|l| l.name == d.replace('-', "_"));
+        let loaded = |d: &str| earlier.iter().any(|l| l.name == d);
         let mut roots: Vec<String> = Vec::new();
         let mut missing = false;
         for d in depends {
@@ -598,7 +596,7 @@ impl Judge {
                 continue;
             }
             if k.modules_dir.is_none() || k.module_path(d).is_some() {
-                roots.push(d.replace('-', "_"));
+                roots.push(d.clone());
             } else {
                 missing = true;
                 self.note(

@@ -73,10 +73,9 @@ pub struct RunReport {
 /// Taint flags that mean something went wrong (D died, W warning, L soft lockup,
 /// B bad page, M machine check); O (out-of-tree) and E (unsigned) are expected.
 const BAD_TAINT: u64 = (1 << 7) | (1 << 9) | (1 << 14) | (1 << 5) | (1 << 4);
-const TAINT_LETTERS: &str = "PFSRMBUDAWCIOELKXTN";
 
 pub fn taint_letters(t: u64) -> String {
-    TAINT_LETTERS
+    crate::check::TAINT_LETTERS
         .chars()
         .enumerate()
         .filter(|(i, _)| t & (1 << i) != 0)
