@@ -32,6 +32,11 @@ pub struct KernelFacts {
     modules: HashMap<String, PathBuf>,
     /// `depends=` of the tree's modules, read once each.
     depends: Mutex<HashMap<String, Vec<String>>>,
+    /// Symbol → module, from depmod's `modules.symbols`: also the modules that
+    /// Module.symvers does not know (DKMS's `updates/`, `extra/`).
+    installed: HashMap<String, String>,
+    /// Their exports, read from the module when first needed.
+    installed_exports: Mutex<HashMap<String, Vec<crate::modfile::elf::Export>>>,
 }
 
 impl KernelFacts {
@@ -79,6 +84,10 @@ impl KernelFacts {
                     .or_insert(p);
             }
         }
+        let installed = modules_dir
+            .as_ref()
+            .map(|d| installed_symbols(&d.join("modules.symbols")))
+            .unwrap_or_default();
         let mut keyring = target.keyring()?;
         for c in certs {
             keyring.add_path(c)?;
@@ -95,6 +104,8 @@ impl KernelFacts {
             modules_dir,
             modules,
             depends: Mutex::default(),
+            installed,
+            installed_exports: Mutex::default(),
             target,
         })
     }
@@ -116,6 +127,29 @@ impl KernelFacts {
         let c = self.config();
         c.enabled("CONFIG_LOCK_DOWN_KERNEL_FORCE_INTEGRITY")
             || c.enabled("CONFIG_LOCK_DOWN_KERNEL_FORCE_CONFIDENTIALITY")
+    }
+
+    /// Who exports `sym`: Module.symvers, else a module of the tree depmod indexed.
+    pub fn lookup(&self, sym: &str) -> Option<Symbol> {
+        if let Some(s) = self.symbols.get(sym) {
+            return Some(s.clone());
+        }
+        let module = self.installed.get(sym)?;
+        let mut cache = self.installed_exports.lock().expect("not poisoned");
+        let exports = cache.entry(module.clone()).or_insert_with(|| {
+            self.module_path(module)
+                .and_then(|p| crate::modfile::ModuleFile::read(p).ok())
+                .and_then(|m| crate::modfile::elf::loader_view(m.unsigned_body().ok()?).ok())
+                .map(|v| v.exports)
+                .unwrap_or_default()
+        });
+        let e = exports.iter().find(|e| e.name == sym)?;
+        Some(Symbol {
+            owner: module.clone(),
+            gpl_only: e.gpl_only,
+            namespace: e.namespace.clone(),
+            crc: e.crc,
+        })
     }
 
     pub fn module_path(&self, name: &str) -> Option<&Path> {
@@ -170,6 +204,19 @@ impl KernelFacts {
         }
         out
     }
+}
+
+/// depmod's `modules.symbols`: `alias symbol:NAME MODULE` lines. Missing or
+/// unreadable: none (a tree nobody ran depmod on).
+fn installed_symbols(path: &Path) -> HashMap<String, String> {
+    let Ok(bytes) = crate::fsutil::read_bounded(path, 256 << 20) else {
+        return HashMap::new();
+    };
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter_map(|l| l.strip_prefix("alias symbol:")?.split_once(' '))
+        .map(|(sym, m)| (sym.to_string(), m.trim().replace('-', "_")))
+        .collect()
 }
 
 /// `depends=a,b-c` → `[a, b_c]`.

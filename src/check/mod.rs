@@ -472,7 +472,7 @@ impl Judge {
             let from_earlier = earlier
                 .iter()
                 .find_map(|l| l.exports.iter().find(|e| &e.name == sym).map(|e| (l, e)));
-            let (gpl_only, ns, crc, owner) = match (from_earlier, k.symbols.get(sym)) {
+            let (gpl_only, ns, crc, owner) = match (from_earlier, k.lookup(sym)) {
                 (Some((l, e)), _) => (
                     e.gpl_only,
                     e.namespace.clone(),

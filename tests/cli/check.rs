@@ -245,9 +245,9 @@ fn debian_612() -> Packaged {
     }
 }
 
-/// Each module's dependencies as depmod writes them (modules.dep of a depmod'ed copy,
-/// made of hard links, of `k`'s tree).
-fn depmod_deps(k: &Packaged) -> std::collections::HashMap<String, Vec<String>> {
+/// A copy (hard links) of `k`'s module tree under `<root>/lib/modules/<release>`, with
+/// `extra` modules added under `updates/` (where DKMS puts them), after depmod.
+fn depmod_copy(k: &Packaged, extra: &[&Path]) -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
     let lib = root.path().join("lib/modules");
     std::fs::create_dir_all(&lib).unwrap();
@@ -255,11 +255,28 @@ fn depmod_deps(k: &Packaged) -> std::collections::HashMap<String, Vec<String>> {
         .arg("-al")
         .arg(&k.modules)
         .arg(lib.join(&k.release)));
+    let updates = lib.join(&k.release).join("updates");
+    std::fs::create_dir_all(&updates).unwrap();
+    for m in extra {
+        std::fs::copy(m, updates.join(m.file_name().unwrap())).unwrap();
+    }
     run(std::process::Command::new("depmod")
         .arg("-b")
         .arg(root.path())
         .arg(&k.release));
-    let dep = std::fs::read_to_string(lib.join(&k.release).join("modules.dep")).unwrap();
+    root
+}
+
+/// Each module's dependencies as depmod writes them (modules.dep of [`depmod_copy`]).
+fn depmod_deps(k: &Packaged) -> std::collections::HashMap<String, Vec<String>> {
+    let root = depmod_copy(k, &[]);
+    let dep = std::fs::read_to_string(
+        root.path()
+            .join("lib/modules")
+            .join(&k.release)
+            .join("modules.dep"),
+    )
+    .unwrap();
     let name = |p: &str| cargo_kmod::check::symvers::module_name(p.trim());
     dep.lines()
         .filter_map(|l| l.split_once(':'))
@@ -269,6 +286,59 @@ fn depmod_deps(k: &Packaged) -> std::collections::HashMap<String, Vec<String>> {
             (name(m), d)
         })
         .collect()
+}
+
+/// A module that needs another installed beside the kernel's (DKMS's `updates/`), which
+/// Module.symvers does not know: found through depmod's modules.symbols.
+#[test]
+fn a_dependency_installed_by_dkms_is_found_through_depmod() {
+    let k = debian_612();
+    let dir = tempfile::tempdir().unwrap();
+    for e in
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/modules/kmod_check"))
+            .unwrap()
+    {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+    }
+    run(std::process::Command::new("make")
+        .arg("-C")
+        .arg(&k.headers)
+        .arg(format!("M={}", dir.path().display()))
+        .args(["KBUILD_MODPOST_WARN=1", "KBUILD_NSDEPS=1", "modules"]));
+    let (a, b) = (
+        dir.path().join("kmod_dep_a.ko"),
+        dir.path().join("kmod_dep_b.ko"),
+    );
+    let root = depmod_copy(&k, &[&a]);
+    let tree = root.path().join("lib/modules").join(&k.release);
+    let mut args = k.args();
+    args[5] = tree.as_os_str();
+    let (code, v) = check_json(&args, std::slice::from_ref(&b));
+    assert_eq!(code, 0, "{v:?}");
+    assert_eq!(v[0]["verdict"], "loads", "{}", v[0]);
+    assert_eq!(
+        v[0]["taints"], "OE",
+        "out of tree, unsigned on a kernel that allows it"
+    );
+    assert_eq!(
+        v[0]["load_first"],
+        serde_json::json!(["kmod_dep_a"]),
+        "{}",
+        v[0]
+    );
+    // Without it: the kernel would not find the symbol, nor modprobe the module.
+    let (code, v) = check_json(&k.args(), &[b]);
+    assert_eq!(code, 20);
+    assert_eq!(v[0]["refusal"], "unknown-symbol", "{}", v[0]);
+    assert!(
+        v[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Unknown symbol kmod_dep_a_answer (err -2)"),
+        "{}",
+        v[0]
+    );
 }
 
 #[test]
