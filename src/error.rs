@@ -229,8 +229,8 @@ pub enum Error {
         reason: String,
         fix: String,
     },
-    #[error("{0}")]
-    Usage(String),
+    #[error("{reason}")]
+    Usage { reason: String, fix: String },
 }
 
 impl Error {
@@ -246,7 +246,7 @@ impl Error {
             PinNeeded { .. } | WrongPin { .. } | PinLocked { .. } => exit::PIN,
             ReadOnly { .. } | Write { .. } => exit::WRITE,
             Changed { .. } => exit::CHANGED,
-            Usage(_) => exit::USAGE,
+            Usage { .. } => exit::USAGE,
             Toolchain { .. } => exit::TOOLCHAIN,
             KernelSource { .. } | KernelBuild { .. } => exit::KERNEL_BUILD,
             Run { .. } | KernelImage { .. } | Project { .. } | KernelConfig { .. } => exit::INPUT,
@@ -282,7 +282,7 @@ impl Error {
             PinLocked { .. } => "unlock it with the security officer PIN (e.g. pkcs11-tool --init-pin --login --login-type so); nothing was signed".into(),
             UnknownHash { .. } => "use one of sha256, sha384, sha512, sha224, sha3-256, sha3-384, sha3-512".into(),
             Write { .. } => "check free space and permissions of the target directory; the original file is unchanged".into(),
-            Usage(_) => "see --help".into(),
+            Usage { fix, .. } => fix.clone(),
             Changed { .. } => "run it again once nothing else (a package manager, another cargo kmod) writes these files".into(),
             Toolchain { install, .. } => install.clone(),
             KernelSource { .. } => "give a kernel source tarball (e.g. /usr/src/linux-source-6.12.tar.xz from Debian's linux-source-6.12) or an unpacked source tree".into(),
@@ -295,6 +295,16 @@ impl Error {
             KernelConfig { .. } => "give the kernel's .config (in its build tree, or /boot/config-RELEASE)".into(),
             TargetRefuses { fix, .. } | KernelFacts { fix, .. } => fix.clone(),
             Package { fix, .. } => fix.clone(),
+        }
+    }
+}
+
+impl Error {
+    /// A usage error and what to do instead.
+    pub fn usage(reason: impl Into<String>, fix: impl Into<String>) -> Error {
+        Error::Usage {
+            reason: reason.into(),
+            fix: fix.into(),
         }
     }
 }

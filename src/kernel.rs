@@ -226,6 +226,33 @@ pub fn load_info(dir: &Path) -> Option<KernelInfo> {
 }
 
 /// Every finished kernel in the cache, newest release first.
+/// How to build a test kernel from what this machine has: the kernel source tarballs
+/// Debian's `linux-source-*` packages put in /usr/src, or how to get one.
+pub fn build_hint() -> String {
+    let mut sources: Vec<PathBuf> = std::fs::read_dir("/usr/src")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().unwrap_or_default().to_string_lossy();
+            n.starts_with("linux-source-") && n.contains(".tar.")
+        })
+        .collect();
+    sources.sort_by_key(|p| {
+        Version::of(
+            p.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .trim_start_matches("linux-source-"),
+        )
+    });
+    match sources.last() {
+        Some(s) => format!("cargo kmod kernel build --source {}", s.display()),
+        None => "apt-get install linux-source (Debian: it puts /usr/src/linux-source-<version>.tar.xz), then cargo kmod kernel build --source /usr/src/linux-source-<version>.tar.xz".into(),
+    }
+}
+
 pub fn list() -> Vec<KernelInfo> {
     let mut v: Vec<KernelInfo> = std::fs::read_dir(kernels_dir())
         .into_iter()

@@ -546,10 +546,10 @@ impl Target {
     /// The tree, or an error saying a tree is needed for `what`.
     pub fn tree(&self, what: &str) -> Result<&Path> {
         self.tree.as_deref().ok_or_else(|| {
-            Error::Usage(format!(
-                "{what} needs the kernel's build tree (--kdir); {} has none",
-                self.name()
-            ))
+            Error::usage(
+                format!("{what} needs the kernel's build tree; {} has none", self.name()),
+                "pass --kdir with the kernel's build tree or headers (Debian: /usr/src/linux-headers-<release>)",
+            )
         })
     }
 

@@ -140,36 +140,54 @@ pub struct NewOptions {
 /// Renders a template into `o.dir`, which must be empty or absent. Files are written
 /// only after every one rendered.
 pub fn generate(o: &NewOptions) -> Result<Vec<PathBuf>> {
-    validate_name(&o.name).map_err(Error::Usage)?;
+    validate_name(&o.name).map_err(|r| {
+        let suggestion: String = o
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .take(55)
+            .collect();
+        let suggestion = if suggestion.starts_with(|c: char| c.is_ascii_digit()) {
+            format!("m_{suggestion}")
+        } else {
+            suggestion
+        };
+        Error::usage(
+            r,
+            format!("name it `{suggestion}`, or pass --name NAME with another"),
+        )
+    })?;
     let spdx = LICENSES
         .iter()
         .find(|(l, _)| *l == o.license)
         .map(|(_, s)| *s)
         .ok_or_else(|| {
-            Error::Usage(format!(
-                "license `{}` is not one the kernel accepts without tainting: {}",
-                o.license,
-                LICENSES.map(|(l, _)| l).join(", ")
-            ))
+            Error::usage(
+                format!(
+                    "license `{}` is not one the kernel accepts without tainting",
+                    o.license
+                ),
+                format!("use one of: {}", LICENSES.map(|(l, _)| l).join(", ")),
+            )
         })?;
     let tpl = TEMPLATES
         .get_dir(&o.template)
         .filter(|_| list().iter().any(|t| t.name == o.template))
         .ok_or_else(|| {
-            Error::Usage(format!(
-                "no template `{}`; `cargo kmod new --list` shows them",
-                o.template
-            ))
+            Error::usage(
+                format!("no template `{}`", o.template),
+                "`cargo kmod new --list` shows the templates",
+            )
         })?;
     if o.dir.exists() && !o.in_place {
         let non_empty = std::fs::read_dir(&o.dir)
             .map(|mut d| d.next().is_some())
             .unwrap_or(true);
         if non_empty {
-            return Err(Error::Usage(format!(
-                "{} is not empty; cargo kmod new only writes into an empty or new directory",
-                o.dir.display()
-            )));
+            return Err(Error::usage(
+                format!("{} is not empty", o.dir.display()),
+                "cargo kmod new only writes into an empty or new directory; use `cargo kmod init` inside an existing one",
+            ));
         }
     }
     let rust = tpl
@@ -196,9 +214,10 @@ pub fn generate(o: &NewOptions) -> Result<Vec<PathBuf>> {
             ("license", &o.license),
         ] {
             if v.contains(['"', '\\', '\n']) {
-                return Err(Error::Usage(format!(
-                    "the {what} `{v}` holds a quote, backslash or newline, which the kernel's module! macro cannot take"
-                )));
+                return Err(Error::usage(
+                    format!("the {what} `{v}` holds a quote, backslash or newline"),
+                    "the kernel's module! macro cannot take those: leave them out",
+                ));
             }
         }
     }
@@ -252,10 +271,10 @@ pub fn generate(o: &NewOptions) -> Result<Vec<PathBuf>> {
     }
     rendered.sort();
     if let Some((p, _)) = rendered.iter().find(|(p, _)| p.exists()) {
-        return Err(Error::Usage(format!(
-            "{} exists; cargo kmod never overwrites a file",
-            p.display()
-        )));
+        return Err(Error::usage(
+            format!("{} exists; cargo kmod never overwrites a file", p.display()),
+            "move it away, or make the project in an empty directory",
+        ));
     }
     for (path, text) in &rendered {
         if let Some(parent) = path.parent() {

@@ -384,8 +384,9 @@ pub fn targets(
         out.push(KernelFacts::resolve(t, dir.map(PathBuf::as_path), certs)?);
     }
     if out.is_empty() {
-        return Err(Error::Usage(
-            "check needs a kernel: --kdir DIR, --kernel-release RELEASE, or --kernel IMAGE".into(),
+        return Err(Error::usage(
+            "check needs a kernel",
+            "pass --kdir DIR (a build tree or headers package), --kernel-release RELEASE, or --kernel IMAGE",
         ));
     }
     Ok(out)

@@ -33,12 +33,15 @@ pub fn run(a: BuildArgs) -> i32 {
     for kdir in kbuild::choose_trees(&a.kdir, &a.kernel_release, &project) {
         let ready = Target::from_tree(&kdir).and_then(|t| {
             if let Some(other) = jobs.iter().find(|j: &&Job| j.target.release == t.release) {
-                return Err(cargo_kmod::Error::Usage(format!(
-                    "{} and {} are both kernel {}: give each release once",
-                    other.target.tree.as_ref().expect("tree").display(),
-                    kdir.display(),
-                    t.release
-                )));
+                return Err(cargo_kmod::Error::usage(
+                    format!(
+                        "{} and {} are both kernel {}",
+                        other.target.tree.as_ref().expect("tree").display(),
+                        kdir.display(),
+                        t.release
+                    ),
+                    "give each release once (modules of one release land in one target/kmod/<release>/)",
+                ));
             }
             kbuild::preflight(&t, &project, forced.as_deref()).map(|vars| Job { target: t, vars })
         });

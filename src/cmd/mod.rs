@@ -114,8 +114,9 @@ pub fn project_signing(
         return Ok(None);
     }
     let Some(key) = a.key.clone().or(project.key.clone()) else {
-        return Err(Error::Usage(
-            "signing needs a key: set key (and cert) in [package.metadata.kmod] or pass --key/--cert".into(),
+        return Err(Error::usage(
+            "signing needs a key",
+            "set key (and cert) in [package.metadata.kmod], or pass --key/--cert; `cargo kmod keygen` makes a pair",
         ));
     };
     let cert = a.cert.clone().or(project.cert.clone());

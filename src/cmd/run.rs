@@ -8,8 +8,12 @@ pub fn run(a: RunArgs) -> i32 {
         (Some(k), _) => Target::from_image(k),
         (None, Some(d)) => Target::from_tree(d),
         (None, None) => Target::newest_cached().ok_or_else(|| {
-            Error::Usage(
-                "no kernel given and none cached: pass --kernel IMAGE or --kdir DIR, or run `cargo kmod kernel build`".into(),
+            Error::usage(
+                "no kernel given and none cached",
+                format!(
+                    "pass --kernel IMAGE or --kdir DIR, or build one: {}",
+                    cargo_kmod::kernel::build_hint()
+                ),
             )
         }),
     };

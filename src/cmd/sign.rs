@@ -51,7 +51,10 @@ pub fn run(a: SignArgs) -> i32 {
     let rep = StderrReporter::new();
     let modules = expand_for_writing(&a.modules, &mut status, &rep);
     if a.output.is_some() && modules.len() != 1 {
-        return report_error(&Error::Usage("-o/--output takes exactly one module".into()));
+        return report_error(&Error::usage(
+            "-o/--output takes exactly one module",
+            "sign several modules in place (without -o), or one at a time with -o",
+        ));
     }
     let started = std::time::Instant::now();
     let spares = cargo_kmod::fsutil::Spares::default();

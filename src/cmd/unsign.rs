@@ -7,8 +7,9 @@ pub fn run(a: UnsignArgs) -> i32 {
     let rep = StderrReporter::new();
     let modules = expand_for_writing(&a.modules, &mut status, &rep);
     if a.extract_sig.is_some() && modules.len() != 1 {
-        return report_error(&Error::Usage(
-            "--extract-sig takes exactly one module".into(),
+        return report_error(&Error::usage(
+            "--extract-sig takes exactly one module",
+            "extract from one module at a time",
         ));
     }
     let spares = cargo_kmod::fsutil::Spares::default();

@@ -91,10 +91,10 @@ pub fn generate(o: &KeygenOptions) -> Result<KeyFiles> {
     let f = files(&o.out);
     for p in [&f.key, &f.cert_pem, &f.cert_der] {
         if crate::fsutil::name_taken(p) {
-            return Err(Error::Usage(format!(
-                "{} exists; keygen never overwrites a key (choose another --out)",
-                p.display()
-            )));
+            return Err(Error::usage(
+                format!("{} exists; keygen never overwrites a key", p.display()),
+                "choose another --out directory, or move the old key away first",
+            ));
         }
     }
     let ossl = |e: openssl::error::ErrorStack| Error::Key {
@@ -216,10 +216,10 @@ pub fn write_cert_only(out: &Path, cert: &X509) -> Result<KeyFiles> {
     let f = files(out);
     for p in [&f.cert_pem, &f.cert_der] {
         if crate::fsutil::name_taken(p) {
-            return Err(Error::Usage(format!(
-                "{} exists; keygen never overwrites (choose another --out)",
-                p.display()
-            )));
+            return Err(Error::usage(
+                format!("{} exists; keygen never overwrites", p.display()),
+                "choose another --out directory, or move the old files away first",
+            ));
         }
     }
     std::fs::create_dir_all(out).map_err(|source| Error::Write {

@@ -135,7 +135,18 @@ impl SigningKey {
             return Ok(k);
         }
         let cert_path = src.cert.ok_or_else(|| {
-            Error::Usage(format!("{}: a key file needs --cert", src.key.display()))
+            // keygen writes signing_key.pem beside signing_key.crt: name the one that fits.
+            let beside = ["crt", "x509", "der"]
+                .iter()
+                .map(|ext| src.key.with_extension(ext))
+                .find(|c| c.is_file());
+            Error::usage(
+                format!("{}: a key file needs --cert", src.key.display()),
+                match beside {
+                    Some(c) => format!("pass --cert {} (the certificate beside the key)", c.display()),
+                    None => "pass --cert CERT, the X.509 certificate made with this key (keygen writes it beside the key as .crt)".into(),
+                },
+            )
         })?;
         let cert = crate::pki::cert::load_cert(cert_path)?;
         let pkey = keys::load_private_key(src.key, src.pin)?;

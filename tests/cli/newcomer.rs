@@ -73,3 +73,75 @@ fn keygen_says_an_before_a_vowel_sound() {
         assert!(stderr(&o).contains(said), "{}", stderr(&o));
     }
 }
+
+/// `help:` lines are advice for the error at hand, never "see --help".
+#[test]
+fn usage_errors_say_what_to_do() {
+    let d = tempfile::tempdir().unwrap();
+    let m = unsigned_module(d.path(), "dummy");
+    // A key without --cert: the certificate beside it is named.
+    let keys = d.path().join("keys");
+    let o = kmod()
+        .args(["keygen", "--algo", "ecdsa-p256", "--out"])
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let key = keys.join("signing_key.pem");
+    let o = kmod()
+        .arg("sign")
+        .arg("--key")
+        .arg(&key)
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "help: pass --cert {} (the certificate beside the key)",
+            keys.join("signing_key.crt").display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+    // `run` with no kernel anywhere: how to build one from the source this machine has.
+    let empty = tempfile::tempdir().unwrap();
+    let o = kmod()
+        .arg("run")
+        .arg("--module")
+        .arg(&m)
+        .env("CARGO_KMOD_CACHE", empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "help: pass --kernel IMAGE or --kdir DIR, or build one: cargo kmod kernel build --source /usr/src/linux-source-6.12.tar.xz"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    // A name that is no module name: one that is.
+    let o = kmod()
+        .args(["new", "--name", "9-lives"])
+        .arg(d.path().join("p"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("help: name it `m_9_lives`"),
+        "{}",
+        stderr(&o)
+    );
+    for o in [
+        kmod().arg("sign").arg("--key").arg(&key).output().unwrap(),
+        kmod()
+            .args(["unsign", "--extract-sig", "x"])
+            .arg(&m)
+            .arg(&m)
+            .output()
+            .unwrap(),
+    ] {
+        assert!(!stderr(&o).contains("see --help"), "{}", stderr(&o));
+    }
+}
