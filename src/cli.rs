@@ -236,7 +236,8 @@ pub struct KernelBuildArgs {
     /// Kernel source: a tarball (e.g. /usr/src/linux-source-6.12.tar.xz) or an unpacked tree.
     #[arg(long, value_name = "TARBALL_OR_DIR")]
     pub source: PathBuf,
-    /// Parent directory of the build (default: ~/.cache/cargo-kmod/kernels).
+    /// Parent directory of the build (default: $CARGO_KMOD_CACHE/kernels, without it
+    /// ~/.cache/cargo-kmod/kernels).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Extra Kconfig fragment merged after cargo-kmod's own (repeatable).
@@ -248,7 +249,8 @@ pub struct KernelBuildArgs {
     /// The rustc to build with (must have its rust-src; default: the first that has it).
     #[arg(long, value_name = "PATH")]
     pub rustc: Option<PathBuf>,
-    /// The bindgen to use (default: PATH, then ~/.cache/cargo-kmod/tools/bin).
+    /// The bindgen to use (default: PATH, then $CARGO_KMOD_CACHE/tools/bin, without it
+    /// ~/.cache/cargo-kmod/tools/bin).
     #[arg(long, value_name = "PATH")]
     pub bindgen: Option<PathBuf>,
     /// Require Rust: refused for a kernel whose Rust this toolchain cannot build (6.1
@@ -326,7 +328,7 @@ pub struct TemplateArgs {
     /// Module name (default: the directory name, '-' as '_').
     #[arg(long)]
     pub name: Option<String>,
-    /// Template (see --list).
+    /// Template (`cargo kmod new --list` shows them).
     #[arg(long, default_value = "rust-minimal")]
     pub template: String,
     /// MODULE_LICENSE.

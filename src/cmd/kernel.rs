@@ -37,18 +37,62 @@ pub fn run(c: KernelCommand) -> i32 {
                     kernel::kernels_dir().display()
                 );
             }
-            for k in list {
+            let rows: Vec<[String; 5]> = list
+                .iter()
+                .map(|k| {
+                    [
+                        k.release.clone(),
+                        if k.rust { "yes" } else { "no" }.into(),
+                        // "rustc 1.96.0 (ac68faa20 2026-05-25) (...)": the version.
+                        match k.rustc.split_whitespace().nth(1) {
+                            Some(v) if k.rust => v.to_string(),
+                            _ => "-".into(),
+                        },
+                        k.kdir.display().to_string(),
+                        if k.trusted.is_empty() {
+                            "(build key only)".to_string()
+                        } else {
+                            k.trusted.join("; ")
+                        },
+                    ]
+                })
+                .collect();
+            let head = ["RELEASE", "RUST", "RUSTC", "KDIR", "TRUSTED"];
+            let w: Vec<usize> = (0..4)
+                .map(|i| {
+                    rows.iter()
+                        .map(|r| r[i].len())
+                        .chain([head[i].len()])
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
+            if !rows.is_empty() {
                 outln!(
-                    "{}\trust={}\t{}\t{}\ttrusted: {}",
-                    k.release,
-                    if k.rust { "yes" } else { "no" },
-                    k.rustc,
-                    k.kdir.display(),
-                    if k.trusted.is_empty() {
-                        "(build key only)".to_string()
-                    } else {
-                        k.trusted.join("; ")
-                    }
+                    "{:<a$}  {:<b$}  {:<c$}  {:<d$}  {}",
+                    head[0],
+                    head[1],
+                    head[2],
+                    head[3],
+                    head[4],
+                    a = w[0],
+                    b = w[1],
+                    c = w[2],
+                    d = w[3]
+                );
+            }
+            for r in rows {
+                outln!(
+                    "{:<a$}  {:<b$}  {:<c$}  {:<d$}  {}",
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[4],
+                    a = w[0],
+                    b = w[1],
+                    c = w[2],
+                    d = w[3]
                 );
             }
             0

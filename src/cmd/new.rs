@@ -48,6 +48,19 @@ fn generate(dir: &Path, t: TemplateArgs, in_place: bool) -> i32 {
             let p = PathBuf::from(format!("/lib/modules/{}/build", kbuild::running_release()));
             p.exists().then_some(p)
         });
+    if let (Some(k), None) = (&kdir, &t.kdir)
+        && t.kernel_release.is_some()
+        && !k.exists()
+    {
+        let r = t.kernel_release.as_deref().unwrap_or_default();
+        return report_error(&Error::Preflight {
+            kdir: k.clone(),
+            reason: "kernel tree not found: this release's headers are not installed".into(),
+            fix: format!(
+                "install them (Debian: apt-get install linux-headers-{r}), or pass --kdir with its build tree"
+            ),
+        });
+    }
     // A configured tree, else the release its Makefile names.
     let kernel = kdir.as_deref().and_then(|k| {
         Target::from_tree(k)
@@ -61,6 +74,27 @@ fn generate(dir: &Path, t: TemplateArgs, in_place: bool) -> i32 {
             fix: "give a configured kernel build tree".into(),
         });
     }
+    let rust_template = templates::list()
+        .iter()
+        .any(|x| x.name == t.template && x.requires.contains(&templates::Requirement::Rust));
+    if rust_template
+        && let Some(c) = kernel.as_ref().and_then(|k| k.config.as_ref())
+        && !c.rust()
+    {
+        eprintln!(
+            "warning: {} has no CONFIG_RUST: a Rust module will not build against it; `cargo kmod kernel build` makes a Rust-enabled kernel, or use --template c-minimal",
+            c.path.display()
+        );
+    }
+    // The tree saved in Cargo.toml: the one asked for, so `cargo kmod build` uses it.
+    let saved = t
+        .kdir
+        .map(|k| std::fs::canonicalize(&k).unwrap_or(k))
+        .or_else(|| {
+            t.kernel_release
+                .as_ref()
+                .map(|r| format!("/lib/modules/{r}/build").into())
+        });
     let o = NewOptions {
         dir: dir.to_path_buf(),
         name,
@@ -69,7 +103,7 @@ fn generate(dir: &Path, t: TemplateArgs, in_place: bool) -> i32 {
         author: t.author.unwrap_or_else(default_author),
         description: t.description,
         kernel: kernel.clone(),
-        kdir: t.kdir.map(|k| std::fs::canonicalize(&k).unwrap_or(k)),
+        kdir: saved,
         in_place,
     };
     match templates::generate(&o) {
@@ -84,7 +118,11 @@ fn generate(dir: &Path, t: TemplateArgs, in_place: bool) -> i32 {
                 dir.display(),
                 kernel.map_or(String::new(), |k| format!(" for kernel {}", k.release))
             );
-            eprintln!("next: cd {} && cargo kmod build", dir.display());
+            if in_place {
+                eprintln!("next: cargo kmod build");
+            } else {
+                eprintln!("next: cd {} && cargo kmod build", dir.display());
+            }
             0
         }
         Err(e) => report_error(&e),

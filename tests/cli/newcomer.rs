@@ -145,3 +145,85 @@ fn usage_errors_say_what_to_do() {
         assert!(!stderr(&o).contains("see --help"), "{}", stderr(&o));
     }
 }
+
+#[test]
+fn new_saves_the_release_it_was_made_for_and_says_what_is_missing() {
+    let d = tempfile::tempdir().unwrap();
+    // The Debian 6.12 headers scripts/test-deps.sh installs (a build symlink in /lib/modules).
+    let release = format!(
+        "{}-amd64",
+        std::fs::read_to_string(cache_dir().join("debian-kernel-version"))
+            .expect("missing test prerequisite: run scripts/test-deps.sh")
+            .trim()
+    );
+    let p = d.path().join("saved");
+    let o = kmod()
+        .args([
+            "new",
+            "--template",
+            "c-minimal",
+            "--kernel-release",
+            &release,
+        ])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let toml = std::fs::read_to_string(p.join("Cargo.toml")).unwrap();
+    assert!(
+        toml.contains(&format!("kdir = [\"/lib/modules/{release}/build\"]")),
+        "{toml}"
+    );
+    // A release whose headers are not there.
+    let o = kmod()
+        .args(["new", "--kernel-release", "9.9.9"])
+        .arg(d.path().join("nine"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(16), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/lib/modules/9.9.9/build: kernel tree not found")
+            && stderr(&o)
+                .contains("help: install them (Debian: apt-get install linux-headers-9.9.9)"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!d.path().join("nine").exists());
+    // A Rust template for a tree without Rust: made, with a warning naming the fix.
+    let no_rust = &crate::run::test_kernel_modversions().kdir;
+    let o = kmod()
+        .args(["new", "--template", "rust-minimal", "--kdir"])
+        .arg(no_rust)
+        .arg(d.path().join("rusty"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("has no CONFIG_RUST: a Rust module will not build against it"),
+        "{}",
+        stderr(&o)
+    );
+    // init works where it stands: no `cd` to the directory it is in.
+    let here = d.path().join("here");
+    std::fs::create_dir(&here).unwrap();
+    let o = kmod()
+        .args([
+            "init",
+            "--template",
+            "c-minimal",
+            "--kernel-release",
+            &release,
+        ])
+        .current_dir(&here)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("next: cargo kmod build"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("next: cd"), "{}", stderr(&o));
+    let help = stdout(&kmod().args(["init", "--help"]).output().unwrap());
+    assert!(!help.contains("see --list"), "{help}");
+}

@@ -353,10 +353,20 @@ fn kernel_build_reuses_the_cache_and_lists_it() {
         stdout(&o)
     );
     let list = stdout(&kmod().args(["kernel", "list"]).output().unwrap());
+    let head = list.lines().next().unwrap_or_default();
     assert!(
-        list.contains(&k.release)
-            && list.contains("rust=yes")
-            && list.contains("cargo-kmod test p384"),
+        head.split_whitespace().collect::<Vec<_>>()
+            == ["RELEASE", "RUST", "RUSTC", "KDIR", "TRUSTED"],
+        "{list}"
+    );
+    let row = list
+        .lines()
+        .find(|l| l.contains(&format!("  {}  ", k.kdir.display())))
+        .unwrap_or_else(|| panic!("{list}"));
+    assert!(
+        row.starts_with(&format!("{} ", k.release))
+            && row.split_whitespace().nth(1) == Some("yes")
+            && row.contains("cargo-kmod test p384"),
         "{list}"
     );
 }
