@@ -307,6 +307,33 @@ impl Config {
     }
 }
 
+/// For Debian's `linux-headers-<R>-common`: the configured `linux-headers-<R>-<flavour>`
+/// trees beside it.
+fn common_flavours(dir: &Path) -> Vec<PathBuf> {
+    let Some(prefix) = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix("-common"))
+    else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> =
+        dir.parent()
+            .and_then(|p| std::fs::read_dir(p).ok())
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    n.starts_with(&format!("{prefix}-")) && !n.ends_with("-common")
+                }) && p.join(".config").is_file()
+            })
+            .collect();
+    v.sort();
+    v
+}
+
 fn unquote(v: &str) -> String {
     let v = v.trim();
     match v.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
@@ -396,6 +423,22 @@ impl Target {
         }
         let cfg_path = kdir.join(".config");
         if !cfg_path.is_file() {
+            // Debian's linux-headers-<R>-common is shared by the flavours' trees, never
+            // a build tree itself: name the flavours beside it.
+            let flavours = common_flavours(kdir);
+            if !flavours.is_empty() {
+                return Err(pre(
+                    "a Debian -common headers directory: it holds the shared headers, not a build tree",
+                    &format!(
+                        "use the tree of your kernel's flavour: {}",
+                        flavours
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(" or ")
+                    ),
+                ));
+            }
             return Err(pre(
                 "not a configured kernel tree (no .config)",
                 "run `make olddefconfig modules_prepare` in it, or give a headers tree",

@@ -19,12 +19,16 @@ pub fn run(a: UnsignArgs) -> i32 {
             let staged = gate.cpu(|| {
                 cargo_kmod::sign::unsign_module_file(m, a.extract_sig.as_deref(), &spares)
             })?;
-            staged.map(|s| s.finish()).transpose().map(|d| d.is_some())
+            staged
+                .map(|(s, n)| s.finish().map(|_| n))
+                .transpose()
+                .map(|n| n.unwrap_or(0))
         });
     for (m, r) in modules.iter().zip(results) {
         let (state, text) = match &r {
-            Ok(true) => ("unsigned", "signature removed".to_string()),
-            Ok(false) => ("unchanged", "not signed, unchanged".to_string()),
+            Ok(0) => ("unchanged", "not signed, unchanged".to_string()),
+            Ok(1) => ("unsigned", "signature removed".to_string()),
+            Ok(n) => ("unsigned", format!("{n} signatures removed")),
             Err(e) => {
                 status.add(e.exit_code());
                 ("failed", e.to_string())

@@ -443,18 +443,25 @@ pub fn check_writable(dest: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Removes the signature: the module without it is staged, and in place once the
-/// result's [`Staged::finish`](crate::fsutil::Staged::finish) returns. With `extract`,
-/// the PKCS#7 DER is saved there first (so a failure leaves the module signed) and an
-/// unsigned module is an error. None when the module was not signed (nothing written).
+/// Removes the signatures (all of them: sign-file appends a second one to a signed
+/// module): the module without them is staged, and in place once the result's
+/// [`Staged::finish`](crate::fsutil::Staged::finish) returns, with how many there were.
+/// With `extract`, the last appended PKCS#7 DER is saved there first (so a failure
+/// leaves the module signed) and an unsigned module is an error. None when the module
+/// was not signed (nothing written).
 pub fn unsign_module_file<'s>(
     path: &Path,
     extract: Option<&Path>,
     spares: &'s Spares,
-) -> Result<Option<crate::fsutil::Staged<'s>>> {
+) -> Result<Option<(crate::fsutil::Staged<'s>, usize)>> {
     use crate::modfile::{ModuleFile, trailer::Trailer};
     let module = ModuleFile::open(path)?;
-    let body = module.unsigned_body()?;
+    let mut body = module.unsigned_body()?;
+    let mut count = 1;
+    while let Trailer::Signed { body: inner, .. } = crate::modfile::trailer::parse(body) {
+        body = inner;
+        count += 1;
+    }
     let Trailer::Signed { cms, .. } = module.trailer() else {
         return match extract {
             Some(_) => Err(Error::NotSigned {
@@ -467,5 +474,7 @@ pub fn unsign_module_file<'s>(
     if let Some(out) = extract {
         crate::fsutil::write_atomic(out, cms, None)?;
     }
-    module.stage_to(path, &[body], spares).map(Some)
+    module
+        .stage_to(path, &[body], spares)
+        .map(|s| Some((s, count)))
 }

@@ -227,3 +227,57 @@ fn new_saves_the_release_it_was_made_for_and_says_what_is_missing() {
     let help = stdout(&kmod().args(["init", "--help"]).output().unwrap());
     assert!(!help.contains("see --list"), "{help}");
 }
+
+#[test]
+fn unsign_removes_every_signature_sign_file_appended() {
+    let d = tempfile::tempdir().unwrap();
+    let m = unsigned_module(d.path(), "dummy");
+    let original = std::fs::read(&m).unwrap();
+    let k = crate::run::test_key("rsa2048");
+    for _ in 0..2 {
+        run(std::process::Command::new(sign_file())
+            .arg("sha256")
+            .arg(&k.key)
+            .arg(&k.cert)
+            .arg(&m));
+    }
+    let o = kmod().arg("unsign").arg(&m).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).trim(),
+        format!("{}: 2 signatures removed", m.display())
+    );
+    assert_eq!(std::fs::read(&m).unwrap(), original);
+    // And it signs again.
+    crate::run::sign(&m, &k, "sha256");
+}
+
+#[test]
+fn a_debian_common_headers_dir_points_at_its_flavour() {
+    let d = tempfile::tempdir().unwrap();
+    let release = std::fs::read_to_string(cache_dir().join("debian-kernel-version"))
+        .expect("missing test prerequisite: run scripts/test-deps.sh")
+        .trim()
+        .to_string();
+    let p = d.path().join("m");
+    let o = kmod()
+        .args(["new", "--template", "c-minimal"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let common = format!("/usr/src/linux-headers-{release}-common");
+    let o = kmod()
+        .args(["build", "--kdir", &common])
+        .current_dir(&p)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(16), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "help: use the tree of your kernel's flavour: /usr/src/linux-headers-{release}-amd64"
+        )),
+        "{}",
+        stderr(&o)
+    );
+}
