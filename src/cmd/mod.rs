@@ -198,9 +198,16 @@ impl cargo_kmod::report::Reporter for StderrReporter {
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:40}] {pos}/{len} {per_sec} eta {eta}",
+                "{msg} [{bar:40}] {pos}/{len} {rate} eta {eta}",
             )
             .expect("valid template")
+            // indicatif's {per_sec} shows "202.3526/s": whole modules are enough.
+            .with_key(
+                "rate",
+                |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = w.write_str(&rate(s.per_sec()));
+                },
+            )
             .progress_chars("=> "),
         );
         bar.set_message(label.to_string());
@@ -228,5 +235,23 @@ impl cargo_kmod::report::Reporter for StderrReporter {
             *last = Some(std::time::Instant::now());
             eprintln!("  {line}");
         }
+    }
+}
+
+/// Items per second as the progress bar shows them: "202/s", "0.5/s".
+fn rate(per_sec: f64) -> String {
+    if per_sec >= 10.0 {
+        format!("{per_sec:.0}/s")
+    } else {
+        format!("{per_sec:.1}/s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rates_are_short() {
+        assert_eq!(super::rate(202.3526), "202/s");
+        assert_eq!(super::rate(0.5), "0.5/s");
     }
 }
