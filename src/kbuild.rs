@@ -293,6 +293,32 @@ pub fn build_matrix(
     signing: Option<&crate::sign::Signing>,
     r: &dyn Reporter,
 ) -> Vec<Result<Artifact>> {
+    let results = build_all(project, jobs, o, signing, r);
+    // What `package` takes by default: this build's releases, not every one ever built.
+    let built: Vec<&str> = results
+        .iter()
+        .filter_map(|a| a.as_ref().ok().map(|a| a.release.as_str()))
+        .collect();
+    if !built.is_empty() {
+        let _ = crate::fsutil::write_atomic(
+            &project.target_dir.join("kmod").join(LAST_BUILD),
+            (built.join("\n") + "\n").as_bytes(),
+            None,
+        );
+    }
+    results
+}
+
+/// In `target/kmod/`: the releases the last `build` made, one per line.
+pub const LAST_BUILD: &str = "last-build";
+
+fn build_all(
+    project: &Project,
+    jobs: &[Job],
+    o: &BuildOptions,
+    signing: Option<&crate::sign::Signing>,
+    r: &dyn Reporter,
+) -> Vec<Result<Artifact>> {
     if jobs.len() == 1 {
         let j = &jobs[0];
         return vec![build_and_sign(project, &j.target, &j.vars, o, signing, r)];

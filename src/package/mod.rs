@@ -79,12 +79,36 @@ pub(crate) fn out_dir(out: &Path) -> Result<&Path> {
     Ok(out)
 }
 
-/// The releases to package: those given, else every one built.
+/// The releases to package: those given; else those of the project's `kdir` metadata
+/// that are built; else the last `build`'s; else every one built.
 pub fn releases(project: &Project, given: &[String]) -> Result<Vec<String>> {
-    let v = if given.is_empty() {
-        built_releases(project)
-    } else {
+    let built = built_releases(project);
+    let of_metadata: Vec<String> = project
+        .kdirs
+        .iter()
+        .filter_map(|k| crate::target::Target::from_tree(k).ok())
+        .map(|t| t.release)
+        .filter(|r| built.contains(r))
+        .collect();
+    let last: Vec<String> = std::fs::read_to_string(
+        project
+            .target_dir
+            .join("kmod")
+            .join(crate::kbuild::LAST_BUILD),
+    )
+    .unwrap_or_default()
+    .lines()
+    .map(str::to_string)
+    .filter(|r| built.contains(r))
+    .collect();
+    let v = if !given.is_empty() {
         given.to_vec()
+    } else if !of_metadata.is_empty() {
+        of_metadata
+    } else if !last.is_empty() {
+        last
+    } else {
+        built
     };
     if v.is_empty() {
         return Err(Error::Package {

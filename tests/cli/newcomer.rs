@@ -281,3 +281,34 @@ fn a_debian_common_headers_dir_points_at_its_flavour() {
         stderr(&o)
     );
 }
+
+/// `package --deb` takes the releases of the last build, not every one ever built.
+#[test]
+fn package_takes_the_last_builds_releases() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("pkg");
+    let (k612, k72) = (
+        &crate::run::test_kernel().kdir,
+        &crate::run::test_kernel_72().kdir,
+    );
+    crate::project::built_project(&p, "c-minimal", &[], &[k612.as_path(), k72.as_path()]);
+    let o = crate::project::build(&p, &[k72.as_path()], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = d.path().join("debs");
+    let o = kmod()
+        .arg("package")
+        .arg("--manifest-path")
+        .arg(p.join("Cargo.toml"))
+        .arg("--deb")
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let debs: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
+    assert_eq!(debs.len(), 1, "{debs:?}");
+    assert!(
+        debs[0].contains(&crate::run::test_kernel_72().release),
+        "{debs:?}"
+    );
+}
