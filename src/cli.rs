@@ -4,37 +4,86 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+/// `0.1.0 (abc1234 2026-12-01)`: the version, the commit and its date (build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("CARGO_KMOD_COMMIT"),
+    " ",
+    env!("CARGO_KMOD_COMMIT_DATE"),
+    ")"
+);
+
 #[derive(Parser, Debug)]
-#[command(name = "cargo", bin_name = "cargo", version)]
+#[command(name = "cargo", bin_name = "cargo", version = VERSION)]
 pub enum Cargo {
     Kmod(Kmod),
 }
 
 /// Build, sign, verify and inspect Linux kernel modules.
 #[derive(Args, Debug)]
-#[command(version, after_help = cargo_kmod::error::exit::help())]
+#[command(version = VERSION, after_help = cargo_kmod::error::exit::help())]
 pub struct Kmod {
+    #[command(flatten)]
+    pub output: OutputArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The command line as the `cargo-kmod` binary takes it (what `cargo kmod` runs):
+/// for completions and the manual.
+pub fn binary_command() -> clap::Command {
+    use clap::Args as _;
+    Kmod::augment_args(clap::Command::new("cargo-kmod").version(VERSION))
+        .about("Build, sign, verify and inspect Linux kernel modules.")
+        .after_help(cargo_kmod::error::exit::help())
+}
+
+/// How much the tool says, and in colour or not (every command).
+#[derive(Args, Debug, Clone, Copy)]
+pub struct OutputArgs {
+    /// Say only warnings, errors and results (no progress or next steps).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Say more: Kbuild's whole output, every finding of `check`.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Colour for error:/warning:/help: (auto: on a terminal, unless NO_COLOR is set;
+    /// CARGO_TERM_COLOR is the default when given).
+    #[arg(long, global = true, value_enum, value_name = "WHEN")]
+    pub color: Option<ColorWhen>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create a module project (Rust or C) from a template, for the kernel it targets.
+    #[command(after_help = NEW_EXAMPLES)]
     New(NewArgs),
     /// Create a module project in the current directory.
     Init(InitArgs),
     /// Build the project's module with Kbuild against one or more kernel trees.
+    #[command(after_help = BUILD_EXAMPLES)]
     Build(BuildArgs),
     /// Generate a module-signing key and certificate the kernel or MOK will trust.
+    #[command(after_help = KEYGEN_EXAMPLES)]
     Keygen(KeygenArgs),
     /// Install the built module under /lib/modules/<R>/ (signed, compressed like the kernel's) and run depmod.
     Install(InstallArgs),
     /// Make a DKMS source tree or .deb packages of the project.
+    #[command(after_help = PACKAGE_EXAMPLES)]
     Package(PackageArgs),
     /// Append a kernel module signature (PKCS#7), as the kernel's sign-file does.
+    #[command(after_help = SIGN_EXAMPLES)]
     Sign(SignArgs),
     /// Judge module signatures exactly as the kernel would at load time.
+    #[command(after_help = VERIFY_EXAMPLES)]
     Verify(VerifyArgs),
     /// Show .modinfo fields and the signature, as kmod's modinfo does.
     Info(InfoArgs),
@@ -46,10 +95,21 @@ pub enum Command {
     #[command(subcommand)]
     Kernel(KernelCommand),
     /// Boot a kernel in QEMU, load and unload modules, and report what the kernel said.
+    #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
     /// Will these modules load on that kernel? Answered offline, as its loader decides.
     #[command(after_help = CHECK_EXAMPLES)]
     Check(CheckArgs),
+    /// Print shell completions (for `cargo-kmod`, the binary cargo runs).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff); with --out DIR, one page per command.
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Drop-in for the kernel's scripts/sign-file (same arguments and exit codes).
     #[command(
         name = "sign-file",
@@ -123,6 +183,31 @@ impl TreeArgs {
         self.jobs.unwrap_or_else(cargo_kmod::tree::default_jobs)
     }
 }
+
+const NEW_EXAMPLES: &str = "Examples:
+  cargo kmod new hello                              # Rust, for the running kernel's headers
+  cargo kmod new hello-c --template c-minimal --kernel-release 6.12.117+deb12-amd64
+  cargo kmod new --list";
+const BUILD_EXAMPLES: &str = "Examples:
+  cargo kmod build                                  # the kernels in Cargo.toml, else the running one
+  cargo kmod build --kdir /usr/src/linux-headers-6.12.117+deb12-amd64 --sign
+  cargo kmod build --kernel-release 6.1.0-57-amd64 --kernel-release 6.12.117+deb12-amd64";
+const KEYGEN_EXAMPLES: &str = "Examples:
+  cargo kmod keygen --out keys                      # ECDSA P-384 key + certificate
+  cargo kmod keygen --algo rsa4096 --cn \"My modules\" --out keys";
+const SIGN_EXAMPLES: &str = "Examples:
+  cargo kmod sign --key keys/signing_key.pem --cert keys/signing_key.crt hello.ko
+  cargo kmod sign --key keys/signing_key.pem --cert keys/signing_key.crt --skip-signed /lib/modules/$(uname -r)/updates";
+const VERIFY_EXAMPLES: &str = "Examples:
+  cargo kmod verify --cert keys/signing_key.crt hello.ko
+  cargo kmod verify --kernel /boot/vmlinuz-$(uname -r) --kernel /boot/config-$(uname -r) /lib/modules/$(uname -r)";
+const RUN_EXAMPLES: &str = "Examples:
+  cargo kmod run --module hello.ko                  # the newest kernel `kernel build` made
+  cargo kmod run --kernel /boot/vmlinuz-$(uname -r) --module hello.ko --param count=3 --message-format json";
+const PACKAGE_EXAMPLES: &str = "Examples:
+  cargo kmod package --deb --out dist
+  cargo kmod package --dkms --rpm --srpm --out dist
+  cargo kmod package --oci --kmm-manifest --image quay.io/me/hello --out dist";
 
 const CHECK_EXAMPLES: &str = "Examples:
   cargo kmod check --kdir /lib/modules/$(uname -r)/build hello.ko
@@ -502,9 +587,6 @@ pub struct BuildArgs {
     /// Parallel Kbuild jobs (default: all cores).
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,
-    /// Show Kbuild's whole output.
-    #[arg(short, long)]
-    pub verbose: bool,
     /// Also write rust-project.json for rust-analyzer (Rust projects).
     #[arg(long)]
     pub rust_analyzer: bool,

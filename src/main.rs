@@ -11,6 +11,22 @@ macro_rules! outln {
     }};
 }
 
+/// Chatter on stderr (progress, next steps): silent with `-q`.
+macro_rules! note {
+    ($($t:tt)*) => {{
+        if !crate::cmd::quiet() {
+            eprintln!($($t)*);
+        }
+    }};
+}
+
+/// A warning on stderr, its `warning:` in colour when colour is on.
+macro_rules! warning {
+    ($($t:tt)*) => {{
+        eprintln!("{} {}", crate::cmd::paint(crate::cmd::Paint::Warning), format!($($t)*));
+    }};
+}
+
 mod cli;
 mod cmd;
 
@@ -39,5 +55,6 @@ fn main() {
         args.insert(1, "kmod".into());
     }
     let cli::Cargo::Kmod(k) = cli::Cargo::parse_from(args);
+    cmd::set_output(k.output);
     std::process::exit(cmd::run(k.command));
 }

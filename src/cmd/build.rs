@@ -21,7 +21,7 @@ pub fn run(a: BuildArgs) -> i32 {
         jobs: a.jobs.unwrap_or_else(cargo_kmod::tree::default_jobs),
         arch: a.arch,
         cross_compile: a.cross_compile,
-        verbose: a.verbose,
+        verbose: super::verbose(),
         rust_analyzer: a.rust_analyzer,
     };
     let rep = StderrReporter::new();

@@ -85,7 +85,7 @@ pub fn run(a: CheckArgs) -> i32 {
         print_table(&modules, &kernels, &table);
     }
     if modules.len() * kernels.len() > 1 {
-        eprintln!(
+        note!(
             "{} module(s) x {} kernel(s): {loads} load, {refused} refused",
             modules.len(),
             kernels.len()

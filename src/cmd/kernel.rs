@@ -32,7 +32,7 @@ pub fn run(c: KernelCommand) -> i32 {
         KernelCommand::List => {
             let list = kernel::list();
             if list.is_empty() {
-                eprintln!(
+                note!(
                     "no kernels in {}; make one with `cargo kmod kernel build --source ...`",
                     kernel::kernels_dir().display()
                 );

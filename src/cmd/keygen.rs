@@ -32,7 +32,7 @@ pub fn run(a: KeygenArgs) -> i32 {
     let key = match &a.pkcs11 {
         Some(uri) => {
             let shown = pkcs11::Uri::display(uri).display().to_string();
-            eprintln!(
+            note!(
                 "generated {} key inside the token: {shown}",
                 article(&a.algo.to_string())
             );
@@ -41,7 +41,7 @@ pub fn run(a: KeygenArgs) -> i32 {
             format!("'{shown}'")
         }
         None => {
-            eprintln!(
+            note!(
                 "generated {} key (private key mode 0600: keep it secret)",
                 article(&a.algo.to_string())
             );
@@ -51,16 +51,16 @@ pub fn run(a: KeygenArgs) -> i32 {
             f.key.display().to_string()
         }
     };
-    eprintln!("next steps, one of:");
-    eprintln!(
+    note!("next steps, one of:");
+    note!(
         "  - Secure Boot machines: mokutil --import {} , then reboot and enroll it",
         f.cert_der.display()
     );
-    eprintln!(
+    note!(
         "  - your own kernel: CONFIG_SYSTEM_TRUSTED_KEYS=\"{0}\" (or `cargo kmod kernel build --trusted-cert {0}`)",
         f.cert_pem.display()
     );
-    eprintln!(
+    note!(
         "  - sign: cargo kmod sign --key {key} --cert {} MODULE",
         f.cert_pem.display()
     );

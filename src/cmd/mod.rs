@@ -37,14 +37,118 @@ pub fn run(cmd: Command) -> i32 {
         Command::Certs(a) => certs::run(a),
         Command::Run(a) => run::run(a),
         Command::Check(a) => check::run(a),
+        Command::Completions { shell } => {
+            let mut c = crate::cli::binary_command();
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut c, "cargo-kmod", &mut buf);
+            // Through outln!: `| head` must not panic.
+            outln!("{}", String::from_utf8_lossy(&buf).trim_end());
+            0
+        }
+        Command::Man { out } => man(out.as_deref()),
     }
 }
 
 /// `error: ...` and `help: ...` on stderr; returns the exit code.
 pub fn report_error(e: &Error) -> i32 {
-    eprintln!("error: {e}");
-    eprintln!("help: {}", e.help());
+    eprintln!("{} {e}", paint(Paint::Error));
+    eprintln!("{} {}", paint(Paint::Help), e.help());
     e.exit_code()
+}
+
+/// What `-q`, `-v` and `--color` decided, once per process.
+struct Output {
+    quiet: bool,
+    verbose: bool,
+    color: bool,
+}
+
+static OUTPUT: std::sync::OnceLock<Output> = std::sync::OnceLock::new();
+
+pub fn set_output(a: crate::cli::OutputArgs) {
+    use crate::cli::ColorWhen;
+    use std::io::IsTerminal;
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    // --color, else CARGO_TERM_COLOR (as cargo), else auto; NO_COLOR turns auto off.
+    let when = a
+        .color
+        .or_else(|| match env("CARGO_TERM_COLOR").as_deref() {
+            Some("always") => Some(ColorWhen::Always),
+            Some("never") => Some(ColorWhen::Never),
+            _ => None,
+        });
+    let color = match when.unwrap_or(ColorWhen::Auto) {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => env("NO_COLOR").is_none() && std::io::stderr().is_terminal(),
+    };
+    let _ = OUTPUT.set(Output {
+        quiet: a.quiet,
+        verbose: a.verbose,
+        color,
+    });
+}
+
+pub fn quiet() -> bool {
+    OUTPUT.get().is_some_and(|o| o.quiet)
+}
+
+pub fn verbose() -> bool {
+    OUTPUT.get().is_some_and(|o| o.verbose)
+}
+
+pub enum Paint {
+    Error,
+    Warning,
+    Help,
+}
+
+/// `error:`, `warning:`, `help:`, bold and coloured as cargo's when colour is on.
+pub fn paint(p: Paint) -> &'static str {
+    let color = OUTPUT.get().is_some_and(|o| o.color);
+    match (p, color) {
+        (Paint::Error, true) => "\x1b[1;31merror\x1b[0m\x1b[1m:\x1b[0m",
+        (Paint::Warning, true) => "\x1b[1;33mwarning\x1b[0m\x1b[1m:\x1b[0m",
+        (Paint::Help, true) => "\x1b[1;36mhelp\x1b[0m\x1b[1m:\x1b[0m",
+        (Paint::Error, false) => "error:",
+        (Paint::Warning, false) => "warning:",
+        (Paint::Help, false) => "help:",
+    }
+}
+
+/// The manual: one page to stdout, or one per command into `out`.
+fn man(out: Option<&std::path::Path>) -> i32 {
+    let cmd = crate::cli::binary_command();
+    let Some(dir) = out else {
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(cmd)
+            .render(&mut buf)
+            .expect("rendering to memory");
+        outln!("{}", String::from_utf8_lossy(&buf).trim_end());
+        return 0;
+    };
+    let pages = std::iter::once(cmd.clone()).chain(
+        cmd.get_subcommands()
+            .map(|s| s.clone().name(format!("cargo-kmod-{}", s.get_name()))),
+    );
+    for page in pages {
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(page.clone())
+            .render(&mut buf)
+            .expect("rendering to memory");
+        let path = dir.join(format!("{}.1", page.get_name()));
+        if let Err(e) = std::fs::create_dir_all(dir)
+            .map_err(|source| Error::Write {
+                path: dir.to_path_buf(),
+                source,
+            })
+            .and_then(|_| cargo_kmod::fsutil::write_atomic(&path, &buf, None))
+        {
+            return report_error(&e);
+        }
+        outln!("{}", path.display());
+    }
+    0
 }
 
 /// Expands directories into their modules; reports paths that hold none, and the
@@ -184,15 +288,18 @@ impl StderrReporter {
 impl cargo_kmod::report::Reporter for StderrReporter {
     fn warn(&self, msg: &str) {
         self.clear();
-        eprintln!("warning: {msg}");
+        eprintln!("{} {msg}", paint(Paint::Warning));
     }
     fn note(&self, msg: &str) {
+        if quiet() {
+            return;
+        }
         self.clear();
         eprintln!("{msg}");
     }
     fn start(&self, label: &str, total: u64) {
         // A bar only for real work on a terminal; pipes and CI logs stay clean.
-        if !self.tty || total < 2 {
+        if !self.tty || total < 2 || quiet() {
             return;
         }
         let bar = indicatif::ProgressBar::new(total);
@@ -224,6 +331,9 @@ impl cargo_kmod::report::Reporter for StderrReporter {
         }
     }
     fn progress(&self, line: &str) {
+        if quiet() {
+            return;
+        }
         if self.tty {
             let width = 100;
             let shown: String = line.chars().take(width).collect();

@@ -81,8 +81,8 @@ fn generate(dir: &Path, t: TemplateArgs, in_place: bool) -> i32 {
         && let Some(c) = kernel.as_ref().and_then(|k| k.config.as_ref())
         && !c.rust()
     {
-        eprintln!(
-            "warning: {} has no CONFIG_RUST: a Rust module will not build against it; `cargo kmod kernel build` makes a Rust-enabled kernel, or use --template c-minimal",
+        warning!(
+            "{} has no CONFIG_RUST: a Rust module will not build against it; `cargo kmod kernel build` makes a Rust-enabled kernel, or use --template c-minimal",
             c.path.display()
         );
     }
@@ -111,7 +111,7 @@ fn generate(dir: &Path, t: TemplateArgs, in_place: bool) -> i32 {
             for f in &files {
                 outln!("{}", f.display());
             }
-            eprintln!(
+            note!(
                 "created {} module `{}` in {}{}",
                 o.template,
                 o.name,
@@ -119,9 +119,9 @@ fn generate(dir: &Path, t: TemplateArgs, in_place: bool) -> i32 {
                 kernel.map_or(String::new(), |k| format!(" for kernel {}", k.release))
             );
             if in_place {
-                eprintln!("next: cargo kmod build");
+                note!("next: cargo kmod build");
             } else {
-                eprintln!("next: cd {} && cargo kmod build", dir.display());
+                note!("next: cd {} && cargo kmod build", dir.display());
             }
             0
         }

@@ -53,7 +53,7 @@ pub fn package(a: PackageArgs) -> i32 {
             Ok((tree, tarball)) => {
                 outln!("{}", tree.display());
                 outln!("{}", tarball.display());
-                eprintln!(
+                note!(
                     "next: dkms add {} (or dkms ldtarball {})",
                     tree.display(),
                     tarball.display()
@@ -66,7 +66,7 @@ pub fn package(a: PackageArgs) -> i32 {
         match rpm::build_srpm(&project, &out, a.gpg_key.as_deref()) {
             Ok(p) => {
                 outln!("{}", p.display());
-                eprintln!(
+                note!(
                     "next: rpmbuild --rebuild {} (on the machine with kernel-devel; --define 'kversion R' for another kernel)",
                     p.display()
                 );
@@ -129,7 +129,7 @@ pub fn package(a: PackageArgs) -> i32 {
                     outln!("{}", m.display());
                 }
                 for (release, tag) in &w.images {
-                    eprintln!(
+                    note!(
                         "{release}: oci:{}:{tag} (push: skopeo copy oci:{}:{tag} docker://{image}:{tag})",
                         w.layout.display(),
                         w.layout.display()

@@ -114,7 +114,7 @@ pub fn run(a: RunArgs) -> i32 {
     } else if !rep.finished {
         outln!("guest did not finish its run (look with --console)");
     }
-    eprintln!("guest ran {:.1} s ({})", rep.seconds, rep.accel);
+    note!("guest ran {:.1} s ({})", rep.seconds, rep.accel);
     rep.exit_code()
 }
 

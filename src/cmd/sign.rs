@@ -115,7 +115,7 @@ pub fn run(a: SignArgs) -> i32 {
         }
     }
     if modules.len() > 1 {
-        eprintln!(
+        note!(
             "signed {signed}, skipped {skipped}, failed {failed} in {:.2} s",
             started.elapsed().as_secs_f64()
         );

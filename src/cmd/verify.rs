@@ -39,7 +39,7 @@ pub fn run(a: VerifyArgs) -> i32 {
         }
     }
     if keyring.certs.is_empty() {
-        eprintln!("warning: no --cert or --kernel given: every signed module will be ENOKEY");
+        warning!("no --cert or --kernel given: every signed module will be ENOKEY");
     }
     let mut status = Status::default();
     let modules = expand(&a.modules, &mut status, &rep);
@@ -92,7 +92,7 @@ pub fn run(a: VerifyArgs) -> i32 {
     }
     if modules.len() > 1 {
         let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
-        eprintln!("{} modules: {}", modules.len(), parts.join(", "));
+        note!("{} modules: {}", modules.len(), parts.join(", "));
     }
     status.code()
 }

@@ -312,3 +312,177 @@ fn package_takes_the_last_builds_releases() {
         "{debs:?}"
     );
 }
+
+/// Every `Examples:` line of the main commands' help: in the README word for word, and
+/// accepted by the parser (run in an empty directory: whatever fails, it is not clap).
+#[test]
+fn help_examples_are_in_the_readme_and_parse() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let uname = stdout(
+        &std::process::Command::new("uname")
+            .arg("-r")
+            .output()
+            .unwrap(),
+    )
+    .trim()
+    .to_string();
+    let mut seen = 0;
+    for c in [
+        "new", "build", "keygen", "sign", "verify", "check", "run", "package",
+    ] {
+        let help = stdout(&kmod().args([c, "--help"]).output().unwrap());
+        let examples: Vec<&str> = help
+            .lines()
+            .skip_while(|l| *l != "Examples:")
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .collect();
+        assert!(!examples.is_empty(), "{c} --help has no examples:\n{help}");
+        for l in &examples {
+            assert!(readme.contains(&format!("{l}\n")), "README lacks {l:?}");
+        }
+        // Continued lines joined; comments and the leading `cargo kmod` dropped.
+        let joined = examples.join("\n").replace("\\\n", " ");
+        for cmd in joined.lines() {
+            let cmd = cmd.split(" # ").next().unwrap().trim();
+            let cmd = cmd.replace("$(uname -r)", &uname);
+            let words = shell_words(cmd.strip_prefix("cargo kmod ").unwrap());
+            let o = kmod().args(&words).current_dir(d.path()).output().unwrap();
+            let err = stderr(&o);
+            assert!(
+                !err.contains("For more information, try '--help'"),
+                "{cmd}: clap refused it:\n{err}"
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= 20, "{seen} examples");
+}
+
+/// Words as sh splits them, for the examples (double quotes only).
+fn shell_words(s: &str) -> Vec<String> {
+    let (mut words, mut cur, mut quoted) = (Vec::new(), String::new(), false);
+    for ch in s.chars() {
+        match ch {
+            '"' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+#[test]
+fn version_names_the_commit() {
+    let v = stdout(&kmod().arg("--version").output().unwrap());
+    let head = stdout(
+        &std::process::Command::new("git")
+            .args(["rev-parse", "--short=10", "HEAD"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        v.starts_with(&format!("cargo-kmod {} (", env!("CARGO_PKG_VERSION"))),
+        "{v}"
+    );
+    assert!(v.contains(head.trim()), "{v} lacks HEAD {head}");
+}
+
+#[test]
+fn completions_and_man_pages() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let o = kmod().args(["completions", shell]).output().unwrap();
+        assert!(o.status.success(), "{shell}: {}", stderr(&o));
+        assert!(
+            stdout(&o).contains("check") && stdout(&o).contains("sign-file"),
+            "{shell}"
+        );
+    }
+    // bash takes it, for the binary cargo runs.
+    let script = stdout(&kmod().args(["completions", "bash"]).output().unwrap());
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("c.bash"), script).unwrap();
+    let o = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {}/c.bash && complete -p cargo-kmod",
+            d.path().display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && stdout(&o).contains("cargo-kmod"),
+        "{}",
+        stderr(&o)
+    );
+    let page = stdout(&kmod().arg("man").output().unwrap());
+    assert!(
+        page.contains(".TH cargo-kmod 1") && page.contains("Exit codes"),
+        "{page}"
+    );
+    let o = kmod()
+        .args(["man", "--out"])
+        .arg(d.path().join("man"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let check = std::fs::read_to_string(d.path().join("man/cargo-kmod-check.1")).unwrap();
+    assert!(
+        check.contains(".TH cargo-kmod-check 1") && check.contains("\\-\\-modules\\-dir"),
+        "{check}"
+    );
+}
+
+#[test]
+fn color_and_quiet() {
+    let d = tempfile::tempdir().unwrap();
+    let bad = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut c = kmod();
+        c.args(["sign", "--key", "/nonexistent.pem", "x.ko"])
+            .args(extra);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        stderr(&c.output().unwrap())
+    };
+    let esc = '\u{1b}';
+    assert!(bad(&["--color", "always"], &[]).starts_with(&format!("{esc}[1;31merror")));
+    assert!(bad(&[], &[("CARGO_TERM_COLOR", "always")]).contains(esc));
+    assert!(!bad(&["--color", "never"], &[("CARGO_TERM_COLOR", "always")]).contains(esc));
+    assert!(!bad(&[], &[("NO_COLOR", "1")]).contains(esc));
+    assert!(
+        bad(&[], &[]).starts_with("error: /nonexistent.pem"),
+        "no colour off a terminal"
+    );
+    // -q: no chatter, the result and the errors stay.
+    let o = kmod()
+        .args(["-q", "new", "--template", "c-minimal"])
+        .arg(d.path().join("q"))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert_eq!(stderr(&o), "", "quiet");
+    assert!(stdout(&o).contains("Cargo.toml"), "{}", stdout(&o));
+    let o = kmod()
+        .args(["new", "--template", "c-minimal"])
+        .arg(d.path().join("loud"))
+        .output()
+        .unwrap();
+    assert!(stderr(&o).contains("next: cd"), "{}", stderr(&o));
+    let o = kmod()
+        .args(["new", "-q"])
+        .arg(d.path().join("q"))
+        .output()
+        .unwrap();
+    assert!(stderr(&o).starts_with("error: "), "{}", stderr(&o));
+}
