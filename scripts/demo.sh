@@ -2,6 +2,8 @@
 # Installs cargo-kmod and its prerequisites, then walks through the main job: a Rust
 # kernel module made, built, signed, checked, and loaded with signatures enforced.
 set -euo pipefail
+# A failing step names itself (its own output, or its log, is above).
+trap 'echo "demo: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 say() { printf '\n\033[1m# %s\033[0m\n' "$*"; }
 # DEMO_SKIP_SETUP=1: the prerequisites are there already (the test suite's demo test).

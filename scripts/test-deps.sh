@@ -5,6 +5,8 @@
 #   scripts/test-deps.sh [--extended]   --extended: also the 7.3-rc (experimental) and
 #                                       6.1 (bookworm, without Rust) test kernels.
 set -euo pipefail
+# A failing step names itself (its own output, or its log, is above).
+trap 'echo "test-deps: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 extended=0
 [ "${1:-}" = --extended ] && extended=1
@@ -117,7 +119,7 @@ ln -sfn "$cache/fixtures/linux-kbuild-$ver" "$cache/fixtures/kbuild"
 ln -sfn "$cache/fixtures/linux-image-$ver-amd64" "$cache/fixtures/image"
 # bindgen for Rust-enabled kernels: Debian 12's is too old for 6.12 (needs >= 0.65.1).
 if [ ! -x "$cache/tools/bin/bindgen" ]; then
-  echo "test-deps: installing bindgen-cli into $cache/tools" >&2
+  echo "test-deps: installing bindgen-cli into $cache/tools (compiles it: about 5 minutes, once)" >&2
   cargo install --quiet --locked bindgen-cli@0.73.2 --root "$cache/tools"
 fi
 
@@ -155,6 +157,7 @@ echo "test-deps: ready (Debian kernel $ver) in $cache/fixtures" >&2
 # their inputs; about 3 and 7 minutes on 2 cores).
 trusted=$(for n in rsa2048 rsa3072 rsa4096 p256 p384; do printf -- '--trusted-cert %s ' "$keys/$n/signing_key.crt"; done)
 test_kernel() { # test_kernel SOURCE RECORD [kernel build options]
+  echo "test-deps: test kernel from $1 (cached by its inputs; a build takes 4-8 minutes and shows its progress)" >&2
   # shellcheck disable=SC2086
   cargo run --quiet -- kmod kernel build --source "$1" $trusted "${@:3}" > "$cache/$2.tmp"
   mv "$cache/$2.tmp" "$cache/$2"

@@ -309,7 +309,7 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
             .arg("-C")
             .arg(&src)
             .arg("--strip-components=1");
-        run_logged(&mut tar, "unpack", &mut log, &log_path, r, false)?;
+        run_logged(&mut tar, "unpack", &mut log, &log_path)?;
         (src, "src")
     };
     let release = makefile_release(&src).ok_or_else(|| Error::KernelSource {
@@ -400,8 +400,6 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
             "rustavailable",
             &mut log,
             &log_path,
-            r,
-            false,
         )?;
         r.note(
             out.lines()
@@ -420,8 +418,6 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
         "configuration",
         &mut log,
         &log_path,
-        r,
-        false,
     )?;
     let mut merge = Command::new(src.join("scripts/kconfig/merge_config.sh"));
     merge.current_dir(&src).arg("-m");
@@ -429,14 +425,12 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
         merge.arg("-O").arg(&kdir);
     }
     merge.arg(kdir.join(".config")).arg(&frag_path);
-    run_logged(&mut merge, "configuration", &mut log, &log_path, r, false)?;
+    run_logged(&mut merge, "configuration", &mut log, &log_path)?;
     run_logged(
         &mut make(&["olddefconfig"]),
         "configuration",
         &mut log,
         &log_path,
-        r,
-        false,
     )?;
     let config = std::fs::read_to_string(kdir.join(".config")).unwrap_or_default();
     let lost = lost_options(&fragment, &config);
@@ -457,14 +451,25 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
         log_path.display()
     ));
     let started = std::time::Instant::now();
-    run_logged(
-        &mut make(&[&format!("-j{jobs}")]),
-        "build",
-        &mut log,
-        &log_path,
-        r,
-        true,
-    )?;
+    let expected = expected_steps(version.major_minor());
+    let mut done = 0usize;
+    let mut c = make(&[&format!("-j{jobs}")]);
+    let _ = writeln!(log, "$ {c:?}");
+    toolchain::run_step(&mut c, 25, |line| {
+        let _ = writeln!(log, "{line}");
+        if is_step(line) {
+            done += 1;
+        }
+        r.progress(&format!(
+            "{} {line}",
+            estimate(done, expected, started.elapsed())
+        ));
+    })
+    .map_err(|tail| Error::KernelBuild {
+        step: "build".into(),
+        log: log_path.to_path_buf(),
+        tail,
+    })?;
     let release = std::fs::read_to_string(kdir.join("include/config/kernel.release"))
         .map(|s| s.trim().to_string())
         .unwrap_or(release);
@@ -493,21 +498,52 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
     Ok(info)
 }
 
-/// Runs a step, copying its output to the log and (for the build) to progress.
+/// A line of Kbuild's progress (`  CC      mm/slub.o`): one step of the build.
+fn is_step(line: &str) -> bool {
+    line.strip_prefix("  ")
+        .is_some_and(|l| l.starts_with(|c: char| c.is_ascii_uppercase()))
+}
+
+/// How many steps a build of this generation takes: as many as the last cached one of
+/// the same major.minor logged, else the newest one; else 1400 (this tool's tinyconfig
+/// kernels log 1250-1450).
+fn expected_steps(generation: (u32, u32)) -> usize {
+    let kernels = list();
+    kernels
+        .iter()
+        .find(|k| Version::of(&k.release).major_minor() == generation)
+        .or(kernels.first())
+        .and_then(|k| std::fs::read_to_string(k.kdir.parent()?.join("build.log")).ok())
+        .map(|log| log.lines().filter(|l| is_step(l)).count())
+        .filter(|&n| n > 100)
+        .unwrap_or(1400)
+}
+
+/// "[ 42%, about 3 min left]": from the steps done and the time they took.
+fn estimate(done: usize, expected: usize, elapsed: std::time::Duration) -> String {
+    let pct = (done * 100 / expected.max(1)).min(99);
+    if done < 20 {
+        return format!("[{pct:>3}%]");
+    }
+    let left = elapsed.as_secs_f64() * (expected.saturating_sub(done)) as f64 / done as f64;
+    let left = if left >= 90.0 {
+        format!("about {:.0} min left", left / 60.0)
+    } else {
+        format!("about {:.0} s left", left.max(1.0))
+    };
+    format!("[{pct:>3}%, {left}]")
+}
+
+/// Runs a step, copying its output to the log.
 fn run_logged(
     cmd: &mut Command,
     step: &str,
     log: &mut std::fs::File,
     log_path: &Path,
-    r: &dyn Reporter,
-    progress: bool,
 ) -> Result<String> {
     let _ = writeln!(log, "$ {cmd:?}");
     toolchain::run_step(cmd, 25, |line| {
         let _ = writeln!(log, "{line}");
-        if progress {
-            r.progress(line);
-        }
     })
     .map(|lines| lines.join("\n"))
     .map_err(|tail| Error::KernelBuild {
@@ -592,4 +628,28 @@ fn rust_decision(
         });
     }
     Ok(Err(why))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_progress_estimates_from_steps_done() {
+        use std::time::Duration;
+        assert!(is_step("  CC      mm/slub.o") && !is_step("make[1]: Entering directory"));
+        assert_eq!(estimate(5, 1400, Duration::from_secs(3)), "[  0%]");
+        assert_eq!(
+            estimate(700, 1400, Duration::from_secs(60)),
+            "[ 50%, about 60 s left]"
+        );
+        assert_eq!(
+            estimate(100, 1400, Duration::from_secs(30)),
+            "[  7%, about 6 min left]"
+        );
+        assert_eq!(
+            estimate(1500, 1400, Duration::from_secs(300)),
+            "[ 99%, about 1 s left]"
+        );
+    }
 }
