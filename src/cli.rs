@@ -43,14 +43,14 @@ pub fn binary_command() -> clap::Command {
 #[derive(Args, Debug, Clone, Copy)]
 pub struct OutputArgs {
     /// Say only warnings, errors and results (no progress or next steps).
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = "Output")]
     pub quiet: bool,
     /// Say more: Kbuild's whole output, every finding of `check`.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Output")]
     pub verbose: bool,
     /// Colour for error:/warning:/help: (auto: on a terminal, unless NO_COLOR is set;
     /// CARGO_TERM_COLOR is the default when given).
-    #[arg(long, global = true, value_enum, value_name = "WHEN")]
+    #[arg(long, global = true, value_enum, value_name = "WHEN", help_heading = "Output")]
     pub color: Option<ColorWhen>,
 }
 
@@ -193,7 +193,7 @@ const BUILD_EXAMPLES: &str = "Examples:
   cargo kmod build --kdir /usr/src/linux-headers-6.12.117+deb12-amd64 --sign
   cargo kmod build --kernel-release 6.1.0-57-amd64 --kernel-release 6.12.117+deb12-amd64";
 const KEYGEN_EXAMPLES: &str = "Examples:
-  cargo kmod keygen --out keys                      # ECDSA P-384 key + certificate
+  cargo kmod keygen --out keys                      # RSA-4096 (the kernel's default) + certificate
   cargo kmod keygen --algo rsa4096 --cn \"My modules\" --out keys";
 const SIGN_EXAMPLES: &str = "Examples:
   cargo kmod sign --key keys/signing_key.pem --cert keys/signing_key.crt hello.ko
@@ -504,7 +504,7 @@ pub struct InstallArgs {
     /// Path to the project's Cargo.toml.
     #[arg(long, value_name = "PATH")]
     pub manifest_path: Option<PathBuf>,
-    /// Kernel release to install for (repeatable; default: every release built).
+    /// Kernel release to install for (repeatable; default: those of the kdir metadata, else the last build's).
     #[arg(long, value_name = "R")]
     pub kernel_release: Vec<String>,
     /// Install under this root instead of /.
@@ -564,7 +564,7 @@ pub struct PackageArgs {
     /// Output directory (default: target/kmod/package).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Kernel release for --deb, --rpm and --oci (repeatable; default: every release built).
+    /// Kernel release for --deb, --rpm and --oci (repeatable; default: those of the kdir metadata, else the last build's).
     #[arg(long, value_name = "R")]
     pub kernel_release: Vec<String>,
     #[command(flatten)]
