@@ -43,14 +43,26 @@ pub fn binary_command() -> clap::Command {
 #[derive(Args, Debug, Clone, Copy)]
 pub struct OutputArgs {
     /// Say only warnings, errors and results (no progress or next steps).
-    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = "Output")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Output"
+    )]
     pub quiet: bool,
     /// Say more: Kbuild's whole output, every finding of `check`.
     #[arg(short, long, global = true, help_heading = "Output")]
     pub verbose: bool,
     /// Colour for error:/warning:/help: (auto: on a terminal, unless NO_COLOR is set;
     /// CARGO_TERM_COLOR is the default when given).
-    #[arg(long, global = true, value_enum, value_name = "WHEN", help_heading = "Output")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        help_heading = "Output"
+    )]
     pub color: Option<ColorWhen>,
 }
 

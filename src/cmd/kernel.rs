@@ -57,31 +57,18 @@ pub fn run(c: KernelCommand) -> i32 {
                     ]
                 })
                 .collect();
-            let head = ["RELEASE", "RUST", "RUSTC", "KDIR", "TRUSTED"];
+            let head = ["RELEASE", "RUST", "RUSTC", "KDIR", "TRUSTED"].map(String::from);
             let w: Vec<usize> = (0..4)
                 .map(|i| {
                     rows.iter()
+                        .chain([&head])
                         .map(|r| r[i].len())
-                        .chain([head[i].len()])
                         .max()
                         .unwrap_or(0)
                 })
                 .collect();
-            if !rows.is_empty() {
-                outln!(
-                    "{:<a$}  {:<b$}  {:<c$}  {:<d$}  {}",
-                    head[0],
-                    head[1],
-                    head[2],
-                    head[3],
-                    head[4],
-                    a = w[0],
-                    b = w[1],
-                    c = w[2],
-                    d = w[3]
-                );
-            }
-            for r in rows {
+            let lines = (!rows.is_empty()).then_some(&head).into_iter().chain(&rows);
+            for r in lines {
                 outln!(
                     "{:<a$}  {:<b$}  {:<c$}  {:<d$}  {}",
                     r[0],

@@ -175,6 +175,20 @@ fn check_agrees_with_a_modversions_kernel() {
     agree(crate::run::test_kernel_modversions(), test_kernel());
 }
 
+/// tests/modules/<dir> built with plain `make` against a distribution's headers (gcc,
+/// as Debian builds them).
+fn built_with_headers(headers: &Path, dir: &str, args: &[&str]) -> tempfile::TempDir {
+    let out = tempfile::tempdir().unwrap();
+    crate::run::copy_module_sources(dir, out.path());
+    run(std::process::Command::new("make")
+        .arg("-C")
+        .arg(headers)
+        .arg(format!("M={}", out.path().display()))
+        .args(args)
+        .arg("modules"));
+    out
+}
+
 /// A Debian kernel as packaged: headers, image, module tree.
 struct Packaged {
     release: String,
@@ -195,14 +209,7 @@ impl Packaged {
         ]
     }
     fn all_modules(&self) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = walkdir::WalkDir::new(self.modules.join("kernel"))
-            .into_iter()
-            .filter_map(|e| e.ok())
-            .map(|e| e.into_path())
-            .filter(|p| p.to_string_lossy().ends_with(".ko.xz"))
-            .collect();
-        v.sort();
-        v
+        ko_xz_under(&self.modules.join("kernel"))
     }
 }
 
@@ -293,19 +300,11 @@ fn depmod_deps(k: &Packaged) -> std::collections::HashMap<String, Vec<String>> {
 #[test]
 fn a_dependency_installed_by_dkms_is_found_through_depmod() {
     let k = debian_612();
-    let dir = tempfile::tempdir().unwrap();
-    for e in
-        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/modules/kmod_check"))
-            .unwrap()
-    {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
-    }
-    run(std::process::Command::new("make")
-        .arg("-C")
-        .arg(&k.headers)
-        .arg(format!("M={}", dir.path().display()))
-        .args(["KBUILD_MODPOST_WARN=1", "KBUILD_NSDEPS=1", "modules"]));
+    let dir = built_with_headers(
+        &k.headers,
+        "kmod_check",
+        &["KBUILD_MODPOST_WARN=1", "KBUILD_NSDEPS=1"],
+    );
     let (a, b) = (
         dir.path().join("kmod_dep_a.ko"),
         dir.path().join("kmod_dep_b.ko"),
@@ -481,18 +480,7 @@ fn bad_input_names_the_file_and_the_fix() {
 fn debian_72_booted_agrees_with_check() {
     let (k72, k612) = (debian_72(), debian_612());
     let headers61 = PathBuf::from(recorded_release("debian-6.1-headers"));
-    let dir61 = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/modules/kmodtest"))
-        .unwrap()
-    {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), dir61.path().join(e.file_name())).unwrap();
-    }
-    run(std::process::Command::new("make")
-        .arg("-C")
-        .arg(&headers61)
-        .arg(format!("M={}", dir61.path().display()))
-        .arg("modules"));
+    let dir61 = built_with_headers(&headers61, "kmodtest", &[]);
     let mods = [
         k612.modules.join("kernel/drivers/net/tun.ko.xz"),
         k72.modules.join("kernel/drivers/net/tun.ko.xz"),

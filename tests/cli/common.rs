@@ -43,13 +43,7 @@ pub fn debian_modules() -> &'static [PathBuf] {
             cache_dir().join("fixtures/image/lib/modules"),
             "linux-image package",
         );
-        let mut v: Vec<PathBuf> = walkdir::WalkDir::new(root)
-            .into_iter()
-            .filter_map(|e| e.ok())
-            .map(|e| e.into_path())
-            .filter(|p| p.to_string_lossy().ends_with(".ko.xz"))
-            .collect();
-        v.sort();
+        let v = ko_xz_under(&root);
         assert!(
             v.len() > 4000,
             "expected Debian's ~4230 modules, found {}",
@@ -215,4 +209,16 @@ pub fn assert_verifies(cert: &Path, module: &Path) {
         .arg(module)
         .assert()
         .success();
+}
+
+/// Every `.ko.xz` below `dir`, sorted.
+pub fn ko_xz_under(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .map(|e| e.into_path())
+        .filter(|p| p.to_string_lossy().ends_with(".ko.xz"))
+        .collect();
+    v.sort();
+    v
 }

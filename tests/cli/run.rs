@@ -87,14 +87,8 @@ pub fn built_modules(k: &KernelInfo, dir: &str, make_args: &[&str]) -> PathBuf {
     if let Some(p) = map.get(&key) {
         return p.clone();
     }
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/modules")
-        .join(dir);
     let out = tempfile::tempdir().unwrap().keep();
-    for e in std::fs::read_dir(&src).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), out.join(e.file_name())).unwrap();
-    }
+    copy_module_sources(dir, &out);
     let tc =
         Toolchain::find(None, None).expect("kernel toolchain (scripts/test-deps.sh installs it)");
     let mut make = cargo_kmod::toolchain::make(&k.kdir, &tc.vars());
@@ -104,6 +98,17 @@ pub fn built_modules(k: &KernelInfo, dir: &str, make_args: &[&str]) -> PathBuf {
     run(&mut make);
     map.insert(key, out.clone());
     out
+}
+
+/// tests/modules/<dir>'s files into `to`.
+pub fn copy_module_sources(dir: &str, to: &Path) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/modules")
+        .join(dir);
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
 }
 
 pub fn copy_of(module: &Path, dir: &Path, name: &str) -> PathBuf {
