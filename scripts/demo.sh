@@ -11,10 +11,12 @@ if [ "${DEMO_SKIP_SETUP:-0}" != 1 ]; then
   say "installing prerequisites: Debian packages, fixtures, and the Rust-enabled test kernel (cached; the first time about 15 minutes: the kernel build shows its progress)"
   scripts/test-deps.sh
 fi
-# DEMO_INSTALL_ROOT: where cargo-kmod is installed (default: cargo's own bin directory).
+# DEMO_INSTALL_ROOT: where cargo-kmod is installed (default: cargo's own bin directory);
+# DEMO_INSTALL_FLAGS: more `cargo install` flags (the test suite's demo test: --debug).
 root=${DEMO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}
 say "building and installing cargo-kmod into $root/bin (about 2 minutes the first time)"
-cargo install --quiet --locked --path . --root "$root"
+# shellcheck disable=SC2086
+cargo install --quiet --locked --path . --root "$root" ${DEMO_INSTALL_FLAGS:-}
 export PATH="$root/bin:$PATH"
 cache=${CARGO_KMOD_CACHE:-$HOME/.cache/cargo-kmod}
 kdir=$(sed -n 's/^kdir: *//p' "$cache/test-kernel.txt")
