@@ -58,12 +58,13 @@ fetch() { # fetch PKG -> unpacked dir
 }
 # Packages from other Debian suites (sid, experimental) through a private apt
 # configuration under the cache: the machine's own sources are never touched.
-apt_suite() { # apt_suite SUITE -> $opts: apt-get/apt-cache options for SUITE (lists fetched once)
-  local suite=$1 a="$cache/apt/$1"
+apt_suite() { # apt_suite SUITE[/ARCH] -> $opts: apt-get/apt-cache options for SUITE (lists fetched once)
+  local suite=${1%/*} a="$cache/apt/${1/\//-}"
   mkdir -p "$a/lists/partial" "$a/cache/archives/partial"
   echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" > "$a/sources.list"
   opts=(-o "Dir::Etc::sourcelist=$a/sources.list" -o Dir::Etc::sourceparts=/nonexistent
         -o "Dir::State::Lists=$a/lists" -o "Dir::Cache=$a/cache" -o APT::Sandbox::User=root)
+  if [[ $1 == */* ]]; then opts+=(-o "APT::Architecture=${1#*/}" -o "APT::Architectures=${1#*/}"); fi
   if [ ! -e "$a/lists/.updated" ]; then
     echo "test-deps: apt lists for $suite (private, in $a)" >&2
     apt-get "${opts[@]}" update -qq && touch "$a/lists/.updated"
@@ -95,6 +96,8 @@ v72=$(apt-cache "${opts[@]}" search --names-only '^linux-modules-7\.2\.[0-9]+\+d
 apt_unpack sid "debian-$v72-amd64" "linux-binary-$v72-amd64" "linux-modules-$v72-amd64" \
   "linux-headers-$v72-amd64" "linux-headers-$v72-common"
 echo "$v72-amd64" > "$cache/debian-7.2-release"
+# The same kernel for arm64 (image and modules): arm64 images are read, its modules verified.
+apt_unpack sid/arm64 "debian-$v72-arm64" "linux-binary-$v72-arm64" "linux-modules-$v72-arm64"
 
 # Debian 12's own 6.1 headers (C modules build against them too).
 v61=$(apt-cache search --names-only '^linux-headers-6\.1\.0-[0-9]+-amd64$' | awk '{print $1}' | sort -V | tail -n1)

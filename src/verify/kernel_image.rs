@@ -1,6 +1,7 @@
 //! The builtin trusted certificates of a kernel (`system_certificate_list`), read out of
-//! a bzImage/vmlinuz (payload gzip, xz, lzma, zstd, lz4 or bzip2) or an ELF vmlinux,
-//! stripped or not.
+//! an x86 bzImage/vmlinuz (payload gzip, xz, lzma, zstd, lz4 or bzip2), an arm64
+//! `Image` (Debian's arm64 vmlinuz), a compressed one (`Image.gz`, ...), an EFI zboot
+//! image, or an ELF vmlinux, stripped or not.
 
 use crate::error::{Error, Result};
 use crate::pki::cert::Cert;
@@ -56,17 +57,52 @@ fn vmlinux<'a, R: Read + 'a>(
         )));
     }
     let data = &data[..];
+    if is_arm64_image(data) {
+        // The kernel itself, uncompressed (its EFI stub is part of it).
+        return Ok(Box::new(std::io::Cursor::new(data).take(MAX_VMLINUX + 1)));
+    }
+    let payload = if let Some(p) = zboot_payload(data) {
+        p.ok_or_else(|| image("EFI zboot payload lies outside the file (truncated image?)".into()))?
+    } else if compression_of(data).is_some() {
+        data // Image.gz and the like: the whole file is the compressed kernel.
+    } else {
+        bzimage_payload(data).map_err(image)?
+    };
+    decompressed(payload).map_err(image)
+}
+
+/// arm64's `Image` header: "ARM\x64" at 0x38 (arch/arm64/include/asm/image.h).
+fn is_arm64_image(data: &[u8]) -> bool {
+    data.get(0x38..0x3c) == Some(b"ARMd")
+}
+
+/// EFI zboot (drivers/firmware/efi/libstub/zboot-header.S): "MZ", "zimg" at 4, the
+/// payload's offset and size at 8 and 12. None when it is not one.
+fn zboot_payload(data: &[u8]) -> Option<Option<&[u8]>> {
+    if !data.starts_with(b"MZ") || data.get(4..8) != Some(b"zimg") {
+        return None;
+    }
+    let at = |o: usize| u32::from_le_bytes(data[o..o + 4].try_into().expect("4 bytes")) as usize;
+    let (off, len) = (at(8), at(12));
+    Some(data.get(off..off.checked_add(len)?))
+}
+
+/// The compressed payload of an x86 bzImage.
+fn bzimage_payload(data: &[u8]) -> std::result::Result<&[u8], String> {
     // x86 boot protocol: "HdrS" at 0x202, version >= 2.08 for payload_offset/length.
     if data.len() < 0x250 || &data[0x202..0x206] != b"HdrS" {
-        return Err(image("neither an ELF vmlinux nor an x86 bzImage".into()));
+        return Err(
+            "neither an ELF vmlinux, an x86 bzImage, nor an arm64 Image (plain, compressed or EFI zboot)"
+                .into(),
+        );
     }
     let version = u16::from_le_bytes([data[0x206], data[0x207]]);
     if version < 0x0208 {
-        return Err(image(format!(
+        return Err(format!(
             "boot protocol {:x}.{:02x} is older than 2.08",
             version >> 8,
             version & 0xff
-        )));
+        ));
     }
     let setup_sects = match data[0x1f1] {
         0 => 4,
@@ -75,36 +111,50 @@ fn vmlinux<'a, R: Read + 'a>(
     let off = u32::from_le_bytes(data[0x248..0x24c].try_into().expect("4 bytes")) as usize;
     let len = u32::from_le_bytes(data[0x24c..0x250].try_into().expect("4 bytes")) as usize;
     let start = (setup_sects + 1) * 512 + off;
-    let payload = data
-        .get(start..start + len)
-        .ok_or_else(|| image("payload lies outside the file (truncated image?)".into()))?;
+    data.get(start..start + len)
+        .ok_or_else(|| "payload lies outside the file (truncated image?)".to_string())
+}
+
+/// The compressions kernel images use, by their magic.
+fn compression_of(payload: &[u8]) -> Option<&'static str> {
+    [
+        (&[0x28, 0xB5, 0x2F, 0xFD][..], "zstd"),
+        (&[0x1F, 0x8B], "gzip"),
+        (&[0xFD, b'7', b'z', b'X', b'Z', 0], "xz"),
+        (&[0x5D, 0, 0], "lzma"),
+        (&LZ4_LEGACY, "lz4"),
+        (b"BZh", "bzip2"),
+    ]
+    .into_iter()
+    .find(|(m, _)| payload.starts_with(m))
+    .map(|(_, n)| n)
+}
+
+/// A compressed kernel payload as a stream, at most [`MAX_VMLINUX`] bytes.
+fn decompressed<'a>(payload: &'a [u8]) -> std::result::Result<Box<dyn Read + 'a>, String> {
     let io = |r: std::io::Result<Box<dyn Read + 'a>>| {
-        r.map_err(|e| image(format!("cannot decompress the kernel payload: {e}")))
+        r.map_err(|e| format!("cannot decompress the kernel payload: {e}"))
     };
-    let stream: Box<dyn Read + 'a> = if payload.starts_with(&[0x28, 0xB5, 0x2F, 0xFD]) {
-        io(zstd::stream::read::Decoder::with_buffer(payload)
-            .map(|d| Box::new(d.single_frame()) as Box<dyn Read>))?
-    } else if payload.starts_with(&[0x1F, 0x8B]) {
-        Box::new(flate2::read::GzDecoder::new(payload))
-    } else if payload.starts_with(&[0xFD, b'7', b'z', b'X', b'Z', 0]) {
-        Box::new(liblzma::read::XzDecoder::new(payload))
-    } else if payload.starts_with(&[0x5D, 0, 0]) {
-        io(liblzma::stream::Stream::new_lzma_decoder(u64::MAX)
+    let stream: Box<dyn Read + 'a> = match compression_of(payload) {
+        Some("zstd") => io(zstd::stream::read::Decoder::with_buffer(payload)
+            .map(|d| Box::new(d.single_frame()) as Box<dyn Read>))?,
+        Some("gzip") => Box::new(flate2::read::GzDecoder::new(payload)),
+        Some("xz") => Box::new(liblzma::read::XzDecoder::new(payload)),
+        Some("lzma") => io(liblzma::stream::Stream::new_lzma_decoder(u64::MAX)
             .map_err(std::io::Error::other)
-            .map(|s| Box::new(liblzma::read::XzDecoder::new_stream(payload, s)) as Box<dyn Read>))?
-    } else if payload.starts_with(&LZ4_LEGACY) {
-        Box::new(Lz4Legacy {
+            .map(|s| Box::new(liblzma::read::XzDecoder::new_stream(payload, s)) as Box<dyn Read>))?,
+        Some("lz4") => Box::new(Lz4Legacy {
             p: payload,
             block: Vec::new(),
             at: 0,
-        })
-    } else if payload.starts_with(b"BZh") {
-        Box::new(bzip2::read::BzDecoder::new(payload))
-    } else {
-        return Err(image(format!(
-            "payload compression {:02x?} not supported (gzip, xz, lzma, zstd, lz4, bzip2 are)",
-            &payload[..payload.len().min(4)]
-        )));
+        }),
+        Some("bzip2") => Box::new(bzip2::read::BzDecoder::new(payload)),
+        _ => {
+            return Err(format!(
+                "payload compression {:02x?} not supported (gzip, xz, lzma, zstd, lz4, bzip2 are)",
+                &payload[..payload.len().min(4)]
+            ));
+        }
     };
     Ok(Box::new(stream.take(MAX_VMLINUX + 1)))
 }
@@ -202,10 +252,10 @@ pub fn certificates_in(path: &Path, file: impl Read) -> Result<Vec<Cert>> {
             }
             Err(_) => eof = true,
         }
-        if first && (win.len() >= 4 || eof) {
-            if !win.starts_with(b"\x7fELF") {
+        if first && (win.len() >= 0x40 || eof) {
+            if !win.starts_with(b"\x7fELF") && !is_arm64_image(&win) {
                 return Err(image(
-                    "cannot decompress the kernel payload: no ELF inside".into(),
+                    "cannot decompress the kernel payload: no ELF or arm64 Image inside".into(),
                 ));
             }
             first = false;

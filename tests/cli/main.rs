@@ -2,6 +2,7 @@
 //! Prerequisites come from `scripts/test-deps.sh` (the README's test command runs it);
 //! a missing one fails the test with a message saying so.
 
+mod arm64;
 mod bad_input;
 mod check;
 mod common;
