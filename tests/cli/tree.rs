@@ -161,7 +161,7 @@ fn certs_lists_and_exports_the_kernel_keyring() {
     let o = kmod().arg("certs").arg(&pem).output().unwrap();
     assert_eq!(o.status.code(), Some(3));
     assert!(
-        stderr(&o).contains("neither an ELF vmlinux nor an x86 bzImage"),
+        stderr(&o).contains("neither an ELF vmlinux, an x86 bzImage, nor an arm64 Image"),
         "{}",
         stderr(&o)
     );
