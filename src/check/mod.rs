@@ -178,7 +178,7 @@ pub fn check(k: &KernelFacts, m: &ModuleFile, earlier: &[&Loaded]) -> crate::Res
         path: m.path.clone(),
         reason,
     })?;
-    j.elf(k, &name, info.arch, &view);
+    j.elf(k, &name, &info, &view);
 
     // 3. Symbol versions of `struct module` itself, and vermagic (early_mod_check).
     let modversions = k.config().modversions();
@@ -341,9 +341,9 @@ impl Judge {
         }
     }
 
-    fn elf(&mut self, k: &KernelFacts, name: &str, arch: &str, v: &elf::LoaderView) {
-        let want = k.arch;
-        if arch != want.name() || !v.is_64 || !v.little_endian {
+    fn elf(&mut self, k: &KernelFacts, name: &str, info: &elf::ElfInfo, v: &elf::LoaderView) {
+        let (want, arch) = (k.arch, info.arch);
+        if info.machine != want.object() {
             self.refuse(
                 "elf",
                 Refusal::VersionMagic,

@@ -5,6 +5,8 @@ use object::{Object, ObjectSection};
 #[derive(Debug)]
 pub struct ElfInfo<'a> {
     pub arch: &'static str,
+    /// The machine, to compare with a kernel's ([`crate::target::Arch::object`]).
+    pub machine: object::Architecture,
     pub modinfo: &'a [u8],
 }
 
@@ -51,7 +53,11 @@ pub fn inspect(data: &[u8]) -> Result<ElfInfo<'_>, String> {
     let modinfo = section
         .data()
         .map_err(|e| format!("damaged or truncated ELF: .modinfo: {e}"))?;
-    Ok(ElfInfo { arch, modinfo })
+    Ok(ElfInfo {
+        arch,
+        machine: file.architecture(),
+        modinfo,
+    })
 }
 
 /// `key=value` strings of `.modinfo`, in file order (NUL-separated, padding skipped).

@@ -186,6 +186,23 @@ pub fn run(o: &RunOptions, r: &dyn Reporter) -> Result<RunReport> {
     let mut mods = Vec::new();
     for p in &o.modules {
         let m = ModuleFile::open(p)?;
+        // Refused before booting: the kernel would only say "Exec format error".
+        let info = m.elf()?;
+        let arch = info.arch;
+        if info.machine != o.arch.object() {
+            return Err(Error::TargetRefuses {
+                target: p.display().to_string(),
+                reason: format!(
+                    "an {arch} module; the kernel to boot ({}) is {}",
+                    o.image.display(),
+                    o.arch.name()
+                ),
+                fix: format!(
+                    "build the module for {} (cargo kmod build --kdir with that kernel's tree)",
+                    o.arch.name()
+                ),
+            });
+        }
         let name = elf::modinfo_fields(m.elf()?.modinfo)
             .into_iter()
             .find(|(k, _)| k == "name")

@@ -121,3 +121,50 @@ fn debian_arm64_image_gives_its_keys_and_its_modules_verify() {
     assert_eq!(v[1]["verdict"], "EKEYREJECTED", "{}", v[1]);
     assert_eq!(o.status.code(), Some(13));
 }
+
+/// A module for another machine is refused before booting, naming both.
+#[test]
+fn run_refuses_a_module_for_another_machine_before_booting() {
+    let (_, modules) = debian_arm64();
+    let m = ko_xz_under(&modules).into_iter().next().unwrap();
+    let k = crate::run::test_kernel();
+    let started = std::time::Instant::now();
+    let o = kmod()
+        .arg("run")
+        .arg("--kdir")
+        .arg(&k.kdir)
+        .arg("--module")
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(25), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("an aarch64 module; the kernel to boot")
+            && stderr(&o).contains("is x86_64"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(started.elapsed().as_secs() < 10, "refused before booting");
+    // check says what the loader would: the signature first (the test kernel does not
+    // trust Debian's key), then the ELF header, e_machine 183 (EM_AARCH64).
+    let o = kmod()
+        .args(["check", "--message-format", "json", "--kdir"])
+        .arg(&k.kdir)
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(20), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["refusal"], "unavailable-key", "{v}");
+    let elf = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "elf")
+        .unwrap();
+    assert_eq!(elf["ok"], false, "{v}");
+    assert_eq!(
+        elf["detail"],
+        "Invalid architecture in ELF header: 183 (aarch64 module, x86_64 kernel)"
+    );
+}
