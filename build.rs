@@ -19,13 +19,23 @@ fn main() {
         "cargo:rustc-env=CARGO_KMOD_COMMIT_DATE={}",
         git(&["log", "-1", "--format=%cs"])
     );
-    // A new commit or checkout changes HEAD or the branch it points to.
-    if let Some(dir) = std::path::Path::new(".git").is_dir().then_some(".git") {
-        println!("cargo:rerun-if-changed={dir}/HEAD");
-        let head = std::fs::read_to_string(format!("{dir}/HEAD")).unwrap_or_default();
-        if let Some(r) = head.trim().strip_prefix("ref: ") {
-            println!("cargo:rerun-if-changed={dir}/{r}");
-        }
-        println!("cargo:rerun-if-changed={dir}/packed-refs");
+    // A new commit or checkout changes HEAD or the branch it points to. Only files that
+    // exist: cargo reruns a build script whose rerun-if-changed path is missing every
+    // time, and rebuilds everything above it.
+    let head = std::fs::read_to_string(".git/HEAD").unwrap_or_default();
+    let branch = head
+        .trim()
+        .strip_prefix("ref: ")
+        .map(|r| format!(".git/{r}"));
+    for p in [
+        Some(".git/HEAD".to_string()),
+        branch,
+        Some(".git/packed-refs".into()),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|p| std::path::Path::new(p).is_file())
+    {
+        println!("cargo:rerun-if-changed={p}");
     }
 }

@@ -406,8 +406,8 @@ fn kernel_list_orders_by_version_and_run_picks_the_newest() {
     let pos = |k: &KernelInfo| {
         out.lines()
             .position(|l| {
-                l.starts_with(&format!("{}\t", k.release))
-                    && l.contains(&k.kdir.display().to_string())
+                l.starts_with(&format!("{} ", k.release))
+                    && l.contains(&format!("  {}  ", k.kdir.display()))
             })
             .unwrap_or_else(|| panic!("{} not listed: {out}", k.release))
     };
