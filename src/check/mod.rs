@@ -153,6 +153,51 @@ pub struct Loaded {
     pub exports: Vec<elf::Export>,
 }
 
+/// Judges `modules` on `k` in load order. Those marked `named` (given as files, not
+/// found in a directory) that export symbols are loaded in that order, when they load:
+/// their exports count for the ones after them. Results keep the order given.
+pub fn check_all(
+    k: &KernelFacts,
+    modules: &[PathBuf],
+    named: &[bool],
+    jobs: usize,
+    r: &dyn crate::report::Reporter,
+) -> Vec<crate::Result<Report>> {
+    let mut loaded: Vec<(usize, Loaded)> = Vec::new();
+    for (i, m) in modules.iter().enumerate().filter(|(i, _)| named[*i]) {
+        let Ok(f) = ModuleFile::open(m) else {
+            continue;
+        };
+        let Ok(view) = elf::loader_view(f.unsigned_body().unwrap_or(&f.data)) else {
+            continue;
+        };
+        if view.exports.is_empty() {
+            continue;
+        }
+        let before: Vec<&Loaded> = loaded.iter().map(|(_, l)| l).collect();
+        if let Ok(rep) = check(k, &f, &before)
+            && !rep.refused()
+        {
+            loaded.push((
+                i,
+                Loaded {
+                    name: rep.name,
+                    exports: view.exports,
+                },
+            ));
+        }
+    }
+    let indexed: Vec<(usize, &PathBuf)> = modules.iter().enumerate().collect();
+    crate::tree::par_map(&indexed, jobs, r, "checking", |(i, m)| {
+        let before: Vec<&Loaded> = loaded
+            .iter()
+            .filter(|(j, _)| j < i)
+            .map(|(_, l)| l)
+            .collect();
+        ModuleFile::open(m).and_then(|f| check(k, &f, &before))
+    })
+}
+
 /// Judges `m` against `k` as its loader would, with `earlier` already loaded.
 pub fn check(k: &KernelFacts, m: &ModuleFile, earlier: &[&Loaded]) -> crate::Result<Report> {
     let info = m.elf()?;

@@ -1,7 +1,6 @@
 use super::{Status, StderrReporter, expand, report_error};
 use crate::cli::{CheckArgs, MessageFormat};
-use cargo_kmod::check::{self, KernelFacts, Loaded, Report};
-use cargo_kmod::modfile::{ModuleFile, elf};
+use cargo_kmod::check::{self, KernelFacts, Report};
 use cargo_kmod::report::Reporter;
 
 pub fn run(a: CheckArgs) -> i32 {
@@ -21,38 +20,11 @@ pub fn run(a: CheckArgs) -> i32 {
     }
     let mut status = Status::default();
     let modules = expand(&a.modules, &mut status, &rep);
-    // Modules named as files are loaded in the order given: their exports count for
-    // the ones after them.
-    let mut loaded: Vec<(usize, Loaded)> = Vec::new();
-    for (i, m) in modules.iter().enumerate() {
-        if a.modules.contains(m)
-            && let Ok(f) = ModuleFile::open(m)
-            && let Ok(v) = elf::loader_view(f.unsigned_body().unwrap_or(&f.data))
-            && !v.exports.is_empty()
-        {
-            let name = check::symvers::module_name(&m.to_string_lossy());
-            loaded.push((
-                i,
-                Loaded {
-                    name,
-                    exports: v.exports,
-                },
-            ));
-        }
-    }
+    let named: Vec<bool> = modules.iter().map(|m| a.modules.contains(m)).collect();
     let mut table: Vec<Vec<Option<Report>>> = Vec::new();
     let (mut loads, mut refused) = (0, 0);
     for k in &kernels {
-        let indexed: Vec<(usize, &std::path::PathBuf)> = modules.iter().enumerate().collect();
-        let results =
-            cargo_kmod::tree::par_map(&indexed, a.tree.jobs(), &rep, "checking", |(i, m)| {
-                let before: Vec<&Loaded> = loaded
-                    .iter()
-                    .filter(|(j, _)| j < i)
-                    .map(|(_, l)| l)
-                    .collect();
-                ModuleFile::open(m).and_then(|f| check::check(k, &f, &before))
-            });
+        let results = check::check_all(k, &modules, &named, a.tree.jobs(), &rep);
         let mut column = Vec::new();
         for (m, r) in modules.iter().zip(results) {
             match r {

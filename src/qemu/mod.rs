@@ -371,12 +371,12 @@ fn parse_console(console: &str, mods: &[(String, Vec<u8>)], o: &RunOptions) -> R
         // A line prefixed with a module's name is that module's, wherever the console
         // put it: kernels that print asynchronously (7.3) deliver a module's lines
         // after the next step of the script has begun.
-        if is_kernel
-            && let Some(m) = rep
-                .modules
-                .iter_mut()
-                .find(|m| text.starts_with(&format!("{}: ", m.name)))
-        {
+        // Of several copies with one name (a module tried twice), the one being loaded,
+        // else the last one tried.
+        let owner = (0..rep.modules.len())
+            .filter(|&j| text.starts_with(&format!("{}: ", rep.modules[j].name)))
+            .max_by_key(|&j| (matches!(ctx, Ctx::Module(i) if i == j), tried[j], j));
+        if is_kernel && let Some(m) = owner.map(|j| &mut rep.modules[j]) {
             if m.kernel_log.last().map(String::as_str) != Some(text) {
                 m.kernel_log.push(text.to_string());
             }

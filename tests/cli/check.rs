@@ -72,6 +72,13 @@ fn agree(k: &KernelInfo, other: &KernelInfo) {
     sign(&gplonly, &p384, "sha256");
     let ns = signed(&set.join("kmod_ns.ko"), "kmod_ns.ko");
     let b_alone = signed(&set.join("kmod_dep_b.ko"), "kmod_dep_b-alone.ko");
+    // An exporter the kernel refuses (unsigned) exports nothing to the next one.
+    let a_unsigned = copy_of(
+        &set.join("kmod_dep_a.ko"),
+        d.path(),
+        "kmod_dep_a-unsigned.ko",
+    );
+    let b_after = signed(&set.join("kmod_dep_b.ko"), "kmod_dep_b-after-unsigned.ko");
     let dep_a = signed(&set.join("kmod_dep_a.ko"), "kmod_dep_a.ko");
     let dep_b = signed(&set.join("kmod_dep_b.ko"), "kmod_dep_b.ko");
     // kmod_crc_b built against kmod_crc_a's first version, loaded after its second.
@@ -86,7 +93,7 @@ fn agree(k: &KernelInfo, other: &KernelInfo) {
     // In load order; the copies of kmodtest that must fail come before the one that
     // loads (the kernel would otherwise say "already loaded"). The kernel's verdict is
     // pinned too: the table is only a test if each row is what it claims to be.
-    let table: [(&PathBuf, Value); 14] = [
+    let table: [(&PathBuf, Value); 16] = [
         (&foreign, "version-magic".into()),
         (&unsigned, "unsigned".into()),
         (&untrusted, "unavailable-key".into()),
@@ -97,6 +104,8 @@ fn agree(k: &KernelInfo, other: &KernelInfo) {
         (&gplonly, "unknown-symbol".into()),
         (&ns, "namespace-not-imported".into()),
         (&b_alone, "unknown-symbol".into()),
+        (&a_unsigned, "unsigned".into()),
+        (&b_after, "unknown-symbol".into()),
         (&dep_a, Value::Null),
         (&dep_b, Value::Null),
         (&crc_a, Value::Null),
@@ -154,7 +163,7 @@ fn agree(k: &KernelInfo, other: &KernelInfo) {
     assert_eq!(predicted[5]["taints"], "O", "{}", predicted[5]);
     assert!(v["tainted"].as_u64().unwrap() & (1 << 12) != 0, "{v}");
     assert_eq!(
-        predicted[11]["load_first"],
+        predicted[13]["load_first"],
         serde_json::json!([]),
         "kmod_dep_a came first"
     );
