@@ -106,8 +106,12 @@ fn print(r: &Report, with_kernel: bool, format: MessageFormat) {
         outln!("    load first: {}", r.load_first.join(", "));
     }
     // A refused module shows everything the loader would look at; one that loads,
-    // what is worth knowing (taints, missing dependencies).
-    for f in r.findings.iter().filter(|f| r.refused() || !f.ok) {
+    // what is worth knowing (taints, missing dependencies); -v, everything.
+    for f in r
+        .findings
+        .iter()
+        .filter(|f| r.refused() || !f.ok || super::verbose())
+    {
         outln!(
             "    {} {}: {}",
             if f.ok { "ok" } else { "!!" },

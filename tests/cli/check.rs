@@ -540,3 +540,77 @@ fn debian_72_booted_agrees_with_check() {
         predicted[2]
     );
 }
+
+/// Several kernels: a verdict per module per kernel, then the module x kernel table.
+#[test]
+fn several_kernels_give_a_table() {
+    let d = tempfile::tempdir().unwrap();
+    let m = copy_of(
+        &crate::run::built_module("kmodtest"),
+        d.path(),
+        "kmodtest.ko",
+    );
+    sign(&m, &test_key("p384"), "sha256");
+    let (k612, k72) = (test_kernel(), test_kernel_72());
+    let o = kmod()
+        .arg("check")
+        .arg("--kdir")
+        .arg(&k612.kdir)
+        .arg("--kdir")
+        .arg(&k72.kdir)
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(20), "{}", stderr(&o));
+    let out = stdout(&o);
+    let line = |prefix: &str| {
+        out.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line {prefix:?} in\n{out}"))
+            .to_string()
+    };
+    let path = m.display().to_string();
+    assert_eq!(
+        line(&format!("{path} on {}:", k612.release)),
+        format!("{path} on {}: loads, taints (O)", k612.release)
+    );
+    assert!(
+        line(&format!("{path} on {}:", k72.release)).starts_with(&format!(
+            "{path} on {}: refused: kmodtest: version magic '{} ",
+            k72.release, k612.release
+        )),
+        "{out}"
+    );
+    // Indented details under the refusal, the kernel's own words.
+    assert!(
+        out.contains("    !! vermagic: kmodtest: version magic"),
+        "{out}"
+    );
+    let head = line("module");
+    assert!(
+        head.contains(&k612.release) && head.contains(&k72.release),
+        "{out}"
+    );
+    let row = out.lines().last().unwrap();
+    assert!(
+        row.starts_with(&path) && row.contains("loads") && row.contains("refused (version-magic)"),
+        "{out}"
+    );
+    assert!(
+        stderr(&o).contains("1 module(s) x 2 kernel(s): 1 load, 1 refused"),
+        "{}",
+        stderr(&o)
+    );
+    // -v: every finding, also for the kernel it loads on.
+    let o = kmod()
+        .args(["check", "-v", "--kdir"])
+        .arg(&k612.kdir)
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&o).contains("    ok signature: OK: signed by \"cargo-kmod test p384\""),
+        "{}",
+        stdout(&o)
+    );
+}
