@@ -80,8 +80,6 @@ pub fn modinfo_fields(section: &[u8]) -> Vec<(String, String)> {
 pub struct LoaderView {
     /// `e_machine`, as the loader's "Invalid architecture in ELF header" prints it.
     pub machine: u16,
-    pub is_64: bool,
-    pub little_endian: bool,
     /// `.gnu.linkonce.this_module`'s size: the module's `struct module`.
     pub this_module_size: Option<u64>,
     /// Undefined symbols, each with whether it is weak (left unresolved without error).
@@ -130,8 +128,6 @@ pub fn loader_view(data: &[u8]) -> Result<LoaderView, String> {
     };
     let mut v = LoaderView {
         machine: u16_at(18),
-        is_64: file.is_64(),
-        little_endian: little,
         this_module_size: file
             .section_by_name(".gnu.linkonce.this_module")
             .map(|s| s.size()),
@@ -140,7 +136,7 @@ pub fn loader_view(data: &[u8]) -> Result<LoaderView, String> {
     // struct modversion_info { unsigned long crc; char name[64 - sizeof(long)]; }
     if let Some((_, d)) = section("__versions") {
         v.has_versions = true;
-        let word = if v.is_64 { 8 } else { 4 };
+        let word = if file.is_64() { 8 } else { 4 };
         for e in d.chunks_exact(64) {
             let crc = u32_of(&e[if little || word == 4 { 0 } else { 4 }..][..4]);
             let name = &e[word..];
