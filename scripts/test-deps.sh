@@ -140,6 +140,9 @@ mk rsa4096 rsa4096
 mk p256 ecdsa-p256
 mk p384 ecdsa-p384
 mk untrusted rsa2048
+mk mldsa44 ml-dsa-44
+mk mldsa65 ml-dsa-65
+mk mldsa87 ml-dsa-87
 
 # Decompression bombs: an ELF header and 1200 MiB of zeros, beyond every size limit
 # (made once, about 25 s; the zstd and lz4 ones the tests build by hand, at 10 GiB).
@@ -159,6 +162,8 @@ echo "test-deps: ready (Debian kernel $ver) in $cache/fixtures" >&2
 # The Rust-enabled test kernels, 6.12 and 7.2, built by cargo-kmod itself (cached by
 # their inputs; about 3 and 7 minutes on 2 cores).
 trusted=$(for n in rsa2048 rsa3072 rsa4096 p256 p384; do printf -- '--trusted-cert %s ' "$keys/$n/signing_key.crt"; done)
+# 7.0+ kernels also trust the ML-DSA keys (6.x would refuse them).
+mldsa=$(for n in mldsa44 mldsa65 mldsa87; do printf -- '--trusted-cert %s ' "$keys/$n/signing_key.crt"; done)
 test_kernel() { # test_kernel SOURCE RECORD [kernel build options]
   echo "test-deps: test kernel from $1 (cached by its inputs; a build takes 4-8 minutes and shows its progress)" >&2
   # shellcheck disable=SC2086
@@ -167,14 +172,18 @@ test_kernel() { # test_kernel SOURCE RECORD [kernel build options]
   cat "$cache/$2" >&2
 }
 test_kernel /usr/src/linux-source-6.12.tar.xz test-kernel.txt
-test_kernel "$cache/fixtures/linux-source-7.2/usr/src/linux-source-7.2.tar.xz" test-kernel-7.2.txt
+# shellcheck disable=SC2086
+test_kernel "$cache/fixtures/linux-source-7.2/usr/src/linux-source-7.2.tar.xz" test-kernel-7.2.txt $mldsa
 # With symbol versions (CRCs), for `check`'s CRC test; 6.12 has them only without Rust.
 test_kernel /usr/src/linux-source-6.12.tar.xz test-kernel-modversions.txt --no-rust \
   --config tests/kernels/modversions.config
 if [ $extended = 1 ]; then
   apt_other experimental linux-source-7.3
   apt_other bookworm linux-source-6.1
-  test_kernel "$(ls "$cache"/fixtures/linux-source-7.3/usr/src/linux-source-7.3*.tar.xz | head -n1)" test-kernel-7.3.txt
+  # With the ML-DSA waiver: the signed-attribute form loads there (refused by 7.2's).
+  # shellcheck disable=SC2086
+  test_kernel "$(ls "$cache"/fixtures/linux-source-7.3/usr/src/linux-source-7.3*.tar.xz | head -n1)" test-kernel-7.3.txt \
+    $mldsa --mldsa-waiver
   # 6.1 pins rustc 1.62: built without Rust (the build says why).
   test_kernel "$cache/fixtures/linux-source-6.1/usr/src/linux-source-6.1.tar.xz" test-kernel-6.1.txt
 fi

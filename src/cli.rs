@@ -158,6 +158,12 @@ pub struct SignArgs {
     /// Name the signer by subjectKeyIdentifier (sign-file -k) instead of issuer and serial.
     #[arg(long)]
     pub key_id: bool,
+    /// ML-DSA only: sign contentType + messageDigest (SHA-512) instead of the module,
+    /// as sign-file does with OpenSSL 3.5. Kernels refuse that form unless built with
+    /// CONFIG_PKCS7_WAIVE_AUTHATTRS_REJECTION_FOR_MLDSA; the default form loads on every
+    /// 7.0+ kernel with CONFIG_CRYPTO_MLDSA.
+    #[arg(long)]
+    pub signed_attrs: bool,
     /// Write only MODULE.p7s, leave the module as it is (sign-file -d).
     #[arg(long, conflicts_with = "save_sig")]
     pub detached: bool,
@@ -357,6 +363,11 @@ pub struct KernelBuildArgs {
     /// Build without Rust.
     #[arg(long)]
     pub no_rust: bool,
+    /// Also accept ML-DSA module signatures that carry signed attributes (what
+    /// sign-file writes with OpenSSL 3.5): CONFIG_PKCS7_WAIVE_AUTHATTRS_REJECTION_FOR_MLDSA
+    /// (7.0+).
+    #[arg(long)]
+    pub mldsa_waiver: bool,
     /// Parallel jobs (default: all cores).
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,
@@ -488,7 +499,7 @@ pub struct KeygenArgs {
     #[arg(long, default_value = ".", value_name = "DIR")]
     pub out: PathBuf,
     /// Key algorithm (the kernel's own default is rsa4096).
-    #[arg(long, default_value = "rsa4096", value_parser = ["rsa2048", "rsa3072", "rsa4096", "ecdsa-p256", "ecdsa-p384"])]
+    #[arg(long, default_value = "rsa4096", value_parser = cargo_kmod::sign::keygen::Algo::names())]
     pub algo: String,
     /// Certificate common name.
     #[arg(long, default_value = "cargo-kmod module signing key")]

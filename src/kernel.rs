@@ -43,12 +43,21 @@ CONFIG_CRYPTO_RSA=y
 
 /// Options for some generations of the kernel only, merged after [`BASE_FRAGMENT`]
 /// for versions in `from..before`. Rust is decided per source (below).
-pub const GENERATION_FRAGMENTS: &[GenerationFragment] = &[GenerationFragment {
-    // 7.3 folded it into CONFIG_SYSCTL (/proc/sys comes with it).
-    from: (6, 1),
-    before: (7, 3),
-    text: "CONFIG_PROC_SYSCTL=y\n",
-}];
+pub const GENERATION_FRAGMENTS: &[GenerationFragment] = &[
+    GenerationFragment {
+        // 7.3 folded it into CONFIG_SYSCTL (/proc/sys comes with it).
+        from: (6, 1),
+        before: (7, 3),
+        text: "CONFIG_PROC_SYSCTL=y\n",
+    },
+    GenerationFragment {
+        // ML-DSA module signatures (7.0), built in: a module signature cannot wait
+        // for a crypto module to load.
+        from: crate::target::since::MLDSA,
+        before: (u32::MAX, 0),
+        text: "CONFIG_CRYPTO_MLDSA=y\n",
+    },
+];
 
 /// Kconfig lines for kernels `from` up to (not including) `before`.
 #[derive(Debug)]
@@ -83,6 +92,8 @@ pub struct BuildOptions {
     pub bindgen: Option<PathBuf>,
     pub jobs: usize,
     pub rust: RustChoice,
+    /// Accept ML-DSA module signatures with signed attributes (7.0+).
+    pub mldsa_waiver: bool,
 }
 
 /// What `kernel build` leaves behind, also stored as `cargo-kmod-kernel.json`.
@@ -132,6 +143,9 @@ fn inputs_hash(o: &BuildOptions, tc: &Toolchain, source_id: &str) -> Result<Stri
     feed("rustc", tc.rustc_version.as_bytes());
     for f in &o.fragments {
         feed("fragment", &read(f)?);
+    }
+    if o.mldsa_waiver {
+        feed("mldsa-waiver", b"y");
     }
     for c in &o.trusted_certs {
         feed("cert", &read(c)?);
@@ -331,8 +345,30 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
     let certs_path = work.join("trusted-certs.pem");
     let mut trusted = Vec::new();
     let mut pem = Vec::new();
+    let features = Features::of(Some(&version));
+    if o.mldsa_waiver && !features.mldsa {
+        return Err(Error::KernelSource {
+            path: o.source.clone(),
+            reason: format!(
+                "--mldsa-waiver needs ML-DSA, which came in Linux 7.0; this source is {release}"
+            ),
+        });
+    }
     for c in &o.trusted_certs {
         for cert in crate::pki::cert::load_certs(c)? {
+            if let Ok(k) = &cert.kernel
+                && let crate::pki::x509::PublicKey::MlDsa { level, .. } = k.public
+                && !features.mldsa
+            {
+                return Err(Error::Cert {
+                    path: c.clone(),
+                    reason: format!(
+                        "\"{}\" has an {} key, and Linux {release} predates ML-DSA (7.0): it would not load the certificate",
+                        cert.subject(),
+                        level.name()
+                    ),
+                });
+            }
             trusted.push(cert.subject());
             pem.extend(cert.x509.to_pem().expect("re-encode a parsed certificate"));
         }
@@ -352,6 +388,9 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
     }
     if !rust {
         fragment.push_str(NO_RUST_FRAGMENT);
+    }
+    if o.mldsa_waiver {
+        fragment.push_str(&format!("{}=y\n", crate::target::MLDSA_WAIVER));
     }
     if !pem.is_empty() {
         fragment.push_str(&format!(

@@ -303,9 +303,16 @@ impl Config {
                 .collect(),
             rsa: self.available(KeyType::Rsa.crypto_config()),
             ecdsa: self.available(KeyType::Ecdsa.crypto_config()),
+            mldsa: self.available(KeyType::MlDsa.crypto_config()),
+            mldsa_parsed: true,
+            mldsa_waiver: Some(self.enabled(MLDSA_WAIVER)),
         }
     }
 }
+
+/// Lets ML-DSA module signatures carry signed attributes (7.0+; sign-file writes them
+/// with OpenSSL before 4.0).
+pub const MLDSA_WAIVER: &str = "CONFIG_PKCS7_WAIVE_AUTHATTRS_REJECTION_FOR_MLDSA";
 
 /// For Debian's `linux-headers-<R>-common`: the configured `linux-headers-<R>-<flavour>`
 /// trees beside it.
@@ -347,6 +354,7 @@ fn unquote(v: &str) -> String {
 pub enum KeyType {
     Rsa,
     Ecdsa,
+    MlDsa,
 }
 
 impl KeyType {
@@ -354,6 +362,7 @@ impl KeyType {
         match self {
             KeyType::Rsa => "CONFIG_CRYPTO_RSA",
             KeyType::Ecdsa => "CONFIG_CRYPTO_ECDSA",
+            KeyType::MlDsa => "CONFIG_CRYPTO_MLDSA",
         }
     }
 }
@@ -365,6 +374,11 @@ pub struct Crypto {
     pub hashes: Vec<HashAlg>,
     pub rsa: bool,
     pub ecdsa: bool,
+    pub mldsa: bool,
+    /// The PKCS#7 parser knows the ML-DSA OIDs (7.0+; before, "Unsupported pkey algo").
+    pub mldsa_parsed: bool,
+    /// `CONFIG_PKCS7_WAIVE_AUTHATTRS_REJECTION_FOR_MLDSA`; None when no `.config` says.
+    pub mldsa_waiver: Option<bool>,
 }
 
 impl Default for Crypto {
@@ -374,6 +388,9 @@ impl Default for Crypto {
             hashes: HashAlg::ALL.to_vec(),
             rsa: true,
             ecdsa: true,
+            mldsa: true,
+            mldsa_parsed: true,
+            mldsa_waiver: None,
         }
     }
 }
@@ -386,6 +403,7 @@ impl Crypto {
         match k {
             KeyType::Rsa => self.rsa,
             KeyType::Ecdsa => self.ecdsa,
+            KeyType::MlDsa => self.mldsa,
         }
     }
 }
@@ -605,9 +623,14 @@ impl Target {
         })
     }
 
-    /// What the kernel can verify: from its `.config`, else everything this tool checks.
+    /// What the kernel can verify: from its `.config`, else everything this tool checks
+    /// that its version has.
     pub fn crypto(&self) -> Crypto {
-        self.config.as_ref().map(Config::crypto).unwrap_or_default()
+        let mut c = self.config.as_ref().map(Config::crypto).unwrap_or_default();
+        if !self.features().mldsa {
+            (c.mldsa, c.mldsa_parsed) = (false, false);
+        }
+        c
     }
 
     /// The hash to sign its modules with: the one asked for, else the kernel's

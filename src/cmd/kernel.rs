@@ -18,6 +18,7 @@ pub fn run(c: KernelCommand) -> i32 {
                     (_, true) => kernel::RustChoice::No,
                     _ => kernel::RustChoice::Auto,
                 },
+                mldsa_waiver: a.mldsa_waiver,
             };
             match kernel::build(&o, &StderrReporter::new()) {
                 Ok(info) => {

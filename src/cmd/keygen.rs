@@ -69,6 +69,6 @@ pub fn run(a: KeygenArgs) -> i32 {
 
 /// "a rsa-4096" reads wrong; "an ecdsa-p384", "an rsa-4096" (said "ar-ess-ay").
 fn article(algo: &str) -> String {
-    let an = algo.starts_with(['a', 'e', 'i', 'o', 'u', 'r']);
+    let an = algo.starts_with(['a', 'e', 'i', 'o', 'u', 'r', 'm']);
     format!("{} {algo}", if an { "an" } else { "a" })
 }

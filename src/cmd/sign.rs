@@ -15,12 +15,15 @@ pub fn run(a: SignArgs) -> i32 {
     };
     // The key is loaded (and checked against the certificate) once for all modules.
     let key = match Pin::from_sources(a.key.pin_file.as_deref()).and_then(|pin| {
-        SigningKey::open(&KeySource {
+        let mut key = SigningKey::open(&KeySource {
             key: &a.key.key,
             cert: a.key.cert.as_deref(),
             pin: &pin,
             pkcs11_module: a.key.pkcs11_module.as_deref(),
-        })
+        })?;
+        key.set_signed_attrs(a.signed_attrs)?;
+        key.check_hash(hash)?;
+        Ok(key)
     }) {
         Ok(k) => k,
         Err(e) => return report_error(&e),

@@ -6,7 +6,7 @@
 use cargo_kmod::hash::HashAlg;
 use cargo_kmod::modfile::trailer;
 use cargo_kmod::sign::cms::SignerIdKind;
-use cargo_kmod::sign::keys::Pin;
+use cargo_kmod::sign::keys::{KeyKind, Pin};
 use cargo_kmod::sign::{KeySource, SigningKey, p7s_path};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -93,13 +93,17 @@ fn sign(o: &Opts, pos: &[PathBuf]) -> Result<(), String> {
         // A key file, or a pkcs11: URI (PIN from KBUILD_SIGN_PIN, which sign-file's
         // OpenSSL 3 provider path ignores).
         let pin = Pin::from_sources(None).map_err(|e| e.to_string())?;
-        let key = SigningKey::open(&KeySource {
+        let mut key = SigningKey::open(&KeySource {
             key: &pos[1],
             cert: Some(&pos[2]),
             pin: &pin,
             pkcs11_module: None,
         })
         .map_err(|e| e.to_string())?;
+        // As 7.x's sign-file with OpenSSL 3.x: ML-DSA only with signed attributes.
+        if matches!(key.kind(), KeyKind::MlDsa(_)) {
+            key.set_signed_attrs(true).map_err(|e| e.to_string())?;
+        }
         let id = if o.key_id {
             SignerIdKind::KeyId
         } else {

@@ -22,8 +22,8 @@ pub fn run(a: VerifyArgs) -> i32 {
             Ok(k) => keyring.certs.extend(k.certs),
             Err(e) => return report_error(&e),
         }
+        crypto = Some(t.crypto());
         if let Some(c) = &t.config {
-            crypto = Some(t.crypto());
             rep.note(&format!(
                 "judging digests and key types as {} does ({})",
                 t.name(),

@@ -5,6 +5,7 @@
 pub mod ber;
 pub mod cert;
 pub mod cms;
+pub mod mldsa;
 pub mod oid;
 pub mod pkcs7;
 pub mod x509;

@@ -20,6 +20,10 @@ pub struct SignerInfo {
     pub hash: Result<HashAlg, &'static str>,
     pub algo: SigAlgo,
     pub has_authattrs: bool,
+    /// The authenticated attributes as signed: their `[0]` retagged as a SET (what
+    /// pkcs7_digest hashes, or ML-DSA signs), and the messageDigest's value.
+    pub authattrs: Option<Vec<u8>>,
+    pub msgdigest: Option<Vec<u8>>,
     pub signature: Vec<u8>,
 }
 
@@ -232,10 +236,13 @@ fn signer_info<'a>(si: &Tlv<'a>, ctx: &mut Ctx<'a>) -> Result<SignerInfo, Errno>
     }
     let digest = r.expect(ber::SEQUENCE, "digestAlgorithm")?;
     let hash = digest_algorithm(algorithm_identifier(&digest)?)?;
-    let mut has_authattrs = false;
+    let (mut has_authattrs, mut authattrs, mut msgdigest) = (false, None, None);
     if let Some(aa) = r.optional(0xa0)? {
-        authenticated_attributes(&aa, ctx)?;
+        msgdigest = Some(authenticated_attributes(&aa, ctx)?);
         has_authattrs = true;
+        let mut set = aa.raw.to_vec();
+        set[0] = ber::SET;
+        authattrs = Some(set);
     } else if let Some(aa) = r.optional(0xa2)? {
         // [2] EXPLICIT SEQUENCE OF: parsed, but never marks the signer as having them.
         let seq = aa
@@ -251,6 +258,8 @@ fn signer_info<'a>(si: &Tlv<'a>, ctx: &mut Ctx<'a>) -> Result<SignerInfo, Errno>
         SigAlgo::Rsa
     } else if oid::is_ecdsa_with(alg_oid) {
         SigAlgo::Ecdsa
+    } else if let Some(level) = super::mldsa::MlDsa::from_oid(alg_oid) {
+        SigAlgo::MlDsa(level)
     } else {
         return Err(Errno::NoPkg(format!(
             "unsupported signature algorithm {} (\"Unsupported pkey algo\")",
@@ -284,6 +293,8 @@ fn signer_info<'a>(si: &Tlv<'a>, ctx: &mut Ctx<'a>) -> Result<SignerInfo, Errno>
         hash,
         algo,
         has_authattrs,
+        authattrs,
+        msgdigest,
         signature: sig.content.to_vec(),
     })
 }
@@ -336,10 +347,12 @@ fn attribute<'a>(a: &Tlv<'a>) -> Result<(&'a [u8], Vec<Tlv<'a>>), Errno> {
 }
 
 /// `[0] IMPLICIT SET OF AuthenticatedAttribute`, with the checks of
-/// `pkcs7_sig_note_authenticated_attr` and `pkcs7_sig_note_set_of_authattrs`.
-fn authenticated_attributes(aa: &Tlv, ctx: &Ctx) -> Result<(), Errno> {
-    let (mut content_type, mut digest, mut time, mut caps, mut opus, mut statement) =
-        (false, false, false, false, false, false);
+/// `pkcs7_sig_note_authenticated_attr` and `pkcs7_sig_note_set_of_authattrs`; the
+/// messageDigest's value.
+fn authenticated_attributes(aa: &Tlv, ctx: &Ctx) -> Result<Vec<u8>, Errno> {
+    let (mut content_type, mut time, mut caps, mut opus, mut statement) =
+        (false, false, false, false, false);
+    let mut digest = None;
     let repeated = || Errno::KeyRejected("Repeated/multivalue AuthAttrs not permitted".into());
     let indirect = ctx.data_type == Some(oid::MS_INDIRECT_DATA);
     for a in aa.elements("authenticatedAttributes")? {
@@ -357,12 +370,13 @@ fn authenticated_attributes(aa: &Tlv, ctx: &Ctx) -> Result<(), Errno> {
                 }
                 oid::SIGNING_TIME if seen(&mut time) => return Err(repeated()),
                 oid::MESSAGE_DIGEST => {
-                    if seen(&mut digest) {
+                    if digest.is_some() {
                         return Err(repeated());
                     }
                     if v.tag != ber::OCTET_STRING {
                         return Err(badmsg("messageDigest is not an OCTET STRING"));
                     }
+                    digest = Some(v.content.to_vec());
                 }
                 oid::SMIME_CAPS => {
                     if seen(&mut caps) {
@@ -393,13 +407,13 @@ fn authenticated_attributes(aa: &Tlv, ctx: &Ctx) -> Result<(), Errno> {
             }
         }
     }
-    if !content_type || !digest {
+    let Some(digest) = digest.filter(|_| content_type) else {
         return Err(badmsg(
             "Missing required AuthAttr (contentType and messageDigest)",
         ));
-    }
+    };
     if !indirect && opus {
         return Err(badmsg("Unexpected Authenticode AuthAttr"));
     }
-    Ok(())
+    Ok(digest)
 }

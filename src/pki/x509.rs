@@ -3,6 +3,7 @@
 //! key ids it is found by, its public key, and the kernel's signature check.
 
 use super::ber::{self, Reader, Tlv};
+use super::mldsa::{self, MlDsa};
 use super::{Errno, key_id, oid};
 use crate::hash::HashAlg;
 
@@ -16,6 +17,8 @@ pub enum PublicKey {
         nid: openssl::nid::Nid,
         point: Vec<u8>,
     },
+    /// The parameter set and the encoded key (7.0+).
+    MlDsa { level: MlDsa, key: Vec<u8> },
 }
 
 /// What a signature claims: its key type and digest (from the algorithm OIDs).
@@ -23,6 +26,20 @@ pub enum PublicKey {
 pub enum SigAlgo {
     Rsa,
     Ecdsa,
+    /// Over the data itself, no digest first.
+    MlDsa(MlDsa),
+}
+
+impl SigAlgo {
+    /// Whether a key of this type makes such signatures (`public_key_verify_signature`
+    /// compares the two `pkey_algo`s: EKEYREJECTED when they differ).
+    pub fn fits(self, key: &PublicKey) -> bool {
+        match (self, key) {
+            (SigAlgo::Rsa, PublicKey::Rsa { .. }) | (SigAlgo::Ecdsa, PublicKey::Ec { .. }) => true,
+            (SigAlgo::MlDsa(a), PublicKey::MlDsa { level, .. }) => a == *level,
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -40,7 +57,7 @@ pub struct Certificate {
     pub auth_ids: [Option<Vec<u8>>; 2],
     pub public: PublicKey,
     /// The certificate's own signature: algorithm, digest (if the kernel has it) of
-    /// the TBS bytes, and value.
+    /// the TBS bytes (none for ML-DSA, which signs them directly), and value.
     pub sig_algo: SigAlgo,
     pub sig_hash: Option<HashAlg>,
     pub tbs: Vec<u8>,
@@ -158,23 +175,41 @@ impl Certificate {
         {
             return Ok(());
         }
-        if matches!(
-            (&self.public, self.sig_algo),
-            (PublicKey::Rsa { .. }, SigAlgo::Ecdsa) | (PublicKey::Ec { .. }, SigAlgo::Rsa)
-        ) {
+        if !self.sig_algo.fits(&self.public) {
             return Err(Errno::KeyRejected(
                 "self-signed certificate's signature algorithm does not fit its key".into(),
             ));
         }
-        match self.sig_hash {
-            None => self.unsupported_sig = true,
-            Some(h) => {
-                let digest = h.digest(&self.tbs);
-                verify_signature(&self.public, self.sig_algo, h, &digest, &self.signature)?;
-            }
+        if self.sig_supported() {
+            self.check_signed_by(&self.public)?;
+        } else {
+            self.unsupported_sig = true;
         }
         self.self_signed = true;
         Ok(())
+    }
+
+    /// Whether this tool can check the certificate's signature (its digest is known).
+    pub fn sig_supported(&self) -> bool {
+        matches!(self.sig_algo, SigAlgo::MlDsa(_)) || self.sig_hash.is_some()
+    }
+
+    /// The certificate's signature checked with `issuer`'s key: over the digest of the
+    /// TBS bytes, or (ML-DSA) over the bytes themselves.
+    pub fn check_signed_by(&self, issuer: &PublicKey) -> Result<(), Errno> {
+        match (self.sig_algo, self.sig_hash) {
+            (SigAlgo::MlDsa(_), _) => {
+                verify_signature(issuer, self.sig_algo, None, &self.tbs, &self.signature)
+            }
+            (_, Some(h)) => verify_signature(
+                issuer,
+                self.sig_algo,
+                Some(h),
+                &h.digest(&self.tbs),
+                &self.signature,
+            ),
+            (_, None) => Err(Errno::NoPkg("certificate digest not supported".into())),
+        }
     }
 }
 
@@ -237,6 +272,9 @@ fn signature_algorithm(alg: &Tlv) -> Result<(SigAlgo, Option<HashAlg>), Errno> {
             .find(|h| h.ecdsa_oid().as_bytes() == o);
         return Ok((SigAlgo::Ecdsa, h));
     }
+    if let Some(level) = MlDsa::from_oid(o) {
+        return Ok((SigAlgo::MlDsa(level), None));
+    }
     Err(Errno::NoPkg(format!(
         "certificate signature algorithm {} is not supported",
         oid::dotted(o)
@@ -282,26 +320,58 @@ fn public_key(spki: &Tlv) -> Result<PublicKey, Errno> {
             point: key.to_vec(),
         });
     }
+    if let Some(level) = MlDsa::from_oid(id.content) {
+        return Ok(PublicKey::MlDsa {
+            level,
+            key: key.to_vec(),
+        });
+    }
     Err(Errno::NoPkg(format!(
         "public key algorithm {} is not supported",
         oid::dotted(id.content)
     )))
 }
 
-/// `public_key_verify_signature` over `digest`, with the kernel's error for each way
-/// it can fail (crypto/rsa-pkcs1pad.c, crypto/rsa.c, crypto/ecdsa.c).
+/// `public_key_verify_signature` over `m`, with the kernel's error for each way it can
+/// fail (crypto/rsa-pkcs1pad.c, crypto/rsa.c, crypto/ecdsa.c, lib/crypto/mldsa.c).
+/// `m` is the digest made with `hash` (RSA's DigestInfo names it), or for ML-DSA the
+/// signed bytes themselves.
 pub fn verify_signature(
     key: &PublicKey,
     algo: SigAlgo,
-    hash: HashAlg,
-    digest: &[u8],
+    hash: Option<HashAlg>,
+    m: &[u8],
     sig: &[u8],
 ) -> Result<(), Errno> {
-    let rejected = |r: &str| Err(Errno::KeyRejected(r.into()));
-    match (key, algo) {
-        (PublicKey::Rsa { n, e }, SigAlgo::Rsa) => rsa_pkcs1(n, e, hash, digest, sig),
-        (PublicKey::Ec { nid, point }, SigAlgo::Ecdsa) => ecdsa(*nid, point, digest, sig),
-        _ => rejected("the signature's key type differs from the key's"),
+    if !algo.fits(key) {
+        return Err(Errno::KeyRejected(
+            "the signature's key type differs from the key's".into(),
+        ));
+    }
+    let no_hash = || Errno::Inval("no digest named for the signature".into());
+    match key {
+        PublicKey::Rsa { n, e } => rsa_pkcs1(n, e, hash.ok_or_else(no_hash)?, m, sig),
+        PublicKey::Ec { nid, point } => ecdsa(*nid, point, m, sig),
+        PublicKey::MlDsa { level, key } => {
+            // crypto_mldsa_set_pub_key refuses a key of the wrong size.
+            if key.len() != level.public_len() {
+                return Err(Errno::Inval(format!(
+                    "{} public key of {} bytes (want {})",
+                    level.name(),
+                    key.len(),
+                    level.public_len()
+                )));
+            }
+            // software_key_determine_akcipher: "none" or "sha512" only.
+            if let Some(h) = hash.filter(|h| *h != HashAlg::Sha512) {
+                return Err(Errno::Inval(format!(
+                    "{} with {} (the kernel takes ML-DSA with sha512 or no digest)",
+                    level.name(),
+                    h.name()
+                )));
+            }
+            mldsa::verify(*level, key, m, sig)
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 //! libraries never mix.
 
 use crate::hash::HashAlg;
+use crate::pki::mldsa::MlDsa;
 use aws_lc_sys as ffi;
 use openssl::pkey::{PKeyRef, Private};
 
@@ -93,6 +94,134 @@ impl AwsKey {
     }
 }
 
+/// ML-DSA keys, which only AWS-LC holds here (OpenSSL 3.0 predates them).
+impl AwsKey {
+    /// A fresh ML-DSA key pair.
+    pub fn generate_mldsa(level: MlDsa) -> Result<AwsKey, String> {
+        // SAFETY: the context is freed on every path; AWS-LC returns an owned key.
+        unsafe {
+            let ctx = ffi::EVP_PKEY_CTX_new_id(ffi::EVP_PKEY_PQDSA, std::ptr::null_mut());
+            if ctx.is_null() {
+                return Err(last_error());
+            }
+            let mut key = std::ptr::null_mut();
+            let ok = ffi::EVP_PKEY_keygen_init(ctx) == 1
+                && ffi::EVP_PKEY_CTX_pqdsa_set_params(ctx, level.nid()) == 1
+                && ffi::EVP_PKEY_keygen(ctx, &mut key) == 1;
+            ffi::EVP_PKEY_CTX_free(ctx);
+            match std::ptr::NonNull::new(key) {
+                Some(k) if ok => Ok(AwsKey(k)),
+                _ => Err(last_error()),
+            }
+        }
+    }
+
+    /// A PKCS#8 private key (ML-DSA's seed, expanded or both forms; any other type
+    /// AWS-LC parses).
+    pub fn from_pkcs8(der: &[u8]) -> Result<AwsKey, String> {
+        // SAFETY: the CBS borrows `der` for the parse, which copies.
+        let key = unsafe {
+            let mut cbs = std::mem::zeroed::<ffi::CBS>();
+            ffi::CBS_init(&mut cbs, der.as_ptr(), der.len());
+            let key = ffi::EVP_parse_private_key(&mut cbs);
+            if !key.is_null() && ffi::CBS_len(&cbs) != 0 {
+                ffi::EVP_PKEY_free(key);
+                return Err("trailing bytes after the PKCS#8 key".into());
+            }
+            key
+        };
+        std::ptr::NonNull::new(key)
+            .map(AwsKey)
+            .ok_or_else(last_error)
+    }
+
+    /// The parameter set, when this is an ML-DSA key.
+    pub fn mldsa(&self) -> Option<MlDsa> {
+        // SAFETY: reads the key's type.
+        unsafe {
+            (ffi::EVP_PKEY_id(self.0.as_ptr()) == ffi::EVP_PKEY_PQDSA)
+                .then(|| MlDsa::from_nid(ffi::EVP_PKEY_pqdsa_get_type(self.0.as_ptr())))
+                .flatten()
+        }
+    }
+
+    /// Pure ML-DSA over `msg`, empty context: what the kernel verifies.
+    pub fn sign_message(&self, msg: &[u8]) -> Result<Vec<u8>, String> {
+        // SAFETY: the context is freed on every path; lengths come from AWS-LC.
+        unsafe {
+            let ctx = ffi::EVP_MD_CTX_new();
+            if ctx.is_null() {
+                return Err(last_error());
+            }
+            let mut len = 0usize;
+            let mut out = Vec::new();
+            let ok = ffi::EVP_DigestSignInit(
+                ctx,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null_mut(),
+                self.0.as_ptr(),
+            ) == 1
+                && ffi::EVP_DigestSign(
+                    ctx,
+                    std::ptr::null_mut(),
+                    &mut len,
+                    msg.as_ptr(),
+                    msg.len(),
+                ) == 1
+                && {
+                    out.resize(len, 0);
+                    ffi::EVP_DigestSign(ctx, out.as_mut_ptr(), &mut len, msg.as_ptr(), msg.len())
+                        == 1
+                };
+            ffi::EVP_MD_CTX_free(ctx);
+            if !ok {
+                return Err(last_error());
+            }
+            out.truncate(len);
+            Ok(out)
+        }
+    }
+
+    /// PKCS#8 DER (ML-DSA: the seed form). The caller wipes it.
+    pub fn to_pkcs8(&self) -> Result<Vec<u8>, String> {
+        self.marshal(|cbb, key| unsafe { ffi::EVP_marshal_private_key(cbb, key) })
+    }
+
+    /// The SubjectPublicKeyInfo DER.
+    pub fn public_spki(&self) -> Result<Vec<u8>, String> {
+        self.marshal(|cbb, key| unsafe { ffi::EVP_marshal_public_key(cbb, key) })
+    }
+
+    fn marshal(
+        &self,
+        f: impl FnOnce(*mut ffi::CBB, *const ffi::EVP_PKEY) -> i32,
+    ) -> Result<Vec<u8>, String> {
+        // SAFETY: the CBB owns its buffer until CBB_finish hands it over; it is copied
+        // out, wiped (it may be a private key) and freed.
+        unsafe {
+            let mut cbb = std::mem::zeroed::<ffi::CBB>();
+            if ffi::CBB_init(&mut cbb, 4096) != 1 {
+                return Err(last_error());
+            }
+            if f(&mut cbb, self.0.as_ptr()) != 1 {
+                ffi::CBB_cleanup(&mut cbb);
+                return Err(last_error());
+            }
+            let mut ptr = std::ptr::null_mut();
+            let mut len = 0usize;
+            if ffi::CBB_finish(&mut cbb, &mut ptr, &mut len) != 1 {
+                ffi::CBB_cleanup(&mut cbb);
+                return Err(last_error());
+            }
+            let out = std::slice::from_raw_parts(ptr, len).to_vec();
+            ffi::OPENSSL_cleanse(ptr.cast(), len);
+            ffi::OPENSSL_free(ptr.cast());
+            Ok(out)
+        }
+    }
+}
+
 impl Drop for AwsKey {
     fn drop(&mut self) {
         // SAFETY: we own the only reference; EVP_PKEY_free clears the key material.
@@ -114,7 +243,7 @@ fn md(hash: HashAlg) -> Option<*const ffi::EVP_MD> {
 }
 
 /// AWS-LC's error queue as text (it is per thread, so this is ours).
-fn last_error() -> String {
+pub(crate) fn last_error() -> String {
     // SAFETY: ERR_error_string_n writes at most len bytes, NUL included.
     let e = unsafe { ffi::ERR_get_error() };
     clear_errors();

@@ -1,6 +1,7 @@
 //! The PKCS#7/CMS SignedData that sign-file writes, built by hand: detached id-data,
 //! no certificates, no signed attributes (the `cms` builder always adds them, and the
-//! kernel rejects a module signature that has them).
+//! kernel rejects a module signature that has them) — except for ML-DSA when asked,
+//! as sign-file must with OpenSSL before 4.0.
 
 use crate::hash::HashAlg;
 use crate::pki::cert::Cert;
@@ -30,7 +31,31 @@ pub fn signature_algorithm(kind: KeyKind, hash: HashAlg) -> AlgorithmIdentifierO
             oid: hash.ecdsa_oid(),
             parameters: None,
         },
+        // id-ml-dsa-*, parameters absent (RFC 9881/9882).
+        KeyKind::MlDsa(level) => AlgorithmIdentifierOwned {
+            oid: der::asn1::ObjectIdentifier::from_bytes(level.oid()).expect("a valid OID"),
+            parameters: None,
+        },
     }
+}
+
+/// The signed attributes OpenSSL's CMS writes with sign-file's flags (CMS_NOSMIMECAP,
+/// CMS_NO_SIGNING_TIME) when it cannot leave them out: contentType id-data and the
+/// module's messageDigest, as the DER SET that is signed (DER order: contentType's
+/// encoding is the shorter, so it sorts first).
+pub fn signed_attributes(hash: HashAlg, body: &[u8]) -> Vec<u8> {
+    use crate::pki::ber::{self, tlv};
+    let oid = |o: &[u8]| tlv(ber::OID, o);
+    let attr =
+        |ty: &[u8], value: Vec<u8>| tlv(ber::SEQUENCE, &[oid(ty), tlv(ber::SET, &value)].concat());
+    let content_type = attr(crate::pki::oid::CONTENT_TYPE, oid(crate::pki::oid::DATA));
+    let digest = attr(
+        crate::pki::oid::MESSAGE_DIGEST,
+        tlv(ber::OCTET_STRING, &hash.digest(body)),
+    );
+    let mut attrs = [content_type, digest];
+    attrs.sort();
+    tlv(ber::SET, &attrs.concat())
 }
 
 /// Encodes the ContentInfo around one signature value, as sign-file's OpenSSL does:
@@ -41,6 +66,7 @@ pub fn build(
     id: SignerIdKind,
     hash: HashAlg,
     sig_alg: AlgorithmIdentifierOwned,
+    signed_attrs: Option<&[u8]>,
     signature: Vec<u8>,
 ) -> Result<Vec<u8>, String> {
     use crate::pki::ber::{self, tlv};
@@ -76,6 +102,10 @@ pub fn build(
             version.clone(),
             sid,
             digest_alg.clone(),
+            // [0] IMPLICIT: the signed SET, retagged.
+            signed_attrs
+                .map(|a| [&[0xa0][..], &a[1..]].concat())
+                .unwrap_or_default(),
             sig_alg.to_der().map_err(der_err)?,
             tlv(ber::OCTET_STRING, &signature),
         ]

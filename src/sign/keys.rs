@@ -2,6 +2,8 @@
 
 use crate::error::{Error, Result};
 use crate::pki::cert::{Cert, contains, first_reason, is_pem};
+use crate::pki::mldsa::MlDsa;
+use crate::sign::awslc::AwsKey;
 use openssl::pkey::{Id, PKey, Private};
 use std::cell::Cell;
 use std::path::Path;
@@ -52,6 +54,7 @@ pub enum KeyKind {
     Rsa(u32),
     EcP256,
     EcP384,
+    MlDsa(MlDsa),
 }
 
 impl std::fmt::Display for KeyKind {
@@ -60,6 +63,7 @@ impl std::fmt::Display for KeyKind {
             KeyKind::Rsa(bits) => write!(f, "RSA-{bits}"),
             KeyKind::EcP256 => f.write_str("ECDSA P-256"),
             KeyKind::EcP384 => f.write_str("ECDSA P-384"),
+            KeyKind::MlDsa(l) => f.write_str(l.name()),
         }
     }
 }
@@ -87,14 +91,58 @@ pub fn key_kind<T: openssl::pkey::HasPublic>(
     }
 }
 
+/// A private key as loaded: by OpenSSL, or (ML-DSA, which OpenSSL 3.0 lacks) by AWS-LC.
+pub enum PrivateKey {
+    OpenSsl(PKey<Private>),
+    MlDsa(AwsKey, MlDsa),
+}
+
+/// The PKCS#8 DER of an unencrypted ML-DSA key (PEM "PRIVATE KEY" or DER), if `data`
+/// is one.
+fn mldsa_pkcs8(data: &[u8]) -> Option<(Vec<u8>, MlDsa)> {
+    use crate::pki::ber::{self, Reader};
+    let der = if is_pem(data) {
+        let text = std::str::from_utf8(data).ok()?;
+        let start = text.find("-----BEGIN PRIVATE KEY-----")? + 27;
+        let end = start + text[start..].find("-----END PRIVATE KEY-----")?;
+        let b64: String = text[start..end].split_whitespace().collect();
+        openssl::base64::decode_block(&b64).ok()?
+    } else {
+        data.to_vec()
+    };
+    let level = {
+        let info = Reader::new(&der).expect(ber::SEQUENCE, "").ok()?;
+        let mut r = info.reader();
+        r.expect(ber::INTEGER, "").ok()?;
+        let alg = r.expect(ber::SEQUENCE, "").ok()?;
+        MlDsa::from_oid(alg.reader().expect(ber::OID, "").ok()?.content)?
+    };
+    Some((der, level))
+}
+
 /// Reads a private key: PEM (PKCS#1, PKCS#8, SEC1, encrypted) or DER (PKCS#8, PKCS#1, SEC1,
-/// encrypted PKCS#8).
-pub fn load_private_key(path: &Path, pin: &Pin) -> Result<PKey<Private>> {
+/// encrypted PKCS#8); ML-DSA as PKCS#8 with the seed, the expanded key, or both.
+pub fn load_private_key(path: &Path, pin: &Pin) -> Result<PrivateKey> {
     // A key error (exit 4, help about keys), not a module one.
     let data = std::fs::read(path).map_err(|e| Error::Key {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
+    if let Some((mut der, level)) = mldsa_pkcs8(&data) {
+        let key = AwsKey::from_pkcs8(&der);
+        der.iter_mut()
+            .for_each(|b| unsafe { std::ptr::write_volatile(b, 0) });
+        return match key {
+            Ok(k) => Ok(PrivateKey::MlDsa(k, level)),
+            Err(e) => Err(Error::Key {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "not a valid {} private key (seed, expanded key, or both): {e}",
+                    level.name()
+                ),
+            }),
+        };
+    }
     let asked = Cell::new(false);
     let cb = |buf: &mut [u8]| -> std::result::Result<usize, openssl::error::ErrorStack> {
         asked.set(true);
@@ -146,17 +194,38 @@ pub fn load_private_key(path: &Path, pin: &Pin) -> Result<PKey<Private>> {
         }
     };
     key_kind(&pkey).map_err(key_err)?;
-    Ok(pkey)
+    Ok(PrivateKey::OpenSsl(pkey))
 }
 
 /// Refuses a certificate that does not belong to the key: the kernel would reject
 /// every module signed with such a pair.
-pub fn check_pair(key: &PKey<Private>, key_path: &Path, cert: &Cert) -> Result<()> {
-    let public = cert.x509.public_key().map_err(|e| Error::Cert {
+pub fn check_pair(key: &PrivateKey, key_path: &Path, cert: &Cert) -> Result<()> {
+    let cert_err = |reason: String| Error::Cert {
         path: cert.path.clone(),
-        reason: first_reason(&e),
-    })?;
-    if !key.public_eq(&public) {
+        reason,
+    };
+    let same = match key {
+        PrivateKey::OpenSsl(key) => {
+            let public = cert
+                .x509
+                .public_key()
+                .map_err(|e| cert_err(first_reason(&e)))?;
+            key.public_eq(&public)
+        }
+        // OpenSSL 3.0 cannot read an ML-DSA certificate's key: compare the encodings.
+        PrivateKey::MlDsa(key, _) => {
+            use der::{Decode, Encode};
+            let der = cert.x509.to_der().map_err(|e| cert_err(first_reason(&e)))?;
+            let spki = x509_cert::Certificate::from_der(&der)
+                .and_then(|c| c.tbs_certificate.subject_public_key_info.to_der())
+                .map_err(|e| cert_err(e.to_string()))?;
+            key.public_spki().map_err(|e| Error::Key {
+                path: key_path.to_path_buf(),
+                reason: e,
+            })? == spki
+        }
+    };
+    if !same {
         return Err(Error::KeyMismatch {
             key: key_path.to_path_buf(),
             cert: cert.path.clone(),

@@ -61,6 +61,8 @@ enum Backend {
     File(PKey<Private>, Bulk),
     /// A key on a PKCS#11 token (sessions pooled inside).
     Token(Box<pkcs11::Pkcs11Key>),
+    /// An ML-DSA key file, held by AWS-LC.
+    MlDsa(awslc::AwsKey),
 }
 
 /// A loaded key + certificate, checked to belong together. Shared between threads.
@@ -69,6 +71,9 @@ pub struct SigningKey {
     kind: KeyKind,
     pub cert: Cert,
     key_path: std::path::PathBuf,
+    /// Sign contentType + messageDigest instead of the module (ML-DSA only: the form
+    /// sign-file writes with OpenSSL before 4.0).
+    signed_attrs: bool,
 }
 
 /// What to load a signing key from.
@@ -117,6 +122,17 @@ impl SigningKey {
                     });
                 }
             };
+            if let Ok(k) = &cert.kernel
+                && let crate::pki::x509::PublicKey::MlDsa { level, .. } = k.public
+            {
+                return Err(Error::Key {
+                    path: shown,
+                    reason: format!(
+                        "{} keys on PKCS#11 tokens are not supported: this tool signs with ML-DSA key files only (SoftHSM 2.6, Debian's, has no CKM_ML_DSA either)",
+                        level.name()
+                    ),
+                });
+            }
             let public = cert.x509.public_key().map_err(|e| Error::Cert {
                 path: cert.path.clone(),
                 reason: e.to_string(),
@@ -130,6 +146,7 @@ impl SigningKey {
                 kind,
                 cert,
                 key_path: shown,
+                signed_attrs: false,
             };
             k.check_token_pair()?;
             return Ok(k);
@@ -151,13 +168,62 @@ impl SigningKey {
         let cert = crate::pki::cert::load_cert(cert_path)?;
         let pkey = keys::load_private_key(src.key, src.pin)?;
         keys::check_pair(&pkey, src.key, &cert)?;
-        let kind = keys::key_kind(&pkey).expect("checked when the key was loaded");
+        let (backend, kind) = match pkey {
+            keys::PrivateKey::OpenSsl(pkey) => {
+                let kind = keys::key_kind(&pkey).expect("checked when the key was loaded");
+                (Backend::File(pkey, Bulk::new()), kind)
+            }
+            keys::PrivateKey::MlDsa(key, level) => (Backend::MlDsa(key), KeyKind::MlDsa(level)),
+        };
         Ok(SigningKey {
-            backend: Backend::File(pkey, Bulk::new()),
+            backend,
             kind,
             cert,
             key_path: src.key.to_path_buf(),
+            signed_attrs: false,
         })
+    }
+
+    /// Signs signed attributes (contentType, messageDigest) rather than the module:
+    /// for ML-DSA keys only, as the kernel refuses attributes on RSA and ECDSA
+    /// signatures, and takes them on ML-DSA ones only with
+    /// `CONFIG_PKCS7_WAIVE_AUTHATTRS_REJECTION_FOR_MLDSA`.
+    pub fn set_signed_attrs(&mut self, on: bool) -> Result<()> {
+        if on && !matches!(self.kind, KeyKind::MlDsa(_)) {
+            return Err(Error::usage(
+                format!(
+                    "{}: signed attributes are for ML-DSA keys; this is an {} key",
+                    self.key_path.display(),
+                    self.kind
+                ),
+                "leave out --signed-attrs: the kernel rejects RSA and ECDSA module signatures that carry them (\"Invalid module sig (has authattrs)\")",
+            ));
+        }
+        self.signed_attrs = on;
+        Ok(())
+    }
+
+    pub fn signed_attrs(&self) -> bool {
+        self.signed_attrs
+    }
+
+    /// Refuses a digest this key cannot sign modules with: ML-DSA takes SHA-512 only
+    /// (the kernel's public_key.c allows "none" or "sha512" for it).
+    pub fn check_hash(&self, hash: HashAlg) -> Result<()> {
+        if let KeyKind::MlDsa(level) = self.kind
+            && hash != HashAlg::Sha512
+        {
+            return Err(Error::usage(
+                format!(
+                    "{}: {} module signatures take sha512, not {}",
+                    self.key_path.display(),
+                    level.name(),
+                    hash.name()
+                ),
+                "pass --hash sha512 (or no --hash): the kernel refuses ML-DSA with any other digest (EINVAL), and without signed attributes it ignores the digest",
+            ));
+        }
+        Ok(())
     }
 
     /// A token key cannot be compared directly: sign a probe and verify it with the certificate.
@@ -187,7 +253,8 @@ impl SigningKey {
         self.kind
     }
 
-    /// The raw signature over `data`: PKCS#1 v1.5 for RSA, DER Ecdsa-Sig-Value for ECDSA.
+    /// The raw signature over `data`: PKCS#1 v1.5 for RSA, DER Ecdsa-Sig-Value for
+    /// ECDSA (both of its `hash`), pure ML-DSA of the data itself.
     pub fn raw_signature(&self, hash: HashAlg, data: &[u8]) -> Result<Vec<u8>> {
         let key_err = |e: openssl::error::ErrorStack| Error::Key {
             path: self.key_path.clone(),
@@ -214,17 +281,26 @@ impl SigningKey {
                 let digest = openssl::hash::hash(hash.md(), data).map_err(key_err)?;
                 t.sign_digest(self.kind, hash, &digest)
             }
+            Backend::MlDsa(key) => key.sign_message(data).map_err(|reason| Error::Key {
+                path: self.key_path.clone(),
+                reason,
+            }),
         }
     }
 
     /// The PKCS#7 DER to append to `body`.
     pub fn sign(&self, hash: HashAlg, id: cms::SignerIdKind, body: &[u8]) -> Result<Vec<u8>> {
-        let sig = self.raw_signature(hash, body)?;
+        self.check_hash(hash)?;
+        let attrs = self
+            .signed_attrs
+            .then(|| cms::signed_attributes(hash, body));
+        let sig = self.raw_signature(hash, attrs.as_deref().unwrap_or(body))?;
         cms::build(
             &self.cert,
             id,
             hash,
             cms::signature_algorithm(self.kind, hash),
+            attrs.as_deref(),
             sig,
         )
         .map_err(|reason| Error::Cert {

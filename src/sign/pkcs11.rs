@@ -330,6 +330,7 @@ impl Pkcs11Key {
                 .sign(&Mechanism::Ecdsa, handle, digest)
                 .map_err(|e| kerr(format!("C_Sign: {e}")))
                 .and_then(|rs| ecdsa_der(&rs).map_err(kerr)),
+            KeyKind::MlDsa(_) => unreachable!("ML-DSA token keys are refused when opened"),
         };
         self.pool.lock().expect("pool").push((session, handle));
         out
@@ -374,6 +375,15 @@ pub fn generate_in_token(
     o: &crate::sign::keygen::KeygenOptions,
 ) -> Result<openssl::x509::X509> {
     use crate::sign::keygen::Algo;
+    if let Algo::MlDsa(level) = o.algo {
+        return Err(Error::usage(
+            format!(
+                "{uri_text}: {} keys cannot be made in a PKCS#11 token by this tool",
+                level.name()
+            ),
+            "make the ML-DSA key as a file (keygen without --pkcs11); SoftHSM 2.6, Debian's, has no CKM_ML_DSA",
+        ));
+    }
     let tok = TokenCtx::open(uri_text, module, pin)?;
     let kerr = |reason: String| Error::Pkcs11 {
         path: tok.shown.clone(),

@@ -55,6 +55,7 @@ impl Keyring {
             let kind = match k.public {
                 PublicKey::Rsa { .. } => KeyType::Rsa,
                 PublicKey::Ec { .. } => KeyType::Ecdsa,
+                PublicKey::MlDsa { .. } => KeyType::MlDsa,
             };
             let keep = !k.self_signed || crypto.has_key(kind);
             if !keep {

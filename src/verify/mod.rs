@@ -8,6 +8,7 @@ use crate::hash::HashAlg;
 use crate::modfile::trailer::{self, Trailer};
 use crate::pki::cert::{self as keys, Cert};
 pub use crate::pki::hex_colon;
+use crate::pki::x509::SigAlgo;
 use crate::pki::{Errno, pkcs7, x509};
 use der::Decode;
 pub use keyring::Keyring;
@@ -177,10 +178,38 @@ fn judge(body: &[u8], cms_der: &[u8], keyring: &Keyring) -> Result<Verdict, Errn
             "Invalid module sig (not pkcs7-data)".into(),
         ));
     }
+    if !keyring.crypto.mldsa_parsed
+        && let Some(si) = msg
+            .signers
+            .iter()
+            .find(|s| matches!(s.algo, SigAlgo::MlDsa(_)))
+    {
+        return Err(Errno::NoPkg(format!(
+            "{} signature, and ML-DSA came in Linux 7.0 (\"Unsupported pkey algo\")",
+            algo_name(si)
+        )));
+    }
     if msg.have_authattrs {
-        return Err(Errno::KeyRejected(
-            "Invalid module sig (has authattrs)".into(),
-        ));
+        const REFUSED: &str = "Invalid module sig (has authattrs)";
+        // The waiver covers a message whose first signer is ML-DSA (pkcs7_check_authattrs).
+        let waivable = matches!(msg.signers[0].algo, SigAlgo::MlDsa(_));
+        match keyring.crypto.mldsa_waiver {
+            Some(true) if waivable => {} // "Waived invalid module sig (has authattrs)"
+            None if waivable => {
+                // No .config says: give both outcomes.
+                let mut waived = keyring.clone();
+                waived.crypto.mldsa_waiver = Some(true);
+                let with = match judge(body, cms_der, &waived) {
+                    Ok(v) => format!("{}: {}", v.errno_name(), v.reason()),
+                    Err(e) => format!("{}: {}", Verdict::from(e.clone()).errno_name(), e.reason()),
+                };
+                return Err(Errno::KeyRejected(format!(
+                    "{REFUSED}: ML-DSA with signed attributes is accepted only by a kernel with {}=y (there: {with}); sign without --signed-attrs for every 7.0+ kernel",
+                    crate::target::MLDSA_WAIVER
+                )));
+            }
+            _ => return Err(Errno::KeyRejected(REFUSED.into())),
+        }
     }
     // pkcs7_verify: each signature against its certificate in the message, if any.
     let mut links: Vec<Option<usize>> = vec![None; msg.certs.len()];
@@ -221,7 +250,17 @@ fn judge(body: &[u8], cms_der: &[u8], keyring: &Keyring) -> Result<Verdict, Errn
             Ok(cert) => {
                 verdict = Ok(Verdict::Ok {
                     signer: cert.issuer_cn().unwrap_or_else(|| cert.subject()),
-                    hash: si.hash.map_or("?", |h| h.name()).into(),
+                    hash: match (si.algo, si.has_authattrs) {
+                        // ML-DSA hashes inside: name the scheme, and a digest only
+                        // when signed attributes needed one.
+                        (SigAlgo::MlDsa(l), false) => l.name().into(),
+                        (SigAlgo::MlDsa(l), true) => format!(
+                            "{} (signed attributes, {})",
+                            l.name(),
+                            si.hash.map_or("?", |h| h.name())
+                        ),
+                        _ => si.hash.map_or("?", |h| h.name()).into(),
+                    },
                     cert: cert.path.display().to_string(),
                 })
             }
@@ -232,22 +271,68 @@ fn judge(body: &[u8], cms_der: &[u8], keyring: &Keyring) -> Result<Verdict, Errn
     verdict
 }
 
-/// `pkcs7_digest`: a digest the kernel was built without is ENOPKG there.
-fn digest(
+/// `pkcs7_digest`: what the signature is over, and its digest algorithm (none for
+/// ML-DSA without attributes, which signs the module itself). With attributes, their
+/// messageDigest must be the module's; then the attributes are signed (hashed first,
+/// but not for ML-DSA). A digest the kernel was built without is ENOPKG there.
+fn signed_bytes<'b>(
     si: &pkcs7::SignerInfo,
-    body: &[u8],
+    body: &'b [u8],
     crypto: &crate::target::Crypto,
-) -> Result<(HashAlg, Vec<u8>), Errno> {
-    match si.hash {
-        Ok(h) if !crypto.has_hash(h) => Err(Errno::NoPkg(format!(
-            "the kernel has no {} ({} is not set)",
+) -> Result<(Option<HashAlg>, std::borrow::Cow<'b, [u8]>), Errno> {
+    let mldsa = matches!(si.algo, SigAlgo::MlDsa(_));
+    if mldsa && !si.has_authattrs {
+        return Ok((None, body.into()));
+    }
+    let h = match si.hash {
+        Ok(h) if !crypto.has_hash(h) => {
+            return Err(Errno::NoPkg(format!(
+                "the kernel has no {} ({} is not set)",
+                h.name(),
+                h.crypto_config()
+            )));
+        }
+        Ok(h) => h,
+        Err(name) => {
+            return Err(Errno::NoPkg(format!(
+                "{name} digests are not checked by this tool"
+            )));
+        }
+    };
+    let digest = h.digest(body);
+    let (Some(attrs), Some(md)) = (&si.authattrs, &si.msgdigest) else {
+        return Ok((Some(h), digest.into()));
+    };
+    if md.len() != digest.len() {
+        return Err(Errno::BadMsg(format!(
+            "messageDigest of {} bytes; {} gives {} (\"Invalid digest size\")",
+            md.len(),
             h.name(),
-            h.crypto_config()
-        ))),
-        Ok(h) => Ok((h, h.digest(body))),
-        Err(name) => Err(Errno::NoPkg(format!(
-            "{name} digests are not checked by this tool"
-        ))),
+            digest.len()
+        )));
+    }
+    if *md != digest {
+        return Err(Errno::KeyRejected(
+            "the signed attributes' messageDigest is not the module's (\"Message digest doesn't match\")"
+                .into(),
+        ));
+    }
+    Ok((
+        Some(h),
+        if mldsa {
+            attrs.clone().into()
+        } else {
+            h.digest(attrs).into()
+        },
+    ))
+}
+
+/// The signature scheme as users name it: "ML-DSA-65", "RSA", "ECDSA".
+fn algo_name(si: &pkcs7::SignerInfo) -> &'static str {
+    match si.algo {
+        SigAlgo::Rsa => "RSA",
+        SigAlgo::Ecdsa => "ECDSA",
+        SigAlgo::MlDsa(l) => l.name(),
     }
 }
 
@@ -262,12 +347,12 @@ fn verify_one(
     s: &mut Signer,
     links: &mut [Option<usize>],
 ) -> Result<(), Errno> {
-    let (hash, digest) = digest(si, body, crypto)?;
+    let (hash, m) = signed_bytes(si, body, crypto)?;
     let Some(i) = msg.certs.iter().position(|c| c.id() == si.auth_id) else {
         return Ok(());
     };
     s.cert = Some(i);
-    x509::verify_signature(&msg.certs[i].public, si.algo, hash, &digest, &si.signature)?;
+    x509::verify_signature(&msg.certs[i].public, si.algo, hash, &m, &si.signature)?;
     // pkcs7_verify_sig_chain
     let mut seen = vec![false; msg.certs.len()];
     let mut x = i;
@@ -303,11 +388,7 @@ fn verify_one(
         if seen[issuer] {
             return Ok(());
         }
-        let Some(h) = c.sig_hash else {
-            return Err(Errno::NoPkg("certificate digest not supported".into()));
-        };
-        let p = &msg.certs[issuer];
-        x509::verify_signature(&p.public, c.sig_algo, h, &h.digest(&c.tbs), &c.signature)?;
+        c.check_signed_by(&msg.certs[issuer].public)?;
         links[x] = Some(issuer);
         if x == issuer {
             return Ok(());
@@ -438,22 +519,10 @@ fn trust_one<'k>(
     let (cert, key) = matched.expect("set above");
     let checked = match signed {
         Signed::Module => {
-            let (hash, d) = digest(si, body, &keyring.crypto)?;
-            x509::verify_signature(&key.public, si.algo, hash, &d, &si.signature)
+            let (hash, m) = signed_bytes(si, body, &keyring.crypto)?;
+            x509::verify_signature(&key.public, si.algo, hash, &m, &si.signature)
         }
-        Signed::Cert(i) => {
-            let c = &msg.certs[i];
-            match c.sig_hash {
-                Some(h) => x509::verify_signature(
-                    &key.public,
-                    c.sig_algo,
-                    h,
-                    &h.digest(&c.tbs),
-                    &c.signature,
-                ),
-                None => Err(Errno::NoPkg("certificate digest not supported".into())),
-            }
-        }
+        Signed::Cert(i) => msg.certs[i].check_signed_by(&key.public),
     };
     if let Err(e) = checked {
         return Err(Errno::KeyRejected(format!(
