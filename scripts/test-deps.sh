@@ -19,7 +19,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 pkgs=(kmod openssl xz-utils zstd gzip bzip2 lz4 pkg-config libssl-dev gcc binutils make tar
       rustc-web rust-web-src clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev cpio
       linux-source-6.12 busybox-static qemu-system-x86 dpkg-dev time
-      rpm rpm2cpio rpmlint gpg skopeo umoci python3-yaml)
+      rpm rpm2cpio rpmlint gpg skopeo umoci python3-yaml python3-venv)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -143,6 +143,17 @@ mk untrusted rsa2048
 mk mldsa44 ml-dsa-44
 mk mldsa65 ml-dsa-65
 mk mldsa87 ml-dsa-87
+
+# An independent ML-DSA implementation for the tests: PyPI's `cryptography` (it bundles
+# OpenSSL 4) makes keys, certificates and signatures and checks ours; dilithium-py
+# expands a seed into the private key's expanded form, which `cryptography` never writes.
+pyca="$cache/tools/pyca"
+if ! "$pyca/bin/python" -c 'import cryptography.hazmat.primitives.asymmetric.mldsa, dilithium_py' 2>/dev/null; then
+  echo "test-deps: installing cryptography and dilithium-py into $pyca" >&2
+  rm -rf "$pyca"
+  /usr/bin/python3 -m venv "$pyca"
+  "$pyca/bin/pip" install -q --disable-pip-version-check 'cryptography==50.0.2' 'dilithium-py==1.5.1'
+fi
 
 # Decompression bombs: an ELF header and 1200 MiB of zeros, beyond every size limit
 # (made once, about 25 s; the zstd and lz4 ones the tests build by hand, at 10 GiB).
