@@ -126,6 +126,17 @@ if [ ! -x "$cache/tools/bin/bindgen" ]; then
   cargo install --quiet --locked bindgen-cli@0.73.2 --root "$cache/tools"
 fi
 
+# An independent ML-DSA implementation for the tests: PyPI's `cryptography` (it bundles
+# OpenSSL 4) makes keys, certificates and signatures and checks ours; dilithium-py
+# expands a seed into the private key's expanded form, which `cryptography` never writes.
+pyca="$cache/tools/pyca"
+if ! "$pyca/bin/python" -c 'import cryptography.hazmat.primitives.asymmetric.mldsa, dilithium_py' 2>/dev/null; then
+  echo "test-deps: installing cryptography and dilithium-py into $pyca" >&2
+  rm -rf "$pyca"
+  /usr/bin/python3 -m venv "$pyca"
+  "$pyca/bin/pip" install -q --disable-pip-version-check 'cryptography==50.0.2' 'dilithium-py==1.5.1'
+fi
+
 # Keys the test kernel trusts (made once: the cached kernel is built to trust them),
 # and one it does not.
 keys="$cache/test-keys"
@@ -143,16 +154,10 @@ mk untrusted rsa2048
 mk mldsa44 ml-dsa-44
 mk mldsa65 ml-dsa-65
 mk mldsa87 ml-dsa-87
-
-# An independent ML-DSA implementation for the tests: PyPI's `cryptography` (it bundles
-# OpenSSL 4) makes keys, certificates and signatures and checks ours; dilithium-py
-# expands a seed into the private key's expanded form, which `cryptography` never writes.
-pyca="$cache/tools/pyca"
-if ! "$pyca/bin/python" -c 'import cryptography.hazmat.primitives.asymmetric.mldsa, dilithium_py' 2>/dev/null; then
-  echo "test-deps: installing cryptography and dilithium-py into $pyca" >&2
-  rm -rf "$pyca"
-  /usr/bin/python3 -m venv "$pyca"
-  "$pyca/bin/pip" install -q --disable-pip-version-check 'cryptography==50.0.2' 'dilithium-py==1.5.1'
+# One ML-DSA-65 key made by `cryptography`, in its three PKCS#8 forms, and its certificate.
+if [ ! -s "$keys/pyca-mldsa65/cert.pem" ]; then
+  rm -rf "$keys/pyca-mldsa65"
+  "$pyca/bin/python" tests/mldsa/pyca.py keygen 65 "cargo-kmod test pyca-mldsa65" "$keys/pyca-mldsa65"
 fi
 
 # Decompression bombs: an ELF header and 1200 MiB of zeros, beyond every size limit
@@ -175,6 +180,7 @@ echo "test-deps: ready (Debian kernel $ver) in $cache/fixtures" >&2
 trusted=$(for n in rsa2048 rsa3072 rsa4096 p256 p384; do printf -- '--trusted-cert %s ' "$keys/$n/signing_key.crt"; done)
 # 7.0+ kernels also trust the ML-DSA keys (6.x would refuse them).
 mldsa=$(for n in mldsa44 mldsa65 mldsa87; do printf -- '--trusted-cert %s ' "$keys/$n/signing_key.crt"; done)
+mldsa+=" --trusted-cert $keys/pyca-mldsa65/cert.pem"
 test_kernel() { # test_kernel SOURCE RECORD [kernel build options]
   echo "test-deps: test kernel from $1 (cached by its inputs; a build takes 4-8 minutes and shows its progress)" >&2
   # shellcheck disable=SC2086
