@@ -322,9 +322,38 @@ pub struct Signing<'a> {
 }
 
 impl Signing<'_> {
-    /// The hash for modules of `target`, refused if that kernel cannot take it.
+    /// The hash for modules of `target`, refused if that kernel cannot take it (or,
+    /// for an ML-DSA key, cannot verify ML-DSA at all).
     pub fn hash_for(&self, target: &crate::target::Target) -> Result<HashAlg> {
-        target.signing_hash(self.hash, DEFAULT_HASH)
+        let KeyKind::MlDsa(level) = self.key.kind else {
+            return target.signing_hash(self.hash, DEFAULT_HASH);
+        };
+        let crypto = target.crypto();
+        if !crypto.mldsa {
+            return Err(Error::TargetRefuses {
+                target: target.name(),
+                reason: if crypto.mldsa_parsed {
+                    format!(
+                        "it cannot verify {} signatures: {} is not set",
+                        level.name(),
+                        crate::target::KeyType::MlDsa.crypto_config()
+                    )
+                } else {
+                    format!(
+                        "it predates ML-DSA module signatures (Linux {}.{}), so an {} signature is ENOPKG there",
+                        crate::target::since::MLDSA.0,
+                        crate::target::since::MLDSA.1,
+                        level.name()
+                    )
+                },
+                fix: "sign its modules with an RSA or ECDSA key (cargo kmod keygen --algo ecdsa-p384)"
+                    .into(),
+            });
+        }
+        // The digest ML-DSA takes, whatever the kernel signs its own modules with.
+        let hash = self.hash.unwrap_or(HashAlg::Sha512);
+        self.key.check_hash(hash)?;
+        Ok(hash)
     }
 }
 

@@ -12,6 +12,7 @@ mod extended;
 mod generations;
 mod info;
 mod limits;
+mod mldsa;
 mod newcomer;
 mod oci;
 mod package;
