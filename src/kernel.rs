@@ -200,6 +200,39 @@ fn source_identity(src: &Path) -> Result<String> {
     }
 }
 
+/// ML-DSA asked of a source that predates it (7.0): the waiver, or a trusted
+/// certificate with an ML-DSA key (the kernel would not load it).
+fn check_mldsa(o: &BuildOptions, version: &Version, release: &str) -> Result<()> {
+    if Features::of(Some(version)).mldsa {
+        return Ok(());
+    }
+    if o.mldsa_waiver {
+        return Err(Error::KernelSource {
+            path: o.source.clone(),
+            reason: format!(
+                "--mldsa-waiver needs ML-DSA, which came in Linux 7.0; this source is {release}"
+            ),
+        });
+    }
+    for c in &o.trusted_certs {
+        for cert in crate::pki::cert::load_certs(c)? {
+            if let Ok(k) = &cert.kernel
+                && let crate::pki::x509::PublicKey::MlDsa { level, .. } = k.public
+            {
+                return Err(Error::Cert {
+                    path: c.clone(),
+                    reason: format!(
+                        "\"{}\" has an {} key, and Linux {release} predates ML-DSA (7.0): it would not load the certificate",
+                        cert.subject(),
+                        level.name()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `VERSION.PATCHLEVEL.SUBLEVEL EXTRAVERSION` from the top Makefile.
 pub fn makefile_release(src: &Path) -> Option<String> {
     let text = std::fs::read_to_string(src.join("Makefile")).ok()?;
@@ -345,30 +378,13 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
     let certs_path = work.join("trusted-certs.pem");
     let mut trusted = Vec::new();
     let mut pem = Vec::new();
-    let features = Features::of(Some(&version));
-    if o.mldsa_waiver && !features.mldsa {
-        return Err(Error::KernelSource {
-            path: o.source.clone(),
-            reason: format!(
-                "--mldsa-waiver needs ML-DSA, which came in Linux 7.0; this source is {release}"
-            ),
-        });
+    if let Err(e) = check_mldsa(o, &version, &release) {
+        // Refused before any build: the unpacked source goes too.
+        let _ = std::fs::remove_dir_all(&work);
+        return Err(e);
     }
     for c in &o.trusted_certs {
         for cert in crate::pki::cert::load_certs(c)? {
-            if let Ok(k) = &cert.kernel
-                && let crate::pki::x509::PublicKey::MlDsa { level, .. } = k.public
-                && !features.mldsa
-            {
-                return Err(Error::Cert {
-                    path: c.clone(),
-                    reason: format!(
-                        "\"{}\" has an {} key, and Linux {release} predates ML-DSA (7.0): it would not load the certificate",
-                        cert.subject(),
-                        level.name()
-                    ),
-                });
-            }
             trusted.push(cert.subject());
             pem.extend(cert.x509.to_pem().expect("re-encode a parsed certificate"));
         }

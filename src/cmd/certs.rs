@@ -35,12 +35,22 @@ pub fn run(a: CertsArgs) -> i32 {
         return 0;
     }
     for c in &certs {
-        let key = c
-            .x509
-            .public_key()
-            .ok()
-            .and_then(|k| cargo_kmod::sign::keys::key_kind(&k).ok())
-            .map_or("other".into(), |k| k.to_string());
+        // OpenSSL 3.0 cannot read an ML-DSA key; the kernel-side parse can.
+        let key = match &c.kernel {
+            Ok(k) => match &k.public {
+                cargo_kmod::pki::x509::PublicKey::MlDsa { level, .. } => Some(level.name().into()),
+                _ => None,
+            },
+            Err(_) => None,
+        }
+        .or_else(|| {
+            c.x509
+                .public_key()
+                .ok()
+                .and_then(|k| cargo_kmod::sign::keys::key_kind(&k).ok())
+                .map(|k| k.to_string())
+        })
+        .unwrap_or_else(|| "other".into());
         outln!("subject:  {}", c.subject());
         outln!("issuer:   {}", c.issuer());
         outln!("serial:   {}", hex_colon(&c.serial));

@@ -52,10 +52,20 @@ pub fn run(a: KeygenArgs) -> i32 {
         }
     };
     note!("next steps, one of:");
-    note!(
-        "  - Secure Boot machines: mokutil --import {} , then reboot and enroll it",
-        f.cert_der.display()
-    );
+    if let Algo::MlDsa(_) = algo {
+        // shim verifies MOK entries with its own crypto, which has no ML-DSA yet.
+        note!(
+            "  - Secure Boot machines: not yet: shim's MOK list cannot enroll ML-DSA keys today; the kernel (7.0+) must carry the key itself"
+        );
+        note!(
+            "  - a running 7.0+ kernel: its secondary keyring (keyctl padd asymmetric \"\" %:.secondary_trusted_keys < CERT.der) takes a certificate for this key once a key the kernel trusts has signed it (this one is self-signed)"
+        );
+    } else {
+        note!(
+            "  - Secure Boot machines: mokutil --import {} , then reboot and enroll it",
+            f.cert_der.display()
+        );
+    }
     note!(
         "  - your own kernel: CONFIG_SYSTEM_TRUSTED_KEYS=\"{0}\" (or `cargo kmod kernel build --trusted-cert {0}`)",
         f.cert_pem.display()

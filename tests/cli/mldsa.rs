@@ -88,6 +88,21 @@ fn mldsa_modules_load_on_72_and_every_verdict_is_the_kernels() {
             k72.trusted
         );
     }
+    // kernel build gave 7.x ML-DSA, and `certs` reads the ML-DSA keys in its image.
+    let config = std::fs::read_to_string(k72.kdir.join(".config")).unwrap();
+    assert!(
+        config.contains("\nCONFIG_CRYPTO_MLDSA=y\n"),
+        "7.2 lacks CONFIG_CRYPTO_MLDSA=y"
+    );
+    let o = kmod().arg("certs").arg(&k72.image).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    for level in ["ML-DSA-44", "ML-DSA-65", "ML-DSA-87"] {
+        assert!(
+            stdout(&o).contains(&format!("key:      {level}\n")),
+            "{level}: {}",
+            stdout(&o)
+        );
+    }
     let d = tempfile::tempdir().unwrap();
     let ko = kmodtest_for(k72);
     let mut rows: Vec<(PathBuf, &KernelInfo, serde_json::Value, &str)> = Vec::new();
@@ -154,10 +169,7 @@ fn mldsa_modules_load_on_72_and_every_verdict_is_the_kernels() {
             m.display()
         );
         if j["verdict"] == "OK" {
-            assert!(
-                j["hash"].as_str().unwrap().starts_with("ML-DSA-"),
-                "{j}"
-            );
+            assert!(j["hash"].as_str().unwrap().starts_with("ML-DSA-"), "{j}");
         }
     }
     // The attribute form's verdict follows the kernel's config: this one has no waiver;
@@ -220,7 +232,10 @@ fn an_independent_implementation_verifies_our_keys_and_signatures() {
                         .args(["dgst", "-sha512", "-binary"])
                         .arg(&module))
                     .stdout;
-                    assert!(der.windows(64).any(|w| w == digest), "{n}: no messageDigest");
+                    assert!(
+                        der.windows(64).any(|w| w == digest),
+                        "{n}: no messageDigest"
+                    );
                     std::fs::write(&signed, der).unwrap();
                 }
             }
@@ -269,7 +284,10 @@ fn mldsa_bad_input_is_refused_and_nothing_is_written() {
     let ml = test_key("mldsa65");
     // A truncated seed: the PKCS#8 of a 31-byte seed.
     let pem = std::fs::read_to_string(&ml.key).unwrap();
-    assert!(pem.contains("BEGIN PRIVATE KEY"), "keygen writes PKCS#8 PEM");
+    assert!(
+        pem.contains("BEGIN PRIVATE KEY"),
+        "keygen writes PKCS#8 PEM"
+    );
     let seed = d.path().join("short.der");
     let mut der = hex::decode("3033020100300b0609608648016503040312042180").unwrap();
     der.extend([0x1f]);
@@ -279,13 +297,23 @@ fn mldsa_bad_input_is_refused_and_nothing_is_written() {
     let cases: [(&str, Vec<std::ffi::OsString>, i32, &str); 4] = [
         (
             "ML-DSA key, ECDSA certificate",
-            vec!["--key".into(), ml.key.clone().into(), "--cert".into(), p256.cert.clone().into()],
+            vec![
+                "--key".into(),
+                ml.key.clone().into(),
+                "--cert".into(),
+                p256.cert.clone().into(),
+            ],
             4,
             "private key does not match the certificate",
         ),
         (
             "truncated seed",
-            vec!["--key".into(), seed.clone().into(), "--cert".into(), ml.cert.clone().into()],
+            vec![
+                "--key".into(),
+                seed.clone().into(),
+                "--cert".into(),
+                ml.cert.clone().into(),
+            ],
             4,
             "not a valid ML-DSA-65 private key",
         ),
@@ -316,11 +344,20 @@ fn mldsa_bad_input_is_refused_and_nothing_is_written() {
         ),
     ];
     for (what, args, code, says) in cases {
-        let o = kmod().arg("sign").args(&args).arg(&module).output().unwrap();
+        let o = kmod()
+            .arg("sign")
+            .args(&args)
+            .arg(&module)
+            .output()
+            .unwrap();
         assert_eq!(o.status.code(), Some(code), "{what}: {}", stderr(&o));
         assert!(stderr(&o).contains(says), "{what}: {}", stderr(&o));
         assert!(stderr(&o).contains("help: "), "{what}: {}", stderr(&o));
-        assert_eq!(std::fs::read(&module).unwrap(), before, "{what}: module changed");
+        assert_eq!(
+            std::fs::read(&module).unwrap(),
+            before,
+            "{what}: module changed"
+        );
     }
     // ML-DSA for a 6.12 target: a signed build is refused before it compiles.
     let p = d.path().join("demo");
@@ -351,4 +388,28 @@ fn mldsa_bad_input_is_refused_and_nothing_is_written() {
         stderr(&o)
     );
     assert!(!p.join("target").exists(), "the refused build left target/");
+    // A 6.12 kernel cannot trust an ML-DSA certificate: kernel build refuses it, and
+    // leaves nothing behind.
+    let out = d.path().join("kernels");
+    let o = kmod()
+        .args([
+            "kernel",
+            "build",
+            "--source",
+            "/usr/src/linux-source-6.12.tar.xz",
+            "--out",
+        ])
+        .arg(&out)
+        .arg("--trusted-cert")
+        .arg(&ml.cert)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("has an ML-DSA-65 key, and Linux 6.12"),
+        "{}",
+        stderr(&o)
+    );
+    let left: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    assert!(left.is_empty(), "kernel build left {left:?}");
 }
