@@ -221,3 +221,66 @@ fn verify_pure(level: MlDsa, public: &[u8], msg: &[u8], sig: &[u8]) -> bool {
         ok
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sign::awslc::AwsKey;
+
+    fn public_key(key: &AwsKey) -> Vec<u8> {
+        // SubjectPublicKeyInfo: the key is the BIT STRING's content after its pad byte.
+        let spki = key.public_spki().unwrap();
+        let seq = super::super::ber::Reader::new(&spki)
+            .expect(super::super::ber::SEQUENCE, "spki")
+            .unwrap();
+        let mut r = seq.reader();
+        r.any().unwrap();
+        r.expect(0x03, "key").unwrap().content[1..].to_vec()
+    }
+
+    #[test]
+    fn each_way_a_signature_fails_has_the_kernels_errno() {
+        for level in MlDsa::ALL {
+            let key = AwsKey::generate_mldsa(level).unwrap();
+            assert_eq!(key.mldsa(), Some(level));
+            let pk = public_key(&key);
+            assert_eq!(pk.len(), level.public_len());
+            let msg = b"module bytes";
+            let sig = key.sign_message(msg).unwrap();
+            assert_eq!(sig.len(), level.signature_len());
+            assert_eq!(verify(level, &pk, msg, &sig), Ok(()));
+            // Another message, or a flipped commitment hash: rejected.
+            assert!(matches!(
+                verify(level, &pk, b"other", &sig),
+                Err(Errno::KeyRejected(_))
+            ));
+            let mut s = sig.clone();
+            s[0] ^= 1;
+            assert!(matches!(
+                verify(level, &pk, msg, &s),
+                Err(Errno::KeyRejected(_))
+            ));
+            // Wrong length, a response coefficient at gamma1, a hint count beyond omega.
+            assert!(matches!(
+                verify(level, &pk, msg, &sig[1..]),
+                Err(Errno::BadMsg(_))
+            ));
+            let p = level.params();
+            let mut s = sig.clone();
+            s[p.ctilde_len..p.ctilde_len + 3].fill(0);
+            assert!(
+                matches!(verify(level, &pk, msg, &s), Err(Errno::BadMsg(_))),
+                "{level:?}"
+            );
+            let mut s = sig.clone();
+            *s.last_mut().unwrap() = 0xff;
+            assert!(
+                matches!(verify(level, &pk, msg, &s), Err(Errno::BadMsg(_))),
+                "{level:?}"
+            );
+            // The seed form round-trips.
+            let again = AwsKey::from_pkcs8(&key.to_pkcs8().unwrap()).unwrap();
+            assert_eq!(public_key(&again), pk);
+        }
+    }
+}

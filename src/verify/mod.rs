@@ -625,6 +625,74 @@ mod tests {
         out
     }
 
+    /// The attribute form's verdict follows the kernel's waiver; ML-DSA before 7.0 is
+    /// ENOPKG whatever the form.
+    #[test]
+    fn mldsa_verdicts_follow_the_kernels_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = crate::sign::keygen::KeygenOptions {
+            out: dir.path().to_path_buf(),
+            algo: crate::sign::keygen::Algo::MlDsa(crate::pki::mldsa::MlDsa::L44),
+            cn: "ml".into(),
+            days: 1,
+            mok: false,
+        };
+        let f = crate::sign::keygen::generate(&o).unwrap();
+        let mut key =
+            crate::sign::SigningKey::load(&f.key, &f.cert_pem, &Default::default()).unwrap();
+        let body = vec![7u8; 5000];
+        let plain = key
+            .sign(HashAlg::Sha512, SignerIdKind::IssuerSerial, &body)
+            .unwrap();
+        key.set_signed_attrs(true).unwrap();
+        let attrs = key
+            .sign(HashAlg::Sha512, SignerIdKind::KeyId, &body)
+            .unwrap();
+        let (plain, attrs) = (
+            crate::modfile::trailer::append(&body, &plain),
+            crate::modfile::trailer::append(&body, &attrs),
+        );
+        let mut ring = Keyring::default();
+        ring.add_path(&f.cert_pem).unwrap();
+        let with = |waiver: Option<bool>, parsed: bool| {
+            let mut r = ring.clone();
+            r.crypto.mldsa_waiver = waiver;
+            r.crypto.mldsa_parsed = parsed;
+            r
+        };
+        for waiver in [None, Some(false), Some(true)] {
+            assert!(matches!(
+                verify(&plain, &with(waiver, true)),
+                Verdict::Ok { .. }
+            ));
+        }
+        assert!(matches!(
+            verify(&attrs, &with(Some(true), true)),
+            Verdict::Ok { .. }
+        ));
+        let Verdict::Rejected { reason } = verify(&attrs, &with(Some(false), true)) else {
+            panic!("the attribute form loads without the waiver")
+        };
+        assert_eq!(reason, "Invalid module sig (has authattrs)");
+        let Verdict::Rejected { reason } = verify(&attrs, &with(None, true)) else {
+            panic!("no config: not rejected")
+        };
+        assert!(reason.contains("(there: OK: "), "{reason}");
+        for m in [&plain, &attrs] {
+            assert!(matches!(
+                verify(m, &with(Some(true), false)),
+                Verdict::NoPkg { .. }
+            ));
+        }
+        // The messageDigest must be the module's.
+        let mut changed = attrs.clone();
+        changed[10] ^= 1;
+        assert!(matches!(
+            verify(&changed, &with(Some(true), true)),
+            Verdict::Rejected { .. }
+        ));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
 
