@@ -406,6 +406,18 @@ pub struct RunArgs {
     /// Static busybox to put in the initramfs.
     #[arg(long, default_value = "/bin/busybox", value_name = "PATH")]
     pub busybox: PathBuf,
+    /// Add to the kernel command line (repeatable), e.g. `--append module.sig_enforce=1`.
+    #[arg(long, value_name = "ARG")]
+    pub append: Vec<String>,
+    /// Enforce module signatures: appends module.sig_enforce=1 (for kernels without
+    /// CONFIG_MODULE_SIG_FORCE, such as distributions').
+    #[arg(long)]
+    pub enforce: bool,
+    /// The kernel's module tree: modules that --module ones depend on (`depends:`) are
+    /// loaded from it first, as modprobe would (default: /lib/modules/<release> when it
+    /// exists).
+    #[arg(long, value_name = "DIR")]
+    pub modules_from: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,

@@ -9,6 +9,7 @@ pub mod hash;
 pub mod kbuild;
 pub mod kernel;
 pub mod modfile;
+pub mod modtree;
 pub mod package;
 pub mod pki;
 pub mod qemu;

@@ -5,6 +5,7 @@
 
 use super::symvers::{self, Symbol};
 use crate::error::{Error, Result};
+use crate::modtree::ModuleTree;
 use crate::target::{Arch, Config, Target};
 use crate::verify::Keyring;
 use std::collections::HashMap;
@@ -27,11 +28,8 @@ pub struct KernelFacts {
     /// seed missing).
     pub vermagic: Option<String>,
     pub keyring: Keyring,
-    pub modules_dir: Option<PathBuf>,
-    /// Module name (`_` for `-`) → its file under `modules_dir`.
-    modules: HashMap<String, PathBuf>,
-    /// `depends=` of the tree's modules, read once each.
-    depends: Mutex<HashMap<String, Vec<String>>>,
+    /// The kernel's module tree, when there is one.
+    pub modules: Option<ModuleTree>,
     /// Symbol → module, from depmod's `modules.symbols`: also the modules that
     /// Module.symvers does not know (DKMS's `updates/`, `extra/`).
     installed: HashMap<String, String>,
@@ -60,40 +58,23 @@ impl KernelFacts {
             fix: "give a built tree (`make modules` writes Module.symvers) or the kernel's headers package, which ships it".into(),
         })?;
         let symbols = symvers::read(&symvers_path)?;
-        let modules_dir = match modules_dir {
-            Some(d) if !d.is_dir() => {
-                return Err(Error::KernelFacts {
-                    path: d.to_path_buf(),
-                    reason: "not a directory".into(),
-                    fix: "give the kernel's module tree (/lib/modules/<release>, or one unpacked from its package)".into(),
-                });
-            }
-            Some(d) => Some(d.to_path_buf()),
+        let modules = match modules_dir {
+            Some(d) => Some(ModuleTree::open(d)?),
             None => Some(PathBuf::from(format!("/lib/modules/{}", target.release)))
-                .filter(|d| d.is_dir()),
+                .filter(|d| d.is_dir())
+                .map(|d| ModuleTree::open(&d))
+                .transpose()?,
         };
-        let mut modules = HashMap::new();
-        if let Some(d) = &modules_dir {
-            for p in crate::tree::walk(std::slice::from_ref(d))
-                .modules
-                .into_iter()
-                .flatten()
-            {
-                modules
-                    .entry(symvers::module_name(&p.to_string_lossy()))
-                    .or_insert(p);
-            }
-        }
-        let installed = modules_dir
+        let installed = modules
             .as_ref()
-            .map(|d| installed_symbols(&d.join("modules.symbols")))
+            .map(|t| installed_symbols(&t.dir.join("modules.symbols")))
             .unwrap_or_default();
         let mut keyring = target.keyring()?;
         for c in certs {
             keyring.add_path(c)?;
         }
         keyring.restrict(target.crypto());
-        let struct_module = struct_module(&tree, &target, &modules);
+        let struct_module = struct_module(&tree, &target, modules.as_ref());
         let vermagic = vermagic(&target, config, arch, &tree);
         Ok(KernelFacts {
             arch,
@@ -101,9 +82,7 @@ impl KernelFacts {
             struct_module,
             vermagic,
             keyring,
-            modules_dir,
             modules,
-            depends: Mutex::default(),
             installed,
             installed_exports: Mutex::default(),
             target,
@@ -153,56 +132,22 @@ impl KernelFacts {
     }
 
     pub fn module_path(&self, name: &str) -> Option<&Path> {
-        self.modules
-            .get(&name.replace('-', "_"))
-            .map(PathBuf::as_path)
+        self.modules.as_ref()?.path(name)
     }
 
     /// Remembers a module's `depends=` (a module being checked is read anyway).
     pub fn remember_depends(&self, name: &str, depends: Vec<String>) {
-        self.depends
-            .lock()
-            .expect("not poisoned")
-            .insert(name.to_string(), depends);
-    }
-
-    fn depends_of(&self, name: &str) -> Vec<String> {
-        if let Some(d) = self.depends.lock().expect("not poisoned").get(name) {
-            return d.clone();
+        if let Some(t) = &self.modules {
+            t.remember_depends(name, depends);
         }
-        let d = self
-            .module_path(name)
-            .and_then(|p| crate::modfile::ModuleFile::read(p).ok())
-            .and_then(|m| {
-                let info = m.elf().ok()?;
-                crate::modfile::elf::modinfo_fields(info.modinfo)
-                    .into_iter()
-                    .find(|(k, _)| k == "depends")
-                    .map(|(_, v)| split_depends(&v))
-            })
-            .unwrap_or_default();
-        self.remember_depends(name, d.clone());
-        d
     }
 
-    /// `roots` and what they depend on, dependencies first (as `modprobe
-    /// --show-depends` lists them).
+    /// `roots` and what they depend on in the module tree, dependencies first.
     pub fn load_order(&self, roots: &[String]) -> Vec<String> {
-        fn visit(k: &KernelFacts, m: &str, seen: &mut Vec<String>, out: &mut Vec<String>) {
-            if seen.iter().any(|s| s == m) {
-                return;
-            }
-            seen.push(m.to_string());
-            for d in k.depends_of(m) {
-                visit(k, &d, seen, out);
-            }
-            out.push(m.to_string());
+        match &self.modules {
+            Some(t) => t.load_order(roots),
+            None => roots.to_vec(),
         }
-        let (mut seen, mut out) = (Vec::new(), Vec::new());
-        for r in roots {
-            visit(self, r, &mut seen, &mut out);
-        }
-        out
     }
 }
 
@@ -219,20 +164,12 @@ fn installed_symbols(path: &Path) -> HashMap<String, String> {
         .collect()
 }
 
-/// `depends=a,b-c` → `[a, b_c]`.
-pub fn split_depends(v: &str) -> Vec<String> {
-    v.split(',')
-        .filter(|s| !s.is_empty())
-        .map(|s| s.replace('-', "_"))
-        .collect()
-}
-
 /// From `vmlinux`'s BTF (a headers package keeps it for BTF), else the running
 /// kernel's, else any module of the kernel's own tree.
 fn struct_module(
     tree: &Path,
     target: &Target,
-    modules: &HashMap<String, PathBuf>,
+    modules: Option<&ModuleTree>,
 ) -> Option<StructModule> {
     let vmlinux = tree.join("vmlinux");
     if let Some(size) =
@@ -254,7 +191,7 @@ fn struct_module(
         });
     }
     // Modules of the tree itself; a few, in case one is damaged.
-    let mut paths: Vec<&PathBuf> = modules.values().collect();
+    let mut paths: Vec<&PathBuf> = modules.into_iter().flat_map(ModuleTree::paths).collect();
     paths.sort();
     paths.into_iter().take(3).find_map(|p| {
         let m = crate::modfile::ModuleFile::read(p).ok()?;

@@ -273,7 +273,7 @@ pub fn check(k: &KernelFacts, m: &ModuleFile, earlier: &[&Loaded]) -> crate::Res
     let load_first = j.symbols(k, &name, &view, gpl, &imports, earlier, modversions);
 
     // 6. What modprobe reads: depends=, and the load order it gives.
-    let depends = facts::split_depends(get("depends").unwrap_or_default());
+    let depends = crate::modtree::split_depends(get("depends").unwrap_or_default());
     k.remember_depends(&name, depends.clone());
     let order = j.dependencies(k, &depends, earlier, load_first);
     if let Some(sd) = get("softdep") {
@@ -596,8 +596,8 @@ impl Judge {
                 }
             }
             if let Some((m, false)) = owner {
-                if k.modules_dir.is_some() && k.module_path(&m).is_none() {
-                    let dir = k.modules_dir.as_ref().map(|d| d.display().to_string());
+                if k.modules.is_some() && k.module_path(&m).is_none() {
+                    let dir = k.modules.as_ref().map(|t| t.dir.display().to_string());
                     fail(
                         self,
                         1,
@@ -640,7 +640,7 @@ impl Judge {
             if loaded(d) {
                 continue;
             }
-            if k.modules_dir.is_none() || k.module_path(d).is_some() {
+            if k.modules.is_none() || k.module_path(d).is_some() {
                 roots.push(d.clone());
             } else {
                 missing = true;
@@ -649,7 +649,7 @@ impl Judge {
                     false,
                     format!(
                         "depends on {d}, which is neither in {} nor given before it (modprobe: FATAL: Module {d} not found)",
-                        k.modules_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+                        k.modules.as_ref().map(|t| t.dir.display().to_string()).unwrap_or_default()
                     ),
                 );
             }

@@ -84,9 +84,9 @@ fn describe(k: &KernelFacts) -> String {
         } else {
             "not enforced"
         },
-        k.modules_dir
+        k.modules
             .as_ref()
-            .map(|d| format!(", modules in {}", d.display()))
+            .map(|t| format!(", modules in {}", t.dir.display()))
             .unwrap_or_default()
     )
 }

@@ -36,10 +36,33 @@ pub fn run(a: RunArgs) -> i32 {
     } else {
         a.modules
     };
+    let tree = match &a.modules_from {
+        Some(d) => Some(cargo_kmod::modtree::ModuleTree::open(d)),
+        None => Some(std::path::PathBuf::from(format!(
+            "/lib/modules/{}",
+            target.release
+        )))
+        .filter(|d| !target.release.is_empty() && d.is_dir())
+        .map(|d| cargo_kmod::modtree::ModuleTree::open(&d)),
+    }
+    .transpose();
+    let dependencies = match tree.and_then(|t| match t {
+        Some(t) => qemu::dependencies(&modules, &t),
+        None => Ok(Vec::new()),
+    }) {
+        Ok(d) => d,
+        Err(e) => return report_error(&e),
+    };
+    let mut append = a.append;
+    if a.enforce {
+        append.push("module.sig_enforce=1".into());
+    }
     let o = qemu::RunOptions {
         image,
         arch,
         modules,
+        dependencies,
+        append,
         params: a.params,
         exec: a.exec,
         timeout: std::time::Duration::from_secs(a.timeout),
@@ -66,7 +89,12 @@ pub fn run(a: RunArgs) -> i32 {
     }
     for m in &rep.modules {
         if m.loaded {
-            outln!("{}: loaded as {}", m.path.display(), m.name);
+            outln!(
+                "{}: loaded as {}{}",
+                m.path.display(),
+                m.name,
+                if m.dependency { " (a dependency)" } else { "" }
+            );
         } else {
             let why = m
                 .refusal

@@ -16,6 +16,10 @@ pub struct RunOptions {
     pub image: PathBuf,
     pub arch: crate::target::Arch,
     pub modules: Vec<PathBuf>,
+    /// Loaded first, without `params` (what `modules` depend on; see [`dependencies`]).
+    pub dependencies: Vec<PathBuf>,
+    /// Added to the kernel command line.
+    pub append: Vec<String>,
     pub params: Vec<String>,
     pub exec: Vec<String>,
     pub timeout: Duration,
@@ -37,6 +41,8 @@ pub use crate::check::Refusal;
 pub struct ModuleReport {
     pub path: PathBuf,
     pub name: String,
+    /// Loaded because another module depends on it.
+    pub dependency: bool,
     pub loaded: bool,
     pub refusal: Option<Refusal>,
     /// Kernel log lines printed while loading and unloading it.
@@ -152,6 +158,7 @@ pub fn initramfs(o: &RunOptions, modules: &[(String, Vec<u8>)]) -> Result<Vec<u8
         minijinja::context! {
             mark => MARK,
             modules => modules.iter().map(|(name, _)| name.clone()).collect::<Vec<_>>(),
+            dependencies => o.dependencies.len(),
             params => o.params.iter().map(|p| kernel_param(p)).collect::<Vec<_>>(),
             execs => o.exec.len(),
         },
@@ -175,6 +182,35 @@ fn kvm_usable() -> bool {
         .is_ok()
 }
 
+/// What `modules` need from `tree` (their `depends:`, and those modules' own), in the
+/// order modprobe loads them; refused before booting when one is not there.
+pub fn dependencies(
+    modules: &[PathBuf],
+    tree: &crate::modtree::ModuleTree,
+) -> Result<Vec<PathBuf>> {
+    let mut given = Vec::new();
+    let mut wanted = Vec::new();
+    for p in modules {
+        let m = ModuleFile::open(p)?;
+        given.push(crate::check::symvers::module_name(&p.to_string_lossy()));
+        for d in crate::modtree::depends_field(&m).unwrap_or_default() {
+            if tree.path(&d).is_none() {
+                return Err(Error::Run {
+                    path: p.clone(),
+                    reason: format!("it depends on {d}, which is not in {}", tree.dir.display()),
+                });
+            }
+            wanted.push(d);
+        }
+    }
+    Ok(tree
+        .load_order(&wanted)
+        .into_iter()
+        .filter(|n| !given.contains(n))
+        .filter_map(|n| tree.path(&n).map(Path::to_path_buf))
+        .collect())
+}
+
 /// Boots, loads, unloads, and reports.
 pub fn run(o: &RunOptions, r: &dyn Reporter) -> Result<RunReport> {
     if !o.image.is_file() {
@@ -184,7 +220,7 @@ pub fn run(o: &RunOptions, r: &dyn Reporter) -> Result<RunReport> {
         });
     }
     let mut mods = Vec::new();
-    for p in &o.modules {
+    for p in o.dependencies.iter().chain(&o.modules) {
         let m = ModuleFile::open(p)?;
         // Refused before booting: the kernel would only say "Exec format error".
         let info = m.elf()?;
@@ -265,10 +301,12 @@ fn parse_console(console: &str, mods: &[(String, Vec<u8>)], o: &RunOptions) -> R
     let mut rep = RunReport {
         modules: mods
             .iter()
-            .zip(&o.modules)
-            .map(|((name, _), path)| ModuleReport {
+            .zip(o.dependencies.iter().chain(&o.modules))
+            .enumerate()
+            .map(|(i, ((name, _), path))| ModuleReport {
                 path: path.clone(),
                 name: name.clone(),
+                dependency: i < o.dependencies.len(),
                 ..Default::default()
             })
             .collect(),
@@ -469,9 +507,12 @@ fn boot(o: &RunOptions, initrd: &Path, kvm: bool, silent_limit: Option<Duration>
     let (qemu, qemu_pkg, console) = o.arch.qemu();
     let mut q = Command::new(qemu);
     q.arg("-kernel").arg(&o.image).arg("-initrd").arg(initrd);
-    q.arg("-append").arg(format!(
-        "console={console} panic=-1 printk.time=1 loglevel=8"
-    ));
+    let mut cmdline = format!("console={console} panic=-1 printk.time=1 loglevel=8");
+    for a in &o.append {
+        cmdline.push(' ');
+        cmdline.push_str(a);
+    }
+    q.arg("-append").arg(cmdline);
     q.args([
         "-display",
         "none",

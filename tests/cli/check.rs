@@ -199,11 +199,11 @@ fn built_with_headers(headers: &Path, dir: &str, args: &[&str]) -> tempfile::Tem
 }
 
 /// A Debian kernel as packaged: headers, image, module tree.
-struct Packaged {
-    release: String,
-    headers: PathBuf,
-    image: PathBuf,
-    modules: PathBuf,
+pub struct Packaged {
+    pub release: String,
+    pub headers: PathBuf,
+    pub image: PathBuf,
+    pub modules: PathBuf,
 }
 
 impl Packaged {
@@ -236,7 +236,7 @@ fn recorded_release(file: &str) -> String {
 }
 
 /// Debian sid's 7.2 (scripts/test-deps.sh unpacks its packages into one root).
-fn debian_72() -> Packaged {
+pub fn debian_72() -> Packaged {
     let release = recorded_release("debian-7.2-release");
     let root = cache_dir()
         .join("fixtures")
@@ -250,7 +250,7 @@ fn debian_72() -> Packaged {
 }
 
 /// Debian's 6.12 (trixie's, for bookworm): installed headers, unpacked image package.
-fn debian_612() -> Packaged {
+pub fn debian_612() -> Packaged {
     let release = format!("{}-amd64", recorded_release("debian-kernel-version"));
     let image = cache_dir().join("fixtures/image");
     Packaged {

@@ -8,6 +8,7 @@ mod check;
 mod common;
 mod compress;
 mod corpus;
+mod distro;
 mod extended;
 mod generations;
 mod info;
