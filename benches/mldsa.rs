@@ -17,15 +17,20 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// One thread's time for `op` over every module, best of `runs` passes.
-fn pass(runs: usize, data: &[Vec<u8>], mut op: impl FnMut(&[u8])) -> Duration {
+/// One thread's time for `op` over every module (read one at a time, untimed, so this
+/// process stays small: a child's peak RSS counts its parent's at spawn), best of
+/// `runs` passes. `op` gets the module's index too.
+fn pass(runs: usize, mods: &[PathBuf], mut op: impl FnMut(usize, &[u8])) -> Duration {
     (0..runs)
         .map(|_| {
-            let t = Instant::now();
-            for d in data {
-                op(d);
+            let mut total = Duration::ZERO;
+            for (i, m) in mods.iter().enumerate() {
+                let d = std::fs::read(m).unwrap();
+                let t = Instant::now();
+                op(i, &d);
+                total += t.elapsed();
             }
-            t.elapsed()
+            total
         })
         .min()
         .unwrap()
@@ -45,7 +50,6 @@ fn main() {
     std::fs::create_dir_all(&work).unwrap();
     plain_modules(&bin, &plain, cores);
     let mods = modules(&plain, ".ko");
-    let data: Vec<Vec<u8>> = mods.iter().map(|m| std::fs::read(m).unwrap()).collect();
     let runs: usize = std::env::var("BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -53,11 +57,16 @@ fn main() {
     println!(
         "input: {} modules, {:.1} MiB, {cores} cores; every time is the best of {runs} runs",
         mods.len(),
-        data.iter().map(Vec::len).sum::<usize>() as f64 / 1048576.0
+        mods.iter()
+            .map(|m| std::fs::metadata(m).unwrap().len())
+            .sum::<u64>() as f64
+            / 1048576.0
     );
     let jobs = (cores + 1).to_string();
     let tree = work.join("mldsa-tree");
-    for (name, dir) in [("ECDSA P-384", "p384"), ("ML-DSA-65", "mldsa65")] {
+    let keys = [("ECDSA P-384", "p384"), ("ML-DSA-65", "mldsa65")];
+    let mut limits = Vec::new();
+    for (name, dir) in keys {
         let keys_dir = cache().join("test-keys").join(dir);
         let (key, cert) = (
             keys_dir.join("signing_key.pem"),
@@ -76,58 +85,46 @@ fn main() {
         let public = Certificate::parse(&der).unwrap().public;
         // The limit's crypto: AWS-LC signs (as cargo-kmod does for a tree), the kernel's
         // rules verify (OpenSSL for ECDSA, AWS-LC for ML-DSA).
-        let (sign_limit, verify_limit) = match keys::load_private_key(&key, &Default::default())
-            .unwrap()
-        {
-            PrivateKey::OpenSsl(pkey) => {
-                let aws = AwsKey::from_openssl(&pkey).expect("AWS-LC takes P-384");
-                let PublicKey::Ec { point, .. } = &public else {
-                    panic!("{name}: not an EC key")
-                };
-                let group =
-                    openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::SECP384R1).unwrap();
-                let mut ctx = openssl::bn::BigNumContext::new().unwrap();
-                let pt = openssl::ec::EcPoint::from_bytes(&group, point, &mut ctx).unwrap();
-                let ec = openssl::ec::EcKey::from_public_key(&group, &pt).unwrap();
-                let sigs: Vec<Vec<u8>> = data
-                    .iter()
-                    .map(|d| {
-                        aws.sign_digest(HashAlg::Sha512, &HashAlg::Sha512.digest(d))
-                            .unwrap()
-                    })
-                    .collect();
-                let sign = pass(runs, &data, |d| {
-                    std::hint::black_box(
-                        aws.sign_digest(HashAlg::Sha512, &HashAlg::Sha512.digest(d))
-                            .unwrap(),
-                    );
-                });
-                let mut i = 0;
-                let verify = pass(runs, &data, |d| {
-                    let s = openssl::ecdsa::EcdsaSig::from_der(&sigs[i % sigs.len()]).unwrap();
-                    assert!(s.verify(&HashAlg::Sha512.digest(d), &ec).unwrap());
-                    i += 1;
-                });
-                (sign, verify)
-            }
-            PrivateKey::MlDsa(aws, level) => {
-                let PublicKey::MlDsa { key: pk, .. } = &public else {
-                    panic!("{name}: not an ML-DSA key")
-                };
-                let sigs: Vec<Vec<u8>> =
-                    data.iter().map(|d| aws.sign_message(d).unwrap()).collect();
-                let sign = pass(runs, &data, |d| {
-                    std::hint::black_box(aws.sign_message(d).unwrap());
-                });
-                let mut i = 0;
-                let verify = pass(runs, &data, |d| {
-                    cargo_kmod::pki::mldsa::verify(level, pk, d, &sigs[i % sigs.len()]).unwrap();
-                    i += 1;
-                });
-                (sign, verify)
-            }
-        };
-        let per_core = |d: Duration| d / cores as u32;
+        let (sign_limit, verify_limit) =
+            match keys::load_private_key(&key, &Default::default()).unwrap() {
+                PrivateKey::OpenSsl(pkey) => {
+                    let aws = AwsKey::from_openssl(&pkey).expect("AWS-LC takes P-384");
+                    let PublicKey::Ec { point, .. } = &public else {
+                        panic!("{name}: not an EC key")
+                    };
+                    let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::SECP384R1)
+                        .unwrap();
+                    let mut ctx = openssl::bn::BigNumContext::new().unwrap();
+                    let pt = openssl::ec::EcPoint::from_bytes(&group, point, &mut ctx).unwrap();
+                    let ec = openssl::ec::EcKey::from_public_key(&group, &pt).unwrap();
+                    let mut sigs = vec![Vec::new(); mods.len()];
+                    let sign = pass(runs, &mods, |i, d| {
+                        sigs[i] = aws
+                            .sign_digest(HashAlg::Sha512, &HashAlg::Sha512.digest(d))
+                            .unwrap();
+                    });
+                    let verify = pass(runs, &mods, |i, d| {
+                        let s = openssl::ecdsa::EcdsaSig::from_der(&sigs[i]).unwrap();
+                        assert!(s.verify(&HashAlg::Sha512.digest(d), &ec).unwrap());
+                    });
+                    (sign, verify)
+                }
+                PrivateKey::MlDsa(aws, level) => {
+                    let PublicKey::MlDsa { key: pk, .. } = &public else {
+                        panic!("{name}: not an ML-DSA key")
+                    };
+                    let mut sigs = vec![Vec::new(); mods.len()];
+                    let sign = pass(runs, &mods, |i, d| sigs[i] = aws.sign_message(d).unwrap());
+                    let verify = pass(runs, &mods, |i, d| {
+                        cargo_kmod::pki::mldsa::verify(level, pk, d, &sigs[i]).unwrap();
+                    });
+                    (sign, verify)
+                }
+            };
+        limits.push((name, key, cert, sign_limit, verify_limit));
+    }
+    let per_core = |d: Duration| d / cores as u32;
+    for (name, key, cert, sign_limit, verify_limit) in limits {
         let (ours_sign, all_sign, rss_sign) = best_of(
             runs,
             || {
