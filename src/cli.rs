@@ -414,8 +414,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub enforce: bool,
     /// The kernel's module tree: modules that --module ones depend on (`depends:`) are
-    /// loaded from it first, as modprobe would (default: /lib/modules/<release> when it
-    /// exists).
+    /// loaded from it first, as modprobe would (default with --kernel:
+    /// /lib/modules/<release> when it exists).
     #[arg(long, value_name = "DIR")]
     pub modules_from: Option<PathBuf>,
     /// Output format.

@@ -36,18 +36,20 @@ pub fn run(a: RunArgs) -> i32 {
     } else {
         a.modules
     };
+    // An image's modules are where its distribution installs them; a build tree's
+    // test kernel has none there.
     let tree = match &a.modules_from {
         Some(d) => Some(cargo_kmod::modtree::ModuleTree::open(d)),
         None => Some(std::path::PathBuf::from(format!(
             "/lib/modules/{}",
             target.release
         )))
-        .filter(|d| !target.release.is_empty() && d.is_dir())
+        .filter(|d| a.kernel.is_some() && !target.release.is_empty() && d.is_dir())
         .map(|d| cargo_kmod::modtree::ModuleTree::open(&d)),
     }
     .transpose();
     let dependencies = match tree.and_then(|t| match t {
-        Some(t) => qemu::dependencies(&modules, &t),
+        Some(t) => qemu::dependencies(&modules, &t, &StderrReporter::new()),
         None => Ok(Vec::new()),
     }) {
         Ok(d) => d,

@@ -183,28 +183,35 @@ fn kvm_usable() -> bool {
 }
 
 /// What `modules` need from `tree` (their `depends:`, and those modules' own), in the
-/// order modprobe loads them; refused before booting when one is not there.
+/// order modprobe loads them. A dependency not in the tree (nor among `modules`) is
+/// warned about; the kernel then judges the module without it (unknown symbols).
 pub fn dependencies(
     modules: &[PathBuf],
     tree: &crate::modtree::ModuleTree,
+    r: &dyn Reporter,
 ) -> Result<Vec<PathBuf>> {
     let mut given = Vec::new();
     let mut wanted = Vec::new();
     for p in modules {
         let m = ModuleFile::open(p)?;
         given.push(crate::check::symvers::module_name(&p.to_string_lossy()));
-        for d in crate::modtree::depends_field(&m).unwrap_or_default() {
-            if tree.path(&d).is_none() {
-                return Err(Error::Run {
-                    path: p.clone(),
-                    reason: format!("it depends on {d}, which is not in {}", tree.dir.display()),
-                });
-            }
-            wanted.push(d);
+        wanted.push((p, crate::modtree::depends_field(&m).unwrap_or_default()));
+    }
+    for (p, deps) in &wanted {
+        for d in deps
+            .iter()
+            .filter(|d| tree.path(d).is_none() && !given.contains(d))
+        {
+            r.warn(&format!(
+                "{}: it depends on {d}, which is not in {}: loading it without",
+                p.display(),
+                tree.dir.display()
+            ));
         }
     }
+    let roots: Vec<String> = wanted.into_iter().flat_map(|(_, d)| d).collect();
     Ok(tree
-        .load_order(&wanted)
+        .load_order(&roots)
         .into_iter()
         .filter(|n| !given.contains(n))
         .filter_map(|n| tree.path(&n).map(Path::to_path_buf))
