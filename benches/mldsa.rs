@@ -43,17 +43,8 @@ fn main() {
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_cargo-kmod"));
-    let work = std::env::var_os("BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cache().join("bench"));
-    let plain = work.join("plain");
-    std::fs::create_dir_all(&work).unwrap();
-    plain_modules(&bin, &plain, cores);
+    let (work, plain, runs) = setup(&bin, cores);
     let mods = modules(&plain, ".ko");
-    let runs: usize = std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
     println!(
         "input: {} modules, {:.1} MiB, {cores} cores; every time is the best of {runs} runs",
         mods.len(),

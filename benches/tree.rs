@@ -62,19 +62,8 @@ fn main() {
     let sign_file = modules(&fixtures.join("kbuild/usr/lib"), "scripts/sign-file")
         .pop()
         .expect("sign-file fixture: run scripts/test-deps.sh");
-    // BENCH_DIR puts the trees elsewhere (e.g. a tmpfs, to take the disk out).
-    let work = std::env::var_os("BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cache().join("bench"));
-    let plain = work.join("plain");
-    std::fs::create_dir_all(&work).unwrap();
-
-    plain_modules(&bin, &plain, cores);
+    let (work, plain, runs) = setup(&bin, cores);
     let mods = modules(&plain, ".ko");
-    let runs: usize = std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
     // Single-thread cost of the same OpenSSL: SHA-256 of every byte (files read one at a
     // time, so this process stays small: a child's peak RSS counts its parent's at spawn),
     // best of `runs` passes like every other time here.

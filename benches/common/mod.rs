@@ -66,6 +66,23 @@ pub fn show(best: Duration, all: &[Duration]) -> String {
     format!("{:.2} s (runs {})", secs(best), all.join(" "))
 }
 
+/// The benchmarks' working directory (BENCH_DIR puts the trees elsewhere, e.g. a
+/// tmpfs, to take the disk out), its `plain` module tree made, and BENCH_RUNS (default
+/// 3): how often each timed thing runs.
+pub fn setup(bin: &Path, cores: usize) -> (PathBuf, PathBuf, usize) {
+    let work = std::env::var_os("BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache().join("bench"));
+    let plain = work.join("plain");
+    std::fs::create_dir_all(&work).unwrap();
+    plain_modules(bin, &plain, cores);
+    let runs = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    (work, plain, runs)
+}
+
 pub fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }

@@ -6,7 +6,8 @@ use crate::check::{debian_72, debian_612};
 use crate::common::*;
 use serde_json::Value;
 
-fn run_debian(args: &[&std::ffi::OsStr]) -> Value {
+/// `run --kernel` Debian's 7.2: its JSON report, and what it said on stderr.
+fn run_debian(args: &[&std::ffi::OsStr]) -> (Value, String) {
     let k = debian_72();
     let o = kmod()
         .arg("run")
@@ -23,8 +24,9 @@ fn run_debian(args: &[&std::ffi::OsStr]) -> Value {
         .args(args)
         .output()
         .unwrap();
-    serde_json::from_str(stdout(&o).trim())
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)))
+    let v = serde_json::from_str(stdout(&o).trim())
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
+    (v, stderr(&o))
 }
 
 /// With `--enforce`, Debian's own signed af_key loads after xfrm_algo (its `depends:`,
@@ -49,7 +51,7 @@ fn debian_72_enforces_signatures_and_loads_dependencies_first() {
         .arg(&foreign)
         .assert()
         .success();
-    let v = run_debian(&[
+    let (v, _) = run_debian(&[
         "--enforce".as_ref(),
         "--modules-from".as_ref(),
         k72.modules.as_os_str(),
@@ -80,33 +82,19 @@ fn debian_72_enforces_signatures_and_loads_dependencies_first() {
     assert_eq!(verdicts[0]["verdict"], "ENOKEY", "{verdicts:?}");
     assert_eq!(verdicts[1]["verdict"], "OK", "{verdicts:?}");
     // Without enforcement the untrusted signature only taints; vermagic refuses it.
-    let v = run_debian(&["--module".as_ref(), foreign.as_os_str()]);
+    let (v, _) = run_debian(&["--module".as_ref(), foreign.as_os_str()]);
     assert_eq!(v["modules"][0]["refusal"], "version-magic", "{v}");
     // A dependency missing from the tree is named, and the kernel judges without it.
     let empty = tempfile::tempdir().unwrap();
-    let o = kmod()
-        .arg("run")
-        .arg("--kernel")
-        .arg(&k72.image)
-        .args([
-            "--accel",
-            "tcg",
-            "--message-format",
-            "json",
-            "--timeout",
-            "180",
-        ])
-        .arg("--modules-from")
-        .arg(empty.path())
-        .arg("--module")
-        .arg(&af_key)
-        .output()
-        .unwrap();
+    let (v, err) = run_debian(&[
+        "--modules-from".as_ref(),
+        empty.path().as_os_str(),
+        "--module".as_ref(),
+        af_key.as_os_str(),
+    ]);
     assert!(
-        stderr(&o).contains("it depends on xfrm_algo, which is not in"),
-        "{}",
-        stderr(&o)
+        err.contains("it depends on xfrm_algo, which is not in"),
+        "{err}"
     );
-    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(v["modules"][0]["refusal"], "unknown-symbol", "{v}");
 }

@@ -60,18 +60,8 @@ fn signed_attribute_mldsa_loads_on_a_kernel_with_the_waiver() {
     let plain = copy_of(&ko, d.path(), "plain.ko");
     let attrs = copy_of(&ko, d.path(), "attrs.ko");
     let sf = copy_of(&ko, d.path(), "sign-file.ko");
-    for (m, extra) in [(&plain, &[][..]), (&attrs, &["--signed-attrs"][..])] {
-        kmod()
-            .arg("sign")
-            .args(extra)
-            .arg("--key")
-            .arg(&ml65.key)
-            .arg("--cert")
-            .arg(&ml65.cert)
-            .arg(m)
-            .assert()
-            .success();
-    }
+    crate::mldsa::sign_with(&plain, &ml65, &[]);
+    crate::mldsa::sign_with(&attrs, &ml65, &["--signed-attrs"]);
     kmod()
         .arg("sign-file")
         .arg("sha512")

@@ -45,7 +45,8 @@ fn kmodtest_for(k: &KernelInfo) -> PathBuf {
     built_modules(k, "kmodtest", &[]).join("kmodtest.ko")
 }
 
-fn sign_with(m: &Path, k: &Key, extra: &[&str]) {
+/// `cargo kmod sign [extra] --key --cert MODULE`, which must succeed.
+pub fn sign_with(m: &Path, k: &Key, extra: &[&str]) {
     let o = kmod()
         .arg("sign")
         .args(extra)
