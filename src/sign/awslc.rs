@@ -135,6 +135,19 @@ impl AwsKey {
             .ok_or_else(last_error)
     }
 
+    /// An encrypted PKCS#8 private key (PBES2, as OpenSSL and `cryptography` write it).
+    pub fn from_encrypted_pkcs8(der: &[u8], pass: &[u8]) -> Result<AwsKey, String> {
+        // SAFETY: the CBS borrows `der` and the password for the parse, which copies.
+        let key = unsafe {
+            let mut cbs = std::mem::zeroed::<ffi::CBS>();
+            ffi::CBS_init(&mut cbs, der.as_ptr(), der.len());
+            ffi::PKCS8_parse_encrypted_private_key(&mut cbs, pass.as_ptr().cast(), pass.len())
+        };
+        std::ptr::NonNull::new(key)
+            .map(AwsKey)
+            .ok_or_else(last_error)
+    }
+
     /// The parameter set, when this is an ML-DSA key.
     pub fn mldsa(&self) -> Option<MlDsa> {
         // SAFETY: reads the key's type.

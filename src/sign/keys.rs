@@ -120,8 +120,21 @@ fn mldsa_pkcs8(data: &[u8]) -> Option<(Vec<u8>, MlDsa)> {
     Some((der, level))
 }
 
+/// The DER of an encrypted PKCS#8 key (PEM "ENCRYPTED PRIVATE KEY", or DER as is).
+fn encrypted_der(data: &[u8]) -> Option<Vec<u8>> {
+    if !is_pem(data) {
+        return Some(data.to_vec());
+    }
+    let text = std::str::from_utf8(data).ok()?;
+    let start = text.find("-----BEGIN ENCRYPTED PRIVATE KEY-----")? + 37;
+    let end = start + text[start..].find("-----END ENCRYPTED PRIVATE KEY-----")?;
+    let b64: String = text[start..end].split_whitespace().collect();
+    openssl::base64::decode_block(&b64).ok()
+}
+
 /// Reads a private key: PEM (PKCS#1, PKCS#8, SEC1, encrypted) or DER (PKCS#8, PKCS#1, SEC1,
-/// encrypted PKCS#8); ML-DSA as PKCS#8 with the seed, the expanded key, or both.
+/// encrypted PKCS#8); ML-DSA as PKCS#8 with the seed, the expanded key, or both (also
+/// encrypted).
 pub fn load_private_key(path: &Path, pin: &Pin) -> Result<PrivateKey> {
     // A key error (exit 4, help about keys), not a module one.
     let data = std::fs::read(path).map_err(|e| Error::Key {
@@ -182,9 +195,16 @@ pub fn load_private_key(path: &Path, pin: &Pin) -> Result<PrivateKey> {
             });
         }
         Err(_) if asked.get() => {
-            return Err(Error::WrongPin {
-                path: path.to_path_buf(),
-            });
+            // OpenSSL 3.0 decrypts an ML-DSA key but cannot use it; AWS-LC can.
+            return match encrypted_der(&data)
+                .and_then(|der| AwsKey::from_encrypted_pkcs8(&der, pin.0.as_deref()?).ok())
+                .and_then(|k| k.mldsa().map(|l| (k, l)))
+            {
+                Some((k, level)) => Ok(PrivateKey::MlDsa(k, level)),
+                None => Err(Error::WrongPin {
+                    path: path.to_path_buf(),
+                }),
+            };
         }
         Err(e) => {
             return Err(key_err(format!(

@@ -118,6 +118,23 @@ fn mldsa_modules_load_on_72_and_every_verdict_is_the_kernels() {
         sign_with(&m, &pyca_key(form), &[]);
         rows.push((m, k72, serde_json::Value::Null, "OK"));
     }
+    // And that key encrypted by `cryptography` (PBES2), unlocked by --pin-file.
+    let pin = d.path().join("pin");
+    std::fs::write(&pin, "correct horse\n").unwrap();
+    let encrypted = Key {
+        key: d.path().join("encrypted.pem"),
+        cert: pyca_key("seed").cert,
+    };
+    let o = pyca(&[
+        "encrypt".as_ref(),
+        pyca_key("seed").key.as_os_str(),
+        pin.as_os_str(),
+        encrypted.key.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = copy_of(&ko, d.path(), "pyca-encrypted.ko");
+    sign_with(&m, &encrypted, &["--pin-file", pin.to_str().unwrap()]);
+    rows.push((m, k72, serde_json::Value::Null, "OK"));
     // The signed-attribute form (ours, and sign-file's): refused without the waiver.
     let attrs = copy_of(&ko, d.path(), "attrs.ko");
     sign_with(&attrs, &test_key("mldsa65"), &["--signed-attrs"]);

@@ -5,6 +5,8 @@ for the expanded private key (`cryptography` writes only the seed form).
       one key, as PKCS#8 PEM in the three forms of draft-ietf-lamps-dilithium-certificates
       (seed.pem, expanded.pem, both.pem, all mode 0600) and its self-signed certificate
       (cert.pem), signed by `cryptography`, with the extensions of the kernel's genkey.
+  pyca.py encrypt KEY PASSFILE OUT
+      KEY (seed form) as an encrypted PKCS#8 PEM (PBES2, `cryptography`'s best), 0600.
   pyca.py verify CERT SIG MESSAGE
       pure ML-DSA verification of SIG over MESSAGE (files) with CERT's key; exit 0 if valid.
   pyca.py check-cert CERT
@@ -102,6 +104,19 @@ def keygen(level, cn, out):
         f.write(cert.public_bytes(serialization.Encoding.PEM))
 
 
+def encrypt(key_path, pass_path, out):
+    key = serialization.load_pem_private_key(open(key_path, "rb").read(), None)
+    password = open(pass_path, "rb").read().rstrip(b"\n")
+    write_secret(
+        out,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(password),
+        ),
+    )
+
+
 def verify(cert_path, sig_path, msg_path):
     cert = x509.load_pem_x509_certificate(open(cert_path, "rb").read())
     try:
@@ -127,6 +142,8 @@ if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "keygen":
         keygen(*sys.argv[2:5])
+    elif cmd == "encrypt":
+        encrypt(*sys.argv[2:5])
     elif cmd == "verify":
         sys.exit(verify(*sys.argv[2:5]))
     elif cmd == "check-cert":
