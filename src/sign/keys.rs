@@ -101,15 +101,7 @@ pub enum PrivateKey {
 /// is one.
 fn mldsa_pkcs8(data: &[u8]) -> Option<(Vec<u8>, MlDsa)> {
     use crate::pki::ber::{self, Reader};
-    let der = if is_pem(data) {
-        let text = std::str::from_utf8(data).ok()?;
-        let start = text.find("-----BEGIN PRIVATE KEY-----")? + 27;
-        let end = start + text[start..].find("-----END PRIVATE KEY-----")?;
-        let b64: String = text[start..end].split_whitespace().collect();
-        openssl::base64::decode_block(&b64).ok()?
-    } else {
-        data.to_vec()
-    };
+    let der = pem_or_der(data, "PRIVATE KEY")?;
     let level = {
         let info = Reader::new(&der).expect(ber::SEQUENCE, "").ok()?;
         let mut r = info.reader();
@@ -120,15 +112,20 @@ fn mldsa_pkcs8(data: &[u8]) -> Option<(Vec<u8>, MlDsa)> {
     Some((der, level))
 }
 
-/// The DER of an encrypted PKCS#8 key (PEM "ENCRYPTED PRIVATE KEY", or DER as is).
-fn encrypted_der(data: &[u8]) -> Option<Vec<u8>> {
+/// The DER inside the first PEM block labelled `label`, or `data` itself when it is
+/// not PEM.
+fn pem_or_der(data: &[u8], label: &str) -> Option<Vec<u8>> {
     if !is_pem(data) {
         return Some(data.to_vec());
     }
     let text = std::str::from_utf8(data).ok()?;
-    let start = text.find("-----BEGIN ENCRYPTED PRIVATE KEY-----")? + 37;
-    let end = start + text[start..].find("-----END ENCRYPTED PRIVATE KEY-----")?;
-    let b64: String = text[start..end].split_whitespace().collect();
+    let (begin, end) = (
+        format!("-----BEGIN {label}-----"),
+        format!("-----END {label}-----"),
+    );
+    let start = text.find(&begin)? + begin.len();
+    let stop = start + text[start..].find(&end)?;
+    let b64: String = text[start..stop].split_whitespace().collect();
     openssl::base64::decode_block(&b64).ok()
 }
 
@@ -196,7 +193,7 @@ pub fn load_private_key(path: &Path, pin: &Pin) -> Result<PrivateKey> {
         }
         Err(_) if asked.get() => {
             // OpenSSL 3.0 decrypts an ML-DSA key but cannot use it; AWS-LC can.
-            return match encrypted_der(&data)
+            return match pem_or_der(&data, "ENCRYPTED PRIVATE KEY")
                 .and_then(|der| AwsKey::from_encrypted_pkcs8(&der, pin.0.as_deref()?).ok())
                 .and_then(|k| k.mldsa().map(|l| (k, l)))
             {

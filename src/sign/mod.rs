@@ -203,10 +203,6 @@ impl SigningKey {
         Ok(())
     }
 
-    pub fn signed_attrs(&self) -> bool {
-        self.signed_attrs
-    }
-
     /// Refuses a digest this key cannot sign modules with: ML-DSA takes SHA-512 only
     /// (the kernel's public_key.c allows "none" or "sha512" for it).
     pub fn check_hash(&self, hash: HashAlg) -> Result<()> {
@@ -253,8 +249,8 @@ impl SigningKey {
         self.kind
     }
 
-    /// The raw signature over `data`: PKCS#1 v1.5 for RSA, DER Ecdsa-Sig-Value for
-    /// ECDSA (both of its `hash`), pure ML-DSA of the data itself.
+    /// The raw signature over `data`: PKCS#1 v1.5 for RSA and DER Ecdsa-Sig-Value for
+    /// ECDSA (over its `hash` digest), pure ML-DSA over the data itself.
     pub fn raw_signature(&self, hash: HashAlg, data: &[u8]) -> Result<Vec<u8>> {
         let key_err = |e: openssl::error::ErrorStack| Error::Key {
             path: self.key_path.clone(),
