@@ -98,6 +98,8 @@ apt_unpack sid "debian-$v72-amd64" "linux-binary-$v72-amd64" "linux-modules-$v72
 echo "$v72-amd64" > "$cache/debian-7.2-release"
 # The same kernel for arm64 (image and modules): arm64 images are read, its modules verified.
 apt_unpack sid/arm64 "debian-$v72-arm64" "linux-binary-$v72-arm64" "linux-modules-$v72-arm64"
+# Its headers (with the common part they link into): `check` judges arm64 modules.
+apt_unpack sid/arm64 "debian-$v72-arm64-headers" "linux-headers-$v72-arm64" "linux-headers-$v72-common"
 
 # Debian 12's own 6.1 headers (C modules build against them too).
 v61=$(apt-cache search --names-only '^linux-headers-6\.1\.0-[0-9]+-amd64$' | awk '{print $1}' | sort -V | tail -n1)

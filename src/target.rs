@@ -119,17 +119,26 @@ impl Features {
 pub enum Arch {
     #[serde(rename = "x86_64")]
     X86_64,
+    #[serde(rename = "arm64")]
+    Arm64,
 }
 
 impl Arch {
     /// From a `.config`: its architecture symbol.
     pub fn from_config(c: &Config) -> Option<Arch> {
-        c.enabled("CONFIG_X86_64").then_some(Arch::X86_64)
+        [
+            ("CONFIG_X86_64", Arch::X86_64),
+            ("CONFIG_ARM64", Arch::Arm64),
+        ]
+        .into_iter()
+        .find(|(k, _)| c.enabled(k))
+        .map(|(_, a)| a)
     }
 
     pub fn name(self) -> &'static str {
         match self {
             Arch::X86_64 => "x86_64",
+            Arch::Arm64 => "arm64",
         }
     }
 
@@ -137,6 +146,7 @@ impl Arch {
     pub fn kbuild(self) -> &'static str {
         match self {
             Arch::X86_64 => "x86",
+            Arch::Arm64 => "arm64",
         }
     }
 
@@ -144,6 +154,7 @@ impl Arch {
     pub fn vermagic(self) -> &'static str {
         match self {
             Arch::X86_64 => "",
+            Arch::Arm64 => "aarch64",
         }
     }
 
@@ -151,13 +162,17 @@ impl Arch {
     pub fn image_in_tree(self) -> &'static str {
         match self {
             Arch::X86_64 => "arch/x86/boot/bzImage",
+            Arch::Arm64 => "arch/arm64/boot/Image",
         }
     }
 
-    /// The QEMU system emulator, its Debian package, and the serial console's name.
-    pub fn qemu(self) -> (&'static str, &'static str, &'static str) {
+    /// The QEMU system emulator, its Debian package, and the serial console's name;
+    /// None where `run` cannot boot the architecture yet (arm64 needs QEMU's virt
+    /// machine and an arm64 busybox).
+    pub fn qemu(self) -> Option<(&'static str, &'static str, &'static str)> {
         match self {
-            Arch::X86_64 => ("qemu-system-x86_64", "qemu-system-x86", "ttyS0"),
+            Arch::X86_64 => Some(("qemu-system-x86_64", "qemu-system-x86", "ttyS0")),
+            Arch::Arm64 => None,
         }
     }
 
@@ -165,6 +180,7 @@ impl Arch {
     pub fn object(self) -> object::Architecture {
         match self {
             Arch::X86_64 => object::Architecture::X86_64,
+            Arch::Arm64 => object::Architecture::Aarch64,
         }
     }
 
@@ -177,12 +193,21 @@ impl Arch {
                 rpm: "x86_64",
                 oci: "amd64",
             },
+            Arch::Arm64 => PackageArch {
+                deb: "arm64",
+                rpm: "aarch64",
+                oci: "arm64",
+            },
         }
     }
 
     /// The architecture of this machine, when the tool knows it.
     pub fn host() -> Option<Arch> {
-        (std::env::consts::ARCH == "x86_64").then_some(Arch::X86_64)
+        match std::env::consts::ARCH {
+            "x86_64" => Some(Arch::X86_64),
+            "aarch64" => Some(Arch::Arm64),
+            _ => None,
+        }
     }
 }
 
@@ -548,6 +573,7 @@ impl Target {
             arch: config
                 .as_ref()
                 .and_then(Arch::from_config)
+                .or_else(|| crate::verify::kernel_image::arch(image))
                 .or_else(Arch::host),
             tree: None,
             image: Some(image.to_path_buf()),

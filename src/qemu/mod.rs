@@ -226,6 +226,14 @@ pub fn run(o: &RunOptions, r: &dyn Reporter) -> Result<RunReport> {
             reason: "kernel image not found".into(),
         });
     }
+    if o.arch.qemu().is_none() {
+        return Err(Error::TargetRefuses {
+            target: o.image.display().to_string(),
+            reason: format!("booting {} kernels is not supported yet", o.arch.name()),
+            fix: "judge its modules offline with `cargo kmod check`, or boot an x86_64 kernel"
+                .into(),
+        });
+    }
     let mut mods = Vec::new();
     for p in o.dependencies.iter().chain(&o.modules) {
         let m = ModuleFile::open(p)?;
@@ -511,7 +519,7 @@ struct Boot {
 }
 
 fn boot(o: &RunOptions, initrd: &Path, kvm: bool, silent_limit: Option<Duration>) -> Result<Boot> {
-    let (qemu, qemu_pkg, console) = o.arch.qemu();
+    let (qemu, qemu_pkg, console) = o.arch.qemu().expect("checked by run");
     let mut q = Command::new(qemu);
     q.arg("-kernel").arg(&o.image).arg("-initrd").arg(initrd);
     let mut cmdline = format!("console={console} panic=-1 printk.time=1 loglevel=8");

@@ -196,13 +196,28 @@ impl Read for Lz4Legacy<'_> {
     }
 }
 
-/// The longest certificate the scan finds: `30 82 LL LL` gives at most 64 KiB + 4.
-/// The release a bzImage carries (boot protocol `kernel_version`: a pointer at 0x20e to
-/// "6.12.117 (user@host) #1 ..."), read from its first 64 KiB. None for other images.
+/// The architecture an image's own header names: a bzImage is x86, an arm64 Image
+/// (plain or in an EFI zboot wrapper) arm64. None for a whole-file compressed image.
+pub fn arch(path: &Path) -> Option<crate::target::Arch> {
+    use crate::target::Arch;
+    let head = crate::fsutil::read_head(path, 0x400).ok()?;
+    if head.get(0x202..0x206) == Some(b"HdrS") {
+        Some(Arch::X86_64)
+    } else if is_arm64_image(&head) || zboot_payload(&head).is_some() {
+        Some(Arch::Arm64)
+    } else {
+        None
+    }
+}
+
+/// The release a kernel image carries: a bzImage's boot protocol `kernel_version` (a
+/// pointer at 0x20e to "6.12.117 (user@host) #1 ...", in its first 64 KiB); in other
+/// images (arm64's Image, zboot, Image.gz, an ELF vmlinux) the kernel's own banner
+/// "Linux version 7.2.13+deb14-arm64 (...", found by streaming the kernel through.
 pub fn release(path: &Path) -> Option<String> {
     let head = crate::fsutil::read_head(path, 64 << 10).ok()?;
-    if head.get(0x202..0x206)? != b"HdrS" {
-        return None;
+    if head.get(0x202..0x206) != Some(b"HdrS") {
+        return banner_release(path);
     }
     let ptr = u16::from_le_bytes([*head.get(0x20e)?, *head.get(0x20f)?]) as usize + 0x200;
     let s = head.get(ptr..)?;
@@ -211,6 +226,40 @@ pub fn release(path: &Path) -> Option<String> {
     (!r.is_empty()).then(|| r.to_string())
 }
 
+/// `linux_banner`'s release, from the kernel inside the image (read as
+/// [`certificates`] reads it: a stream, at most [`MAX_VMLINUX`] bytes).
+fn banner_release(path: &Path) -> Option<String> {
+    const BANNER: &[u8] = b"Linux version ";
+    let file = std::fs::File::open(path).ok()?;
+    let mut data = Vec::new();
+    let mut stream = vmlinux(path, file, &mut data).ok()?;
+    let finder = memchr::memmem::Finder::new(BANNER);
+    let (mut win, mut chunk) = (Vec::new(), vec![0u8; 64 << 10]);
+    loop {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        win.extend_from_slice(&chunk[..n]);
+        // A release is followed by " (": one whose end is not read yet waits a chunk.
+        if let Some(at) = finder.find(&win) {
+            let rest = &win[at + BANNER.len()..];
+            if let Some(end) = rest.iter().position(|&b| b == b' ' || b == 0) {
+                let r = std::str::from_utf8(&rest[..end]).ok()?;
+                // "Linux version %s" without a number is the format string, not the banner.
+                if r.starts_with(|c: char| c.is_ascii_digit()) {
+                    return Some(r.to_string());
+                }
+                win.drain(..at + BANNER.len());
+                continue;
+            }
+        }
+        let keep = win.len().saturating_sub(256);
+        win.drain(..keep);
+    }
+}
+
+/// The longest certificate the scan finds: `30 82 LL LL` gives at most 64 KiB + 4.
 const MAX_CERT: usize = 4 + 0xffff;
 
 /// Every X.509 certificate stored as DER in the image, in order: the kernel keeps

@@ -168,3 +168,80 @@ fn run_refuses_a_module_for_another_machine_before_booting() {
         "Invalid architecture in ELF header: 183 (aarch64 module, x86_64 kernel)"
     );
 }
+
+/// `check` on an arm64 kernel: Debian's arm64 headers (CONFIG_ARM64: vermagic ends in
+/// "aarch64", `struct module`'s size from their vmlinux's BTF), image and module tree.
+/// Every Debian module loads there (signed by the image's key, vermagic and symbols
+/// those of the kernel), and an x86_64 module is refused for its ELF machine.
+#[test]
+fn check_judges_debian_arm64_modules_on_their_kernel() {
+    let (image, modules) = debian_arm64();
+    let tree = modules.parent().unwrap().to_path_buf();
+    let release = tree.file_name().unwrap().to_string_lossy().into_owned();
+    let headers = cache_dir().join("fixtures").join(format!(
+        "debian-{release}-headers/usr/src/linux-headers-{release}"
+    ));
+    assert!(
+        headers.join(".config").exists(),
+        "missing test prerequisite: {} — run scripts/test-deps.sh",
+        headers.display()
+    );
+    let d = tempfile::tempdir().unwrap();
+    let x86 = unsigned_module(d.path(), "tun");
+    let mut mods = ko_xz_under(&modules);
+    mods.sort();
+    assert!(mods.len() > 4000, "{} modules", mods.len());
+    let o = kmod()
+        .args(["check", "--message-format", "json", "--kdir"])
+        .arg(&headers)
+        .arg("--kernel")
+        .arg(&image)
+        .arg("--modules-dir")
+        .arg(&tree)
+        .args(&mods)
+        .arg(&x86)
+        .output()
+        .unwrap();
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), mods.len() + 1, "{}", stderr(&o));
+    let refused: Vec<&serde_json::Value> = lines[..mods.len()]
+        .iter()
+        .filter(|l| l["verdict"] != "loads")
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "{} refused, first: {}",
+        refused.len(),
+        refused[0]
+    );
+    let last = &lines[mods.len()];
+    assert!(
+        last["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Invalid architecture in ELF header: 62")),
+        "{last}"
+    );
+    // The vermagic it computed is the modules' own.
+    let vermagic = stdout(&run(std::process::Command::new("modinfo")
+        .args(["-F", "vermagic"])
+        .arg(&mods[0])));
+    assert!(vermagic.trim().ends_with("aarch64"), "{vermagic}");
+    // And `run` says it cannot boot arm64 yet, before trying.
+    let o = kmod()
+        .arg("run")
+        .arg("--kernel")
+        .arg(&image)
+        .arg("--module")
+        .arg(&mods[0])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(25), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("booting arm64 kernels is not supported yet"),
+        "{}",
+        stderr(&o)
+    );
+}
