@@ -41,6 +41,15 @@ impl ModuleTree {
         })
     }
 
+    /// `/lib/modules/<release>`, when there is one.
+    pub fn installed(release: &str) -> Result<Option<ModuleTree>> {
+        let d = PathBuf::from(format!("/lib/modules/{release}"));
+        if release.is_empty() || !d.is_dir() {
+            return Ok(None);
+        }
+        ModuleTree::open(&d).map(Some)
+    }
+
     pub fn path(&self, name: &str) -> Option<&Path> {
         self.modules
             .get(&name.replace('-', "_"))

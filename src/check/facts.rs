@@ -60,10 +60,7 @@ impl KernelFacts {
         let symbols = symvers::read(&symvers_path)?;
         let modules = match modules_dir {
             Some(d) => Some(ModuleTree::open(d)?),
-            None => Some(PathBuf::from(format!("/lib/modules/{}", target.release)))
-                .filter(|d| d.is_dir())
-                .map(|d| ModuleTree::open(&d))
-                .transpose()?,
+            None => ModuleTree::installed(&target.release)?,
         };
         let installed = modules
             .as_ref()

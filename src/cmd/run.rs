@@ -38,16 +38,12 @@ pub fn run(a: RunArgs) -> i32 {
     };
     // An image's modules are where its distribution installs them; a build tree's
     // test kernel has none there.
-    let tree = match &a.modules_from {
-        Some(d) => Some(cargo_kmod::modtree::ModuleTree::open(d)),
-        None => Some(std::path::PathBuf::from(format!(
-            "/lib/modules/{}",
-            target.release
-        )))
-        .filter(|d| a.kernel.is_some() && !target.release.is_empty() && d.is_dir())
-        .map(|d| cargo_kmod::modtree::ModuleTree::open(&d)),
-    }
-    .transpose();
+    use cargo_kmod::modtree::ModuleTree;
+    let tree = match (&a.modules_from, &a.kernel) {
+        (Some(d), _) => ModuleTree::open(d).map(Some),
+        (None, Some(_)) => ModuleTree::installed(&target.release),
+        (None, None) => Ok(None),
+    };
     let dependencies = match tree.and_then(|t| match t {
         Some(t) => qemu::dependencies(&modules, &t, &StderrReporter::new()),
         None => Ok(Vec::new()),
