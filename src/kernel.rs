@@ -202,7 +202,12 @@ fn source_identity(src: &Path) -> Result<String> {
 
 /// ML-DSA asked of a source that predates it (7.0): the waiver, or a trusted
 /// certificate with an ML-DSA key (the kernel would not load it).
-fn check_mldsa(o: &BuildOptions, version: &Version, release: &str) -> Result<()> {
+fn check_mldsa(
+    o: &BuildOptions,
+    certs: &[(PathBuf, crate::pki::cert::Cert)],
+    version: &Version,
+    release: &str,
+) -> Result<()> {
     if Features::of(Some(version)).mldsa {
         return Ok(());
     }
@@ -214,20 +219,18 @@ fn check_mldsa(o: &BuildOptions, version: &Version, release: &str) -> Result<()>
             ),
         });
     }
-    for c in &o.trusted_certs {
-        for cert in crate::pki::cert::load_certs(c)? {
-            if let Ok(k) = &cert.kernel
-                && let crate::pki::x509::PublicKey::MlDsa { level, .. } = k.public
-            {
-                return Err(Error::Cert {
-                    path: c.clone(),
-                    reason: format!(
-                        "\"{}\" has an {} key, and Linux {release} predates ML-DSA (7.0): it would not load the certificate",
-                        cert.subject(),
-                        level.name()
-                    ),
-                });
-            }
+    for (c, cert) in certs {
+        if let Ok(k) = &cert.kernel
+            && let crate::pki::x509::PublicKey::MlDsa { level, .. } = k.public
+        {
+            return Err(Error::Cert {
+                path: c.clone(),
+                reason: format!(
+                    "\"{}\" has an {} key, and Linux {release} predates ML-DSA (7.0): it would not load the certificate",
+                    cert.subject(),
+                    level.name()
+                ),
+            });
         }
     }
     Ok(())
@@ -378,16 +381,20 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
     let certs_path = work.join("trusted-certs.pem");
     let mut trusted = Vec::new();
     let mut pem = Vec::new();
-    if let Err(e) = check_mldsa(o, &version, &release) {
+    let mut certs = Vec::new();
+    for c in &o.trusted_certs {
+        for cert in crate::pki::cert::load_certs(c)? {
+            certs.push((c.clone(), cert));
+        }
+    }
+    if let Err(e) = check_mldsa(o, &certs, &version, &release) {
         // Refused before any build: the unpacked source goes too.
         let _ = std::fs::remove_dir_all(&work);
         return Err(e);
     }
-    for c in &o.trusted_certs {
-        for cert in crate::pki::cert::load_certs(c)? {
-            trusted.push(cert.subject());
-            pem.extend(cert.x509.to_pem().expect("re-encode a parsed certificate"));
-        }
+    for (_, cert) in &certs {
+        trusted.push(cert.subject());
+        pem.extend(cert.x509.to_pem().expect("re-encode a parsed certificate"));
     }
     std::fs::write(&certs_path, &pem).map_err(|source| Error::Write {
         path: certs_path.clone(),

@@ -496,21 +496,11 @@ fn debian_72_booted_agrees_with_check() {
         dir61.path().join("kmodtest.ko"),
     ];
     let (_, predicted) = check_json(&k72.args(), &mods);
-    let mut c = kmod();
-    c.arg("run").arg("--kernel").arg(&k72.image).args([
-        "--accel",
-        "tcg",
-        "--message-format",
-        "json",
-        "--timeout",
-        "180",
-    ]);
-    for m in &mods {
-        c.arg("--module").arg(m);
-    }
-    let o = c.output().unwrap();
-    let v: Value = serde_json::from_str(stdout(&o).trim())
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
+    let args: Vec<&std::ffi::OsStr> = mods
+        .iter()
+        .flat_map(|m| ["--module".as_ref(), m.as_os_str()])
+        .collect();
+    let (v, _) = crate::distro::run_debian(&args);
     assert_eq!(v["finished"], true, "{v}");
     let want = [
         Value::from("version-magic"),

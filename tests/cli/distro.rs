@@ -7,7 +7,7 @@ use crate::common::*;
 use serde_json::Value;
 
 /// `run --kernel` Debian's 7.2: its JSON report, and what it said on stderr.
-fn run_debian(args: &[&std::ffi::OsStr]) -> (Value, String) {
+pub fn run_debian(args: &[&std::ffi::OsStr]) -> (Value, String) {
     let k = debian_72();
     let o = kmod()
         .arg("run")
