@@ -19,7 +19,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 pkgs=(kmod openssl xz-utils zstd gzip bzip2 lz4 pkg-config libssl-dev gcc binutils make tar
       rustc-web rust-web-src clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev cpio
       linux-source-6.12 busybox-static qemu-system-x86 dpkg-dev time
-      rpm rpm2cpio rpmlint gpg skopeo umoci python3-yaml python3-venv)
+      rpm rpm2cpio rpmlint gpg skopeo umoci python3-yaml python3-venv debootstrap)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -100,6 +100,37 @@ echo "$v72-amd64" > "$cache/debian-7.2-release"
 apt_unpack sid/arm64 "debian-$v72-arm64" "linux-binary-$v72-arm64" "linux-modules-$v72-arm64"
 # Its headers (with the common part they link into): `check` judges arm64 modules.
 apt_unpack sid/arm64 "debian-$v72-arm64-headers" "linux-headers-$v72-arm64" "linux-headers-$v72-common"
+
+# A Debian sid system as a sid user has it, made once with debootstrap (never touching
+# the host's packages): Rust and C modules are built in it against Debian's own 7.2
+# headers with sid's rustc and gcc-16 (tests/sid/in-root.sh runs commands in it).
+sid="$cache/roots/sid"
+sid_pkgs=(rustc rust-src cargo dkms bindgen libclang-dev gcc-16 make flex bison bc libelf-dev
+          libssl-dev dwarves openssl python3 kmod xz-utils linux-source-7.2 "linux-headers-$v72-amd64")
+if [ ! -e "$sid/.done" ]; then
+  echo "test-deps: making a Debian sid root in $sid (debootstrap, then about 1 GB of packages; 2-4 minutes, once)" >&2
+  started=$SECONDS
+  mkdir -p "$cache/roots"
+  rm -rf "$sid.tmp"
+  log="$cache/roots/sid.log"
+  if ! debootstrap --variant=minbase sid "$sid.tmp" http://deb.debian.org/debian > "$log" 2>&1; then
+    tail -n 20 "$log" >&2; echo "test-deps: debootstrap failed (log: $log)" >&2; exit 1
+  fi
+  # The archive here is a snapshot whose Release may be past its Valid-Until.
+  echo 'Acquire::Check-Valid-Until "false";' > "$sid.tmp/etc/apt/apt.conf.d/99cargo-kmod-snapshot"
+  # The same 7.2 packages the host fetched already: not downloaded twice.
+  cp "$cache/debs/linux-source-7.2_"*.deb "$cache/debs/linux-headers-$v72-amd64_"*.deb \
+     "$cache/debs/linux-headers-$v72-common_"*.deb "$sid.tmp/var/cache/apt/archives/"
+  if ! tests/sid/in-root.sh "$sid.tmp" /bin/true /tmp sh -c \
+      "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${sid_pkgs[*]}" \
+      >> "$log" 2>&1; then
+    tail -n 20 "$log" >&2; echo "test-deps: installing into the sid root failed (log: $log)" >&2; exit 1
+  fi
+  rm -f "$sid.tmp"/var/cache/apt/archives/*.deb
+  mv "$sid.tmp" "$sid"
+  touch "$sid/.done"
+  echo "test-deps: sid root ready in $((SECONDS - started)) s" >&2
+fi
 
 # Debian 12's own 6.1 headers (C modules build against them too).
 v61=$(apt-cache search --names-only '^linux-headers-6\.1\.0-[0-9]+-amd64$' | awk '{print $1}' | sort -V | tail -n1)
@@ -206,3 +237,10 @@ if [ $extended = 1 ]; then
   # 6.1 pins rustc 1.62: built without Rust (the build says why).
   test_kernel "$cache/fixtures/linux-source-6.1/usr/src/linux-source-6.1.tar.xz" test-kernel-6.1.txt
 fi
+
+# Debian's 7.2 headers made into a tree that builds Rust modules, inside the sid root
+# (cached there by its inputs; about 3 minutes once).
+cargo build --quiet
+bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug/cargo-kmod"
+echo "test-deps: Debian's $v72-amd64 headers prepared for Rust in the sid root (cached by their inputs; about 3 minutes once)" >&2
+tests/sid/in-root.sh "$sid" "$bin" /tmp cargo-kmod kmod kernel prepare --headers "/usr/src/linux-headers-$v72-amd64" >&2

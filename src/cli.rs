@@ -330,8 +330,42 @@ pub struct SignFileArgs {
 pub enum KernelCommand {
     /// Configure and build a kernel (tinyconfig + modules + signature enforcement + Rust where it builds), cached by its inputs.
     Build(KernelBuildArgs),
+    /// Make a distribution's headers (which lack rust/) into a tree that builds Rust
+    /// modules for that very kernel: its source, its .config unchanged, its compilers.
+    #[command(after_help = PREPARE_EXAMPLES)]
+    Prepare(KernelPrepareArgs),
     /// List the cached kernels.
     List,
+}
+
+const PREPARE_EXAMPLES: &str = "\
+Examples:
+  # Debian sid's Rust-enabled 7.2 (needs linux-source-7.2, rustc, rust-src, bindgen, gcc-16, dwarves)
+  cargo kmod kernel prepare --headers /usr/src/linux-headers-$(uname -r)
+  # then `cargo kmod build --kdir /usr/src/linux-headers-$(uname -r)` finds the prepared tree
+
+The tree is cached by its inputs under $CARGO_KMOD_CACHE/prepared (without it
+~/.cache/cargo-kmod/prepared); a second call reuses it. stdout: the tree's path.";
+
+#[derive(Args, Debug)]
+pub struct KernelPrepareArgs {
+    /// The distribution's headers tree (e.g. /usr/src/linux-headers-7.2.13+deb14-amd64).
+    #[arg(long, value_name = "DIR")]
+    pub headers: PathBuf,
+    /// The kernel's source: a tarball or an unpacked tree (default:
+    /// /usr/src/linux-source-<major>.<minor>.tar.xz, Debian's linux-source package).
+    #[arg(long, value_name = "TARBALL_OR_DIR")]
+    pub source: Option<PathBuf>,
+    /// The rustc to build with: must be the kernel's own (CONFIG_RUSTC_VERSION_TEXT).
+    /// Default: RUSTC, PATH, then /usr/bin/rustc, the first that matches.
+    #[arg(long, value_name = "PATH")]
+    pub rustc: Option<PathBuf>,
+    /// The bindgen to use (default: PATH): must be the kernel's (CONFIG_BINDGEN_VERSION_TEXT).
+    #[arg(long, value_name = "PATH")]
+    pub bindgen: Option<PathBuf>,
+    /// Parallel jobs (default: all cores).
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
 }
 
 #[derive(Args, Debug)]

@@ -34,6 +34,7 @@ pub mod exit {
     pub const UNFINISHED: i32 = 24;
     pub const TARGET: i32 = 25;
     pub const PACKAGE: i32 = 26;
+    pub const PREPARE: i32 = 27;
 
     /// Every code with its meaning, in order.
     pub const TABLE: &[(i32, &str)] = &[
@@ -113,6 +114,10 @@ pub mod exit {
         (
             PACKAGE,
             "`install`/`package`: nothing built to package, or a packaging tool (depmod, dpkg-deb, rpmbuild, tar) failed; its output is shown, nothing written",
+        ),
+        (
+            PREPARE,
+            "`kernel prepare`: the headers, source or tools do not match the kernel (both sides named); nothing left behind",
         ),
     ];
 
@@ -229,6 +234,12 @@ pub enum Error {
         reason: String,
         fix: String,
     },
+    #[error("{headers}: {reason}")]
+    Prepare {
+        headers: PathBuf,
+        reason: String,
+        fix: String,
+    },
     #[error("{reason}")]
     Usage { reason: String, fix: String },
 }
@@ -254,6 +265,7 @@ impl Error {
             TargetRefuses { .. } => exit::TARGET,
             Package { .. } => exit::PACKAGE,
             Preflight { .. } => exit::PREFLIGHT,
+            Prepare { .. } => exit::PREPARE,
             ModuleBuild { .. } => exit::MODULE_BUILD,
         }
     }
@@ -294,7 +306,7 @@ impl Error {
             Run { .. } => "check the path; `cargo kmod kernel build` makes a kernel to boot".into(),
             KernelConfig { .. } => "give the kernel's .config (in its build tree, or /boot/config-RELEASE)".into(),
             TargetRefuses { fix, .. } | KernelFacts { fix, .. } => fix.clone(),
-            Package { fix, .. } => fix.clone(),
+            Package { fix, .. } | Prepare { fix, .. } => fix.clone(),
         }
     }
 }

@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::report::Reporter;
 use crate::target::Target;
-use crate::toolchain::{self, MakeVars, newest_llvm_bin, tool_version, which};
+use crate::toolchain::{self, MakeVars, tool_version, which};
 use std::path::{Path, PathBuf};
 
 /// `[package.metadata.kmod]` and where the project lives.
@@ -135,6 +135,24 @@ impl Project {
     }
 }
 
+/// The tree to build the project against: `kdir` itself, or, for a Rust project and
+/// headers without rust/, the tree `kernel prepare` made of those headers.
+pub fn resolve_tree(kdir: &Path, project: &Project, r: &dyn Reporter) -> Result<Target> {
+    let t = Target::from_tree(kdir)?;
+    let wants_prepared = project.is_rust()
+        && t.config.as_ref().is_some_and(|c| c.rust())
+        && !kdir.join("rust").is_dir();
+    if wants_prepared && let Some(p) = crate::prepare::find(kdir) {
+        r.note(&format!(
+            "{}: building in the tree prepared from these headers ({})",
+            t.release,
+            p.kdir.display()
+        ));
+        return Target::from_tree(&p.kdir);
+    }
+    Ok(t)
+}
+
 /// Checks a tree against the project, in the order failures would surface; says
 /// what `make` must be told for it.
 pub fn preflight(
@@ -155,19 +173,12 @@ pub fn preflight(
             "use a kernel built with CONFIG_MODULES=y".into(),
         ));
     }
-    let llvm = config.cc_is_clang();
-    let mut env = MakeVars {
-        llvm,
-        ..Default::default()
-    };
-    if llvm && (which("clang").is_none() || which("ld.lld").is_none()) {
-        env.path_prefix = newest_llvm_bin();
-        if env.path_prefix.is_none() {
-            return Err(fail(
-                "this kernel was built with clang; clang and ld.lld are not installed".into(),
-                "apt-get install clang-19 lld-19 llvm-19".into(),
-            ));
-        }
+    let mut env = MakeVars::default();
+    match toolchain::KernelCc::find(config) {
+        Ok(Some(cc)) => cc.apply(&mut env),
+        // Kernels before 5.8 do not name their compiler: clang's, or Kbuild's default.
+        Ok(None) => env.llvm = config.cc_is_clang(),
+        Err((reason, fix)) => return Err(fail(reason, fix)),
     }
     if !project.is_rust() {
         return Ok(env);
@@ -182,9 +193,13 @@ pub fn preflight(
         ));
     }
     if !kdir.join("rust/libmacros.so").exists() && !kdir.join("rust").is_dir() {
+        // A headers package: Debian's and others' leave rust/ out.
         return Err(fail(
-            "the tree has CONFIG_RUST=y but no rust/ build output (kernel::, macros)".into(),
-            "build the kernel tree first (make), or use `cargo kmod kernel build`".into(),
+            "CONFIG_RUST=y, but these headers have no rust/ (the kernel crate and macros Rust modules build against)".into(),
+            format!(
+                "cargo kmod kernel prepare --headers {} (builds rust/ from the kernel's source with the kernel's own compilers; `build` then finds it)",
+                kdir.display()
+            ),
         ));
     }
     let want = config.rustc_version_text().unwrap_or_default().to_string();
@@ -203,27 +218,17 @@ pub fn preflight(
         env.rustc = Some(forced.to_path_buf());
         return Ok(env);
     }
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    candidates.extend(project.rustc.clone());
-    candidates.extend(which("rustc"));
-    candidates.push("/usr/bin/rustc".into());
-    let mut seen = Vec::new();
-    for c in candidates {
-        let v = version(&c);
-        if v.as_deref() == Some(want.as_str()) {
-            env.rustc = Some(c);
-            return Ok(env);
+    let candidates = project.rustc.iter().cloned().chain(which("rustc"));
+    match toolchain::matching_rustc(&want, candidates) {
+        Ok(rustc) => {
+            env.rustc = Some(rustc);
+            Ok(env)
         }
-        seen.push(format!(
-            "{} is `{}`",
-            c.display(),
-            v.unwrap_or_else(|| "not runnable".into())
-        ));
+        Err(seen) => Err(fail(
+            format!("no rustc matches the kernel's `{want}`; found: {seen}"),
+            "install the rustc that built the kernel and set RUSTC to it (or `rustc` in [package.metadata.kmod])".into(),
+        )),
     }
-    Err(fail(
-        format!("no rustc matches the kernel's `{want}`; found: {}", seen.join("; ")),
-        "install the rustc that built the kernel and set RUSTC to it (or `rustc` in [package.metadata.kmod])".into(),
-    ))
 }
 
 #[derive(Debug, Clone, Default)]

@@ -160,7 +160,7 @@ fn read(p: &Path) -> Result<Vec<u8>> {
     })
 }
 
-fn source_identity(src: &Path) -> Result<String> {
+pub(crate) fn source_identity(src: &Path) -> Result<String> {
     let abs = std::fs::canonicalize(src).map_err(|source| Error::Read {
         path: src.to_path_buf(),
         source,
@@ -597,7 +597,7 @@ fn estimate(done: usize, expected: usize, elapsed: std::time::Duration) -> Strin
 }
 
 /// Runs a step, copying its output to the log.
-fn run_logged(
+pub(crate) fn run_logged(
     cmd: &mut Command,
     step: &str,
     log: &mut std::fs::File,

@@ -12,6 +12,7 @@ pub mod modfile;
 pub mod modtree;
 pub mod package;
 pub mod pki;
+pub mod prepare;
 pub mod qemu;
 pub mod report;
 pub mod sign;

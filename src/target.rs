@@ -288,6 +288,11 @@ impl Config {
             .filter(|s| !s.is_empty())
     }
 
+    pub fn bindgen_version_text(&self) -> Option<&str> {
+        self.get("CONFIG_BINDGEN_VERSION_TEXT")
+            .filter(|s| !s.is_empty())
+    }
+
     pub fn cc_is_clang(&self) -> bool {
         self.enabled("CONFIG_CC_IS_CLANG")
     }

@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::kernel::cache_dir;
+use crate::target::Config;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -159,11 +160,123 @@ impl Toolchain {
     }
 }
 
+/// The C compiler a kernel was built with (its `CONFIG_CC_VERSION_TEXT`), found here
+/// and reporting that same version: its modules, and a tree prepared for them, are
+/// built by it.
+#[derive(Debug, Clone)]
+pub struct KernelCc {
+    /// gcc's name as the kernel's build called it (`x86_64-linux-gnu-gcc-16`), for
+    /// `CC=`; None for clang (`LLVM=1` names the tools).
+    pub gcc: Option<String>,
+    /// LLVM's directory, when clang is not on PATH.
+    pub path_prefix: Option<PathBuf>,
+    pub version_text: String,
+}
+
+impl KernelCc {
+    /// None when the config does not say (kernels before 5.8); `Err((reason, fix))`
+    /// when that compiler is missing here or reports another version.
+    pub fn find(config: &Config) -> std::result::Result<Option<KernelCc>, (String, String)> {
+        let Some(text) = config.cc_version_text().filter(|t| !t.is_empty()) else {
+            return Ok(None);
+        };
+        let built_by = format!("the kernel was built by `{text}`");
+        let (program, path_prefix, package) = if config.cc_is_clang() {
+            // "Debian clang version 19.1.7 (3+b1)": Debian's package is clang-19.
+            let major = text
+                .split("clang version ")
+                .nth(1)
+                .and_then(|v| v.split('.').next())
+                .unwrap_or("19");
+            let package = format!("clang-{major} lld-{major} llvm-{major}");
+            let prefix = if which("clang").is_some() && which("ld.lld").is_some() {
+                None
+            } else {
+                match newest_llvm_bin() {
+                    Some(p) => Some(p),
+                    None => {
+                        return Err((
+                            format!("{built_by}; clang and ld.lld are not installed"),
+                            format!("apt-get install {package}"),
+                        ));
+                    }
+                }
+            };
+            let clang = prefix
+                .as_ref()
+                .map_or_else(|| "clang".into(), |p| p.join("clang"));
+            (clang, prefix, package)
+        } else {
+            let name = text.split_whitespace().next().unwrap_or("gcc");
+            let Some(path) = which(name) else {
+                return Err((
+                    format!("{built_by}; {name} is not installed"),
+                    format!("apt-get install {}", gcc_package(name)),
+                ));
+            };
+            (path, None, gcc_package(name))
+        };
+        let have = tool_version(&program, "--version")
+            .and_then(|v| v.lines().next().map(str::to_string))
+            .unwrap_or_else(|| "not runnable".into());
+        if have != text {
+            return Err((
+                format!("{built_by}; {} here is `{have}`", program.display()),
+                format!(
+                    "build with the compiler that built the kernel (Debian package {package}, from the kernel's own suite)"
+                ),
+            ));
+        }
+        Ok(Some(KernelCc {
+            gcc: (!config.cc_is_clang())
+                .then(|| text.split_whitespace().next().unwrap_or("gcc").to_string()),
+            path_prefix,
+            version_text: text.to_string(),
+        }))
+    }
+
+    /// What `make` gets: `CC=`/`HOSTCC=` for gcc, `LLVM=1` for clang.
+    pub fn apply(&self, v: &mut MakeVars) {
+        v.llvm = self.gcc.is_none();
+        v.cc.clone_from(&self.gcc);
+        // Host programs (scripts/) are built by the same gcc when it is a native one.
+        v.hostcc = self.gcc.clone().filter(|g| is_native(split_gcc(g).0));
+        if self.path_prefix.is_some() {
+            v.path_prefix.clone_from(&self.path_prefix);
+        }
+    }
+}
+
+/// Debian's package for a gcc the kernel names: `x86_64-linux-gnu-gcc-16` (native)
+/// is in `gcc-16`, `aarch64-linux-gnu-gcc-16` (a cross compiler) in
+/// `gcc-16-aarch64-linux-gnu`.
+pub fn gcc_package(name: &str) -> String {
+    let (triplet, gcc) = split_gcc(name);
+    if is_native(triplet) {
+        gcc.to_string()
+    } else {
+        format!("{gcc}-{triplet}")
+    }
+}
+
+/// `x86_64-linux-gnu-gcc-16` → (`x86_64-linux-gnu`, `gcc-16`).
+fn split_gcc(name: &str) -> (&str, &str) {
+    let at = name.find("gcc").unwrap_or(0);
+    (name[..at].trim_end_matches('-'), &name[at..])
+}
+
+fn is_native(triplet: &str) -> bool {
+    triplet.is_empty() || triplet == format!("{}-linux-gnu", std::env::consts::ARCH)
+}
+
 /// What `make` is told about the toolchain (and, for cross builds, the architecture).
 #[derive(Debug, Clone, Default)]
 pub struct MakeVars {
     /// `LLVM=1`: the kernel was (or is) built with clang.
     pub llvm: bool,
+    /// `CC=`: the gcc the kernel was built with.
+    pub cc: Option<String>,
+    pub hostcc: Option<String>,
     pub rustc: Option<PathBuf>,
     pub hostrustc: Option<PathBuf>,
     pub bindgen: Option<PathBuf>,
@@ -180,6 +293,11 @@ pub fn make(dir: &Path, v: &MakeVars) -> Command {
     c.arg("-C").arg(dir);
     if v.llvm {
         c.arg("LLVM=1");
+    }
+    for (var, cc) in [("CC", &v.cc), ("HOSTCC", &v.hostcc)] {
+        if let Some(cc) = cc {
+            c.arg(format!("{var}={cc}"));
+        }
     }
     for (var, tool) in [
         ("RUSTC", &v.rustc),
@@ -229,6 +347,32 @@ pub fn run_step(
     Err(lines[from..].join("\n"))
 }
 
+/// The first of these rustcs (then Debian's /usr/bin/rustc) whose `--version` is
+/// `want`; else what each one is, for the error.
+pub fn matching_rustc(
+    want: &str,
+    candidates: impl IntoIterator<Item = PathBuf>,
+) -> std::result::Result<PathBuf, String> {
+    let mut seen: Vec<String> = Vec::new();
+    let mut tried: Vec<PathBuf> = Vec::new();
+    for c in candidates.into_iter().chain(["/usr/bin/rustc".into()]) {
+        if tried.contains(&c) {
+            continue;
+        }
+        let v = tool_version(&c, "--version");
+        if v.as_deref() == Some(want) {
+            return Ok(c);
+        }
+        seen.push(format!(
+            "{} is `{}`",
+            c.display(),
+            v.unwrap_or_else(|| "not runnable".into())
+        ));
+        tried.push(c);
+    }
+    Err(seen.join("; "))
+}
+
 pub fn which(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
@@ -247,7 +391,7 @@ pub fn tool_version(tool: &Path, flag: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
 }
 
-fn has_rust_src(rustc: &Path) -> bool {
+pub fn has_rust_src(rustc: &Path) -> bool {
     let Some(sysroot) = Command::new(rustc)
         .args(["--print", "sysroot"])
         .output()

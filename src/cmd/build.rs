@@ -1,7 +1,6 @@
 use super::{Status, StderrReporter, report_error};
 use crate::cli::{BuildArgs, MessageFormat};
 use cargo_kmod::kbuild::{self, Job, Project};
-use cargo_kmod::target::Target;
 
 pub fn run(a: BuildArgs) -> i32 {
     let project = match Project::load(a.manifest_path.as_deref()) {
@@ -16,6 +15,7 @@ pub fn run(a: BuildArgs) -> i32 {
         Ok(s) => s,
         Err(e) => return report_error(&e),
     };
+    let rep = StderrReporter::new();
     let forced = std::env::var_os("RUSTC").map(std::path::PathBuf::from);
     let o = kbuild::BuildOptions {
         jobs: a.jobs.unwrap_or_else(cargo_kmod::tree::default_jobs),
@@ -24,14 +24,13 @@ pub fn run(a: BuildArgs) -> i32 {
         verbose: super::verbose(),
         rust_analyzer: a.rust_analyzer,
     };
-    let rep = StderrReporter::new();
     let mut status = Status::default();
     // Preflight every tree before building any: one line per problem, and a refused
     // tree is a result of its own; the others still build.
     let mut rows: Vec<Row> = Vec::new();
     let mut jobs = Vec::new();
     for kdir in kbuild::choose_trees(&a.kdir, &a.kernel_release, &project) {
-        let ready = Target::from_tree(&kdir).and_then(|t| {
+        let ready = kbuild::resolve_tree(&kdir, &project, &rep).and_then(|t| {
             if let Some(other) = jobs.iter().find(|j: &&Job| j.target.release == t.release) {
                 return Err(cargo_kmod::Error::usage(
                     format!(

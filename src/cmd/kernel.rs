@@ -30,6 +30,23 @@ pub fn run(c: KernelCommand) -> i32 {
                 Err(e) => report_error(&e),
             }
         }
+        KernelCommand::Prepare(a) => {
+            let o = cargo_kmod::prepare::PrepareOptions {
+                headers: a.headers,
+                source: a.source,
+                rustc: a.rustc,
+                bindgen: a.bindgen,
+                jobs: a.jobs.unwrap_or_else(cargo_kmod::tree::default_jobs),
+            };
+            match cargo_kmod::prepare::prepare(&o, &StderrReporter::new()) {
+                Ok(p) => {
+                    // The path alone: DKMS's MAKE line takes it as `$(...)`.
+                    outln!("{}", p.kdir.display());
+                    0
+                }
+                Err(e) => report_error(&e),
+            }
+        }
         KernelCommand::List => {
             let list = kernel::list();
             if list.is_empty() {

@@ -149,10 +149,15 @@ fn dkms_toolchain(project: &Project) -> dkms::Toolchain {
         .iter()
         .filter_map(|k| Target::from_tree(k).ok())
         .collect();
-    let clang = project.is_rust()
-        || trees
+    // The kernels' own compiler; a Rust module for an unknown kernel assumes clang
+    // (the kernels `kernel build` makes).
+    let clang = if trees.is_empty() {
+        project.is_rust()
+    } else {
+        trees
             .iter()
-            .any(|t| t.config.as_ref().is_some_and(|c| c.cc_is_clang()));
+            .any(|t| t.config.as_ref().is_some_and(|c| c.cc_is_clang()))
+    };
     if clang {
         // DKMS runs with its own PATH: name LLVM's directory (LLVM=<dir>/) when there is one.
         let bin = cargo_kmod::toolchain::newest_llvm_bin();
@@ -171,6 +176,7 @@ fn dkms_toolchain(project: &Project) -> dkms::Toolchain {
                     .and_then(|e| e.rustc)
             })
             .or_else(|| Some("/usr/bin/rustc".into()));
+        tc.prepare = std::env::current_exe().ok();
     }
     tc
 }

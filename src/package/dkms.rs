@@ -16,6 +16,9 @@ pub struct Toolchain {
     pub path: Option<PathBuf>,
     /// The rustc that matches the target kernels (Rust modules).
     pub rustc: Option<PathBuf>,
+    /// This tool, called by the MAKE line of a Rust module: a distribution's headers
+    /// lack rust/, and `kernel prepare` gives the tree that has it (preparing it once).
+    pub prepare: Option<PathBuf>,
 }
 
 pub fn dkms_conf(project: &Project, tc: &Toolchain) -> String {
@@ -30,12 +33,20 @@ pub fn dkms_conf(project: &Project, tc: &Toolchain) -> String {
     if let Some(r) = &tc.rustc {
         extra.push_str(&format!(" RUSTC={}", r.display()));
     }
+    let kdir = match &tc.prepare {
+        Some(exe) => format!(
+            "$({} kmod kernel prepare --headers ${{kernel_source_dir}})",
+            exe.display()
+        ),
+        None => "${kernel_source_dir}".into(),
+    };
     crate::templates::render_file(
         "dkms.conf",
         minijinja::context! {
             name => &project.name,
             version => &project.version,
             make => make,
+            kdir => kdir,
             extra => extra,
             rust => project.is_rust(),
         },

@@ -21,6 +21,7 @@ mod pkcs11;
 mod project;
 mod rpm;
 mod run;
+mod sid;
 mod sign;
 mod tree;
 mod verify;
