@@ -8,6 +8,7 @@ use crate::check::debian_72;
 use crate::common::*;
 use crate::distro::run_debian;
 use serde_json::Value;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 
@@ -173,7 +174,13 @@ fn sid_builds_rust_and_c_modules_that_load_in_debians_own_72() {
             ],
         );
         let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
-        assert_eq!(v["vermagic"], want.as_str(), "{v}");
+        let vermagic = v["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f[0] == "vermagic")
+            .map(|f| f[1].clone());
+        assert_eq!(vermagic, Some(want.as_str().into()), "{v}");
     }
 
     // Loaded in Debian's own kernel: not enforced there, so both load, tainted E.
@@ -285,4 +292,308 @@ fn sid_builds_rust_and_c_modules_that_load_in_debians_own_72() {
     let (v, _) = run_debian(&["--module".as_ref(), installed.as_os_str()]);
     assert_eq!(v["modules"][0]["loaded"], true, "{v}");
     assert_eq!(v["modules"][0]["unloaded"], true, "{v}");
+}
+
+/// A copy of Debian's 7.2 headers (what `kernel prepare` reads of them) with some
+/// `.config` lines replaced: `(option, new line)`.
+fn headers_copy(dir: &Path, edits: &[(&str, String)]) -> PathBuf {
+    let from = debian_72().headers;
+    let to = dir.join("headers");
+    std::fs::create_dir_all(to.join("include/config")).unwrap();
+    for f in ["include/config/kernel.release", "Module.symvers"] {
+        std::fs::copy(from.join(f), to.join(f)).unwrap();
+    }
+    let config: String = std::fs::read_to_string(from.join(".config"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let key = l
+                .split('=')
+                .next()
+                .unwrap()
+                .trim_start_matches("# ")
+                .trim_end_matches(" is not set");
+            edits
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map_or(l.to_string(), |(_, new)| new.clone())
+                + "\n"
+        })
+        .collect();
+    std::fs::write(to.join(".config"), config).unwrap();
+    to
+}
+
+fn first_line(tool: &str) -> String {
+    let o = run(Std::new(tool).arg("--version"));
+    stdout(&o).lines().next().unwrap().to_string()
+}
+
+/// The host's own tools, in the .config's words: rustc-web's rustc, our bindgen, gcc-12.
+fn host_tools() -> Vec<(&'static str, String)> {
+    let bindgen = cache_dir().join("tools/bin/bindgen");
+    vec![
+        (
+            "CONFIG_RUSTC_VERSION_TEXT",
+            format!(
+                "CONFIG_RUSTC_VERSION_TEXT=\"{}\"",
+                first_line("/usr/bin/rustc")
+            ),
+        ),
+        (
+            "CONFIG_BINDGEN_VERSION_TEXT",
+            format!(
+                "CONFIG_BINDGEN_VERSION_TEXT=\"{}\"",
+                first_line(bindgen.to_str().unwrap())
+            ),
+        ),
+        (
+            "CONFIG_CC_VERSION_TEXT",
+            format!(
+                "CONFIG_CC_VERSION_TEXT=\"{}\"",
+                first_line("x86_64-linux-gnu-gcc-12")
+            ),
+        ),
+    ]
+}
+
+/// `kernel prepare` with its own empty cache: the output and what the cache holds after.
+fn prepare(
+    cache: &Path,
+    headers: &Path,
+    extra: &[&std::ffi::OsStr],
+) -> (std::process::Output, Vec<PathBuf>) {
+    let o = kmod()
+        .env("CARGO_KMOD_CACHE", cache)
+        .args([
+            "kernel",
+            "prepare",
+            "--rustc",
+            "/usr/bin/rustc",
+            "--bindgen",
+        ])
+        .arg(cache_dir().join("tools/bin/bindgen"))
+        .arg("--headers")
+        .arg(headers)
+        .args(extra)
+        .output()
+        .unwrap();
+    let left = walkdir::WalkDir::new(cache.join("prepared"))
+        .min_depth(1)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .map(|e| e.into_path())
+        .collect();
+    (o, left)
+}
+
+/// One refusal: exit 27, its line, the fix, and nothing left in the cache.
+fn refused(o: &std::process::Output, left: &[PathBuf], line: &[&str], help: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(27), "{err}");
+    let first = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
+    for part in line {
+        assert!(
+            first.contains(part),
+            "`{part}` not in the error line: {err}"
+        );
+    }
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("help:") && l.contains(help)),
+        "help `{help}`: {err}"
+    );
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// Each refusal of `kernel prepare`: one line naming both sides, exit 27, nothing
+/// half-made left; a prepare killed midway leaves no tree that looks finished. Also a
+/// Rust build against unprepared headers names `kernel prepare`, and a C build against
+/// headers whose compiler is missing names its package.
+#[test]
+fn kernel_prepare_refuses_with_both_sides_named() {
+    let k = debian_72();
+    let d = tempfile::tempdir().unwrap();
+    let cache = d.path().join("cache");
+    let src72 = cache_dir().join("fixtures/linux-source-7.2/usr/src/linux-source-7.2.tar.xz");
+    let source: [&std::ffi::OsStr; 2] = ["--source".as_ref(), src72.as_os_str()];
+    let config = std::fs::read_to_string(k.headers.join(".config")).unwrap();
+    let want_rustc = config
+        .lines()
+        .find_map(|l| l.strip_prefix("CONFIG_RUSTC_VERSION_TEXT="))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+
+    // Debian's real headers, the host's rustc-web (1.96): not the kernel's 1.97.1.
+    let (o, left) = prepare(&cache, &k.headers, &source);
+    refused(
+        &o,
+        &left,
+        &[&want_rustc, &first_line("/usr/bin/rustc"), "/usr/bin/rustc"],
+        "rustc package of the kernel's suite",
+    );
+    assert!(want_rustc.contains("1.97.1") && first_line("/usr/bin/rustc").contains("1.96"));
+
+    // The right rustc and bindgen (edited to the host's), a compiler not installed.
+    let mut edits = host_tools();
+    edits.pop();
+    let h = headers_copy(&d.path().join("gcc16"), &edits);
+    let (o, left) = prepare(&cache, &h, &source);
+    refused(
+        &o,
+        &left,
+        &[
+            "x86_64-linux-gnu-gcc-16 (Debian 16.2.0-4) 16.2.0",
+            "x86_64-linux-gnu-gcc-16 is not installed",
+        ],
+        "apt-get install gcc-16",
+    );
+    // ... the same compiler, another build of it.
+    edits.push((
+        "CONFIG_CC_VERSION_TEXT",
+        "CONFIG_CC_VERSION_TEXT=\"x86_64-linux-gnu-gcc-12 (Debian 12.2.0-13) 12.2.0\"".into(),
+    ));
+    let h = headers_copy(&d.path().join("gcc12"), &edits);
+    let (o, left) = prepare(&cache, &h, &source);
+    refused(
+        &o,
+        &left,
+        &[
+            "(Debian 12.2.0-13) 12.2.0",
+            &first_line("x86_64-linux-gnu-gcc-12"),
+        ],
+        "Debian package gcc-12",
+    );
+
+    // Every tool the kernel's, the source of another version: refused before unpacking.
+    let h = headers_copy(&d.path().join("host"), &host_tools());
+    let (o, left) = prepare(
+        &cache,
+        &h,
+        &[
+            "--source".as_ref(),
+            "/usr/src/linux-source-6.12.tar.xz".as_ref(),
+        ],
+    );
+    refused(
+        &o,
+        &left,
+        &[&k.release, "linux-source-6.12"],
+        "linux-source-7.2",
+    );
+
+    // pahole missing while the kernel wants module BTF.
+    let bin = d.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for t in ["rustc", "x86_64-linux-gnu-gcc-12"] {
+        std::os::unix::fs::symlink(format!("/usr/bin/{t}"), bin.join(t)).unwrap();
+    }
+    let o = kmod()
+        .env("CARGO_KMOD_CACHE", &cache)
+        .env("PATH", &bin)
+        .args(["kernel", "prepare", "--bindgen"])
+        .arg(cache_dir().join("tools/bin/bindgen"))
+        .arg("--headers")
+        .arg(&h)
+        .args(source)
+        .output()
+        .unwrap();
+    refused(
+        &o,
+        &[],
+        &["CONFIG_DEBUG_INFO_BTF_MODULES", "pahole is not installed"],
+        "apt-get install dwarves",
+    );
+
+    // Headers of a kernel without Rust: Debian 12's own 6.12.
+    let k612 = crate::check::debian_612();
+    let (o, left) = prepare(&cache, &k612.headers, &[]);
+    refused(
+        &o,
+        &left,
+        &[&k612.release, "CONFIG_RUST is off"],
+        "C modules",
+    );
+
+    // Killed while unpacking: the tree is there, unfinished, and never looks finished.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cargo-kmod"))
+        .env("CARGO_KMOD_CACHE", &cache)
+        .args([
+            "kmod",
+            "kernel",
+            "prepare",
+            "--rustc",
+            "/usr/bin/rustc",
+            "--bindgen",
+        ])
+        .arg(cache_dir().join("tools/bin/bindgen"))
+        .arg("--headers")
+        .arg(&h)
+        .args(source)
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    assert!(
+        lines.any(|l| l.unwrap().contains("unpacking")),
+        "prepare never started unpacking"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    // The whole group: tar too, as Ctrl-C would.
+    run(Std::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]));
+    child.wait().unwrap();
+    let dirs: Vec<PathBuf> = std::fs::read_dir(cache.join("prepared"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    assert!(!dirs[0].join("cargo-kmod-prepared.json").exists());
+    // `build` does not take it: a Rust project against those headers is told to prepare.
+    let p = d.path().join("rust_on_headers");
+    kmod()
+        .env("CARGO_KMOD_CACHE", &cache)
+        .arg("new")
+        .arg(&p)
+        .args(["--template", "rust-minimal", "--kdir"])
+        .arg(&h)
+        .assert()
+        .success();
+    let o = kmod()
+        .env("CARGO_KMOD_CACHE", &cache)
+        .current_dir(&p)
+        .arg("build")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(16), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "help: cargo kmod kernel prepare --headers {}",
+            h.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+    // A C module against headers whose compiler is not here: named with its package.
+    let h16 = d.path().join("gcc16/headers");
+    let p = d.path().join("c_on_headers");
+    kmod()
+        .arg("new")
+        .arg(&p)
+        .args(["--template", "c-minimal", "--kdir"])
+        .arg(&h16)
+        .assert()
+        .success();
+    let o = kmod().current_dir(&p).arg("build").output().unwrap();
+    assert_eq!(o.status.code(), Some(16), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("x86_64-linux-gnu-gcc-16 is not installed")
+            && stderr(&o).contains("help: apt-get install gcc-16"),
+        "{}",
+        stderr(&o)
+    );
 }
