@@ -18,7 +18,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 pkgs=(kmod openssl xz-utils zstd gzip bzip2 lz4 pkg-config libssl-dev gcc binutils make tar
       rustc-web rust-web-src clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev cpio
-      linux-source-6.12 busybox-static qemu-system-x86 dpkg-dev time
+      linux-source-6.12 busybox-static qemu-system-x86 qemu-system-arm dpkg-dev time
       rpm rpm2cpio rpmlint gpg skopeo umoci python3-yaml python3-venv debootstrap)
 missing=()
 for p in "${pkgs[@]}"; do
@@ -132,6 +132,12 @@ if [ ! -e "$sid/.done" ]; then
   echo "test-deps: sid root ready in $((SECONDS - started)) s" >&2
 fi
 
+# A static arm64 busybox for arm64 guests' initramfs (unpacked, not installed), where
+# `run` looks for it.
+apt_unpack bookworm/arm64 busybox-static-arm64 busybox-static
+mkdir -p "$cache/tools"
+cp "$cache/fixtures/busybox-static-arm64/bin/busybox" "$cache/tools/busybox-arm64"
+
 # Debian 12's own 6.1 headers (C modules build against them too).
 v61=$(apt-cache search --names-only '^linux-headers-6\.1\.0-[0-9]+-amd64$' | awk '{print $1}' | sort -V | tail -n1)
 [ -n "$v61" ] || { echo "test-deps: apt lists no linux-headers-6.1.0-*-amd64 package" >&2; exit 1; }
@@ -227,6 +233,8 @@ test_kernel "$cache/fixtures/linux-source-7.2/usr/src/linux-source-7.2.tar.xz" t
 # With symbol versions (CRCs), for `check`'s CRC test; 6.12 has them only without Rust.
 test_kernel /usr/src/linux-source-6.12.tar.xz test-kernel-modversions.txt --no-rust \
   --config tests/kernels/modversions.config
+# arm64, cross-built with LLVM, for QEMU's virt machine.
+test_kernel /usr/src/linux-source-6.12.tar.xz test-kernel-arm64.txt --arch arm64
 if [ $extended = 1 ]; then
   apt_other experimental linux-source-7.3
   apt_other bookworm linux-source-6.1

@@ -402,9 +402,28 @@ pub struct KernelBuildArgs {
     /// (7.0+).
     #[arg(long)]
     pub mldsa_waiver: bool,
+    /// The architecture to build for (arm64: cross-built with LLVM, for QEMU's virt machine).
+    #[arg(long, value_enum, default_value_t = ArchArg::X86_64)]
+    pub arch: ArchArg,
     /// Parallel jobs (default: all cores).
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum ArchArg {
+    #[value(name = "x86_64")]
+    X86_64,
+    Arm64,
+}
+
+impl From<ArchArg> for cargo_kmod::target::Arch {
+    fn from(a: ArchArg) -> Self {
+        match a {
+            ArchArg::X86_64 => cargo_kmod::target::Arch::X86_64,
+            ArchArg::Arm64 => cargo_kmod::target::Arch::Arm64,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -437,9 +456,11 @@ pub struct RunArgs {
     /// Accelerator: kvm when /dev/kvm works, else tcg (software emulation).
     #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
     pub accel: AccelArg,
-    /// Static busybox to put in the initramfs.
-    #[arg(long, default_value = "/bin/busybox", value_name = "PATH")]
-    pub busybox: PathBuf,
+    /// Static busybox to put in the initramfs, built for the kernel's architecture
+    /// (default: /bin/busybox for this machine's, $CARGO_KMOD_CACHE/tools/busybox-<arch>
+    /// for another, e.g. busybox-arm64).
+    #[arg(long, value_name = "PATH")]
+    pub busybox: Option<PathBuf>,
     /// Add to the kernel command line (repeatable), e.g. `--append module.sig_enforce=1`.
     #[arg(long, value_name = "ARG")]
     pub append: Vec<String>,

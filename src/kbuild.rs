@@ -21,6 +21,8 @@ pub struct Project {
     pub author: Option<String>,
     pub url: Option<String>,
     pub kdirs: Vec<PathBuf>,
+    /// `dkms-arch = ["arm64", ...]`: DKMS builds it only on these (BUILD_EXCLUSIVE_ARCH).
+    pub dkms_arch: Vec<crate::target::Arch>,
     pub sign: bool,
     pub key: Option<PathBuf>,
     pub cert: Option<PathBuf>,
@@ -84,6 +86,22 @@ impl Project {
                 .as_array()
                 .map(|a| a.iter().filter_map(rel).collect())
                 .unwrap_or_default(),
+            dkms_arch: match kmod["dkms-arch"].as_array() {
+                None => Vec::new(),
+                Some(a) => a
+                    .iter()
+                    .map(|v| {
+                        v.as_str()
+                            .and_then(crate::target::Arch::from_name)
+                            .ok_or_else(|| Error::Project {
+                                path: pkg.manifest_path.clone().into(),
+                                reason: format!(
+                                    "dkms-arch: {v} is not an architecture this tool knows (x86_64, arm64)"
+                                ),
+                            })
+                    })
+                    .collect::<Result<_>>()?,
+            },
             sign: kmod["sign"].as_bool().unwrap_or(false),
             key: rel(&kmod["key"]),
             cert: rel(&kmod["cert"]),
@@ -179,6 +197,14 @@ pub fn preflight(
         // Kernels before 5.8 do not name their compiler: clang's, or Kbuild's default.
         Ok(None) => env.llvm = config.cc_is_clang(),
         Err((reason, fix)) => return Err(fail(reason, fix)),
+    }
+    // Another architecture's tree is cross-built: ARCH from the tree (clang needs no
+    // more; gcc's CROSS_COMPILE comes from its name).
+    if let Some(a) = target
+        .arch
+        .filter(|a| Some(*a) != crate::target::Arch::host())
+    {
+        env.arch = Some(a.kbuild().to_string());
     }
     if !project.is_rust() {
         return Ok(env);
@@ -439,8 +465,13 @@ pub const BUILT_FOR: &str = "kdir";
 
 fn kbuild_make(kdir: &Path, env: &MakeVars, o: &BuildOptions, m: &Path) -> std::process::Command {
     let mut vars = env.clone();
-    vars.arch = o.arch.clone();
-    vars.cross_compile = o.cross_compile.clone();
+    // Given on the command line, they win over what preflight took from the tree.
+    if o.arch.is_some() {
+        vars.arch.clone_from(&o.arch);
+    }
+    if o.cross_compile.is_some() {
+        vars.cross_compile.clone_from(&o.cross_compile);
+    }
     let mut c = toolchain::make(kdir, &vars);
     c.arg(format!("M={}", m.display()));
     c.arg(format!("-j{}", o.jobs.max(1)));

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::report::Reporter;
-use crate::target::{Features, Version};
+use crate::target::{Arch, Features, Version};
 use crate::toolchain::{self, Toolchain};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -94,6 +94,7 @@ pub struct BuildOptions {
     pub rust: RustChoice,
     /// Accept ML-DSA module signatures with signed attributes (7.0+).
     pub mldsa_waiver: bool,
+    pub arch: Arch,
 }
 
 /// What `kernel build` leaves behind, also stored as `cargo-kmod-kernel.json`.
@@ -107,6 +108,13 @@ pub struct KernelInfo {
     pub rustc: String,
     pub trusted: Vec<String>,
     pub inputs: String,
+    /// Absent in kernels built before arm64 came: x86_64.
+    #[serde(default = "x86_64")]
+    pub arch: Arch,
+}
+
+fn x86_64() -> Arch {
+    Arch::X86_64
 }
 
 pub fn cache_dir() -> PathBuf {
@@ -146,6 +154,11 @@ fn inputs_hash(o: &BuildOptions, tc: &Toolchain, source_id: &str) -> Result<Stri
     }
     if o.mldsa_waiver {
         feed("mldsa-waiver", b"y");
+    }
+    // x86_64 feeds nothing: its kernels keep the hashes they had before arm64.
+    if o.arch != Arch::X86_64 {
+        feed("arch", o.arch.name().as_bytes());
+        feed("arch-fragment", o.arch.kernel_fragment().as_bytes());
     }
     for c in &o.trusted_certs {
         feed("cert", &read(c)?);
@@ -403,6 +416,7 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
     let final_dir = base.join(format!("{release}-{hash}"));
     let final_certs = final_dir.join("trusted-certs.pem");
     let mut fragment = BASE_FRAGMENT.to_string();
+    fragment.push_str(o.arch.kernel_fragment());
     let (maj, min) = version.major_minor();
     for g in GENERATION_FRAGMENTS {
         if (maj, min) >= g.from && (maj, min) < g.before {
@@ -445,7 +459,11 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
         final_dir.join("src")
     };
     let kdir = final_dir.join(kdir_rel);
-    let vars = tc.vars();
+    let mut vars = tc.vars();
+    // Cross-built with LLVM=1: clang, lld and rustc target any architecture.
+    if Some(o.arch) != Arch::host() {
+        vars.arch = Some(o.arch.kbuild().to_string());
+    }
     let make = |targets: &[&str]| {
         let mut c = toolchain::make(&src, &vars);
         if src_is_dir {
@@ -483,6 +501,11 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
     )?;
     let mut merge = Command::new(src.join("scripts/kconfig/merge_config.sh"));
     merge.current_dir(&src).arg("-m");
+    // merge_config.sh runs `make` itself and takes the architecture from the environment.
+    if let Some(a) = &vars.arch {
+        merge.env("ARCH", a);
+        merge.env("LLVM", "1");
+    }
     if src_is_dir {
         merge.arg("-O").arg(&kdir);
     }
@@ -544,6 +567,7 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
         rustc: tc.rustc_version.clone(),
         trusted,
         inputs: hash,
+        arch: o.arch,
     };
     let meta = final_dir.join(META_FILE);
     crate::fsutil::write_atomic(

@@ -115,7 +115,7 @@ impl Features {
 }
 
 /// The architectures the tool knows; everything architecture-specific is here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Arch {
     #[serde(rename = "x86_64")]
     X86_64,
@@ -139,6 +139,21 @@ impl Arch {
         match self {
             Arch::X86_64 => "x86_64",
             Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// By [`Arch::name`] (or `uname -m`: aarch64).
+    pub fn from_name(n: &str) -> Option<Arch> {
+        [Arch::X86_64, Arch::Arm64]
+            .into_iter()
+            .find(|a| a.name() == n || a.uname() == n)
+    }
+
+    /// `uname -m` on a machine running it (what DKMS's BUILD_EXCLUSIVE_ARCH matches).
+    pub fn uname(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Arm64 => "aarch64",
         }
     }
 
@@ -166,13 +181,38 @@ impl Arch {
         }
     }
 
-    /// The QEMU system emulator, its Debian package, and the serial console's name;
-    /// None where `run` cannot boot the architecture yet (arm64 needs QEMU's virt
-    /// machine and an arm64 busybox).
-    pub fn qemu(self) -> Option<(&'static str, &'static str, &'static str)> {
+    /// How QEMU boots this architecture's kernels.
+    pub fn qemu(self) -> Qemu {
         match self {
-            Arch::X86_64 => Some(("qemu-system-x86_64", "qemu-system-x86", "ttyS0")),
-            Arch::Arm64 => None,
+            Arch::X86_64 => Qemu {
+                binary: "qemu-system-x86_64",
+                package: "qemu-system-x86",
+                console: "ttyS0",
+                machine: &[],
+            },
+            // The virt machine with its PL011 UART; `max` has every CPU feature TCG
+            // emulates, with QEMU's own pointer-authentication hash (the architected
+            // QARMA one makes TCG several times slower).
+            Arch::Arm64 => Qemu {
+                binary: "qemu-system-aarch64",
+                package: "qemu-system-arm",
+                console: "ttyAMA0",
+                machine: &["-M", "virt", "-cpu", "max,pauth-impdef=on"],
+            },
+        }
+    }
+
+    /// Debian's architecture name for a package of it (`busybox-static:arm64`).
+    pub fn debian(self) -> &'static str {
+        self.package_names().deb
+    }
+
+    /// What a test kernel (`kernel build`) needs on top of the base fragment to boot
+    /// in [`Arch::qemu`]'s machine: the serial console (x86's 8250 is in the base).
+    pub fn kernel_fragment(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "",
+            Arch::Arm64 => "CONFIG_SERIAL_AMBA_PL011=y\nCONFIG_SERIAL_AMBA_PL011_CONSOLE=y\n",
         }
     }
 
@@ -181,6 +221,14 @@ impl Arch {
         match self {
             Arch::X86_64 => object::Architecture::X86_64,
             Arch::Arm64 => object::Architecture::Aarch64,
+        }
+    }
+
+    /// ELF's `e_machine` number.
+    pub fn elf_machine(self) -> u16 {
+        match self {
+            Arch::X86_64 => 62,
+            Arch::Arm64 => 183,
         }
     }
 
@@ -209,6 +257,16 @@ impl Arch {
             _ => None,
         }
     }
+}
+
+/// QEMU for one architecture: the emulator, its Debian package, the serial console's
+/// name and the machine options.
+#[derive(Debug, Clone, Copy)]
+pub struct Qemu {
+    pub binary: &'static str,
+    pub package: &'static str,
+    pub console: &'static str,
+    pub machine: &'static [&'static str],
 }
 
 /// An architecture's names in package formats.

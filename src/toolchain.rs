@@ -239,8 +239,16 @@ impl KernelCc {
     pub fn apply(&self, v: &mut MakeVars) {
         v.llvm = self.gcc.is_none();
         v.cc.clone_from(&self.gcc);
-        // Host programs (scripts/) are built by the same gcc when it is a native one.
-        v.hostcc = self.gcc.clone().filter(|g| is_native(split_gcc(g).0));
+        // Host programs (scripts/) are built by the same gcc when it is a native one;
+        // a cross gcc's binutils share its prefix.
+        if let Some(g) = &self.gcc {
+            let triplet = split_gcc(g).0;
+            if is_native(triplet) {
+                v.hostcc = Some(g.clone());
+            } else {
+                v.cross_compile = Some(format!("{triplet}-"));
+            }
+        }
         if self.path_prefix.is_some() {
             v.path_prefix.clone_from(&self.path_prefix);
         }

@@ -19,6 +19,7 @@ pub fn run(c: KernelCommand) -> i32 {
                     _ => kernel::RustChoice::Auto,
                 },
                 mldsa_waiver: a.mldsa_waiver,
+                arch: a.arch.into(),
             };
             match kernel::build(&o, &StderrReporter::new()) {
                 Ok(info) => {
@@ -55,11 +56,12 @@ pub fn run(c: KernelCommand) -> i32 {
                     kernel::kernels_dir().display()
                 );
             }
-            let rows: Vec<[String; 5]> = list
+            let rows: Vec<[String; 6]> = list
                 .iter()
                 .map(|k| {
                     [
                         k.release.clone(),
+                        k.arch.name().to_string(),
                         if k.rust { "yes" } else { "no" }.into(),
                         // "rustc 1.96.0 (ac68faa20 2026-05-25) (...)": the version.
                         match k.rustc.split_whitespace().nth(1) {
@@ -75,8 +77,8 @@ pub fn run(c: KernelCommand) -> i32 {
                     ]
                 })
                 .collect();
-            let head = ["RELEASE", "RUST", "RUSTC", "KDIR", "TRUSTED"].map(String::from);
-            let w: Vec<usize> = (0..4)
+            let head = ["RELEASE", "ARCH", "RUST", "RUSTC", "KDIR", "TRUSTED"].map(String::from);
+            let w: Vec<usize> = (0..5)
                 .map(|i| {
                     rows.iter()
                         .chain([&head])
@@ -87,18 +89,10 @@ pub fn run(c: KernelCommand) -> i32 {
                 .collect();
             let lines = (!rows.is_empty()).then_some(&head).into_iter().chain(&rows);
             for r in lines {
-                outln!(
-                    "{:<a$}  {:<b$}  {:<c$}  {:<d$}  {}",
-                    r[0],
-                    r[1],
-                    r[2],
-                    r[3],
-                    r[4],
-                    a = w[0],
-                    b = w[1],
-                    c = w[2],
-                    d = w[3]
-                );
+                let cols: String = (0..5)
+                    .map(|i| format!("{:<w$}  ", r[i], w = w[i]))
+                    .collect();
+                outln!("{cols}{}", r[5]);
             }
             0
         }

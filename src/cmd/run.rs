@@ -55,6 +55,10 @@ pub fn run(a: RunArgs) -> i32 {
     if a.enforce {
         append.push("module.sig_enforce=1".into());
     }
+    let busybox = match a.busybox.map_or_else(|| qemu::default_busybox(arch), Ok) {
+        Ok(b) => b,
+        Err(e) => return report_error(&e),
+    };
     let o = qemu::RunOptions {
         image,
         arch,
@@ -64,7 +68,7 @@ pub fn run(a: RunArgs) -> i32 {
         params: a.params,
         exec: a.exec,
         timeout: std::time::Duration::from_secs(a.timeout),
-        busybox: a.busybox,
+        busybox,
         accel: match a.accel {
             crate::cli::AccelArg::Auto => qemu::Accel::Auto,
             crate::cli::AccelArg::Kvm => qemu::Accel::Kvm,

@@ -49,6 +49,11 @@ pub fn dkms_conf(project: &Project, tc: &Toolchain) -> String {
             kdir => kdir,
             extra => extra,
             rust => project.is_rust(),
+            // A regular expression over `uname -m`, set only when the project asks.
+            exclusive_arch => (!project.dkms_arch.is_empty()).then(|| format!(
+                "^({})$",
+                project.dkms_arch.iter().map(|a| a.uname()).collect::<Vec<_>>().join("|")
+            )),
         },
     )
 }

@@ -174,6 +174,60 @@ pub fn initramfs(o: &RunOptions, modules: &[(String, Vec<u8>)]) -> Result<Vec<u8
         })
 }
 
+/// The static busybox for an architecture's guests: Debian's busybox-static at
+/// /bin/busybox for this machine's own, else one unpacked into the cache.
+pub fn default_busybox(arch: crate::target::Arch) -> Result<PathBuf> {
+    if crate::target::Arch::host() == Some(arch) {
+        return Ok("/bin/busybox".into());
+    }
+    let p = crate::kernel::cache_dir()
+        .join("tools")
+        .join(format!("busybox-{}", arch.name()));
+    if p.is_file() {
+        return Ok(p);
+    }
+    Err(Error::Toolchain {
+        missing: vec![format!(
+            "a static {} busybox (looked for {})",
+            arch.name(),
+            p.display()
+        )],
+        install: format!(
+            "apt-get download busybox-static:{} (arm64 in a private apt configuration, or after dpkg --add-architecture {}), dpkg -x it, and copy its bin/busybox to {} or pass --busybox",
+            arch.debian(),
+            arch.debian(),
+            p.display()
+        ),
+    })
+}
+
+/// The busybox must run on the guest: a host busybox in an arm64 initramfs would only
+/// make the kernel panic ("No working init found").
+fn check_busybox(o: &RunOptions) -> Result<()> {
+    let mut head = [0u8; 64];
+    let n = std::fs::File::open(&o.busybox)
+        .and_then(|mut f| f.read(&mut head))
+        .map_err(|source| Error::Read {
+            path: o.busybox.clone(),
+            source,
+        })?;
+    // ELF, 64-bit, little-endian: e_machine at byte 18.
+    let machine = (n >= 20 && head.starts_with(b"\x7fELF") && head[4] == 2 && head[5] == 1)
+        .then(|| u16::from_le_bytes([head[18], head[19]]));
+    let want = o.arch.elf_machine();
+    if machine != Some(want) {
+        return Err(Error::Run {
+            path: o.busybox.clone(),
+            reason: format!(
+                "not a 64-bit {} program; the guest's /init runs it on an {} kernel",
+                o.arch.name(),
+                o.arch.name()
+            ),
+        });
+    }
+    Ok(())
+}
+
 fn kvm_usable() -> bool {
     std::fs::OpenOptions::new()
         .read(true)
@@ -226,14 +280,20 @@ pub fn run(o: &RunOptions, r: &dyn Reporter) -> Result<RunReport> {
             reason: "kernel image not found".into(),
         });
     }
-    if o.arch.qemu().is_none() {
+    // KVM runs guests of this machine's own architecture only.
+    let native = crate::target::Arch::host() == Some(o.arch);
+    if o.accel == Accel::Kvm && !native {
         return Err(Error::TargetRefuses {
             target: o.image.display().to_string(),
-            reason: format!("booting {} kernels is not supported yet", o.arch.name()),
-            fix: "judge its modules offline with `cargo kmod check`, or boot an x86_64 kernel"
-                .into(),
+            reason: format!(
+                "an {} kernel cannot run under KVM on this {} machine",
+                o.arch.name(),
+                std::env::consts::ARCH
+            ),
+            fix: "use --accel tcg (or auto), which emulates it".into(),
         });
     }
+    check_busybox(o)?;
     let mut mods = Vec::new();
     for p in o.dependencies.iter().chain(&o.modules) {
         let m = ModuleFile::open(p)?;
@@ -281,7 +341,7 @@ pub fn run(o: &RunOptions, r: &dyn Reporter) -> Result<RunReport> {
     let kvm = match o.accel {
         Accel::Tcg => false,
         Accel::Kvm => true,
-        Accel::Auto => kvm_usable(),
+        Accel::Auto => native && kvm_usable(),
     };
     r.note(&format!(
         "booting {} with {} module(s) ({})",
@@ -519,8 +579,14 @@ struct Boot {
 }
 
 fn boot(o: &RunOptions, initrd: &Path, kvm: bool, silent_limit: Option<Duration>) -> Result<Boot> {
-    let (qemu, qemu_pkg, console) = o.arch.qemu().expect("checked by run");
+    let crate::target::Qemu {
+        binary: qemu,
+        package: qemu_pkg,
+        console,
+        machine,
+    } = o.arch.qemu();
     let mut q = Command::new(qemu);
+    q.args(machine);
     q.arg("-kernel").arg(&o.image).arg("-initrd").arg(initrd);
     let mut cmdline = format!("console={console} panic=-1 printk.time=1 loglevel=8");
     for a in &o.append {
