@@ -34,6 +34,7 @@ fn module_for(bin: &Path, work: &Path, kdir: &Path, name: &str) -> PathBuf {
         .arg(&p)
         .args(["--template", "c-minimal", "--kdir"])
         .arg(kdir)
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null()));
     let o = Command::new(bin)
         .args(["kmod", "build", "--message-format", "json"])
@@ -50,7 +51,9 @@ fn module_for(bin: &Path, work: &Path, kdir: &Path, name: &str) -> PathBuf {
         .arg(keys.join("signing_key.pem"))
         .arg("--cert")
         .arg(keys.join("signing_key.crt"))
-        .arg(&m));
+        .arg(&m)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null()));
     m
 }
 

@@ -458,3 +458,70 @@ fn debian_arm64_kernel_boots_and_loads_its_own_module() {
     assert_eq!(m["unloaded"], true, "{v}");
     eprintln!("Debian arm64 boot: {} s under TCG", v["seconds"]);
 }
+
+/// What a cross build or an arm64 boot needs and lacks is named with its package: a C
+/// module against Debian's arm64 headers (built by aarch64-linux-gnu-gcc-16) on this
+/// x86_64 machine, and an arm64 boot without an arm64 busybox.
+#[test]
+fn arm64_needs_are_named_with_their_packages() {
+    let (image, modules) = debian_arm64();
+    let release = modules
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let headers = cache_dir().join("fixtures").join(format!(
+        "debian-{release}-headers/usr/src/linux-headers-{release}"
+    ));
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("cross_c");
+    kmod()
+        .arg("new")
+        .arg(&p)
+        .args(["--template", "c-minimal", "--kdir"])
+        .arg(&headers)
+        .assert()
+        .success();
+    let o = kmod().current_dir(&p).arg("build").output().unwrap();
+    assert_eq!(o.status.code(), Some(16), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("aarch64-linux-gnu-gcc-16 is not installed")
+            && stderr(&o).contains("help: apt-get install gcc-16-aarch64-linux-gnu"),
+        "{}",
+        stderr(&o)
+    );
+    let m = ko_xz_under(&modules).into_iter().next().unwrap();
+    let o = kmod()
+        .env("CARGO_KMOD_CACHE", d.path())
+        .arg("run")
+        .arg("--kernel")
+        .arg(&image)
+        .arg("--module")
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(8), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("a static arm64 busybox")
+            && stderr(&o).contains("busybox-static:arm64"),
+        "{}",
+        stderr(&o)
+    );
+    // The host's own busybox given for it: refused, not booted into a panic.
+    let o = kmod()
+        .arg("run")
+        .arg("--kernel")
+        .arg(&image)
+        .args(["--busybox", "/bin/busybox", "--module"])
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/bin/busybox: not a 64-bit arm64 program"),
+        "{}",
+        stderr(&o)
+    );
+}
