@@ -281,28 +281,13 @@ impl Tools {
                 "apt-get install dwarves".into(),
             ));
         }
-        let mut missing = Vec::new();
-        for (tool, pkg) in [
-            ("make", "make"),
-            ("flex", "flex"),
-            ("bison", "bison"),
-            ("bc", "bc"),
-            ("tar", "tar"),
-            ("xz", "xz-utils"),
-            ("openssl", "openssl"),
-            ("python3", "python3"),
-        ] {
-            if which(tool).is_none() {
-                missing.push(pkg);
-            }
-        }
-        for (header, pkg) in [
-            ("/usr/include/gelf.h", "libelf-dev"),
-            ("/usr/include/openssl/evp.h", "libssl-dev"),
-        ] {
-            if !Path::new(header).exists() {
-                missing.push(pkg);
-            }
+        let mut missing: Vec<&str> = toolchain::missing_build_tools()
+            .into_iter()
+            .map(|(_, pkg)| pkg)
+            .collect();
+        // A distribution's config has BTF, whose resolve_btfids build runs python.
+        if which("python3").is_none() {
+            missing.push("python3");
         }
         if !missing.is_empty() {
             return Err((
@@ -422,15 +407,7 @@ fn build(
     }
     // The headers' config, unchanged; Debian's `.kernelvariables` names the compiler
     // and the release for every later `make`.
-    for f in [".config", ".kernelvariables"] {
-        let from = headers.join(f);
-        if from.exists() {
-            std::fs::copy(&from, kdir.join(f)).map_err(|source| Error::Write {
-                path: kdir.join(f),
-                source,
-            })?;
-        }
-    }
+    copy_from_headers(headers, &kdir, &[".config", ".kernelvariables"])?;
     let mut vars = tools.vars();
     vars.arch = target_arch(config);
     let make = |targets: &[&str]| {
@@ -485,15 +462,7 @@ fn build(
         })?;
     }
     // The kernel's own symbol table and BTF base, as the headers ship them.
-    for f in ["Module.symvers", "vmlinux"] {
-        let from = headers.join(f);
-        if from.exists() {
-            std::fs::copy(&from, kdir.join(f)).map_err(|source| Error::Write {
-                path: kdir.join(f),
-                source,
-            })?;
-        }
-    }
+    copy_from_headers(headers, &kdir, &["Module.symvers", "vmlinux"])?;
     let got =
         std::fs::read_to_string(kdir.join("include/config/kernel.release")).unwrap_or_default();
     if got.trim() != release {
@@ -511,6 +480,20 @@ fn build(
         kdir.display()
     ));
     Ok(kdir)
+}
+
+/// Those of `files` the headers have, copied into the tree.
+fn copy_from_headers(headers: &Path, kdir: &Path, files: &[&str]) -> Result<()> {
+    for f in files {
+        let from = headers.join(f);
+        if from.exists() {
+            std::fs::copy(&from, kdir.join(f)).map_err(|source| Error::Write {
+                path: kdir.join(f),
+                source,
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// The first directory of a kernel source tarball (`linux-source-7.2`, `linux-7.2.13`),

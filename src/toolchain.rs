@@ -98,28 +98,9 @@ impl Toolchain {
             missing.push("libclang".into());
             pkgs.push("libclang-19-dev");
         }
-        for (tool, pkg) in [
-            ("make", "make"),
-            ("flex", "flex"),
-            ("bison", "bison"),
-            ("bc", "bc"),
-            ("tar", "tar"),
-            ("xz", "xz-utils"),
-            ("openssl", "openssl"),
-        ] {
-            if which(tool).is_none() {
-                missing.push(tool.into());
-                pkgs.push(pkg);
-            }
-        }
-        for (header, pkg) in [
-            ("/usr/include/gelf.h", "libelf-dev"),
-            ("/usr/include/openssl/evp.h", "libssl-dev"),
-        ] {
-            if !Path::new(header).exists() {
-                missing.push(header.into());
-                pkgs.push(pkg);
-            }
+        for (what, pkg) in missing_build_tools() {
+            missing.push(what.into());
+            pkgs.push(pkg);
         }
         if !missing.is_empty() {
             let mut install = String::new();
@@ -353,6 +334,28 @@ pub fn run_step(
     }
     let from = lines.len().saturating_sub(tail);
     Err(lines[from..].join("\n"))
+}
+
+/// What every kernel build runs, missing here: (tool or header, Debian package).
+pub fn missing_build_tools() -> Vec<(&'static str, &'static str)> {
+    let tools = [
+        ("make", "make"),
+        ("flex", "flex"),
+        ("bison", "bison"),
+        ("bc", "bc"),
+        ("tar", "tar"),
+        ("xz", "xz-utils"),
+        ("openssl", "openssl"),
+    ]
+    .into_iter()
+    .filter(|(tool, _)| which(tool).is_none());
+    let headers = [
+        ("/usr/include/gelf.h", "libelf-dev"),
+        ("/usr/include/openssl/evp.h", "libssl-dev"),
+    ]
+    .into_iter()
+    .filter(|(header, _)| !Path::new(header).exists());
+    tools.chain(headers).collect()
 }
 
 /// The first of these rustcs (then Debian's /usr/bin/rustc) whose `--version` is

@@ -3,6 +3,7 @@
 //! Differences, all safer: the destination is written atomically, nothing is left
 //! behind on failure, and the original's file mode is kept.
 
+use cargo_kmod::fsutil::AtomicWriter;
 use cargo_kmod::hash::HashAlg;
 use cargo_kmod::modfile::trailer;
 use cargo_kmod::sign::cms::SignerIdKind;
@@ -85,6 +86,22 @@ fn sign(o: &Opts, pos: &[PathBuf]) -> Result<(), String> {
     let module = &pos[3];
     let dest = pos.get(4).unwrap_or(module);
     let data = std::fs::read(module).map_err(|e| format!("{}: {e}", module.display()))?;
+    // The module goes to disk while it is signed: the final fsync then waits for
+    // little more than the signature (sign-file itself never syncs).
+    let mut out = if o.sign_only {
+        None
+    } else {
+        let mode = std::fs::metadata(module).ok().map(|m| {
+            use std::os::unix::fs::PermissionsExt;
+            m.permissions().mode() & 0o7777
+        });
+        // New files get 0644 (a module is not secret); a replaced one keeps its mode.
+        let mode = if dest == module { mode } else { None };
+        let mut w = AtomicWriter::create(dest, mode.unwrap_or(0o644)).map_err(|e| e.to_string())?;
+        w.write(&data).map_err(|e| e.to_string())?;
+        w.start_writeback();
+        Some(w)
+    };
     let cms = if o.raw_sig {
         std::fs::read(&pos[0]).map_err(|e| format!("{}: {e}", pos[0].display()))?
     } else {
@@ -125,13 +142,9 @@ fn sign(o: &Opts, pos: &[PathBuf]) -> Result<(), String> {
             module.display()
         );
     }
-    let mode = std::fs::metadata(module).ok().map(|m| {
-        use std::os::unix::fs::PermissionsExt;
-        m.permissions().mode() & 0o7777
-    });
-    let mode = if dest == module { mode } else { None };
-    // Written in parts: no second copy of the module in memory.
-    write(dest, &[&data, &trailer::tail(&cms)], mode)
+    let mut out = out.take().expect("written unless -d, which returned");
+    out.write(&trailer::tail(&cms)).map_err(|e| e.to_string())?;
+    out.commit().map_err(|e| e.to_string())
 }
 
 fn write(path: &Path, parts: &[&[u8]], mode: Option<u32>) -> Result<(), String> {

@@ -288,22 +288,8 @@ fn templates_cross_build_for_arm64_and_load_under_qemu_aarch64() {
         .success();
 
     let boot = |modules: &[&Path], extra: &[&str]| {
-        let mut c = kmod();
-        c.arg("run").arg("--kdir").arg(&k.kdir).args([
-            "--accel",
-            "tcg",
-            "--message-format",
-            "json",
-            "--timeout",
-            "120",
-        ]);
-        for m in modules {
-            c.arg("--module").arg(m);
-        }
-        let o = c.args(extra).output().unwrap();
-        let v: serde_json::Value = serde_json::from_str(stdout(&o).trim())
-            .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
-        (o.status.code(), v)
+        let (code, v, _) = crate::run::boot_on(k, modules, extra);
+        (Some(code), v)
     };
     let mods: Vec<&Path> = [&built[0].1, &built[1].1, &built[3].1]
         .into_iter()

@@ -357,15 +357,12 @@ fn host_tools() -> Vec<(&'static str, String)> {
     ]
 }
 
-/// `kernel prepare` with its own empty cache: the output and what the cache holds after.
-fn prepare(
-    cache: &Path,
-    headers: &Path,
-    extra: &[&std::ffi::OsStr],
-) -> (std::process::Output, Vec<PathBuf>) {
-    let o = kmod()
-        .env("CARGO_KMOD_CACHE", cache)
+/// `kernel prepare` with its own cache, the host's rustc-web and our bindgen.
+fn prepare_cmd(cache: &Path, headers: &Path, extra: &[&std::ffi::OsStr]) -> Std {
+    let mut c = Std::new(assert_cmd::cargo::cargo_bin("cargo-kmod"));
+    c.env("CARGO_KMOD_CACHE", cache)
         .args([
+            "kmod",
             "kernel",
             "prepare",
             "--rustc",
@@ -375,9 +372,17 @@ fn prepare(
         .arg(cache_dir().join("tools/bin/bindgen"))
         .arg("--headers")
         .arg(headers)
-        .args(extra)
-        .output()
-        .unwrap();
+        .args(extra);
+    c
+}
+
+/// [`prepare_cmd`] run: the output and what the cache holds after.
+fn prepare(
+    cache: &Path,
+    headers: &Path,
+    extra: &[&std::ffi::OsStr],
+) -> (std::process::Output, Vec<PathBuf>) {
+    let o = prepare_cmd(cache, headers, extra).output().unwrap();
     let left = walkdir::WalkDir::new(cache.join("prepared"))
         .min_depth(1)
         .into_iter()
@@ -492,14 +497,8 @@ fn kernel_prepare_refuses_with_both_sides_named() {
     for t in ["rustc", "x86_64-linux-gnu-gcc-12"] {
         std::os::unix::fs::symlink(format!("/usr/bin/{t}"), bin.join(t)).unwrap();
     }
-    let o = kmod()
-        .env("CARGO_KMOD_CACHE", &cache)
+    let o = prepare_cmd(&cache, &h, &source)
         .env("PATH", &bin)
-        .args(["kernel", "prepare", "--bindgen"])
-        .arg(cache_dir().join("tools/bin/bindgen"))
-        .arg("--headers")
-        .arg(&h)
-        .args(source)
         .output()
         .unwrap();
     refused(
@@ -520,20 +519,7 @@ fn kernel_prepare_refuses_with_both_sides_named() {
     );
 
     // Killed while unpacking: the tree is there, unfinished, and never looks finished.
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cargo-kmod"))
-        .env("CARGO_KMOD_CACHE", &cache)
-        .args([
-            "kmod",
-            "kernel",
-            "prepare",
-            "--rustc",
-            "/usr/bin/rustc",
-            "--bindgen",
-        ])
-        .arg(cache_dir().join("tools/bin/bindgen"))
-        .arg("--headers")
-        .arg(&h)
-        .args(source)
+    let mut child = prepare_cmd(&cache, &h, &source)
         .stderr(std::process::Stdio::piped())
         .process_group(0)
         .spawn()
