@@ -102,6 +102,21 @@ impl HashAlg {
             .to_vec()
     }
 
+    /// The same digest as the `EVP_MD` that `PkeyCtx` takes.
+    pub fn md_ref(self) -> &'static openssl::md::MdRef {
+        use openssl::md::Md;
+        match self {
+            HashAlg::Sha1 => Md::sha1(),
+            HashAlg::Sha224 => Md::sha224(),
+            HashAlg::Sha256 => Md::sha256(),
+            HashAlg::Sha384 => Md::sha384(),
+            HashAlg::Sha512 => Md::sha512(),
+            HashAlg::Sha3_256 => Md::sha3_256(),
+            HashAlg::Sha3_384 => Md::sha3_384(),
+            HashAlg::Sha3_512 => Md::sha3_512(),
+        }
+    }
+
     pub fn md(self) -> MessageDigest {
         match self {
             HashAlg::Sha1 => MessageDigest::sha1(),

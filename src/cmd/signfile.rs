@@ -85,66 +85,105 @@ fn usage() -> i32 {
 fn sign(o: &Opts, pos: &[PathBuf]) -> Result<(), String> {
     let module = &pos[3];
     let dest = pos.get(4).unwrap_or(module);
-    let data = std::fs::read(module).map_err(|e| format!("{}: {e}", module.display()))?;
-    // The module goes to disk while it is signed: the final fsync then waits for
-    // little more than the signature (sign-file itself never syncs).
-    let mut out = if o.sign_only {
+    let signer = if o.raw_sig {
         None
     } else {
-        let mode = std::fs::metadata(module).ok().map(|m| {
+        Some(signer(o, pos)?)
+    };
+    let mut input =
+        std::fs::File::open(module).map_err(|e| format!("{}: {e}", module.display()))?;
+    // -d writes the signature only (with -s, sign-file appends the raw one anyway).
+    let mut out = if o.sign_only && !o.raw_sig {
+        None
+    } else {
+        let mode = input.metadata().ok().map(|m| {
             use std::os::unix::fs::PermissionsExt;
             m.permissions().mode() & 0o7777
         });
         // New files get 0644 (a module is not secret); a replaced one keeps its mode.
         let mode = if dest == module { mode } else { None };
-        let mut w = AtomicWriter::create(dest, mode.unwrap_or(0o644)).map_err(|e| e.to_string())?;
-        w.write(&data).map_err(|e| e.to_string())?;
+        Some(AtomicWriter::create(dest, mode.unwrap_or(0o644)).map_err(|e| e.to_string())?)
+    };
+    // Streamed: hashed and copied to the new file in one pass, never held whole.
+    let mut hasher = signer
+        .as_ref()
+        .map(|(_, hash, _)| openssl::hash::Hasher::new(hash.md()).map_err(|e| e.to_string()))
+        .transpose()?;
+    let mut buf = vec![0u8; 256 << 10];
+    let mut last: Vec<u8> = Vec::new();
+    loop {
+        let n = std::io::Read::read(&mut input, &mut buf)
+            .map_err(|e| format!("{}: {e}", module.display()))?;
+        if n == 0 {
+            break;
+        }
+        let chunk = &buf[..n];
+        if let Some(h) = &mut hasher {
+            h.update(chunk).map_err(|e| e.to_string())?;
+        }
+        if let Some(w) = &mut out {
+            w.write(chunk).map_err(|e| e.to_string())?;
+        }
+        // The end of the module, for the marker of a signature already there.
+        last.extend_from_slice(&chunk[chunk.len().saturating_sub(64)..]);
+        last.drain(..last.len().saturating_sub(64));
+    }
+    // The module goes to disk while it is signed: the final fsync then waits for
+    // little more than the signature (sign-file itself never syncs).
+    if let Some(w) = &mut out {
         w.start_writeback();
-        Some(w)
+    }
+    let cms = match (signer, hasher) {
+        (Some((key, hash, id)), Some(mut h)) => {
+            let digest = h.finish().map_err(|e| e.to_string())?;
+            let cms = key
+                .sign_digest(hash, id, &digest)
+                .map_err(|e| e.to_string())?;
+            if o.save_sig {
+                write(&p7s_path(module), &[&cms], None)?;
+            }
+            cms
+        }
+        _ => std::fs::read(&pos[0]).map_err(|e| format!("{}: {e}", pos[0].display()))?,
     };
-    let cms = if o.raw_sig {
-        std::fs::read(&pos[0]).map_err(|e| format!("{}: {e}", pos[0].display()))?
-    } else {
-        let hash = HashAlg::from_name(&pos[0].to_string_lossy())
-            .ok_or_else(|| format!("EVP_get_digestbyname: unknown digest {}", pos[0].display()))?;
-        // A key file, or a pkcs11: URI (PIN from KBUILD_SIGN_PIN, which sign-file's
-        // OpenSSL 3 provider path ignores).
-        let pin = Pin::from_sources(None).map_err(|e| e.to_string())?;
-        let mut key = SigningKey::open(&KeySource {
-            key: &pos[1],
-            cert: Some(&pos[2]),
-            pin: &pin,
-            pkcs11_module: None,
-        })
-        .map_err(|e| e.to_string())?;
-        // As 7.x's sign-file with OpenSSL 3.x: ML-DSA only with signed attributes.
-        if matches!(key.kind(), KeyKind::MlDsa(_)) {
-            key.set_signed_attrs(true).map_err(|e| e.to_string())?;
-        }
-        let id = if o.key_id {
-            SignerIdKind::KeyId
-        } else {
-            SignerIdKind::IssuerSerial
-        };
-        let cms = key.sign(hash, id, &data).map_err(|e| e.to_string())?;
-        if o.save_sig {
-            write(&p7s_path(module), &[&cms], None)?;
-        }
-        if o.sign_only {
-            return Ok(());
-        }
-        cms
+    let Some(mut out) = out else {
+        return Ok(()); // -d: the signature only
     };
-    if trailer::has_marker(&data) {
+    if trailer::has_marker(&last) {
         // sign-file does not check; the outer signature is the one the kernel reads.
         eprintln!(
             "sign-file: warning: {} already carries a signature; appending another",
             module.display()
         );
     }
-    let mut out = out.take().expect("written unless -d, which returned");
     out.write(&trailer::tail(&cms)).map_err(|e| e.to_string())?;
     out.commit().map_err(|e| e.to_string())
+}
+
+/// The key, hash and signer id sign-file's arguments name.
+fn signer(o: &Opts, pos: &[PathBuf]) -> Result<(SigningKey, HashAlg, SignerIdKind), String> {
+    let hash = HashAlg::from_name(&pos[0].to_string_lossy())
+        .ok_or_else(|| format!("EVP_get_digestbyname: unknown digest {}", pos[0].display()))?;
+    // A key file, or a pkcs11: URI (PIN from KBUILD_SIGN_PIN, which sign-file's
+    // OpenSSL 3 provider path ignores).
+    let pin = Pin::from_sources(None).map_err(|e| e.to_string())?;
+    let mut key = SigningKey::open(&KeySource {
+        key: &pos[1],
+        cert: Some(&pos[2]),
+        pin: &pin,
+        pkcs11_module: None,
+    })
+    .map_err(|e| e.to_string())?;
+    // As 7.x's sign-file with OpenSSL 3.x: ML-DSA only with signed attributes.
+    if matches!(key.kind(), KeyKind::MlDsa(_)) {
+        key.set_signed_attrs(true).map_err(|e| e.to_string())?;
+    }
+    let id = if o.key_id {
+        SignerIdKind::KeyId
+    } else {
+        SignerIdKind::IssuerSerial
+    };
+    Ok((key, hash, id))
 }
 
 fn write(path: &Path, parts: &[&[u8]], mode: Option<u32>) -> Result<(), String> {

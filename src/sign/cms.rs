@@ -44,6 +44,11 @@ pub fn signature_algorithm(kind: KeyKind, hash: HashAlg) -> AlgorithmIdentifierO
 /// module's messageDigest, as the DER SET that is signed (DER order: contentType's
 /// encoding is the shorter, so it sorts first).
 pub fn signed_attributes(hash: HashAlg, body: &[u8]) -> Vec<u8> {
+    signed_attributes_of_digest(&hash.digest(body))
+}
+
+/// [`signed_attributes`] for the module's `digest`, already computed.
+pub fn signed_attributes_of_digest(digest: &[u8]) -> Vec<u8> {
     use crate::pki::ber::{self, tlv};
     let oid = |o: &[u8]| tlv(ber::OID, o);
     let attr =
@@ -51,7 +56,7 @@ pub fn signed_attributes(hash: HashAlg, body: &[u8]) -> Vec<u8> {
     let content_type = attr(crate::pki::oid::CONTENT_TYPE, oid(crate::pki::oid::DATA));
     let digest = attr(
         crate::pki::oid::MESSAGE_DIGEST,
-        tlv(ber::OCTET_STRING, &hash.digest(body)),
+        tlv(ber::OCTET_STRING, digest),
     );
     let mut attrs = [content_type, digest];
     attrs.sort();

@@ -257,29 +257,52 @@ impl SigningKey {
             reason: e.to_string(),
         };
         match &self.backend {
-            Backend::File(pkey, bulk) => {
-                if awslc::AwsKey::supports(hash)
-                    && let Some(fast) = bulk.aws(pkey)
-                {
-                    let digest = openssl::hash::hash(hash.md(), data).map_err(key_err)?;
-                    return fast
-                        .sign_digest(hash, &digest)
-                        .map_err(|reason| Error::Key {
-                            path: self.key_path.clone(),
-                            reason,
-                        });
-                }
-                let mut s = openssl::sign::Signer::new(hash.md(), pkey).map_err(key_err)?;
-                s.update(data).map_err(key_err)?;
-                s.sign_to_vec().map_err(key_err)
-            }
-            Backend::Token(t) => {
+            // The digest first: then one path signs it (AWS-LC's or OpenSSL's).
+            Backend::File(..) | Backend::Token(_) => {
                 let digest = openssl::hash::hash(hash.md(), data).map_err(key_err)?;
-                t.sign_digest(self.kind, hash, &digest)
+                self.raw_signature_of_digest(hash, &digest)
             }
             Backend::MlDsa(key) => key.sign_message(data).map_err(|reason| Error::Key {
                 path: self.key_path.clone(),
                 reason,
+            }),
+        }
+    }
+
+    /// The raw RSA or ECDSA signature of a `hash` digest; ML-DSA signs messages, not
+    /// digests, and is refused.
+    fn raw_signature_of_digest(&self, hash: HashAlg, digest: &[u8]) -> Result<Vec<u8>> {
+        let key_err = |e: openssl::error::ErrorStack| Error::Key {
+            path: self.key_path.clone(),
+            reason: e.to_string(),
+        };
+        match &self.backend {
+            Backend::File(pkey, bulk) => {
+                if awslc::AwsKey::supports(hash)
+                    && let Some(fast) = bulk.aws(pkey)
+                {
+                    return fast.sign_digest(hash, digest).map_err(|reason| Error::Key {
+                        path: self.key_path.clone(),
+                        reason,
+                    });
+                }
+                // EVP_PKEY_sign with the digest's algorithm set: RSA wraps it in the
+                // DigestInfo of PKCS#1 v1.5, ECDSA signs it as is.
+                let mut ctx = openssl::pkey_ctx::PkeyCtx::new(pkey).map_err(key_err)?;
+                ctx.sign_init().map_err(key_err)?;
+                ctx.set_signature_md(hash.md_ref()).map_err(key_err)?;
+                if matches!(self.kind, KeyKind::Rsa(_)) {
+                    ctx.set_rsa_padding(openssl::rsa::Padding::PKCS1)
+                        .map_err(key_err)?;
+                }
+                let mut sig = Vec::new();
+                ctx.sign_to_vec(digest, &mut sig).map_err(key_err)?;
+                Ok(sig)
+            }
+            Backend::Token(t) => t.sign_digest(self.kind, hash, digest),
+            Backend::MlDsa(_) => Err(Error::Key {
+                path: self.key_path.clone(),
+                reason: "an ML-DSA key signs the message, not a digest of it".into(),
             }),
         }
     }
@@ -291,12 +314,42 @@ impl SigningKey {
             .signed_attrs
             .then(|| cms::signed_attributes(hash, body));
         let sig = self.raw_signature(hash, attrs.as_deref().unwrap_or(body))?;
+        self.cms(hash, id, attrs.as_deref(), sig)
+    }
+
+    /// [`SigningKey::sign`] for a body whose `hash` digest is computed already (a
+    /// module streamed, never held whole). ML-DSA only with signed attributes: pure
+    /// ML-DSA signs the module itself.
+    pub fn sign_digest(
+        &self,
+        hash: HashAlg,
+        id: cms::SignerIdKind,
+        digest: &[u8],
+    ) -> Result<Vec<u8>> {
+        self.check_hash(hash)?;
+        let (attrs, sig) = if self.signed_attrs {
+            let attrs = cms::signed_attributes_of_digest(digest);
+            let sig = self.raw_signature(hash, &attrs)?;
+            (Some(attrs), sig)
+        } else {
+            (None, self.raw_signature_of_digest(hash, digest)?)
+        };
+        self.cms(hash, id, attrs.as_deref(), sig)
+    }
+
+    fn cms(
+        &self,
+        hash: HashAlg,
+        id: cms::SignerIdKind,
+        attrs: Option<&[u8]>,
+        sig: Vec<u8>,
+    ) -> Result<Vec<u8>> {
         cms::build(
             &self.cert,
             id,
             hash,
             cms::signature_algorithm(self.kind, hash),
-            attrs.as_deref(),
+            attrs,
             sig,
         )
         .map_err(|reason| Error::Cert {
