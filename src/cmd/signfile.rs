@@ -109,7 +109,7 @@ fn sign(o: &Opts, pos: &[PathBuf]) -> Result<(), String> {
         .as_ref()
         .map(|(_, hash, _)| openssl::hash::Hasher::new(hash.md()).map_err(|e| e.to_string()))
         .transpose()?;
-    let mut buf = vec![0u8; 256 << 10];
+    let mut buf = vec![0u8; 64 << 10];
     let mut last: Vec<u8> = Vec::new();
     loop {
         let n = std::io::Read::read(&mut input, &mut buf)
