@@ -170,6 +170,21 @@ pub fn prepare(o: &PrepareOptions, r: &dyn Reporter) -> Result<Prepared> {
         source,
     };
     std::fs::create_dir_all(&base).map_err(|e| werr(&base, e))?;
+    // One prepare per tree at a time (DKMS may build several modules at once): the
+    // second waits, then finds the first one's tree.
+    let lock_path = base.join(format!(".{release}-{inputs}.lock"));
+    let lock = std::fs::File::create(&lock_path).map_err(|e| werr(&lock_path, e))?;
+    // SAFETY: flock on a descriptor we own; released when `lock` closes.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0 {
+        return Err(werr(&lock_path, std::io::Error::last_os_error()));
+    }
+    if let Some(p) = load(&final_dir) {
+        r.note(&format!(
+            "{release}: prepared meanwhile: {}",
+            p.kdir.display()
+        ));
+        return Ok(p);
+    }
     // Built under its final name (Kbuild writes absolute paths); finished only once
     // the metadata is written, and a refusal removes it whole.
     let _ = std::fs::remove_dir_all(&final_dir);

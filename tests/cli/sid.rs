@@ -536,6 +536,7 @@ fn kernel_prepare_refuses_with_both_sides_named() {
     let dirs: Vec<PathBuf> = std::fs::read_dir(cache.join("prepared"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
         .collect();
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     assert!(!dirs[0].join("cargo-kmod-prepared.json").exists());
