@@ -40,18 +40,6 @@ if [ ${#lean[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${lean[@]}" >/dev/null
 fi
 
-# bindgen for Rust-enabled kernels: Debian 12's is too old for 6.12 (needs >= 0.65.1).
-# It compiles for about 5 minutes on 2 cores: in the background, while the downloads
-# and the sid root below wait on the network.
-bindgen_pid=
-if [ ! -x "$cache/tools/bin/bindgen" ]; then
-  mkdir -p "$cache/tools"
-  bindgen_log="$cache/tools/bindgen-install.log"
-  echo "test-deps: installing bindgen-cli into $cache/tools in the background (compiles it: about 5 minutes, once; log: $bindgen_log)" >&2
-  cargo install --quiet --locked bindgen-cli@0.73.2 --root "$cache/tools" > "$bindgen_log" 2>&1 &
-  bindgen_pid=$!
-fi
-
 # Newest 6.12 Debian kernel the archive lists (versions rotate, so ask apt).
 if ! apt-cache show 'linux-kbuild-6.12.*' >/dev/null 2>&1; then as_root apt-get update -qq; fi
 ver=$(apt-cache search --names-only '^linux-kbuild-6\.12\.[0-9]+\+deb12$' | awk '{print $1}' \
@@ -119,12 +107,14 @@ apt_unpack sid/arm64 "debian-$v72-arm64-headers" "linux-headers-$v72-arm64" "lin
 sid="$cache/roots/sid"
 sid_pkgs=(rustc rust-src cargo dkms bindgen libclang-dev gcc-16 make flex bison bc libelf-dev
           libssl-dev dwarves openssl python3 kmod xz-utils linux-source-7.2 "linux-headers-$v72-amd64")
-sid_log="$cache/roots/sid.log"
-make_sid_root() {
-  local started=$SECONDS log=$sid_log
+if [ ! -e "$sid/.done" ]; then
+  echo "test-deps: making a Debian sid root in $sid (debootstrap, then about 1 GB of packages; 2-4 minutes, once)" >&2
+  started=$SECONDS
+  mkdir -p "$cache/roots"
   rm -rf "$sid.tmp"
+  log="$cache/roots/sid.log"
   if ! debootstrap --variant=minbase sid "$sid.tmp" http://deb.debian.org/debian > "$log" 2>&1; then
-    tail -n 20 "$log" >&2; echo "test-deps: debootstrap failed (log: $log)" >&2; return 1
+    tail -n 20 "$log" >&2; echo "test-deps: debootstrap failed (log: $log)" >&2; exit 1
   fi
   # The archive here is a snapshot whose Release may be past its Valid-Until.
   echo 'Acquire::Check-Valid-Until "false";' > "$sid.tmp/etc/apt/apt.conf.d/99cargo-kmod-snapshot"
@@ -134,20 +124,12 @@ make_sid_root() {
   if ! tests/sid/in-root.sh "$sid.tmp" /bin/true /tmp sh -c \
       "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${sid_pkgs[*]}" \
       >> "$log" 2>&1; then
-    tail -n 20 "$log" >&2; echo "test-deps: installing into the sid root failed (log: $log)" >&2; return 1
+    tail -n 20 "$log" >&2; echo "test-deps: installing into the sid root failed (log: $log)" >&2; exit 1
   fi
   rm -f "$sid.tmp"/var/cache/apt/archives/*.deb
   mv "$sid.tmp" "$sid"
   touch "$sid/.done"
   echo "test-deps: sid root ready in $((SECONDS - started)) s" >&2
-}
-# Mostly waiting on the network and dpkg: made in the background beside what follows.
-sid_pid=
-if [ ! -e "$sid/.done" ]; then
-  echo "test-deps: making a Debian sid root in $sid in the background (debootstrap, then about 1 GB of packages; 2-4 minutes, once; log: $sid_log)" >&2
-  mkdir -p "$cache/roots"
-  make_sid_root &
-  sid_pid=$!
 fi
 
 # A static arm64 busybox for arm64 guests' initramfs (unpacked, not installed), where
@@ -177,11 +159,10 @@ fetch "linux-image-$ver-amd64"
 
 ln -sfn "$cache/fixtures/linux-kbuild-$ver" "$cache/fixtures/kbuild"
 ln -sfn "$cache/fixtures/linux-image-$ver-amd64" "$cache/fixtures/image"
-if [ -n "$bindgen_pid" ]; then
-  echo "test-deps: waiting for bindgen-cli to finish compiling" >&2
-  if ! wait "$bindgen_pid"; then
-    tail -n 20 "$bindgen_log" >&2; echo "test-deps: installing bindgen-cli failed (log: $bindgen_log)" >&2; exit 1
-  fi
+# bindgen for Rust-enabled kernels: Debian 12's is too old for 6.12 (needs >= 0.65.1).
+if [ ! -x "$cache/tools/bin/bindgen" ]; then
+  echo "test-deps: installing bindgen-cli into $cache/tools (compiles it: about 5 minutes, once)" >&2
+  cargo install --quiet --locked bindgen-cli@0.73.2 --root "$cache/tools"
 fi
 
 # An independent ML-DSA implementation for the tests: PyPI's `cryptography` (it bundles
@@ -265,10 +246,6 @@ if [ $extended = 1 ]; then
   test_kernel "$cache/fixtures/linux-source-6.1/usr/src/linux-source-6.1.tar.xz" test-kernel-6.1.txt
 fi
 
-if [ -n "$sid_pid" ]; then
-  echo "test-deps: waiting for the sid root" >&2
-  wait "$sid_pid" || { echo "test-deps: making the sid root failed (log: $sid_log)" >&2; exit 1; }
-fi
 # Debian's 7.2 headers made into a tree that builds Rust modules, inside the sid root
 # (cached there by its inputs; about 3 minutes once).
 cargo build --quiet
