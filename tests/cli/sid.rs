@@ -519,20 +519,52 @@ fn kernel_prepare_refuses_with_both_sides_named() {
     );
 
     // Killed while unpacking: the tree is there, unfinished, and never looks finished.
-    let mut child = prepare_cmd(&cache, &h, &source)
-        .stderr(std::process::Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
-    assert!(
-        lines.any(|l| l.unwrap().contains("unpacking")),
-        "prepare never started unpacking"
-    );
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    // A second prepare of the same headers meanwhile waits for the first (its lock),
+    // and starts only once the first is gone.
+    let spawn = || {
+        let mut child = prepare_cmd(&cache, &h, &source)
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for l in std::io::BufRead::lines(std::io::BufReader::new(err)).map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        (child, rx)
+    };
+    let unpacking = |rx: &std::sync::mpsc::Receiver<String>, wait: u64| {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(wait);
+        while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(l) if l.contains("unpacking") => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+        false
+    };
     // The whole group: tar too, as Ctrl-C would.
-    run(Std::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]));
-    child.wait().unwrap();
+    let kill = |child: &mut std::process::Child| {
+        run(Std::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]));
+        child.wait().unwrap();
+    };
+    let (mut first, first_err) = spawn();
+    assert!(unpacking(&first_err, 60), "prepare never started unpacking");
+    let (mut second, second_err) = spawn();
+    assert!(
+        !unpacking(&second_err, 3),
+        "a second prepare did not wait for the first"
+    );
+    kill(&mut first);
+    assert!(
+        unpacking(&second_err, 60),
+        "the second prepare never went on"
+    );
+    kill(&mut second);
     let dirs: Vec<PathBuf> = std::fs::read_dir(cache.join("prepared"))
         .unwrap()
         .map(|e| e.unwrap().path())
