@@ -162,7 +162,7 @@ impl KernelCc {
             return Ok(None);
         };
         let built_by = format!("the kernel was built by `{text}`");
-        let (program, path_prefix, package) = if config.cc_is_clang() {
+        let (program, path_prefix, package, gcc) = if config.cc_is_clang() {
             // "Debian clang version 19.1.7 (3+b1)": Debian's package is clang-19.
             let major = text
                 .split("clang version ")
@@ -186,7 +186,7 @@ impl KernelCc {
             let clang = prefix
                 .as_ref()
                 .map_or_else(|| "clang".into(), |p| p.join("clang"));
-            (clang, prefix, package)
+            (clang, prefix, package, None)
         } else {
             let name = text.split_whitespace().next().unwrap_or("gcc");
             let Some(path) = which(name) else {
@@ -195,7 +195,7 @@ impl KernelCc {
                     format!("apt-get install {}", gcc_package(name)),
                 ));
             };
-            (path, None, gcc_package(name))
+            (path, None, gcc_package(name), Some(name.to_string()))
         };
         let have = tool_version(&program, "--version")
             .and_then(|v| v.lines().next().map(str::to_string))
@@ -209,8 +209,7 @@ impl KernelCc {
             ));
         }
         Ok(Some(KernelCc {
-            gcc: (!config.cc_is_clang())
-                .then(|| text.split_whitespace().next().unwrap_or("gcc").to_string()),
+            gcc,
             path_prefix,
             version_text: text.to_string(),
         }))
@@ -467,4 +466,27 @@ pub fn run_lines(
         let _ = t.join();
     }
     Ok((child.wait()?, lines))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gcc_packages_are_debians_names() {
+        let native = format!("{}-linux-gnu", std::env::consts::ARCH);
+        assert_eq!(gcc_package(&format!("{native}-gcc-16")), "gcc-16");
+        assert_eq!(gcc_package("gcc-12"), "gcc-12");
+        assert_eq!(gcc_package("gcc"), "gcc");
+        if std::env::consts::ARCH == "x86_64" {
+            assert_eq!(
+                gcc_package("aarch64-linux-gnu-gcc-16"),
+                "gcc-16-aarch64-linux-gnu"
+            );
+            assert_eq!(
+                gcc_package("aarch64-linux-gnu-gcc"),
+                "gcc-aarch64-linux-gnu"
+            );
+        }
+    }
 }
