@@ -417,26 +417,15 @@ fn debian_arm64_kernel_boots_and_loads_its_own_module() {
     let tree = modules.parent().unwrap();
     let dummy = modules.join("drivers/net/dummy.ko.xz");
     assert!(dummy.exists(), "{}", dummy.display());
-    let o = kmod()
-        .arg("run")
-        .arg("--kernel")
-        .arg(&image)
-        .arg("--modules-from")
-        .arg(tree)
-        .arg("--module")
-        .arg(&dummy)
-        .args([
-            "--accel",
-            "tcg",
-            "--message-format",
-            "json",
-            "--timeout",
-            "300",
-        ])
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim())
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
+    let (v, o) = crate::distro::run_image(
+        &image,
+        &[
+            "--modules-from".as_ref(),
+            tree.as_os_str(),
+            "--module".as_ref(),
+            dummy.as_os_str(),
+        ],
+    );
     assert_eq!(o.status.code(), Some(0), "{v}\n{}", stderr(&o));
     let m = v["modules"].as_array().unwrap().last().unwrap();
     assert_eq!(m["name"], "dummy", "{v}");

@@ -8,25 +8,33 @@ use serde_json::Value;
 
 /// `run --kernel` Debian's 7.2: its JSON report, and what it said on stderr.
 pub fn run_debian(args: &[&std::ffi::OsStr]) -> (Value, String) {
-    let k = debian_72();
+    let (v, o) = run_image(&debian_72().image, args);
+    (v, stderr(&o))
+}
+
+/// `run --kernel IMAGE` under TCG: its JSON report, and the whole output.
+pub fn run_image(
+    image: &std::path::Path,
+    args: &[&std::ffi::OsStr],
+) -> (Value, std::process::Output) {
     let o = kmod()
         .arg("run")
         .arg("--kernel")
-        .arg(&k.image)
+        .arg(image)
         .args([
             "--accel",
             "tcg",
             "--message-format",
             "json",
             "--timeout",
-            "180",
+            "300",
         ])
         .args(args)
         .output()
         .unwrap();
     let v = serde_json::from_str(stdout(&o).trim())
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
-    (v, stderr(&o))
+    (v, o)
 }
 
 /// With `--enforce`, Debian's own signed af_key loads after xfrm_algo (its `depends:`,
