@@ -27,7 +27,14 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test-deps: installing ${missing[*]}" >&2
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Some machines carry a backported qemu-utils (10.x) that Breaks bookworm's
+  # qemu-system-common: take bookworm's, the QEMU every measurement here was made with.
+  downgrade=()
+  if [[ " ${missing[*]} " == *" qemu-system-"* \
+        && $(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null) == *bpo* ]]; then
+    downgrade=(--allow-downgrades qemu-utils/bookworm)
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${downgrade[@]}" "${missing[@]}" >/dev/null
 fi
 
 # Without their recommends: dkms's pull the distribution's default kernel headers.
