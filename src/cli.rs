@@ -244,7 +244,7 @@ pub struct CheckArgs {
     #[arg(long, value_name = "DIR")]
     pub kdir: Vec<PathBuf>,
     /// An installed kernel, by release: /lib/modules/RELEASE/build (repeatable).
-    #[arg(long, value_name = "RELEASE")]
+    #[arg(long, value_name = "RELEASE", value_parser = release_arg)]
     pub kernel_release: Vec<String>,
     /// The kernel image (bzImage/vmlinuz), for its builtin trusted certificates; goes
     /// with the --kdir of its release (repeatable).
@@ -519,7 +519,7 @@ pub struct TemplateArgs {
     #[arg(long, value_name = "DIR", conflicts_with = "kernel_release")]
     pub kdir: Option<PathBuf>,
     /// Kernel release whose /lib/modules/R/build to target (default: the running kernel's).
-    #[arg(long, value_name = "R")]
+    #[arg(long, value_name = "R", value_parser = release_arg)]
     pub kernel_release: Option<String>,
 }
 
@@ -595,7 +595,7 @@ pub struct InstallArgs {
     #[arg(long, value_name = "PATH")]
     pub manifest_path: Option<PathBuf>,
     /// Kernel release to install for (repeatable; default: those of the kdir metadata, else the last build's).
-    #[arg(long, value_name = "R")]
+    #[arg(long, value_name = "R", value_parser = release_arg)]
     pub kernel_release: Vec<String>,
     /// Install under this root instead of /.
     #[arg(long, default_value = "/", value_name = "DIR")]
@@ -641,7 +641,7 @@ pub struct PackageArgs {
     #[arg(long, requires = "oci")]
     pub kmm_manifest: bool,
     /// With --oci: the repository the images will be pushed to, as the `Module` names them.
-    #[arg(long, value_name = "REPO", requires = "oci")]
+    #[arg(long, value_name = "REPO", requires = "oci", value_parser = repository_arg)]
     pub image: Option<String>,
     /// With --oci: the static busybox that gives the image the `cp` KMM's worker runs.
     #[arg(
@@ -655,7 +655,7 @@ pub struct PackageArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Kernel release for --deb, --rpm and --oci (repeatable; default: those of the kdir metadata, else the last build's).
-    #[arg(long, value_name = "R")]
+    #[arg(long, value_name = "R", value_parser = release_arg)]
     pub kernel_release: Vec<String>,
     #[command(flatten)]
     pub signing: ProjectSignArgs,
@@ -670,7 +670,7 @@ pub struct BuildArgs {
     #[arg(long, value_name = "DIR")]
     pub kdir: Vec<PathBuf>,
     /// Kernel release, meaning /lib/modules/R/build (repeatable).
-    #[arg(long, value_name = "R")]
+    #[arg(long, value_name = "R", value_parser = release_arg)]
     pub kernel_release: Vec<String>,
     #[command(flatten)]
     pub signing: ProjectSignArgs,
@@ -689,4 +689,14 @@ pub struct BuildArgs {
     /// Output format: human lines, or one JSON object per built module.
     #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
+}
+
+/// `--kernel-release`: a release as `uname -r` prints it (it becomes a path).
+fn release_arg(s: &str) -> Result<String, String> {
+    cargo_kmod::names::release(s).map(|()| s.to_string())
+}
+
+/// `--image`: an OCI repository (it lands in the KMM YAML and the image names).
+fn repository_arg(s: &str) -> Result<String, String> {
+    cargo_kmod::names::oci_repository(s).map(|()| s.to_string())
 }

@@ -210,6 +210,12 @@ pub enum Error {
     },
     #[error("{path}: {reason}")]
     Project { path: PathBuf, reason: String },
+    #[error("{path}: {field}: {reason}")]
+    Manifest {
+        path: PathBuf,
+        field: String,
+        reason: String,
+    },
     #[error("{path}: {reason}")]
     Package {
         path: PathBuf,
@@ -261,7 +267,7 @@ impl Error {
             Toolchain { .. } => exit::TOOLCHAIN,
             KernelSource { .. } | KernelBuild { .. } => exit::KERNEL_BUILD,
             Run { .. } | KernelImage { .. } | Project { .. } | KernelConfig { .. } => exit::INPUT,
-            KernelFacts { .. } => exit::INPUT,
+            KernelFacts { .. } | Manifest { .. } => exit::INPUT,
             TargetRefuses { .. } => exit::TARGET,
             Package { .. } => exit::PACKAGE,
             Preflight { .. } => exit::PREFLIGHT,
@@ -285,7 +291,7 @@ impl Error {
             NotSigned { .. } => "nothing to remove; the module has no appended signature".into(),
             AlreadySigned { .. } => "pass --replace to re-sign it, or --skip-signed to leave signed modules as they are".into(),
             ReadOnly { .. } => "make it writable (chmod u+w) or write elsewhere with -o".into(),
-            Key { .. } => "give a PEM or DER private key (RSA, or ECDSA P-256/P-384), e.g. one made by `cargo kmod keygen`".into(),
+            Key { .. } => "give a PEM or DER private key (RSA, ECDSA P-256/P-384, or ML-DSA), e.g. one made by `cargo kmod keygen`".into(),
             Cert { .. } => "give the X.509 certificate (PEM or DER) that belongs to the signing key".into(),
             KeyMismatch { .. } => "use the certificate made for this key; the kernel would reject every module signed this way".into(),
             PinNeeded { .. } => "set KBUILD_SIGN_PIN or pass --pin-file FILE with the passphrase".into(),
@@ -301,6 +307,7 @@ impl Error {
             KernelBuild { log, .. } => format!("read {} for the whole output; fix the cause and run the same command again (finished steps are redone, nothing half-built is reused)", log.display()),
             Preflight { fix, .. } => fix.clone(),
             Project { .. } => "run it in a project made by `cargo kmod new`, or pass --manifest-path".into(),
+            Manifest { field, .. } => format!("correct {field} in Cargo.toml; nothing was written"),
             ModuleBuild { .. } => "the lines above are Kbuild's; run with -v for all of them".into(),
             KernelImage { .. } => "give the kernel image that will boot (bzImage/vmlinuz, or vmlinux)".into(),
             Run { .. } => "check the path; `cargo kmod kernel build` makes a kernel to boot".into(),

@@ -72,7 +72,7 @@ impl Project {
                 }
             })
         };
-        Ok(Project {
+        let project = Project {
             name: kmod["name"]
                 .as_str()
                 .map(str::to_string)
@@ -113,7 +113,41 @@ impl Project {
                 .to_string(),
             target_dir: meta.target_directory.as_std_path().to_path_buf(),
             dir,
-        })
+        };
+        project.validate(pkg.manifest_path.as_std_path())?;
+        Ok(project)
+    }
+
+    /// Every value that reaches a path, dkms.conf, a maintainer script, an RPM spec or
+    /// a YAML obeys its rule in [`crate::names`]; refused at load time, the field named.
+    fn validate(&self, manifest: &Path) -> Result<()> {
+        use crate::names;
+        let refuse = |field: &str, reason: String| Error::Manifest {
+            path: manifest.to_path_buf(),
+            field: field.into(),
+            reason,
+        };
+        names::module_name(&self.name).map_err(|r| refuse("[package.metadata.kmod] name", r))?;
+        names::version(&self.version).map_err(|r| refuse("[package] version", r))?;
+        names::install_dir(&self.install_dir)
+            .map_err(|r| refuse("[package.metadata.kmod] install-dir", r))?;
+        for (field, v) in [
+            ("[package] license", &self.license),
+            ("[package] authors", &self.author),
+            ("[package] homepage/repository", &self.url),
+        ] {
+            if let Some(v) = v {
+                names::one_line(v).map_err(|r| refuse(field, r))?;
+            }
+        }
+        if let Some(d) = &self.description {
+            names::text(d).map_err(|r| refuse("[package] description", r))?;
+        }
+        if let Some(h) = &self.hash {
+            h.parse::<crate::hash::HashAlg>()
+                .map_err(|_| refuse("[package.metadata.kmod] hash", format!("unknown hash `{}`", h.escape_debug())))?;
+        }
+        Ok(())
     }
 
     /// The signing hash the metadata names, if any (else the target kernel's).

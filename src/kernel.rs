@@ -555,9 +555,7 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
         log: log_path.to_path_buf(),
         tail,
     })?;
-    let release = std::fs::read_to_string(kdir.join("include/config/kernel.release"))
-        .map(|s| s.trim().to_string())
-        .unwrap_or(release);
+    let release = crate::target::tree_release(&kdir).unwrap_or(release);
     let target = crate::target::Target::from_tree(&kdir)?;
     let info = KernelInfo {
         release,

@@ -10,6 +10,7 @@ pub mod kbuild;
 pub mod kernel;
 pub mod modfile;
 pub mod modtree;
+pub mod names;
 pub mod package;
 pub mod pki;
 pub mod prepare;

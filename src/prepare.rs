@@ -400,10 +400,7 @@ fn build(
             .arg("--strip-components=1");
         crate::kernel::run_logged(&mut tar, "unpack", &mut log, &log_path)?;
     }
-    let release = std::fs::read_to_string(headers.join("include/config/kernel.release"))
-        .unwrap_or_default()
-        .trim()
-        .to_string();
+    let release = crate::target::tree_release(headers).unwrap_or_default();
     let src_version = makefile_release(&kdir).unwrap_or_else(|| "no version".into());
     let (maj, min) = Version::of(&release).major_minor();
     if !release.starts_with(&format!("{src_version}+"))
@@ -478,14 +475,10 @@ fn build(
     }
     // The kernel's own symbol table and BTF base, as the headers ship them.
     copy_from_headers(headers, &kdir, &["Module.symvers", "vmlinux"])?;
-    let got =
-        std::fs::read_to_string(kdir.join("include/config/kernel.release")).unwrap_or_default();
-    if got.trim() != release {
+    let got = crate::target::tree_release(&kdir).unwrap_or_default();
+    if got != release {
         return Err(fail(
-            format!(
-                "the prepared tree says it is {}, the headers {release}",
-                got.trim()
-            ),
+            format!("the prepared tree says it is {got}, the headers {release}"),
             "report this: the source's Makefile sets another release".into(),
         ));
     }

@@ -398,6 +398,36 @@ impl Config {
     }
 }
 
+/// A tree's release as Kbuild takes it: a `KERNELRELEASE` override in Debian's
+/// `.kernelvariables`, else `UTS_RELEASE` (what vermagic and `uname -r` say), else
+/// `include/config/kernel.release`. Debian 12's 6.1 headers say `6.1.192` in the last
+/// and `6.1.0-57-amd64` in the first two.
+pub fn tree_release(kdir: &Path) -> Option<String> {
+    let read = |f: &str| crate::fsutil::read_bounded(&kdir.join(f), 1 << 20).ok();
+    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+    let overridden = read(".kernelvariables").map(text).and_then(|t| {
+        t.lines().find_map(|l| {
+            let v = l.trim().strip_prefix("override")?.trim_start();
+            let v = v.strip_prefix("KERNELRELEASE")?.trim_start();
+            Some(v.strip_prefix(":=").or(v.strip_prefix('='))?.trim().to_string())
+        })
+    });
+    let uts = || {
+        read("include/generated/utsrelease.h").map(text).and_then(|t| {
+            t.lines().find_map(|l| {
+                let v = l.trim().strip_prefix("#define")?.trim_start();
+                let v = v.strip_prefix("UTS_RELEASE")?.trim();
+                Some(v.strip_prefix('"')?.strip_suffix('"')?.to_string())
+            })
+        })
+    };
+    let file = || read("include/config/kernel.release").map(|b| text(b).trim().to_string());
+    overridden
+        .or_else(uts)
+        .or_else(file)
+        .filter(|r| !r.is_empty())
+}
+
 /// Lets ML-DSA module signatures carry signed attributes (7.0+; sign-file writes them
 /// with OpenSSL before 4.0).
 pub const MLDSA_WAIVER: &str = "CONFIG_PKCS7_WAIVE_AUTHATTRS_REJECTION_FOR_MLDSA";
@@ -551,14 +581,12 @@ impl Target {
             ));
         }
         let config = Config::read(&cfg_path)?;
-        let release = std::fs::read_to_string(kdir.join("include/config/kernel.release"))
-            .map(|s| s.trim().to_string())
-            .map_err(|_| {
-                pre(
-                    "not a prepared kernel tree (no include/config/kernel.release)",
-                    "run `make modules_prepare` in it",
-                )
-            })?;
+        let release = tree_release(kdir).ok_or_else(|| {
+            pre(
+                "not a prepared kernel tree (no include/config/kernel.release)",
+                "run `make modules_prepare` in it",
+            )
+        })?;
         let arch = Arch::from_config(&config);
         let image = arch
             .map(|a| kdir.join(a.image_in_tree()))

@@ -101,27 +101,6 @@ pub fn list() -> Vec<Template> {
     v
 }
 
-/// Checks a module name: a C identifier (Kbuild turns '-' into '_'), shorter than
-/// MODULE_NAME_LEN (64 - sizeof(unsigned long) = 56, with the NUL).
-pub fn validate_name(name: &str) -> std::result::Result<(), String> {
-    let mut chars = name.chars();
-    let ok_start = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    if !ok_start || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(format!(
-            "`{name}` is not a valid module name: use letters, digits and '_', not starting with a digit"
-        ));
-    }
-    if name.len() > 55 {
-        return Err(format!(
-            "`{name}` is {} characters; module names have at most 55",
-            name.len()
-        ));
-    }
-    Ok(())
-}
-
 #[derive(Debug, Clone)]
 pub struct NewOptions {
     pub dir: PathBuf,
@@ -140,7 +119,7 @@ pub struct NewOptions {
 /// Renders a template into `o.dir`, which must be empty or absent. Files are written
 /// only after every one rendered.
 pub fn generate(o: &NewOptions) -> Result<Vec<PathBuf>> {
-    validate_name(&o.name).map_err(|r| {
+    crate::names::module_name(&o.name).map_err(|r| {
         let suggestion: String = o
             .name
             .chars()
@@ -354,13 +333,9 @@ mod tests {
 
     #[test]
     fn names() {
-        assert!(validate_name("hello_world").is_ok());
-        assert!(validate_name("_x1").is_ok());
-        assert!(validate_name("1abc").is_err());
-        assert!(validate_name("a-b").is_err());
-        assert!(validate_name("").is_err());
-        assert!(validate_name(&"a".repeat(55)).is_ok());
-        assert!(validate_name(&"a".repeat(56)).is_err());
+        assert!(crate::names::module_name("_x1").is_ok());
+        assert!(crate::names::module_name("a-b").is_err());
+        assert!(crate::names::module_name(&"a".repeat(55)).is_ok());
         assert_eq!(camel("hello_rust_mod"), "HelloRustMod");
     }
 

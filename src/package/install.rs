@@ -76,7 +76,9 @@ pub fn module_bytes(
 }
 
 /// Installs into `<root>/lib/modules/<release>/<dir>/`, runs `depmod -b <root> <release>`
-/// and checks that modules.dep lists the module. Replaces an earlier install.
+/// and checks that modules.dep lists the module. Replaces an earlier install. Every
+/// write stays under `root`; when anything fails, what was written is taken back (the
+/// module, directories made for it, an earlier install, depmod's files).
 pub fn install(
     project: &Project,
     target: &Target,
@@ -85,42 +87,161 @@ pub fn install(
     signing: Option<&Signing>,
 ) -> Result<PathBuf> {
     let release = target.release.as_str();
+    crate::names::release(release).map_err(|reason| Error::Package {
+        path: target.tree.clone().unwrap_or_else(|| root.to_path_buf()),
+        reason,
+        fix: "give --kernel-release as `uname -r` prints it".into(),
+    })?;
+    crate::names::install_dir(dir).map_err(|reason| Error::usage(reason, "give --dir updates or extra, or a plain relative install-dir"))?;
     let compression = kernel_compression(root, target);
     let (file, bytes) = module_bytes(project, target, compression, signing)?;
     let moddir = root.join(format!("lib/modules/{release}"));
     let dest_dir = moddir.join(dir);
-    std::fs::create_dir_all(&dest_dir).map_err(|source| Error::Write {
-        path: dest_dir.clone(),
-        source,
-    })?;
-    let dest = dest_dir.join(&file);
-    crate::fsutil::write_atomic(&dest, &bytes, Some(0o644))?;
-    // A different compression from an earlier install would be a second copy.
-    for c in [
-        Compression::None,
-        Compression::Xz,
-        Compression::Zstd,
-        Compression::Gzip,
-    ] {
-        let other = dest_dir.join(format!("{}{}", project.name, suffix(c)));
-        if other != dest && other.exists() {
-            let _ = std::fs::remove_file(&other);
+    let mut undo = Undo::default();
+    let r = (|| {
+        undo.make_dirs(root, &dest_dir)?;
+        let dest = dest_dir.join(&file);
+        // depmod's outputs as they were, to put back if it fails half-way.
+        undo.keep_all(&moddir, |n| n.starts_with("modules."))?;
+        undo.keep(&dest)?;
+        crate::fsutil::write_atomic(&dest, &bytes, Some(0o644))?;
+        // A different compression from an earlier install would be a second copy.
+        for c in [
+            Compression::None,
+            Compression::Xz,
+            Compression::Zstd,
+            Compression::Gzip,
+        ] {
+            let other = dest_dir.join(format!("{}{}", project.name, suffix(c)));
+            if other != dest && other.exists() {
+                undo.keep(&other)?;
+                let _ = std::fs::remove_file(&other);
+            }
+        }
+        run_tool(
+            std::process::Command::new("depmod")
+                .arg("-b")
+                .arg(root)
+                .arg(release),
+            &moddir,
+        )?;
+        let dep = std::fs::read_to_string(moddir.join("modules.dep")).unwrap_or_default();
+        let entry = format!("{dir}/{file}:");
+        if !dep.lines().any(|l| l.starts_with(&entry)) {
+            return Err(Error::Package {
+                path: moddir.join("modules.dep"),
+                reason: format!("depmod ran but modules.dep does not list {entry}"),
+                fix: "run `depmod -b ROOT RELEASE` by hand to see why; nothing was left installed".into(),
+            });
+        }
+        Ok(dest)
+    })();
+    match r {
+        Ok(dest) => Ok(dest),
+        Err(e) => {
+            undo.roll_back(&moddir);
+            Err(e)
         }
     }
-    run_tool(
-        std::process::Command::new("depmod")
-            .arg("-b")
-            .arg(root)
-            .arg(release),
-        &moddir,
-    )?;
-    let dep = std::fs::read_to_string(moddir.join("modules.dep")).unwrap_or_default();
-    let entry = format!("{dir}/{file}:");
-    if !dep.lines().any(|l| l.starts_with(&entry)) {
-        return Err(Error::Project {
-            path: moddir.join("modules.dep"),
-            reason: format!("depmod ran but modules.dep does not list {entry}"),
-        });
+}
+
+/// What an install changed, to take it back.
+#[derive(Default)]
+struct Undo {
+    /// Directories it made, deepest last.
+    made: Vec<PathBuf>,
+    /// Files as they were before (None: absent).
+    files: Vec<(PathBuf, Option<(Vec<u8>, u32)>)>,
+    /// The names a directory held before depmod ran in it.
+    listed: Option<std::collections::HashSet<std::ffi::OsString>>,
+}
+
+impl Undo {
+    /// Makes `dir` and its missing parents, refusing a path that leaves `root`
+    /// (a `..` or a symbolic link out of it).
+    fn make_dirs(&mut self, root: &Path, dir: &Path) -> Result<()> {
+        let werr = |path: &Path, source| Error::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let canon_root = root.canonicalize().map_err(|e| werr(root, e))?;
+        let mut missing = Vec::new();
+        let mut existing = dir;
+        while !existing.exists() {
+            missing.push(existing.to_path_buf());
+            existing = existing.parent().unwrap_or(root);
+        }
+        let canon = existing.canonicalize().map_err(|e| werr(existing, e))?;
+        if !canon.starts_with(&canon_root) {
+            return Err(Error::Package {
+                path: dir.to_path_buf(),
+                reason: format!(
+                    "{} leads outside --root {} (to {})",
+                    existing.display(),
+                    root.display(),
+                    canon.display()
+                ),
+                fix: "remove the symbolic link, or install with another --root".into(),
+            });
+        }
+        for d in missing.into_iter().rev() {
+            std::fs::create_dir(&d).map_err(|e| werr(&d, e))?;
+            self.made.push(d);
+        }
+        Ok(())
     }
-    Ok(dest)
+
+    fn keep(&mut self, path: &Path) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let before = match std::fs::symlink_metadata(path) {
+            Ok(m) if m.is_file() => Some((
+                crate::fsutil::read_bounded(path, crate::modfile::max_module_bytes())?,
+                m.permissions().mode() & 0o7777,
+            )),
+            _ => None,
+        };
+        self.files.push((path.to_path_buf(), before));
+        Ok(())
+    }
+
+    fn keep_all(&mut self, dir: &Path, wanted: impl Fn(&str) -> bool) -> Result<()> {
+        let mut names = std::collections::HashSet::new();
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let n = e.file_name();
+            if wanted(&n.to_string_lossy()) {
+                self.keep(&e.path())?;
+            }
+            names.insert(n);
+        }
+        self.listed = Some(names);
+        Ok(())
+    }
+
+    fn roll_back(self, moddir: &Path) {
+        for (path, before) in self.files.iter().rev() {
+            match before {
+                Some((bytes, mode)) => {
+                    let _ = crate::fsutil::write_atomic(path, bytes, Some(*mode));
+                }
+                None => {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+        // depmod's temporary files (modules.dep.<pid>.<usec>.<sec>) and new outputs.
+        if let Some(before) = &self.listed {
+            for e in std::fs::read_dir(moddir).into_iter().flatten().flatten() {
+                let n = e.file_name();
+                if !before.contains(&n)
+                    && n.to_string_lossy().starts_with("modules.")
+                    && e.file_type().is_ok_and(|t| t.is_file())
+                {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        for d in self.made.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
 }
