@@ -585,7 +585,7 @@ pub struct KeygenArgs {
     #[arg(long, value_name = "SO")]
     pub pkcs11_module: Option<PathBuf>,
     /// File holding the token PIN (default: $KBUILD_SIGN_PIN or the URI's pin-value).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", requires = "pkcs11")]
     pub pin_file: Option<PathBuf>,
 }
 

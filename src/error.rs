@@ -149,6 +149,8 @@ pub enum Error {
     },
     #[error("{path}: is a directory holding no kernel modules (.ko, .ko.xz, .ko.zst, .ko.gz)")]
     IsDir { path: PathBuf },
+    #[error("{path}: {}", Error::NOT_REGULAR)]
+    NotRegular { path: PathBuf },
     #[error("{path}: not a kernel module: {reason}")]
     NotModule { path: PathBuf, reason: String },
     #[error("{path}: cannot decompress: {reason}")]
@@ -255,6 +257,7 @@ impl Error {
         use Error::*;
         match self {
             Read { .. } | IsDir { .. } | NotModule { .. } | Decompress { .. } => exit::INPUT,
+            NotRegular { .. } => exit::INPUT,
             BadTrailer { .. } | NotSigned { .. } => exit::INPUT,
             AlreadySigned { .. } => exit::ALREADY_SIGNED,
             Key { .. } | Cert { .. } | KeyMismatch { .. } | UnknownHash { .. } | Pkcs11 { .. } => {
@@ -284,6 +287,7 @@ impl Error {
                 "check the path; give the module file (.ko, .ko.xz, .ko.zst, .ko.gz)".into()
             }
             Read { .. } => "check that the file exists and is readable".into(),
+            NotRegular { .. } => "give a regular file: a FIFO or device is never read (it could block or never end)".into(),
             IsDir { .. } => "give module files, or a directory tree that holds some".into(),
             NotModule { .. } => "give a kernel module built by Kbuild (an ELF relocatable object with a .modinfo section)".into(),
             Decompress { .. } => "the compressed module is damaged; rebuild or re-extract it".into(),
@@ -319,6 +323,16 @@ impl Error {
 }
 
 impl Error {
+    const NOT_REGULAR: &str = "not a regular file (a FIFO, socket or device)";
+
+    /// The reason alone, for callers that name the file in an error of their own.
+    pub fn reason(&self) -> String {
+        match self {
+            Error::NotRegular { .. } => Error::NOT_REGULAR.into(),
+            e => e.to_string(),
+        }
+    }
+
     /// A usage error and what to do instead.
     pub fn usage(reason: impl Into<String>, fix: impl Into<String>) -> Error {
         Error::Usage {

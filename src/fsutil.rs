@@ -47,12 +47,24 @@ pub fn open_regular(path: &Path) -> Result<std::fs::File> {
         });
     }
     if !meta.is_file() {
-        return Err(Error::NotModule {
+        return Err(Error::NotRegular {
             path: path.to_path_buf(),
-            reason: "not a regular file (a FIFO, socket or device)".into(),
         });
     }
     Ok(file)
+}
+
+/// A whole small file for callers that name their own error (a key, a certificate,
+/// a PIN file): a FIFO or device is refused without blocking, and more than `max`
+/// bytes are never read. The error says why, without the path.
+pub fn read_small(path: &Path, max: u64) -> std::result::Result<Vec<u8>, String> {
+    match read_bounded(path, max) {
+        Ok(v) => Ok(v),
+        Err(Error::Read { source, .. }) => Err(source.to_string()),
+        Err(Error::IsDir { .. }) => Err("is a directory".into()),
+        Err(e @ Error::NotRegular { .. }) => Err(e.reason()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// A whole small file (a `.config`, a list), refused beyond `max` bytes.
@@ -69,7 +81,11 @@ pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>> {
     if buf.len() as u64 > max {
         return Err(Error::Read {
             path: path.to_path_buf(),
-            source: std::io::Error::other(format!("larger than {} MiB", max >> 20)),
+            source: std::io::Error::other(if max >= 1 << 20 {
+                format!("larger than {} MiB", max >> 20)
+            } else {
+                format!("larger than {} KiB", max >> 10)
+            }),
         });
     }
     Ok(buf)

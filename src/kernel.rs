@@ -166,11 +166,9 @@ fn inputs_hash(o: &BuildOptions, tc: &Toolchain, source_id: &str) -> Result<Stri
     Ok(hex::encode(&h.finish()[..6]))
 }
 
+/// A config fragment or a certificate file given to `kernel build`: small, regular.
 fn read(p: &Path) -> Result<Vec<u8>> {
-    std::fs::read(p).map_err(|source| Error::Read {
-        path: p.to_path_buf(),
-        source,
-    })
+    crate::fsutil::read_bounded(p, 16 << 20)
 }
 
 pub(crate) fn source_identity(src: &Path) -> Result<String> {

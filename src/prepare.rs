@@ -79,7 +79,18 @@ pub fn default_source(version: &Version) -> PathBuf {
 
 /// Prepares (or reuses) the tree for these headers.
 pub fn prepare(o: &PrepareOptions, r: &dyn Reporter) -> Result<Prepared> {
-    let target = Target::from_tree(&o.headers)?;
+    // The source is looked at first: a FIFO or device there is refused before any work.
+    if let Some(src) = o.source.as_deref().filter(|s| !s.is_dir()) {
+        crate::fsutil::open_regular(src)?;
+    }
+    let target = Target::from_tree(&o.headers).map_err(|e| match e {
+        Error::Preflight { reason, .. } => Error::Prepare {
+            headers: o.headers.clone(),
+            reason: format!("not a kernel headers tree: {reason}"),
+            fix: "give --headers the configured headers of the kernel (Debian: /usr/src/linux-headers-RELEASE)".into(),
+        },
+        e => e,
+    })?;
     let headers = std::fs::canonicalize(&o.headers).map_err(|source| Error::Read {
         path: o.headers.clone(),
         source,
@@ -507,7 +518,7 @@ fn copy_from_headers(headers: &Path, kdir: &Path, files: &[&str]) -> Result<()> 
 /// The first directory of a kernel source tarball (`linux-source-7.2`, `linux-7.2.13`),
 /// read by decompressing only its first header.
 fn tarball_top_dir(path: &Path) -> Option<String> {
-    let f = std::fs::File::open(path).ok()?;
+    let f = crate::fsutil::open_regular(path).ok()?;
     let name = path.file_name()?.to_string_lossy().into_owned();
     let reader: Box<dyn std::io::Read> = if name.ends_with(".tar.xz") {
         Box::new(liblzma::read::XzDecoder::new(f))

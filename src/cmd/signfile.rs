@@ -90,8 +90,9 @@ fn sign(o: &Opts, pos: &[PathBuf]) -> Result<(), String> {
     } else {
         Some(signer(o, pos)?)
     };
-    let mut input =
-        std::fs::File::open(module).map_err(|e| format!("{}: {e}", module.display()))?;
+    // A device or FIFO would stream forever (or block): refused as sign-file refuses
+    // nothing, but a module is a regular file.
+    let mut input = cargo_kmod::fsutil::open_regular(module).map_err(|e| e.to_string())?;
     // -d writes the signature only (with -s, sign-file appends the raw one anyway).
     let mut out = if o.sign_only && !o.raw_sig {
         None
@@ -144,7 +145,9 @@ fn sign(o: &Opts, pos: &[PathBuf]) -> Result<(), String> {
             }
             cms
         }
-        _ => std::fs::read(&pos[0]).map_err(|e| format!("{}: {e}", pos[0].display()))?,
+        // A raw PKCS#7 signature: the largest (ML-DSA-87) is under 8 KiB.
+        _ => cargo_kmod::fsutil::read_small(&pos[0], 1 << 20)
+            .map_err(|e| format!("{}: {e}", pos[0].display()))?,
     };
     let Some(mut out) = out else {
         return Ok(()); // -d: the signature only

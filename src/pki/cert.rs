@@ -114,9 +114,10 @@ pub fn load_cert(path: &Path) -> Result<Cert> {
 
 fn read_certs(path: &Path, kernel_parse: KernelParse) -> Result<Vec<Cert>> {
     // A certificate error (exit 4, help about certificates), not a module one.
-    let data = std::fs::read(path).map_err(|e| Error::Cert {
+    // A bundle of certificates (a CA file) is well under 16 MiB.
+    let data = crate::fsutil::read_small(path, 16 << 20).map_err(|reason| Error::Cert {
         path: path.to_path_buf(),
-        reason: e.to_string(),
+        reason,
     })?;
     let cert_err = |reason: String| Error::Cert {
         path: path.to_path_buf(),

@@ -133,10 +133,7 @@ fn kernel_param(p: &str) -> String {
 /// Builds the gzip'd initramfs: busybox, /dev/console, the modules and an /init that
 /// loads them, runs the commands, shows parameters, unloads, and powers off.
 pub fn initramfs(o: &RunOptions, modules: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
-    let busybox = std::fs::read(&o.busybox).map_err(|source| Error::Read {
-        path: o.busybox.clone(),
-        source,
-    })?;
+    let busybox = crate::fsutil::read_bounded(&o.busybox, 64 << 20)?;
     let mut c = cpio::Cpio::new();
     for d in ["bin", "dev", "proc", "sys", "modules", "exec"] {
         c.dir(d);
@@ -204,13 +201,8 @@ pub fn default_busybox(arch: crate::target::Arch) -> Result<PathBuf> {
 /// The busybox must run on the guest: a host busybox in an arm64 initramfs would only
 /// make the kernel panic ("No working init found").
 fn check_busybox(o: &RunOptions) -> Result<()> {
-    let mut head = [0u8; 64];
-    let n = std::fs::File::open(&o.busybox)
-        .and_then(|mut f| f.read(&mut head))
-        .map_err(|source| Error::Read {
-            path: o.busybox.clone(),
-            source,
-        })?;
+    let head = crate::fsutil::read_head(&o.busybox, 64)?;
+    let n = head.len();
     // ELF, 64-bit, little-endian: e_machine at byte 18.
     let machine = (n >= 20 && head.starts_with(b"\x7fELF") && head[4] == 2 && head[5] == 1)
         .then(|| u16::from_le_bytes([head[18], head[19]]));

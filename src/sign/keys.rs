@@ -33,9 +33,10 @@ impl Pin {
 
 /// A PIN or passphrase file's content, without the trailing newline.
 pub fn read_pin_file(f: &Path) -> Result<Vec<u8>> {
-    let mut v = std::fs::read(f).map_err(|source| Error::Read {
+    // A passphrase, not a file of any size: 64 KiB is far beyond any.
+    let mut v = crate::fsutil::read_small(f, 64 << 10).map_err(|reason| Error::Read {
         path: f.to_path_buf(),
-        source,
+        source: std::io::Error::other(reason),
     })?;
     while v.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
         v.pop();
@@ -134,9 +135,10 @@ fn pem_or_der(data: &[u8], label: &str) -> Option<Vec<u8>> {
 /// encrypted).
 pub fn load_private_key(path: &Path, pin: &Pin) -> Result<PrivateKey> {
     // A key error (exit 4, help about keys), not a module one.
-    let data = std::fs::read(path).map_err(|e| Error::Key {
+    // The largest key (an ML-DSA-87 PKCS#8 with seed and expanded key, PEM) is ~7 KiB.
+    let data = crate::fsutil::read_small(path, 1 << 20).map_err(|reason| Error::Key {
         path: path.to_path_buf(),
-        reason: e.to_string(),
+        reason,
     })?;
     if let Some((mut der, level)) = mldsa_pkcs8(&data) {
         let key = AwsKey::from_pkcs8(&der);

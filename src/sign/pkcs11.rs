@@ -136,6 +136,11 @@ impl TokenCtx {
             .or_else(|| module.map(Path::to_path_buf))
             .or_else(|| std::env::var_os("PKCS11_MODULE_PATH").map(PathBuf::from))
             .ok_or_else(|| kerr("no PKCS#11 module: give module-path= in the URI, --pkcs11-module, or PKCS11_MODULE_PATH".into()))?;
+        // dlopen would block on a FIFO and map a device: a shared object is a file.
+        crate::fsutil::read_head(&module, 4).map_err(|e| Error::Pkcs11 {
+            path: module.clone(),
+            reason: format!("cannot load the PKCS#11 module: {e}"),
+        })?;
         let ctx = Pkcs11::new(&module).map_err(|e| Error::Pkcs11 {
             path: module.clone(),
             reason: format!("cannot load the PKCS#11 module: {e}"),

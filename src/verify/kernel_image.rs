@@ -230,7 +230,7 @@ pub fn release(path: &Path) -> Option<String> {
 /// [`certificates`] reads it: a stream, at most [`MAX_VMLINUX`] bytes).
 fn banner_release(path: &Path) -> Option<String> {
     const BANNER: &[u8] = b"Linux version ";
-    let file = std::fs::File::open(path).ok()?;
+    let file = crate::fsutil::open_regular(path).ok()?;
     let mut data = Vec::new();
     let mut stream = vmlinux(path, file, &mut data).ok()?;
     let finder = memchr::memmem::Finder::new(BANNER);
@@ -266,11 +266,7 @@ const MAX_CERT: usize = 4 + 0xffff;
 /// `system_certificate_list` as concatenated `30 82 LL LL` certificates. The image is
 /// scanned as a stream through a window, never held whole.
 pub fn certificates(path: &Path) -> Result<Vec<Cert>> {
-    let file = std::fs::File::open(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    certificates_in(path, file)
+    certificates_in(path, crate::fsutil::open_regular(path)?)
 }
 
 /// [`certificates`] of an image read from `file` (`path` names it in messages).

@@ -91,9 +91,12 @@ fn measure(args: &[&std::ffi::OsStr]) -> Measured {
         "missing test prerequisite: /usr/bin/time (Debian package time) — run scripts/test-deps.sh"
     );
     let started = std::time::Instant::now();
+    // timeout: a read that blocks (a FIFO) ends the run at 60 s instead of hanging it;
+    // time's peak is the largest among its descendants, cargo-kmod's.
     let status = std::process::Command::new("/usr/bin/time")
         .args(["-f", "%M", "-o"])
         .arg(rss.path())
+        .args(["timeout", "-s", "KILL", "60"])
         .arg(assert_cmd::cargo::cargo_bin("cargo-kmod"))
         .args(args)
         .stdout(std::process::Stdio::null())
@@ -236,4 +239,98 @@ fn certificate_counts_are_linear_and_bounded() {
         "more than 1024 certificates",
         128,
     );
+}
+
+/// The README's promise for every file argument of every command: `/dev/zero` (endless)
+/// and a FIFO (blocks whoever opens it) are refused quickly, in bounded memory, with
+/// the file named and a help line. Regression: `check --cert /dev/zero` reached 21 GiB;
+/// `--key`, `--pin-file` the same; a FIFO blocked forever.
+#[test]
+fn every_file_argument_refuses_dev_zero_and_fifos_without_blocking() {
+    let d = tempfile::tempdir().unwrap();
+    let fifo = d.path().join("fifo");
+    run(std::process::Command::new("mkfifo").arg(&fifo));
+    let k = keys().get("p384");
+    let module = unsigned_module(d.path(), "dummy");
+    let image = crate::check::debian_612().image;
+    let headers = crate::check::debian_612().headers;
+    let project = d.path().join("proj");
+    kmod()
+        .arg("new")
+        .arg(&project)
+        .args(["--template", "c-minimal", "--kdir"])
+        .arg(&headers)
+        .assert()
+        .success();
+    let manifest = project.join("Cargo.toml");
+    let s = |p: &Path| p.to_string_lossy().into_owned();
+    let (key, cert, m, img) = (s(&k.key), s(&k.cert), s(&module), s(&image));
+    let man = s(&manifest);
+    // Each case: the argument under test is `@`.
+    let cases: Vec<Vec<String>> = [
+        vec!["sign", "--key", "@", "--cert", &cert, &m],
+        vec!["sign", "--key", &key, "--cert", "@", &m],
+        vec!["sign", "--key", &key, "--cert", &cert, "--pin-file", "@", &m],
+        vec!["sign", "--key", "pkcs11:token=x", "--pkcs11-module", "@", &m],
+        vec!["sign", "--key", &key, "--cert", &cert, "@"],
+        vec!["verify", "--cert", "@", &m],
+        vec!["verify", "--kernel", "@", &m],
+        vec!["verify", "--cert", &cert, "@"],
+        vec!["check", "--kernel", &img, "--cert", "@", &m],
+        vec!["check", "--kernel", "@", &m],
+        vec!["check", "--kernel", &img, "@"],
+        vec!["info", "@"],
+        vec!["unsign", "@"],
+        vec!["certs", "@"],
+        vec!["sign-file", "sha256", "@", &cert, &m],
+        vec!["sign-file", "sha256", &key, "@", &m],
+        vec!["sign-file", "sha256", &key, &cert, "@"],
+        vec!["sign-file", "-s", "@", "sha256", &cert, &m],
+        vec!["kernel", "build", "--source", "@"],
+        vec!["kernel", "build", "--source", "/usr/src/linux-source-6.12.tar.xz", "--config", "@"],
+        vec!["kernel", "build", "--source", "/usr/src/linux-source-6.12.tar.xz", "--trusted-cert", "@"],
+        vec!["kernel", "prepare", "--headers", &s(&crate::check::debian_72().headers), "--source", "@"],
+        vec!["run", "--kernel", "@", "--module", &m],
+        vec!["run", "--kernel", &img, "--module", "@"],
+        vec!["run", "--kernel", &img, "--busybox", "@", "--module", &m],
+        vec!["keygen", "--out", &s(&d.path().join("k")), "--pkcs11", "pkcs11:token=x", "--pin-file", "@"],
+        vec!["keygen", "--out", &s(&d.path().join("k")), "--pkcs11", "pkcs11:token=x", "--pkcs11-module", "@"],
+        vec!["build", "--manifest-path", "@"],
+        vec!["build", "--manifest-path", &man, "--sign", "--key", "@", "--cert", &cert],
+        vec!["build", "--manifest-path", &man, "--sign", "--key", &key, "--cert", "@"],
+        vec!["install", "--manifest-path", &man, "--sign", "--key", "@", "--cert", &cert],
+        vec!["package", "--manifest-path", &man, "--deb", "--sign", "--key", &key, "--cert", "@"],
+    ]
+    .iter()
+    .map(|c| c.iter().map(|a| a.to_string()).collect())
+    .collect();
+    let mut failures = Vec::new();
+    for case in &cases {
+        for hostile in [Path::new("/dev/zero"), fifo.as_path()] {
+            let args: Vec<std::ffi::OsString> = std::iter::once("kmod".into())
+                .chain(case.iter().map(|a| {
+                    if a == "@" {
+                        hostile.as_os_str().to_owned()
+                    } else {
+                        a.into()
+                    }
+                }))
+                .collect();
+            let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+            let m = measure(&refs);
+            let shown = format!("{} ({})", case.join(" "), hostile.display());
+            eprintln!("{shown}: exit {:?}, {:.2} s, peak {} MiB", m.code, m.secs, m.peak_mib);
+            // sign-file answers as the kernel's sign-file does: exit 1, no help line.
+            let sign_file = case[0] == "sign-file";
+            let ok = m.code.is_some_and(|c| if sign_file { c == 1 } else { (2..=27).contains(&c) })
+                && m.stderr.contains(&hostile.display().to_string())
+                && (sign_file || m.stderr.contains("help: "))
+                && m.peak_mib < 256
+                && m.secs < 20.0;
+            if !ok {
+                failures.push(format!("{shown}: exit {:?}, {:.1} s, {} MiB:\n{}", m.code, m.secs, m.peak_mib, m.stderr));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} runs:\n{}", failures.len(), 2 * cases.len(), failures.join("\n"));
 }
