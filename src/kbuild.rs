@@ -144,8 +144,12 @@ impl Project {
             names::text(d).map_err(|r| refuse("[package] description", r))?;
         }
         if let Some(h) = &self.hash {
-            h.parse::<crate::hash::HashAlg>()
-                .map_err(|_| refuse("[package.metadata.kmod] hash", format!("unknown hash `{}`", h.escape_debug())))?;
+            h.parse::<crate::hash::HashAlg>().map_err(|_| {
+                refuse(
+                    "[package.metadata.kmod] hash",
+                    format!("unknown hash `{}`", h.escape_debug()),
+                )
+            })?;
         }
         Ok(())
     }

@@ -30,8 +30,7 @@ pub fn module_name(name: &str) -> Result<(), String> {
 pub fn version(v: &str) -> Result<(), String> {
     let ok = v.len() <= 64
         && v.starts_with(|c: char| c.is_ascii_digit())
-        && v
-            .chars()
+        && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'));
     if ok {
         Ok(())
@@ -49,8 +48,7 @@ pub fn release(r: &str) -> Result<(), String> {
     let ok = !r.is_empty()
         && r.len() <= 64
         && !r.starts_with('.')
-        && r
-            .chars()
+        && r.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '_' | '~'));
     if ok {
         Ok(())
@@ -96,7 +94,9 @@ pub fn one_line(s: &str) -> Result<(), String> {
 /// Free text of several lines (a description): tabs and newlines only, at most 64 KiB.
 pub fn text(s: &str) -> Result<(), String> {
     if s.len() > 64 << 10 || s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err("must be text (no control characters but newlines and tabs, at most 64 KiB)".into());
+        return Err(
+            "must be text (no control characters but newlines and tabs, at most 64 KiB)".into(),
+        );
     }
     Ok(())
 }
@@ -124,7 +124,8 @@ pub fn oci_repository(r: &str) -> Result<(), String> {
                 && !l.starts_with('-')
                 && !l.ends_with('-')
         })
-        && (port.is_empty() && !host.contains(':') || port.chars().all(|c| c.is_ascii_digit()) && !port.is_empty());
+        && (port.is_empty() && !host.contains(':')
+            || port.chars().all(|c| c.is_ascii_digit()) && !port.is_empty());
     if !host_ok {
         return err("bad registry host");
     }
@@ -137,7 +138,10 @@ pub fn oci_repository(r: &str) -> Result<(), String> {
         let mut sep = String::new();
         for ch in c.chars() {
             if ch.is_ascii_lowercase() || ch.is_ascii_digit() {
-                if !sep.is_empty() && !matches!(sep.as_str(), "." | "_" | "__") && !sep.chars().all(|s| s == '-') {
+                if !sep.is_empty()
+                    && !matches!(sep.as_str(), "." | "_" | "__")
+                    && !sep.chars().all(|s| s == '-')
+                {
                     return err("bad separator in a path component");
                 }
                 sep.clear();
@@ -164,7 +168,14 @@ mod tests {
 
     #[test]
     fn names_that_reach_files_are_refused() {
-        for bad in ["../../../escaped", "proj$(touch PWNED)", "proj%(touch x)", "", "1abc", "a-b"] {
+        for bad in [
+            "../../../escaped",
+            "proj$(touch PWNED)",
+            "proj%(touch x)",
+            "",
+            "1abc",
+            "a-b",
+        ] {
             assert!(module_name(bad).is_err(), "{bad}");
         }
         assert!(module_name("hello_world").is_ok());
@@ -177,7 +188,14 @@ mod tests {
         }
         assert!(release("6.1.0-57-amd64").is_ok());
         assert!(release("7.2.13+deb14-amd64").is_ok());
-        for bad in ["../../../../esc", "/abs", "a/../b", "a//b", "updates/", "x y"] {
+        for bad in [
+            "../../../../esc",
+            "/abs",
+            "a/../b",
+            "a//b",
+            "updates/",
+            "x y",
+        ] {
             assert!(install_dir(bad).is_err(), "{bad}");
         }
         assert!(install_dir("extra/mine").is_ok());
@@ -185,7 +203,12 @@ mod tests {
 
     #[test]
     fn oci_references_follow_the_distribution_grammar() {
-        for good in ["quay.io/me/x", "localhost:5000/a/b-c", "reg.example/a__b/c.d", "r/x---y"] {
+        for good in [
+            "quay.io/me/x",
+            "localhost:5000/a/b-c",
+            "reg.example/a__b/c.d",
+            "r/x---y",
+        ] {
             assert!(oci_repository(good).is_ok(), "{good}");
         }
         for bad in [

@@ -409,17 +409,24 @@ pub fn tree_release(kdir: &Path) -> Option<String> {
         t.lines().find_map(|l| {
             let v = l.trim().strip_prefix("override")?.trim_start();
             let v = v.strip_prefix("KERNELRELEASE")?.trim_start();
-            Some(v.strip_prefix(":=").or(v.strip_prefix('='))?.trim().to_string())
+            Some(
+                v.strip_prefix(":=")
+                    .or(v.strip_prefix('='))?
+                    .trim()
+                    .to_string(),
+            )
         })
     });
     let uts = || {
-        read("include/generated/utsrelease.h").map(text).and_then(|t| {
-            t.lines().find_map(|l| {
-                let v = l.trim().strip_prefix("#define")?.trim_start();
-                let v = v.strip_prefix("UTS_RELEASE")?.trim();
-                Some(v.strip_prefix('"')?.strip_suffix('"')?.to_string())
+        read("include/generated/utsrelease.h")
+            .map(text)
+            .and_then(|t| {
+                t.lines().find_map(|l| {
+                    let v = l.trim().strip_prefix("#define")?.trim_start();
+                    let v = v.strip_prefix("UTS_RELEASE")?.trim();
+                    Some(v.strip_prefix('"')?.strip_suffix('"')?.to_string())
+                })
             })
-        })
     };
     let file = || read("include/config/kernel.release").map(|b| text(b).trim().to_string());
     overridden

@@ -140,10 +140,13 @@ impl KernelFacts {
     }
 
     /// `roots` and what they depend on in the module tree, dependencies first.
-    pub fn load_order(&self, roots: &[String]) -> Vec<String> {
+    pub fn load_order(
+        &self,
+        roots: &[String],
+    ) -> std::result::Result<Vec<String>, crate::modtree::Cycle> {
         match &self.modules {
             Some(t) => t.load_order(roots),
-            None => roots.to_vec(),
+            None => Ok(roots.to_vec()),
         }
     }
 }

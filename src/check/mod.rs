@@ -643,12 +643,14 @@ impl Judge {
             if k.modules.is_none() || k.module_path(d).is_some() {
                 roots.push(d.clone());
             } else {
+                // depmod follows symbols, not `depends=`: modprobe fails only through
+                // an unresolved symbol, which the symbol check has judged already.
                 missing = true;
                 self.note(
                     "dependencies",
-                    false,
+                    true,
                     format!(
-                        "depends on {d}, which is neither in {} nor given before it (modprobe: FATAL: Module {d} not found)",
+                        "depends= names {d}, which is neither in {} nor given before it: depmod takes dependencies from symbols, so only a symbol it exports can be missing (see symbols)",
                         k.modules.as_ref().map(|t| t.dir.display().to_string()).unwrap_or_default()
                     ),
                 );
@@ -659,7 +661,17 @@ impl Judge {
                 roots.push(p);
             }
         }
-        let order = k.load_order(&roots);
+        let order = match k.load_order(&roots) {
+            Ok(o) => o,
+            Err(cycle) => {
+                self.note(
+                    "dependencies",
+                    false,
+                    format!("depmod: ERROR: {cycle}: depmod leaves these out of modules.dep and modprobe cannot load them; insmod in any order fails on the symbols of the other"),
+                );
+                return roots;
+            }
+        };
         if !order.is_empty() {
             self.note(
                 "dependencies",

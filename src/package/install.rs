@@ -92,7 +92,12 @@ pub fn install(
         reason,
         fix: "give --kernel-release as `uname -r` prints it".into(),
     })?;
-    crate::names::install_dir(dir).map_err(|reason| Error::usage(reason, "give --dir updates or extra, or a plain relative install-dir"))?;
+    crate::names::install_dir(dir).map_err(|reason| {
+        Error::usage(
+            reason,
+            "give --dir updates or extra, or a plain relative install-dir",
+        )
+    })?;
     let compression = kernel_compression(root, target);
     let (file, bytes) = module_bytes(project, target, compression, signing)?;
     let moddir = root.join(format!("lib/modules/{release}"));
@@ -131,7 +136,8 @@ pub fn install(
             return Err(Error::Package {
                 path: moddir.join("modules.dep"),
                 reason: format!("depmod ran but modules.dep does not list {entry}"),
-                fix: "run `depmod -b ROOT RELEASE` by hand to see why; nothing was left installed".into(),
+                fix: "run `depmod -b ROOT RELEASE` by hand to see why; nothing was left installed"
+                    .into(),
             });
         }
         Ok(dest)

@@ -256,8 +256,12 @@ pub fn dependencies(
         }
     }
     let roots: Vec<String> = wanted.into_iter().flat_map(|(_, d)| d).collect();
-    Ok(tree
-        .load_order(&roots)
+    let order = tree.load_order(&roots).map_err(|cycle| Error::KernelFacts {
+        path: tree.dir.clone(),
+        reason: format!("depmod: ERROR: {cycle}"),
+        fix: "a module tree whose modules depend on each other in a circle cannot be loaded by modprobe; rebuild them so that one does not need the other".into(),
+    })?;
+    Ok(order
         .into_iter()
         .filter(|n| !given.contains(n))
         .filter_map(|n| tree.path(&n).map(Path::to_path_buf))

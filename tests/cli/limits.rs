@@ -270,8 +270,24 @@ fn every_file_argument_refuses_dev_zero_and_fifos_without_blocking() {
     let cases: Vec<Vec<String>> = [
         vec!["sign", "--key", "@", "--cert", &cert, &m],
         vec!["sign", "--key", &key, "--cert", "@", &m],
-        vec!["sign", "--key", &key, "--cert", &cert, "--pin-file", "@", &m],
-        vec!["sign", "--key", "pkcs11:token=x", "--pkcs11-module", "@", &m],
+        vec![
+            "sign",
+            "--key",
+            &key,
+            "--cert",
+            &cert,
+            "--pin-file",
+            "@",
+            &m,
+        ],
+        vec![
+            "sign",
+            "--key",
+            "pkcs11:token=x",
+            "--pkcs11-module",
+            "@",
+            &m,
+        ],
         vec!["sign", "--key", &key, "--cert", &cert, "@"],
         vec!["verify", "--cert", "@", &m],
         vec!["verify", "--kernel", "@", &m],
@@ -287,19 +303,93 @@ fn every_file_argument_refuses_dev_zero_and_fifos_without_blocking() {
         vec!["sign-file", "sha256", &key, &cert, "@"],
         vec!["sign-file", "-s", "@", "sha256", &cert, &m],
         vec!["kernel", "build", "--source", "@"],
-        vec!["kernel", "build", "--source", "/usr/src/linux-source-6.12.tar.xz", "--config", "@"],
-        vec!["kernel", "build", "--source", "/usr/src/linux-source-6.12.tar.xz", "--trusted-cert", "@"],
-        vec!["kernel", "prepare", "--headers", &s(&crate::check::debian_72().headers), "--source", "@"],
+        vec![
+            "kernel",
+            "build",
+            "--source",
+            "/usr/src/linux-source-6.12.tar.xz",
+            "--config",
+            "@",
+        ],
+        vec![
+            "kernel",
+            "build",
+            "--source",
+            "/usr/src/linux-source-6.12.tar.xz",
+            "--trusted-cert",
+            "@",
+        ],
+        vec![
+            "kernel",
+            "prepare",
+            "--headers",
+            &s(&crate::check::debian_72().headers),
+            "--source",
+            "@",
+        ],
         vec!["run", "--kernel", "@", "--module", &m],
         vec!["run", "--kernel", &img, "--module", "@"],
         vec!["run", "--kernel", &img, "--busybox", "@", "--module", &m],
-        vec!["keygen", "--out", &s(&d.path().join("k")), "--pkcs11", "pkcs11:token=x", "--pin-file", "@"],
-        vec!["keygen", "--out", &s(&d.path().join("k")), "--pkcs11", "pkcs11:token=x", "--pkcs11-module", "@"],
+        vec![
+            "keygen",
+            "--out",
+            &s(&d.path().join("k")),
+            "--pkcs11",
+            "pkcs11:token=x",
+            "--pin-file",
+            "@",
+        ],
+        vec![
+            "keygen",
+            "--out",
+            &s(&d.path().join("k")),
+            "--pkcs11",
+            "pkcs11:token=x",
+            "--pkcs11-module",
+            "@",
+        ],
         vec!["build", "--manifest-path", "@"],
-        vec!["build", "--manifest-path", &man, "--sign", "--key", "@", "--cert", &cert],
-        vec!["build", "--manifest-path", &man, "--sign", "--key", &key, "--cert", "@"],
-        vec!["install", "--manifest-path", &man, "--sign", "--key", "@", "--cert", &cert],
-        vec!["package", "--manifest-path", &man, "--deb", "--sign", "--key", &key, "--cert", "@"],
+        vec![
+            "build",
+            "--manifest-path",
+            &man,
+            "--sign",
+            "--key",
+            "@",
+            "--cert",
+            &cert,
+        ],
+        vec![
+            "build",
+            "--manifest-path",
+            &man,
+            "--sign",
+            "--key",
+            &key,
+            "--cert",
+            "@",
+        ],
+        vec![
+            "install",
+            "--manifest-path",
+            &man,
+            "--sign",
+            "--key",
+            "@",
+            "--cert",
+            &cert,
+        ],
+        vec![
+            "package",
+            "--manifest-path",
+            &man,
+            "--deb",
+            "--sign",
+            "--key",
+            &key,
+            "--cert",
+            "@",
+        ],
     ]
     .iter()
     .map(|c| c.iter().map(|a| a.to_string()).collect())
@@ -319,18 +409,35 @@ fn every_file_argument_refuses_dev_zero_and_fifos_without_blocking() {
             let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
             let m = measure(&refs);
             let shown = format!("{} ({})", case.join(" "), hostile.display());
-            eprintln!("{shown}: exit {:?}, {:.2} s, peak {} MiB", m.code, m.secs, m.peak_mib);
+            eprintln!(
+                "{shown}: exit {:?}, {:.2} s, peak {} MiB",
+                m.code, m.secs, m.peak_mib
+            );
             // sign-file answers as the kernel's sign-file does: exit 1, no help line.
             let sign_file = case[0] == "sign-file";
-            let ok = m.code.is_some_and(|c| if sign_file { c == 1 } else { (2..=27).contains(&c) })
-                && m.stderr.contains(&hostile.display().to_string())
+            let ok = m.code.is_some_and(|c| {
+                if sign_file {
+                    c == 1
+                } else {
+                    (2..=27).contains(&c)
+                }
+            }) && m.stderr.contains(&hostile.display().to_string())
                 && (sign_file || m.stderr.contains("help: "))
                 && m.peak_mib < 256
                 && m.secs < 20.0;
             if !ok {
-                failures.push(format!("{shown}: exit {:?}, {:.1} s, {} MiB:\n{}", m.code, m.secs, m.peak_mib, m.stderr));
+                failures.push(format!(
+                    "{shown}: exit {:?}, {:.1} s, {} MiB:\n{}",
+                    m.code, m.secs, m.peak_mib, m.stderr
+                ));
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {} runs:\n{}", failures.len(), 2 * cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} runs:\n{}",
+        failures.len(),
+        2 * cases.len(),
+        failures.join("\n")
+    );
 }
