@@ -228,9 +228,15 @@ pub fn check(k: &KernelFacts, m: &ModuleFile, earlier: &[&Loaded]) -> crate::Res
     // 3. Symbol versions of `struct module` itself, and vermagic (early_mod_check).
     let modversions = k.config().modversions();
     if modversions {
-        j.module_layout(k, &name, &view);
+        j.module_layout(k, &name, &view, &mut taints);
     }
-    j.vermagic(k, &name, get("vermagic"), view.has_versions && modversions);
+    j.vermagic(
+        k,
+        &name,
+        get("vermagic"),
+        view.has_versions && modversions,
+        &mut taints,
+    );
 
     // 4. Taints (module_augment_kernel_taints).
     let license = get("license").unwrap_or("unspecified");
@@ -434,16 +440,46 @@ impl Judge {
         }
     }
 
-    fn module_layout(&mut self, k: &KernelFacts, name: &str, v: &elf::LoaderView) {
+    /// kernel/module/main.c try_to_force_load: what `modprobe --force` relies on. With
+    /// CONFIG_MODULE_FORCE_LOAD (Debian's kernels) the module loads, tainted F;
+    /// without, ENOEXEC.
+    fn force_load(
+        &mut self,
+        k: &KernelFacts,
+        check: &'static str,
+        name: &str,
+        reason: &str,
+        taints: &mut String,
+    ) {
+        if k.config().enabled("CONFIG_MODULE_FORCE_LOAD") {
+            taints.push('F');
+            self.note(
+                check,
+                false,
+                format!("{name}: {reason}: kernel tainted. (forced load: CONFIG_MODULE_FORCE_LOAD, taint F)"),
+            );
+        } else {
+            self.refuse(
+                check,
+                Refusal::VersionMagic,
+                format!("{name}: {reason}, and the kernel has no CONFIG_MODULE_FORCE_LOAD: Exec format error"),
+            );
+        }
+    }
+
+    fn module_layout(
+        &mut self,
+        k: &KernelFacts,
+        name: &str,
+        v: &elf::LoaderView,
+        taints: &mut String,
+    ) {
         let Some(crc) = k.symbols.get("module_layout").and_then(|s| s.crc) else {
             return;
         };
         if !v.has_versions {
-            self.refuse(
-                "modversions",
-                Refusal::VersionMagic,
-                format!("{name}: no symbol versions (__versions), and the kernel has CONFIG_MODVERSIONS: Exec format error"),
-            );
+            // check_version: "No versions at all?  modprobe --force does this."
+            self.force_load(k, "modversions", name, "module_layout", taints);
             return;
         }
         match v.versions.iter().find(|(n, _)| n == "module_layout") {
@@ -456,7 +492,14 @@ impl Judge {
         }
     }
 
-    fn vermagic(&mut self, k: &KernelFacts, name: &str, magic: Option<&str>, has_crcs: bool) {
+    fn vermagic(
+        &mut self,
+        k: &KernelFacts,
+        name: &str,
+        magic: Option<&str>,
+        has_crcs: bool,
+        taints: &mut String,
+    ) {
         let Some(theirs) = k.vermagic.as_deref() else {
             self.note(
                 "vermagic",
@@ -466,11 +509,8 @@ impl Judge {
             return;
         };
         let Some(ours) = magic else {
-            self.refuse(
-                "vermagic",
-                Refusal::VersionMagic,
-                format!("{name}: no vermagic: Exec format error"),
-            );
+            // check_modinfo: "This is allowed: modprobe --force will invalidate it."
+            self.force_load(k, "vermagic", name, "bad vermagic", taints);
             return;
         };
         // kernel/module/version.c same_magic: with CRCs, the release is not compared.

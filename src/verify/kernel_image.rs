@@ -27,6 +27,17 @@ fn vmlinux<'a, R: Read + 'a>(
     file: R,
     data: &'a mut Vec<u8>,
 ) -> Result<Box<dyn Read + 'a>> {
+    vmlinux_stream(path, file, data).map(|(s, _)| s)
+}
+
+/// [`vmlinux`], and whether the stream is a whole compressed file (`Image.gz`), whose
+/// every decoding error is damage; a bzImage's payload ends with the size the
+/// kernel's Makefile appends, on which some decoders stop with an error.
+fn vmlinux_stream<'a, R: Read + 'a>(
+    path: &Path,
+    file: R,
+    data: &'a mut Vec<u8>,
+) -> Result<(Box<dyn Read + 'a>, bool)> {
     let read_err = |source| Error::Read {
         path: path.to_path_buf(),
         source,
@@ -43,7 +54,7 @@ fn vmlinux<'a, R: Read + 'a>(
         .map_err(read_err)?;
     if head == b"\x7fELF" {
         let rest = file.take(MAX_VMLINUX + 1 - 4);
-        return Ok(Box::new(std::io::Cursor::new(head).chain(rest)));
+        return Ok((Box::new(std::io::Cursor::new(head).chain(rest)), false));
     }
     data.extend_from_slice(&head);
     (&mut file)
@@ -59,16 +70,49 @@ fn vmlinux<'a, R: Read + 'a>(
     let data = &data[..];
     if is_arm64_image(data) {
         // The kernel itself, uncompressed (its EFI stub is part of it).
-        return Ok(Box::new(std::io::Cursor::new(data).take(MAX_VMLINUX + 1)));
+        return Ok((
+            Box::new(std::io::Cursor::new(data).take(MAX_VMLINUX + 1)),
+            false,
+        ));
     }
-    let payload = if let Some(p) = zboot_payload(data) {
-        p.ok_or_else(|| image("EFI zboot payload lies outside the file (truncated image?)".into()))?
+    let (payload, whole) = if let Some(p) = zboot_payload(data) {
+        let p = p.ok_or_else(|| {
+            image("EFI zboot payload lies outside the file (truncated image?)".into())
+        })?;
+        (p, false)
     } else if compression_of(data).is_some() {
-        data // Image.gz and the like: the whole file is the compressed kernel.
+        (data, true) // Image.gz and the like: the whole file is the compressed kernel.
     } else {
-        bzimage_payload(data).map_err(image)?
+        (bzimage_payload(data).map_err(image)?, false)
     };
-    decompressed(payload).map_err(image)
+    Ok((decompressed(payload).map_err(image)?, whole))
+}
+
+/// Where an EFI (PE/COFF) image's Authenticode signatures start: the file offset of
+/// its certificate table (data directory 4). Firmware reads them; the kernel never
+/// trusts what is in there (a Debian arm64 vmlinuz carries "Debian Secure Boot
+/// Signer" there). None for an image without one.
+fn pe_certificate_table(head: &[u8]) -> Option<u64> {
+    if !head.starts_with(b"MZ") {
+        return None;
+    }
+    let u16_at = |o: usize| Some(u16::from_le_bytes(head.get(o..o + 2)?.try_into().ok()?));
+    let u32_at = |o: usize| Some(u32::from_le_bytes(head.get(o..o + 4)?.try_into().ok()?));
+    let pe = u32_at(0x3c)? as usize;
+    if head.get(pe..pe + 4)? != b"PE\0\0" {
+        return None;
+    }
+    let opt = pe + 24;
+    // The data directories follow the optional header's fixed part: 96 bytes in PE32,
+    // 112 in PE32+; entry 4 is the certificate table (offset, size).
+    let dirs = opt
+        + match u16_at(opt)? {
+            0x10b => 96,
+            0x20b => 112,
+            _ => return None,
+        };
+    let (offset, size) = (u32_at(dirs + 4 * 8)?, u32_at(dirs + 4 * 8 + 4)?);
+    (offset > 0 && size > 0).then_some(u64::from(offset))
 }
 
 /// arm64's `Image` header: "ARM\x64" at 0x38 (arch/arm64/include/asm/image.h).
@@ -276,8 +320,11 @@ pub fn certificates_in(path: &Path, file: impl Read) -> Result<Vec<Cert>> {
         reason,
     };
     let mut bz = Vec::new();
-    let mut stream = vmlinux(path, file, &mut bz)?;
+    let (mut stream, whole) = vmlinux_stream(path, file, &mut bz)?;
     let mut certs: Vec<Cert> = Vec::new();
+    // Bytes drained from the window so far, and where the kernel's own bytes end (an
+    // EFI image's Authenticode certificates are not the kernel's keys).
+    let (mut drained, mut end) = (0u64, None::<u64>);
     let mut seen = std::collections::HashSet::new();
     let mut win: Vec<u8> = Vec::new();
     let (mut total, mut first, mut eof) = (0u64, true, false);
@@ -295,15 +342,32 @@ pub fn certificates_in(path: &Path, file: impl Read) -> Result<Vec<Cert>> {
             Err(e) if first && win.len() < 4 => {
                 return Err(image(format!("cannot decompress the kernel payload: {e}")));
             }
+            // A whole compressed file that does not decode to its end is truncated or
+            // damaged: what was read may lack the certificates.
+            Err(e) if whole => {
+                return Err(image(format!(
+                    "the compressed kernel is truncated or damaged after {total} bytes: {e}"
+                )));
+            }
             Err(_) => eof = true,
         }
-        if first && (win.len() >= 0x40 || eof) {
+        if first && (win.len() >= 0x400 || eof) {
             if !win.starts_with(b"\x7fELF") && !is_arm64_image(&win) {
                 return Err(image(
                     "cannot decompress the kernel payload: no ELF or arm64 Image inside".into(),
                 ));
             }
+            end = pe_certificate_table(&win);
             first = false;
+        }
+        if let Some(end) = end
+            && drained + win.len() as u64 >= end
+        {
+            win.truncate((end - drained) as usize);
+            eof = true;
+        }
+        if first {
+            continue;
         }
         if total > MAX_VMLINUX {
             return Err(image(format!(
@@ -344,7 +408,16 @@ pub fn certificates_in(path: &Path, file: impl Read) -> Result<Vec<Cert>> {
             }
             i += 1;
         }
-        win.drain(..i.min(win.len()));
+        let i = i.min(win.len());
+        drained += i as u64;
+        win.drain(..i);
+    }
+    // A whole compressed file is decoded to its end, past the certificates too: its
+    // checksum and length (the gzip/xz/zstd trailer) tell whether it is complete.
+    if whole && let Err(e) = std::io::copy(&mut stream, &mut std::io::sink()) {
+        return Err(image(format!(
+            "the compressed kernel is truncated or damaged: {e}"
+        )));
     }
     if certs.is_empty() {
         return Err(image("no certificates found in the kernel".into()));
