@@ -448,7 +448,7 @@ pub struct RunArgs {
     #[arg(long = "exec", value_name = "CMD")]
     pub exec: Vec<String>,
     /// Seconds before a hanging guest is killed.
-    #[arg(long, default_value_t = 60, value_name = "S")]
+    #[arg(long, default_value_t = 60, value_name = "S", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
     /// Show the whole guest console.
     #[arg(long)]

@@ -177,6 +177,12 @@ pub enum Error {
     Pkcs11 { path: PathBuf, reason: String },
     #[error("{path}: the token's user PIN is locked after failed logins")]
     PinLocked { path: PathBuf },
+    #[error("{path}: {reason}")]
+    HashForKey {
+        path: PathBuf,
+        reason: String,
+        fix: String,
+    },
     #[error("unknown hash algorithm `{name}`")]
     UnknownHash { name: String },
     #[error("{path}: cannot write: {source}")]
@@ -263,6 +269,7 @@ impl Error {
             Key { .. } | Cert { .. } | KeyMismatch { .. } | UnknownHash { .. } | Pkcs11 { .. } => {
                 exit::KEY
             }
+            HashForKey { .. } => exit::KEY,
             PinNeeded { .. } | WrongPin { .. } | PinLocked { .. } => exit::PIN,
             ReadOnly { .. } | Write { .. } => exit::WRITE,
             Changed { .. } => exit::CHANGED,
@@ -317,7 +324,7 @@ impl Error {
             Run { .. } => "check the path; `cargo kmod kernel build` makes a kernel to boot".into(),
             KernelConfig { .. } => "give the kernel's .config (in its build tree, or /boot/config-RELEASE)".into(),
             TargetRefuses { fix, .. } | KernelFacts { fix, .. } => fix.clone(),
-            Package { fix, .. } | Prepare { fix, .. } => fix.clone(),
+            Package { fix, .. } | Prepare { fix, .. } | HashForKey { fix, .. } => fix.clone(),
         }
     }
 }

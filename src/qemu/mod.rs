@@ -120,14 +120,20 @@ const PROBLEMS: [&str; 5] = [
     "general protection fault",
 ];
 
-/// The kernel splits module parameters at spaces unless the value is in double quotes.
-fn kernel_param(p: &str) -> String {
-    match p.split_once('=') {
-        Some((k, v)) if v.contains(char::is_whitespace) && !v.starts_with('"') => {
-            format!("{k}=\"{v}\"")
-        }
-        _ => p.to_string(),
+/// A `--param NAME=VALUE` as the kernel's parser must get it to see VALUE unchanged.
+/// kernel/params.c next_arg splits at spaces outside double quotes, toggles quoting at
+/// every `"`, and drops a value's leading `"` and the last one: a value with spaces is
+/// quoted; one with a `"` and spaces, or starting with `"`, cannot arrive intact.
+fn kernel_param(p: &str) -> Result<String> {
+    let (k, v) = p.split_once('=').unwrap_or((p, ""));
+    let spaces = v.contains(char::is_whitespace);
+    if v.starts_with('"') || (spaces && v.contains('"')) {
+        return Err(Error::usage(
+            format!("--param {p}: the kernel cannot receive this value intact (its parser strips a leading double quote, and a double quote inside a value with spaces ends the quoting)"),
+            "give the value without double quotes (values with spaces are quoted for you)",
+        ));
     }
+    Ok(if spaces { format!("{k}=\"{v}\"") } else { p.to_string() })
 }
 
 /// Builds the gzip'd initramfs: busybox, /dev/console, the modules and an /init that
@@ -156,7 +162,7 @@ pub fn initramfs(o: &RunOptions, modules: &[(String, Vec<u8>)]) -> Result<Vec<u8
             mark => MARK,
             modules => modules.iter().map(|(name, _)| name.clone()).collect::<Vec<_>>(),
             dependencies => o.dependencies.len(),
-            params => o.params.iter().map(|p| kernel_param(p)).collect::<Vec<_>>(),
+            params => o.params.iter().map(|p| kernel_param(p)).collect::<Result<Vec<_>>>()?,
             execs => o.exec.len(),
         },
     );
@@ -538,6 +544,10 @@ fn classify(kernel: &[String], tool: &[String]) -> Refusal {
         Refusal::MalformedSignature
     } else if all("Message too long") {
         Refusal::SignatureTooLong
+    } else if all("invalid for parameter") || all("nvalid parameters") {
+        // kernel/params.c parse_one: "'x' invalid for parameter 'y'" (EINVAL); busybox
+        // insmod says "invalid parameters", kmod's "Invalid parameters".
+        Refusal::InvalidParameters
     } else if all("version magic")
         || all("disagrees about version of symbol module_layout")
         || all("section size must match")
@@ -551,7 +561,7 @@ fn classify(kernel: &[String], tool: &[String]) -> Refusal {
         Refusal::NamespaceNotImported
     } else if all("Unknown symbol") {
         Refusal::UnknownSymbol
-    } else if all("Invalid parameters") || all("Unknown parameter") {
+    } else if all("Unknown parameter") || all("unknown parameter") {
         Refusal::InvalidParameters
     } else if all("Invalid argument") {
         Refusal::InvalidArgument

@@ -209,15 +209,15 @@ impl SigningKey {
         if let KeyKind::MlDsa(level) = self.kind
             && hash != HashAlg::Sha512
         {
-            return Err(Error::usage(
-                format!(
-                    "{}: {} module signatures take sha512, not {}",
-                    self.key_path.display(),
+            return Err(Error::HashForKey {
+                path: self.key_path.clone(),
+                reason: format!(
+                    "{} module signatures take sha512, not {}",
                     level.name(),
                     hash.name()
                 ),
-                "pass --hash sha512 (or no --hash): the kernel refuses ML-DSA with any other digest (EINVAL), and without signed attributes it ignores the digest",
-            ));
+                fix: "pass --hash sha512 (or no --hash): the kernel refuses ML-DSA with any other digest (EINVAL), and without signed attributes it ignores the digest".into(),
+            });
         }
         Ok(())
     }
