@@ -124,6 +124,8 @@ pub enum Arch {
 }
 
 impl Arch {
+    pub const ALL: [Arch; 2] = [Arch::X86_64, Arch::Arm64];
+
     /// From a `.config`: its architecture symbol.
     pub fn from_config(c: &Config) -> Option<Arch> {
         [
@@ -144,7 +146,7 @@ impl Arch {
 
     /// By [`Arch::name`] (or `uname -m`: aarch64).
     pub fn from_name(n: &str) -> Option<Arch> {
-        [Arch::X86_64, Arch::Arm64]
+        Arch::ALL
             .into_iter()
             .find(|a| a.name() == n || a.uname() == n)
     }
@@ -357,6 +359,36 @@ impl Config {
 
     pub fn cc_version_text(&self) -> Option<&str> {
         self.get("CONFIG_CC_VERSION_TEXT")
+    }
+
+    /// Whether it sets one of the architectures' own symbols (arch/*/Kconfig), as
+    /// every kernel's `.config` does, known to this tool or not.
+    pub fn names_an_arch(&self) -> bool {
+        [
+            "CONFIG_X86",
+            "CONFIG_ARM64",
+            "CONFIG_ARM",
+            "CONFIG_RISCV",
+            "CONFIG_PPC",
+            "CONFIG_S390",
+            "CONFIG_MIPS",
+            "CONFIG_LOONGARCH",
+            "CONFIG_SPARC",
+            "CONFIG_PARISC",
+            "CONFIG_ALPHA",
+            "CONFIG_M68K",
+            "CONFIG_SUPERH",
+            "CONFIG_UML",
+            "CONFIG_ARC",
+            "CONFIG_CSKY",
+            "CONFIG_HEXAGON",
+            "CONFIG_MICROBLAZE",
+            "CONFIG_NIOS2",
+            "CONFIG_OPENRISC",
+            "CONFIG_XTENSA",
+        ]
+        .iter()
+        .any(|k| self.enabled(k))
     }
 
     pub fn modversions(&self) -> bool {
@@ -740,10 +772,27 @@ impl Target {
 
     /// Its architecture, or an error saying `what` needs one the tool knows.
     pub fn known_arch(&self, what: &str) -> Result<Arch> {
-        self.arch.ok_or_else(|| Error::TargetRefuses {
+        if let Some(a) = self.arch {
+            return Ok(a);
+        }
+        // A .config that names no architecture at all is not a kernel's.
+        if let Some(c) = self.config.as_ref().filter(|c| !c.names_an_arch()) {
+            return Err(Error::KernelConfig {
+                path: c.path.clone(),
+                reason: "names no architecture (no CONFIG_X86, CONFIG_ARM64, CONFIG_RISCV, ...): not a kernel's .config".into(),
+            });
+        }
+        let known: Vec<&str> = Arch::ALL.iter().map(|a| a.name()).collect();
+        Err(Error::TargetRefuses {
             target: self.name(),
-            reason: format!("{what} needs an architecture cargo-kmod knows (x86_64)"),
-            fix: "use an x86_64 kernel for this; its modules still build".into(),
+            reason: format!(
+                "{what} needs an architecture cargo-kmod knows ({})",
+                known.join(", ")
+            ),
+            fix: format!(
+                "use a {} kernel for this; its modules still build",
+                known.join(" or ")
+            ),
         })
     }
 

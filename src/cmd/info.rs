@@ -23,20 +23,22 @@ pub fn run(a: InfoArgs) -> i32 {
                 "fields": elf_fields.iter().map(|(k, v)| serde_json::json!([k, v])).collect::<Vec<_>>(),
                 "signature": sig,
             });
-            return Ok(format!("{obj}\n"));
+            return Ok(format!("{obj}\n").into_bytes());
         }
-        let fields = modinfo::fields(&elf_fields, sig.as_ref());
-        Ok(match &a.field {
+        // kmod's modinfo prints a field's bytes as they are, UTF-8 or not.
+        let raw = elf::modinfo_fields_raw(info.modinfo);
+        let fields = modinfo::fields(&raw, sig.as_ref());
+        Ok(elf::restore_bytes(&match &a.field {
             Some(f) => modinfo::render_field(&filename, &fields, f),
             None => modinfo::render(&filename, &fields),
-        })
+        }))
     });
     let mut out = std::io::stdout().lock();
     for r in outputs {
         match r {
             Ok(text) => {
                 use std::io::Write;
-                if out.write_all(text.as_bytes()).is_err() {
+                if out.write_all(&text).is_err() {
                     return status.code(); // closed pipe
                 }
             }

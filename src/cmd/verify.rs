@@ -39,7 +39,13 @@ pub fn run(a: VerifyArgs) -> i32 {
         }
     }
     if keyring.certs.is_empty() {
-        warning!("no --cert or --kernel given: every signed module will be ENOKEY");
+        if a.cert.is_empty() && a.kernel.is_empty() {
+            warning!("no --cert or --kernel given: every signed module will be ENOKEY");
+        } else {
+            warning!(
+                "no certificate given is one the kernel can load: every signed module will be ENOKEY"
+            );
+        }
     }
     let mut status = Status::default();
     let modules = expand(&a.modules, &mut status, &rep);

@@ -62,11 +62,48 @@ pub fn inspect(data: &[u8]) -> Result<ElfInfo<'_>, String> {
 
 /// `key=value` strings of `.modinfo`, in file order (NUL-separated, padding skipped).
 pub fn modinfo_fields(section: &[u8]) -> Vec<(String, String)> {
+    fields_with(section, |s| String::from_utf8_lossy(s).into_owned())
+}
+
+/// [`modinfo_fields`] for printing as kmod's modinfo does, byte for byte: a byte that
+/// is not UTF-8 becomes the private-use character U+10FF00 + byte, which
+/// [`restore_bytes`] turns back into that byte on output.
+pub fn modinfo_fields_raw(section: &[u8]) -> Vec<(String, String)> {
+    fields_with(section, |s| {
+        let mut out = String::with_capacity(s.len());
+        for chunk in s.utf8_chunks() {
+            out.push_str(chunk.valid());
+            out.extend(
+                chunk
+                    .invalid()
+                    .iter()
+                    .map(|&b| char::from_u32(RAW_BYTE + u32::from(b)).expect("a private-use char")),
+            );
+        }
+        out
+    })
+}
+
+const RAW_BYTE: u32 = 0x10FF00;
+
+/// The bytes [`modinfo_fields_raw`]'s text stands for.
+pub fn restore_bytes(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    for c in text.chars() {
+        match u32::from(c).checked_sub(RAW_BYTE) {
+            Some(b @ 0x80..=0xff) => out.push(b as u8),
+            _ => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
+    }
+    out
+}
+
+fn fields_with(section: &[u8], text: impl Fn(&[u8]) -> String) -> Vec<(String, String)> {
     section
         .split(|&b| b == 0)
         .filter(|s| !s.is_empty())
         .map(|s| {
-            let s = String::from_utf8_lossy(s);
+            let s = text(s);
             match s.split_once('=') {
                 Some((k, v)) => (k.to_string(), v.to_string()),
                 None => (s.to_string(), String::new()),

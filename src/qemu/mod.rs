@@ -129,11 +129,17 @@ fn kernel_param(p: &str) -> Result<String> {
     let spaces = v.contains(char::is_whitespace);
     if v.starts_with('"') || (spaces && v.contains('"')) {
         return Err(Error::usage(
-            format!("--param {p}: the kernel cannot receive this value intact (its parser strips a leading double quote, and a double quote inside a value with spaces ends the quoting)"),
+            format!(
+                "--param {p}: the kernel cannot receive this value intact (its parser strips a leading double quote, and a double quote inside a value with spaces ends the quoting)"
+            ),
             "give the value without double quotes (values with spaces are quoted for you)",
         ));
     }
-    Ok(if spaces { format!("{k}=\"{v}\"") } else { p.to_string() })
+    Ok(if spaces {
+        format!("{k}=\"{v}\"")
+    } else {
+        p.to_string()
+    })
 }
 
 /// Builds the gzip'd initramfs: busybox, /dev/console, the modules and an /init that
@@ -330,15 +336,14 @@ pub fn run(o: &RunOptions, r: &dyn Reporter) -> Result<RunReport> {
             });
         mods.push((name, m.data));
     }
-    let dir = tempfile::tempdir().map_err(|source| Error::Write {
+    // An unnamed file (unlinked at once): QEMU opens it through /proc/self/fd, so a
+    // run killed at any moment leaves nothing in the temp directory.
+    let werr = |source| Error::Write {
         path: std::env::temp_dir(),
         source,
-    })?;
-    let initrd = dir.path().join("initramfs.cpio.gz");
-    std::fs::write(&initrd, initramfs(o, &mods)?).map_err(|source| Error::Write {
-        path: initrd.clone(),
-        source,
-    })?;
+    };
+    let mut initrd = tempfile::tempfile().map_err(werr)?;
+    std::io::Write::write_all(&mut initrd, &initramfs(o, &mods)?).map_err(werr)?;
 
     let kvm = match o.accel {
         Accel::Tcg => false,
@@ -584,7 +589,12 @@ struct Boot {
     silent: bool,
 }
 
-fn boot(o: &RunOptions, initrd: &Path, kvm: bool, silent_limit: Option<Duration>) -> Result<Boot> {
+fn boot(
+    o: &RunOptions,
+    initrd: &std::fs::File,
+    kvm: bool,
+    silent_limit: Option<Duration>,
+) -> Result<Boot> {
     let crate::target::Qemu {
         binary: qemu,
         package: qemu_pkg,
@@ -593,7 +603,24 @@ fn boot(o: &RunOptions, initrd: &Path, kvm: bool, silent_limit: Option<Duration>
     } = o.arch.qemu();
     let mut q = Command::new(qemu);
     q.args(machine);
-    q.arg("-kernel").arg(&o.image).arg("-initrd").arg(initrd);
+    let fd = std::os::fd::AsRawFd::as_raw_fd(initrd);
+    q.arg("-kernel")
+        .arg(&o.image)
+        .arg("-initrd")
+        .arg(format!("/proc/self/fd/{fd}"));
+    // SAFETY: only async-signal-safe calls between fork and exec. The initramfs stays
+    // open across exec (its close-on-exec flag is cleared in the child alone), and
+    // QEMU dies with this thread: a run killed by SIGTERM leaves no QEMU behind.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut q, move || {
+            if libc::fcntl(fd, libc::F_SETFD, 0) == -1
+                || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     let mut cmdline = format!("console={console} panic=-1 printk.time=1 loglevel=8");
     for a in &o.append {
         cmdline.push(' ');
