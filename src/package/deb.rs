@@ -67,7 +67,7 @@ pub fn build_deb(
         "deb/control",
         minijinja::context! {
             package => &pkg,
-            version => &project.version,
+            version => deb_version(&project.version),
             arch => arch.trim(),
             depends => image_package(release),
             maintainer => project.maintainer(),
@@ -87,7 +87,11 @@ pub fn build_deb(
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
             .map_err(|e| werr(&p, e))?;
     }
-    let deb = out.join(format!("{pkg}_{}_{}.deb", project.version, arch.trim()));
+    let deb = out.join(format!(
+        "{pkg}_{}_{}.deb",
+        deb_version(&project.version),
+        arch.trim()
+    ));
     let tmp = staging.path().join("out.deb");
     run_tool(
         std::process::Command::new("dpkg-deb")
@@ -98,4 +102,29 @@ pub fn build_deb(
     )?;
     std::fs::rename(&tmp, &deb).map_err(|e| werr(&deb, e))?;
     Ok(deb)
+}
+
+/// A Cargo (SemVer) version as dpkg orders it: a pre-release sorts before its release
+/// only with `~` (`0.1.0~rc.1` < `0.1.0`); with `-`, dpkg reads a Debian revision.
+pub fn deb_version(cargo: &str) -> String {
+    cargo.replace('-', "~")
+}
+
+#[cfg(test)]
+mod tests {
+    /// Regression: `0.1.0-rc.1` sorted after `0.1.0` for dpkg. Judged by dpkg itself.
+    #[test]
+    fn pre_releases_sort_before_their_release_for_dpkg() {
+        let lt = |a: &str, b: &str| {
+            std::process::Command::new("dpkg")
+                .args(["--compare-versions", a, "lt", b])
+                .status()
+                .expect("dpkg runs")
+                .success()
+        };
+        assert!(lt(&super::deb_version("0.1.0-rc.1"), &super::deb_version("0.1.0")));
+        assert!(lt(&super::deb_version("0.1.0-alpha"), &super::deb_version("0.1.0-beta")));
+        assert!(lt(&super::deb_version("0.1.0"), &super::deb_version("0.1.1-rc.1")));
+        assert!(!lt("0.1.0-rc.1", "0.1.0"), "the old form sorted after the release");
+    }
 }
