@@ -122,9 +122,21 @@ mod tests {
                 .expect("dpkg runs")
                 .success()
         };
-        assert!(lt(&super::deb_version("0.1.0-rc.1"), &super::deb_version("0.1.0")));
-        assert!(lt(&super::deb_version("0.1.0-alpha"), &super::deb_version("0.1.0-beta")));
-        assert!(lt(&super::deb_version("0.1.0"), &super::deb_version("0.1.1-rc.1")));
-        assert!(!lt("0.1.0-rc.1", "0.1.0"), "the old form sorted after the release");
+        assert!(lt(
+            &super::deb_version("0.1.0-rc.1"),
+            &super::deb_version("0.1.0")
+        ));
+        assert!(lt(
+            &super::deb_version("0.1.0-alpha"),
+            &super::deb_version("0.1.0-beta")
+        ));
+        assert!(lt(
+            &super::deb_version("0.1.0"),
+            &super::deb_version("0.1.1-rc.1")
+        ));
+        assert!(
+            !lt("0.1.0-rc.1", "0.1.0"),
+            "the old form sorted after the release"
+        );
     }
 }

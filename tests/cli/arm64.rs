@@ -6,7 +6,7 @@ use crate::common::*;
 use std::path::{Path, PathBuf};
 
 /// Debian sid's arm64 7.2 (scripts/test-deps.sh unpacks its image and modules).
-fn debian_arm64() -> (PathBuf, PathBuf) {
+pub fn debian_arm64() -> (PathBuf, PathBuf) {
     let p = cache_dir().join("debian-7.2-release");
     let release = std::fs::read_to_string(&p)
         .unwrap_or_else(|_| {

@@ -8,7 +8,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// `check --message-format json` over `modules` against `kdir`: one object each.
-fn check_json(args: &[&std::ffi::OsStr], modules: &[PathBuf]) -> (i32, Vec<Value>) {
+pub fn check_json(args: &[&std::ffi::OsStr], modules: &[PathBuf]) -> (i32, Vec<Value>) {
     let o = kmod()
         .args(["check", "--message-format", "json"])
         .args(args)
@@ -207,7 +207,7 @@ pub struct Packaged {
 }
 
 impl Packaged {
-    fn args(&self) -> Vec<&std::ffi::OsStr> {
+    pub fn args(&self) -> Vec<&std::ffi::OsStr> {
         vec![
             "--kdir".as_ref(),
             self.headers.as_os_str(),
@@ -263,7 +263,7 @@ pub fn debian_612() -> Packaged {
 
 /// A copy (hard links) of `k`'s module tree under `<root>/lib/modules/<release>`, with
 /// `extra` modules added under `updates/` (where DKMS puts them), after depmod.
-fn depmod_copy(k: &Packaged, extra: &[&Path]) -> tempfile::TempDir {
+pub fn depmod_copy(k: &Packaged, extra: &[&Path]) -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
     let lib = root.path().join("lib/modules");
     std::fs::create_dir_all(&lib).unwrap();

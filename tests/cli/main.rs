@@ -19,6 +19,7 @@ mod oci;
 mod package;
 mod pkcs11;
 mod project;
+mod review;
 mod rpm;
 mod run;
 mod sid;
