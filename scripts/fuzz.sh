@@ -14,7 +14,7 @@ cache=${CARGO_KMOD_CACHE:-$HOME/.cache/cargo-kmod}
 corpus="$cache/fuzz"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(trailer pkcs7 x509 elf_modinfo compressed kernel_image btf)
+[ ${#targets[@]} -gt 0 ] || targets=(trailer pkcs7 x509 elf_modinfo compressed kernel_image btf depends manifest)
 sanitizer=${FUZZ_SANITIZER:-none}
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
@@ -66,6 +66,16 @@ for prog, ext in [(["zstd", "-c"], "zstd"), (["bzip2", "-c"], "bzip2"), (["lz4",
     put("kernel_image", "bzimage-" + ext, bzimage(out))
 PY
   touch "$corpus/.seeded"
+fi
+# Seeds of the newer targets (added once, beside corpora seeded before them).
+if [ ! -e "$corpus/depends/chain" ]; then
+  mkdir -p "$corpus/depends"
+  printf 'vfat:fat\nfat:\nxfrm_algo:\naf_key:xfrm_algo\n' > "$corpus/depends/chain"
+  printf 'fat:vfat\nvfat:fat\n' > "$corpus/depends/cycle"
+fi
+if [ ! -e "$corpus/manifest/new" ]; then
+  mkdir -p "$corpus/manifest"
+  printf '{"crate":"hello-mod","version":"0.1.0-rc.1","license":"GPL-2.0-only","metadata":{"kmod":{"name":"hello_mod","kdir":["/usr/src/linux-headers-6.1.0-57-amd64"],"install-dir":"updates","dkms-arch":["arm64"],"hash":"sha512"}}}' > "$corpus/manifest/new"
 fi
 
 status=0

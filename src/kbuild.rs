@@ -31,6 +31,19 @@ pub struct Project {
     pub install_dir: String,
 }
 
+/// What a project's Cargo.toml says, as `cargo metadata` read it.
+pub struct Manifest<'a> {
+    pub path: &'a Path,
+    pub crate_name: &'a str,
+    pub version: &'a str,
+    pub license: Option<&'a str>,
+    pub description: Option<&'a str>,
+    pub author: Option<&'a str>,
+    pub url: Option<&'a str>,
+    /// `[package.metadata]`.
+    pub metadata: &'a serde_json::Value,
+}
+
 impl Project {
     pub fn load(manifest: Option<&Path>) -> Result<Project> {
         let mut cmd = cargo_metadata::MetadataCommand::new();
@@ -50,15 +63,28 @@ impl Project {
                 path: shown.clone(),
                 reason: "no package in this manifest".into(),
             })?;
-        let dir = pkg
-            .manifest_path
-            .parent()
-            .map(|p| p.as_std_path().to_path_buf())
-            .expect("manifest has a directory");
-        let kmod = &pkg.metadata["kmod"];
+        Project::from_manifest(
+            &Manifest {
+                path: pkg.manifest_path.as_std_path(),
+                crate_name: &pkg.name,
+                version: &pkg.version.to_string(),
+                license: pkg.license.as_deref(),
+                description: pkg.description.as_deref(),
+                author: pkg.authors.first().map(String::as_str),
+                url: pkg.homepage.as_deref().or(pkg.repository.as_deref()),
+                metadata: &pkg.metadata,
+            },
+            meta.target_directory.as_std_path(),
+        )
+    }
+
+    /// The project a manifest describes (what `cargo metadata` read of it), validated.
+    pub fn from_manifest(m: &Manifest, target_dir: &Path) -> Result<Project> {
+        let dir = m.path.parent().expect("a manifest has a directory").to_path_buf();
+        let kmod = &m.metadata["kmod"];
         if kmod.is_null() {
             return Err(Error::Project {
-                path: pkg.manifest_path.clone().into(),
+                path: m.path.to_path_buf(),
                 reason: "no [package.metadata.kmod] section: not a kernel module project".into(),
             });
         }
@@ -76,12 +102,12 @@ impl Project {
             name: kmod["name"]
                 .as_str()
                 .map(str::to_string)
-                .unwrap_or_else(|| pkg.name.replace('-', "_")),
-            version: pkg.version.to_string(),
-            license: pkg.license.clone(),
-            description: pkg.description.clone(),
-            author: pkg.authors.first().cloned(),
-            url: pkg.homepage.clone().or_else(|| pkg.repository.clone()),
+                .unwrap_or_else(|| m.crate_name.replace('-', "_")),
+            version: m.version.to_string(),
+            license: m.license.map(str::to_string),
+            description: m.description.map(str::to_string),
+            author: m.author.map(str::to_string),
+            url: m.url.map(str::to_string),
             kdirs: kmod["kdir"]
                 .as_array()
                 .map(|a| a.iter().filter_map(rel).collect())
@@ -94,7 +120,7 @@ impl Project {
                         v.as_str()
                             .and_then(crate::target::Arch::from_name)
                             .ok_or_else(|| Error::Project {
-                                path: pkg.manifest_path.clone().into(),
+                                path: m.path.to_path_buf(),
                                 reason: format!(
                                     "dkms-arch: {v} is not an architecture this tool knows (x86_64, arm64)"
                                 ),
@@ -111,10 +137,10 @@ impl Project {
                 .as_str()
                 .unwrap_or("updates")
                 .to_string(),
-            target_dir: meta.target_directory.as_std_path().to_path_buf(),
+            target_dir: target_dir.to_path_buf(),
             dir,
         };
-        project.validate(pkg.manifest_path.as_std_path())?;
+        project.validate(m.path)?;
         Ok(project)
     }
 
