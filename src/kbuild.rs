@@ -80,7 +80,11 @@ impl Project {
 
     /// The project a manifest describes (what `cargo metadata` read of it), validated.
     pub fn from_manifest(m: &Manifest, target_dir: &Path) -> Result<Project> {
-        let dir = m.path.parent().expect("a manifest has a directory").to_path_buf();
+        let dir = m
+            .path
+            .parent()
+            .expect("a manifest has a directory")
+            .to_path_buf();
         let kmod = &m.metadata["kmod"];
         if kmod.is_null() {
             return Err(Error::Project {

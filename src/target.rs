@@ -647,9 +647,10 @@ impl Target {
             root.join(format!("lib/modules/{release}/build")),
             PathBuf::from(format!("/lib/modules/{release}/build")),
         ];
+        // A tree that says it is another release is not this kernel's.
         let mut t = trees
             .iter()
-            .find_map(|k| Target::from_tree(k).ok())
+            .find_map(|k| Target::from_tree(k).ok().filter(|t| t.release == release))
             .unwrap_or_else(|| Target {
                 config: Config::read(&root.join(format!("boot/config-{release}"))).ok(),
                 ..Target::release_only(release)

@@ -619,6 +619,36 @@ fn wrong_codes_and_help_are_right() {
     assert!(ours.contains(&0xff));
 }
 
+/// `check -v` said "modprobe: FATAL" for a `depends=` entry depmod never follows (it
+/// takes dependencies from symbols) while the verdict was `loads`.
+#[test]
+fn a_depends_entry_depmod_ignores_is_not_called_fatal() {
+    let k = debian_612();
+    let d = tempfile::tempdir().unwrap();
+    let m = d.path().join("af_key.ko");
+    let mut b = strip(&xz_decompress(
+        &k.modules.join("kernel/net/key/af_key.ko.xz"),
+    ))
+    .to_vec();
+    let at = b
+        .windows(18)
+        .position(|w| w == b"depends=xfrm_algo\0")
+        .expect("af_key depends on xfrm_algo");
+    b[at + 16] = b'_';
+    std::fs::write(&m, &b).unwrap();
+    let o = kmod()
+        .arg("check")
+        .arg("-v")
+        .args(k.args())
+        .arg(&m)
+        .output()
+        .unwrap();
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert_eq!(o.status.code(), Some(0), "{all}");
+    assert!(all.contains("loads"), "{all}");
+    assert!(!all.contains("FATAL"), "{all}");
+}
+
 fn kmod_std() -> Std {
     let mut c = Std::new(assert_cmd::cargo::cargo_bin("cargo-kmod"));
     c.arg("kmod");
