@@ -626,6 +626,13 @@ impl Target {
                 "run `make modules_prepare` in it",
             )
         })?;
+        // It becomes paths and lines of maintainer scripts: a release, or nothing.
+        crate::names::release(&release).map_err(|r| {
+            pre(
+                &format!("the tree's release: {r}"),
+                "give a kernel tree whose include/config/kernel.release Kbuild wrote",
+            )
+        })?;
         let arch = Arch::from_config(&config);
         let image = arch
             .map(|a| kdir.join(a.image_in_tree()))
@@ -692,7 +699,9 @@ impl Target {
                 ..t
             });
         }
-        let release = crate::verify::kernel_image::release(image).unwrap_or_default();
+        let release = crate::verify::kernel_image::release(image)
+            .filter(|r| crate::names::release(r).is_ok())
+            .unwrap_or_default();
         let config = image
             .parent()
             .map(|d| d.join(format!("config-{release}")))
@@ -715,7 +724,11 @@ impl Target {
     /// A kernel known by its `.config` alone (`verify --kernel .config`).
     pub fn from_config(path: &Path) -> Result<Target> {
         let config = Config::read(path)?;
-        let release = config.header_release.clone().unwrap_or_default();
+        let release = config
+            .header_release
+            .clone()
+            .filter(|r| crate::names::release(r).is_ok())
+            .unwrap_or_default();
         Ok(Target {
             version: (!release.is_empty()).then(|| Version::of(&release)),
             release,

@@ -21,26 +21,43 @@ pub struct Toolchain {
     pub prepare: Option<PathBuf>,
 }
 
-pub fn dkms_conf(project: &Project, tc: &Toolchain) -> String {
+/// A path as it can stand in dkms.conf's double-quoted MAKE line, which DKMS evaluates
+/// as shell: only characters no shell reads specially.
+fn shell_path(p: &Path) -> Result<String> {
+    let s = p.to_string_lossy();
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._+-,:@%".contains(c))
+    {
+        return Ok(s.into_owned());
+    }
+    Err(Error::Package {
+        path: p.to_path_buf(),
+        reason: "this path would go into dkms.conf, which DKMS runs as shell, and it holds characters a shell reads specially".into(),
+        fix: "use a path of letters, digits and / . _ + - (rustc, the kernel's tools, cargo-kmod itself)".into(),
+    })
+}
+
+pub fn dkms_conf(project: &Project, tc: &Toolchain) -> Result<String> {
     let make = match &tc.path {
-        Some(p) => format!("make PATH={}:${{PATH}}", p.display()),
+        Some(p) => format!("make PATH={}:${{PATH}}", shell_path(p)?),
         None => "make".into(),
     };
     let mut extra = String::new();
     if let Some(l) = &tc.llvm {
-        extra.push_str(&format!(" LLVM={l}"));
+        extra.push_str(&format!(" LLVM={}", shell_path(Path::new(l))?));
     }
     if let Some(r) = &tc.rustc {
-        extra.push_str(&format!(" RUSTC={}", r.display()));
+        extra.push_str(&format!(" RUSTC={}", shell_path(r)?));
     }
     let kdir = match &tc.prepare {
         Some(exe) => format!(
             "$({} kmod kernel prepare --headers ${{kernel_source_dir}})",
-            exe.display()
+            shell_path(exe)?
         ),
         None => "${kernel_source_dir}".into(),
     };
-    crate::templates::render_file(
+    Ok(crate::templates::render_file(
         "dkms.conf",
         minijinja::context! {
             name => &project.name,
@@ -55,7 +72,7 @@ pub fn dkms_conf(project: &Project, tc: &Toolchain) -> String {
                 project.dkms_arch.iter().map(|a| a.uname()).collect::<Vec<_>>().join("|")
             )),
         },
-    )
+    ))
 }
 
 /// Writes `<out>/<name>-<version>/` and `<out>/<name>-<version>.dkms.tar.gz`.
@@ -70,7 +87,7 @@ pub fn package(project: &Project, out: &Path, tc: &Toolchain) -> Result<(PathBuf
     let staging = tempfile::tempdir_in(super::out_dir(out)?).map_err(|e| werr(out, e))?;
     let src_tree = staging.path().join("dkms_source_tree");
     super::copy_sources(project, &src_tree)?;
-    std::fs::write(src_tree.join("dkms.conf"), dkms_conf(project, tc))
+    std::fs::write(src_tree.join("dkms.conf"), dkms_conf(project, tc)?)
         .map_err(|e| werr(&src_tree, e))?;
     let tarball = out.join(format!("{base}.dkms.tar.gz"));
     let tmp_tar = staging.path().join("t.tar.gz");
