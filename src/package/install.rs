@@ -151,13 +151,16 @@ pub fn install(
     }
 }
 
+/// A file's bytes and mode, as they were.
+type Kept = (Vec<u8>, u32);
+
 /// What an install changed, to take it back.
 #[derive(Default)]
 struct Undo {
     /// Directories it made, deepest last.
     made: Vec<PathBuf>,
     /// Files as they were before (None: absent).
-    files: Vec<(PathBuf, Option<(Vec<u8>, u32)>)>,
+    files: Vec<(PathBuf, Option<Kept>)>,
     /// The names a directory held before depmod ran in it.
     listed: Option<std::collections::HashSet<std::ffi::OsString>>,
 }

@@ -152,7 +152,7 @@ fn cargo_toml_values_that_would_escape_or_run_are_refused_at_load() {
     for (field, value, says) in [
         (
             "name",
-            format!("\"../../../escaped\""),
+            "\"../../../escaped\"".to_string(),
             "[package.metadata.kmod] name",
         ),
         (
