@@ -173,6 +173,17 @@ impl Undo {
             path: path.to_path_buf(),
             source,
         };
+        // The root itself is made when missing (and taken back with the rest).
+        let mut missing_root = Vec::new();
+        let mut r = root;
+        while !r.as_os_str().is_empty() && !r.exists() {
+            missing_root.push(r.to_path_buf());
+            r = r.parent().unwrap_or(Path::new(""));
+        }
+        for d in missing_root.into_iter().rev() {
+            std::fs::create_dir(&d).map_err(|e| werr(&d, e))?;
+            self.made.push(d);
+        }
         let canon_root = root.canonicalize().map_err(|e| werr(root, e))?;
         let mut missing = Vec::new();
         let mut existing = dir;
