@@ -41,6 +41,10 @@ impl Toolchain {
         let mut found_rustc = None;
         for c in &candidates {
             let Some(version) = tool_version(c, "--version") else {
+                // A rustc asked for by path is named when it does not run.
+                if rustc.is_some() {
+                    notes.push(format!("{} does not run as rustc", c.display()));
+                }
                 continue;
             };
             if has_rust_src(c) {
