@@ -106,7 +106,7 @@ impl Project {
             name: kmod["name"]
                 .as_str()
                 .map(str::to_string)
-                .unwrap_or_else(|| m.crate_name.replace('-', "_")),
+                .unwrap_or_else(|| crate::modfile::normalise(m.crate_name)),
             version: m.version.to_string(),
             license: m.license.map(str::to_string),
             description: m.description.map(str::to_string),

@@ -117,19 +117,6 @@ fn x86_64() -> Arch {
     Arch::X86_64
 }
 
-pub fn cache_dir() -> PathBuf {
-    std::env::var_os("CARGO_KMOD_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
-                .join(".cache/cargo-kmod")
-        })
-}
-
-pub fn kernels_dir() -> PathBuf {
-    cache_dir().join("kernels")
-}
-
 /// Hash of everything that decides the built kernel.
 fn inputs_hash(o: &BuildOptions, tc: &Toolchain, source_id: &str) -> Result<String> {
     let mut h = openssl::sha::Sha256::new();
@@ -314,8 +301,15 @@ pub fn build_hint() -> String {
     }
 }
 
+/// The newest kernel `cargo kmod kernel build` left in the cache.
+pub fn newest() -> Option<crate::target::Target> {
+    list()
+        .into_iter()
+        .find_map(|k| crate::target::Target::from_tree(&k.kdir).ok())
+}
+
 pub fn list() -> Vec<KernelInfo> {
-    let mut v: Vec<KernelInfo> = std::fs::read_dir(kernels_dir())
+    let mut v: Vec<KernelInfo> = std::fs::read_dir(crate::cache::kernels())
         .into_iter()
         .flatten()
         .filter_map(|e| e.ok())
@@ -330,7 +324,7 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
     let source_id = source_identity(&o.source)?;
     let tc = Toolchain::find(o.rustc.as_deref(), o.bindgen.as_deref())?;
     let hash = inputs_hash(o, &tc, &source_id)?;
-    let base = o.out.clone().unwrap_or_else(kernels_dir);
+    let base = o.out.clone().unwrap_or_else(crate::cache::kernels);
     if let Some(info) = cached(&base, &hash) {
         r.note(&format!(
             "kernel {} already built with these inputs: {}",

@@ -2,12 +2,15 @@
 //!
 //! The library never prints; commands report through [`report::Reporter`].
 
+pub mod arch;
+pub mod cache;
 pub mod check;
 pub mod error;
 pub mod fsutil;
 pub mod hash;
 pub mod kbuild;
 pub mod kernel;
+pub mod kernel_image;
 pub mod modfile;
 pub mod modtree;
 pub mod names;

@@ -33,7 +33,7 @@ impl ModuleTree {
             .flatten()
         {
             let rank = search.rank(p.strip_prefix(dir).unwrap_or(&p));
-            let name = crate::check::symvers::module_name(&p.to_string_lossy());
+            let name = crate::modfile::name_of_path(&p.to_string_lossy());
             // Sorted walk: of equal rank, the first stays.
             if modules.get(&name).is_none_or(|(r, _)| rank < *r) {
                 modules.insert(name, (rank, p));
@@ -57,7 +57,7 @@ impl ModuleTree {
 
     pub fn path(&self, name: &str) -> Option<&Path> {
         self.modules
-            .get(&name.replace('-', "_"))
+            .get(&crate::modfile::normalise(name))
             .map(PathBuf::as_path)
     }
 
@@ -233,7 +233,7 @@ pub fn depends_field(m: &crate::modfile::ModuleFile) -> Option<Vec<String>> {
 pub fn split_depends(v: &str) -> Vec<String> {
     v.split(',')
         .filter(|s| !s.is_empty())
-        .map(|s| s.replace('-', "_"))
+        .map(crate::modfile::normalise)
         .collect()
 }
 

@@ -3,7 +3,6 @@
 //! builds and module builds alike).
 
 use crate::error::{Error, Result};
-use crate::kernel::cache_dir;
 use crate::target::Config;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -69,7 +68,7 @@ impl Toolchain {
         let bindgen = match bindgen {
             Some(b) => b.is_file().then(|| b.to_path_buf()),
             None => which("bindgen").or_else(|| {
-                let p = cache_dir().join("tools/bin/bindgen");
+                let p = crate::cache::tools().join("bin/bindgen");
                 p.exists().then_some(p)
             }),
         };
@@ -117,7 +116,7 @@ impl Toolchain {
                 }
                 install.push_str(&format!(
                     "cargo install --locked bindgen-cli --root {} (Debian 12's bindgen is too old)",
-                    cache_dir().join("tools").display()
+                    crate::cache::tools().display()
                 ));
             }
             return Err(Error::Toolchain { missing, install });

@@ -2,5 +2,5 @@
 //! for the builtin certificates.
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = cargo_kmod::verify::kernel_image::certificates_in(std::path::Path::new("fuzz"), data);
+    let _ = cargo_kmod::kernel_image::certificates_in(std::path::Path::new("fuzz"), data);
 });

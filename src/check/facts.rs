@@ -66,7 +66,7 @@ impl KernelFacts {
             .as_ref()
             .map(|t| installed_symbols(&t.dir.join("modules.symbols")))
             .unwrap_or_default();
-        let mut keyring = target.keyring()?;
+        let mut keyring = crate::verify::Keyring::of(&target)?;
         for c in certs {
             keyring.add_path(c)?;
         }
@@ -160,7 +160,7 @@ fn installed_symbols(path: &Path) -> HashMap<String, String> {
     String::from_utf8_lossy(&bytes)
         .lines()
         .filter_map(|l| l.strip_prefix("alias symbol:")?.split_once(' '))
-        .map(|(sym, m)| (sym.to_string(), m.trim().replace('-', "_")))
+        .map(|(sym, m)| (sym.to_string(), crate::modfile::normalise(m.trim())))
         .collect()
 }
 
@@ -281,11 +281,10 @@ pub fn targets(
     }
     let mut image_of: Vec<Option<PathBuf>> = vec![None; ts.len()];
     for i in images {
-        let release =
-            crate::verify::kernel_image::release(i).ok_or_else(|| Error::KernelImage {
-                path: i.clone(),
-                reason: "no Linux version string in it: not a kernel image".into(),
-            })?;
+        let release = crate::kernel_image::release(i).ok_or_else(|| Error::KernelImage {
+            path: i.clone(),
+            reason: "no Linux version string in it: not a kernel image".into(),
+        })?;
         let at = if let Some(at) = ts.iter().position(|t| t.release == release) {
             at
         } else if ts.len() == 1 && image_of[0].is_none() {

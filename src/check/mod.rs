@@ -210,7 +210,7 @@ pub fn check(k: &KernelFacts, m: &ModuleFile, earlier: &[&Loaded]) -> crate::Res
     };
     let name = get("name")
         .map(str::to_string)
-        .unwrap_or_else(|| symvers::module_name(&m.path.to_string_lossy()));
+        .unwrap_or_else(|| crate::modfile::name_of_path(&m.path.to_string_lossy()));
     let mut j = Judge::default();
     let mut taints = String::new();
 
@@ -754,8 +754,7 @@ fn module_namespace_allows(ns: &str, module: &str) -> bool {
     let Some(list) = ns.strip_prefix("module:") else {
         return false;
     };
-    // mod_strncmp: '-' and '_' are the same in module names.
-    let n = |s: &str| s.replace('-', "_");
+    let n = crate::modfile::normalise;
     list.split(',').any(|p| match p.strip_suffix('*') {
         Some(prefix) => n(module).starts_with(&n(prefix)),
         None => n(p) == n(module),

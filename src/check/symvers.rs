@@ -21,15 +21,8 @@ pub struct Symbol {
 impl Symbol {
     /// The owning module's name as the kernel knows it, or None for vmlinux.
     pub fn module(&self) -> Option<String> {
-        (self.owner != "vmlinux").then(|| module_name(&self.owner))
+        (self.owner != "vmlinux").then(|| crate::modfile::name_of_path(&self.owner))
     }
-}
-
-/// A module's name from its path or file name: `drivers/net/tun-x.ko.xz` → `tun_x`.
-pub fn module_name(path: &str) -> String {
-    let base = path.rsplit('/').next().unwrap_or(path);
-    let base = base.split(".ko").next().unwrap_or(base);
-    base.replace('-', "_")
 }
 
 pub fn read(path: &Path) -> Result<HashMap<String, Symbol>> {

@@ -1,8 +1,8 @@
 use super::report_error;
 use crate::cli::CertsArgs;
 use cargo_kmod::Error;
+use cargo_kmod::kernel_image;
 use cargo_kmod::pki::hex_colon;
-use cargo_kmod::verify::kernel_image;
 
 pub fn run(a: CertsArgs) -> i32 {
     let certs = match kernel_image::certificates(&a.image) {

@@ -53,7 +53,7 @@ pub fn run(c: KernelCommand) -> i32 {
             if list.is_empty() {
                 note!(
                     "no kernels in {}; make one with `cargo kmod kernel build --source ...`",
-                    kernel::kernels_dir().display()
+                    cargo_kmod::cache::kernels().display()
                 );
             }
             let rows: Vec<[String; 6]> = list

@@ -33,7 +33,7 @@ fn generate(dir: &Path, t: TemplateArgs, in_place: bool) -> i32 {
         dir.canonicalize()
             .unwrap_or_else(|_| dir.to_path_buf())
             .file_name()
-            .map(|n| n.to_string_lossy().replace('-', "_"))
+            .map(|n| cargo_kmod::modfile::normalise(&n.to_string_lossy()))
             .unwrap_or_default()
     });
     let kdir: Option<PathBuf> = t

@@ -7,7 +7,7 @@ pub fn run(a: RunArgs) -> i32 {
     let target = match (&a.kernel, &a.kdir) {
         (Some(k), _) => Target::from_image(k),
         (None, Some(d)) => Target::from_tree(d),
-        (None, None) => Target::newest_cached().ok_or_else(|| {
+        (None, None) => cargo_kmod::kernel::newest().ok_or_else(|| {
             Error::usage(
                 "no kernel given and none cached",
                 format!(

@@ -18,7 +18,7 @@ pub fn run(a: VerifyArgs) -> i32 {
             Ok(t) => t,
             Err(e) => return report_error(&e),
         };
-        match t.keyring() {
+        match Keyring::of(&t) {
             Ok(k) => keyring.certs.extend(k.certs),
             Err(e) => return report_error(&e),
         }

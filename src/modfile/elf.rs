@@ -5,7 +5,7 @@ use object::{Object, ObjectSection};
 #[derive(Debug)]
 pub struct ElfInfo<'a> {
     pub arch: &'static str,
-    /// The machine, to compare with a kernel's ([`crate::target::Arch::object`]).
+    /// The machine, to compare with a kernel's ([`crate::arch::Arch::object`]).
     pub machine: object::Architecture,
     pub modinfo: &'a [u8],
 }

@@ -19,6 +19,18 @@ pub fn max_module_bytes() -> u64 {
         .map_or(512 << 20, |mib| mib << 20)
 }
 
+/// A module name as the kernel compares them: '-' and '_' are the same (Kbuild writes
+/// '_'; `mod_strncmp`, modprobe and depmod treat both alike).
+pub fn normalise(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+/// A module's name from its path or file name: `drivers/net/tun-x.ko.xz` → `tun_x`.
+pub fn name_of_path(path: &str) -> String {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    normalise(base.split(".ko").next().unwrap_or(base))
+}
+
 /// A module read from disk, decompressed.
 pub struct ModuleFile {
     pub path: PathBuf,

@@ -48,3 +48,19 @@ pub fn hex_colon(bytes: &[u8]) -> String {
         .collect::<Vec<_>>()
         .join(":")
 }
+
+/// DER DigestInfo ::= SEQUENCE { AlgorithmIdentifier { oid, NULL }, OCTET STRING digest }.
+pub fn digest_info(hash: crate::hash::HashAlg, digest: &[u8]) -> Vec<u8> {
+    let oid = hash.oid();
+    let oid = oid.as_bytes();
+    let mut alg = vec![0x06, oid.len() as u8];
+    alg.extend_from_slice(oid);
+    alg.extend_from_slice(&[0x05, 0x00]);
+    let mut body = vec![0x30, alg.len() as u8];
+    body.extend_from_slice(&alg);
+    body.extend_from_slice(&[0x04, digest.len() as u8]);
+    body.extend_from_slice(digest);
+    let mut out = vec![0x30, body.len() as u8];
+    out.extend_from_slice(&body);
+    out
+}

@@ -412,7 +412,7 @@ fn rsa_pkcs1(n: &[u8], e: &[u8], hash: HashAlg, digest: &[u8], sig: &[u8]) -> Re
         return Err(badmsg());
     }
     let rest = &em[pos + 1..];
-    let info = crate::sign::pkcs11::digest_info(hash, &vec![0; digest.len()]);
+    let info = crate::pki::digest_info(hash, &vec![0; digest.len()]);
     let prefix = &info[..info.len() - digest.len()];
     if prefix.len() > rest.len() || rest[..prefix.len()] != prefix[..] {
         return Err(badmsg());

@@ -189,9 +189,7 @@ pub fn default_busybox(arch: crate::target::Arch) -> Result<PathBuf> {
     if crate::target::Arch::host() == Some(arch) {
         return Ok("/bin/busybox".into());
     }
-    let p = crate::kernel::cache_dir()
-        .join("tools")
-        .join(format!("busybox-{}", arch.name()));
+    let p = crate::cache::tools().join(format!("busybox-{}", arch.name()));
     if p.is_file() {
         return Ok(p);
     }
@@ -252,7 +250,7 @@ pub fn dependencies(
     let mut wanted = Vec::new();
     for p in modules {
         let m = ModuleFile::open(p)?;
-        given.push(crate::check::symvers::module_name(&p.to_string_lossy()));
+        given.push(crate::modfile::name_of_path(&p.to_string_lossy()));
         wanted.push((p, crate::modtree::depends_field(&m).unwrap_or_default()));
     }
     for (p, deps) in &wanted {
@@ -327,12 +325,8 @@ pub fn run(o: &RunOptions, r: &dyn Reporter) -> Result<RunReport> {
             .find(|(k, _)| k == "name")
             .map(|(_, v)| v)
             .unwrap_or_else(|| {
-                let f = p
-                    .file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned();
-                f.split('.').next().unwrap_or_default().replace('-', "_")
+                let f = p.file_name().unwrap_or_default().to_string_lossy();
+                crate::modfile::normalise(f.split('.').next().unwrap_or_default())
             });
         mods.push((name, m.data));
     }

@@ -329,7 +329,11 @@ impl Pkcs11Key {
         };
         let out = match kind {
             KeyKind::Rsa(_) => session
-                .sign(&Mechanism::RsaPkcs, handle, &digest_info(hash, digest))
+                .sign(
+                    &Mechanism::RsaPkcs,
+                    handle,
+                    &crate::pki::digest_info(hash, digest),
+                )
                 .map_err(|e| kerr(format!("C_Sign: {e}"))),
             KeyKind::EcP256 | KeyKind::EcP384 => session
                 .sign(&Mechanism::Ecdsa, handle, digest)
@@ -340,22 +344,6 @@ impl Pkcs11Key {
         self.pool.lock().expect("pool").push((session, handle));
         out
     }
-}
-
-/// DER DigestInfo ::= SEQUENCE { AlgorithmIdentifier { oid, NULL }, OCTET STRING digest }.
-pub fn digest_info(hash: HashAlg, digest: &[u8]) -> Vec<u8> {
-    let oid = hash.oid();
-    let oid = oid.as_bytes();
-    let mut alg = vec![0x06, oid.len() as u8];
-    alg.extend_from_slice(oid);
-    alg.extend_from_slice(&[0x05, 0x00]);
-    let mut body = vec![0x30, alg.len() as u8];
-    body.extend_from_slice(&alg);
-    body.extend_from_slice(&[0x04, digest.len() as u8]);
-    body.extend_from_slice(digest);
-    let mut out = vec![0x30, body.len() as u8];
-    out.extend_from_slice(&body);
-    out
 }
 
 fn ecdsa_der(rs: &[u8]) -> std::result::Result<Vec<u8>, String> {
@@ -465,9 +453,11 @@ pub fn generate_in_token(
             let hash = o.algo.hash();
             let digest = openssl::hash::hash(hash.md(), tbs).map_err(|e| kerr(e.to_string()))?;
             let sig = match o.algo.kind() {
-                KeyKind::Rsa(_) => {
-                    session.sign(&Mechanism::RsaPkcs, private_h, &digest_info(hash, &digest))
-                }
+                KeyKind::Rsa(_) => session.sign(
+                    &Mechanism::RsaPkcs,
+                    private_h,
+                    &crate::pki::digest_info(hash, &digest),
+                ),
                 _ => session.sign(&Mechanism::Ecdsa, private_h, &digest),
             }
             .map_err(|e| kerr(format!("C_Sign: {e}")))?;
@@ -601,7 +591,7 @@ mod tests {
 
     #[test]
     fn digest_info_matches_the_known_sha256_prefix() {
-        let di = digest_info(HashAlg::Sha256, &[0u8; 32]);
+        let di = crate::pki::digest_info(HashAlg::Sha256, &[0u8; 32]);
         assert_eq!(
             hex::encode(&di[..19]),
             "3031300d060960864801650304020105000420"

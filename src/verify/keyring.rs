@@ -12,6 +12,30 @@ pub struct Keyring {
 }
 
 impl Keyring {
+    /// A kernel's builtin trusted certificates: from the image; without one, the tree's
+    /// build key and `CONFIG_SYSTEM_TRUSTED_KEYS` (what the image would hold).
+    pub fn of(target: &crate::target::Target) -> Result<Keyring> {
+        let mut k = Keyring::default();
+        if let Some(i) = &target.image {
+            k.add_kernel(i)?;
+        } else if let Some(t) = &target.tree {
+            let extra = target
+                .config
+                .as_ref()
+                .and_then(|c| c.get("CONFIG_SYSTEM_TRUSTED_KEYS"))
+                .filter(|p| !p.is_empty())
+                .map(|p| t.join(p));
+            for p in [Some(t.join("certs/signing_key.x509")), extra]
+                .into_iter()
+                .flatten()
+                .filter(|p| p.is_file())
+            {
+                k.add_path(&p)?;
+            }
+        }
+        Ok(k)
+    }
+
     /// Adds a file's certificates, or every certificate file in a directory
     /// (files that hold none are skipped there, not in a file given by name).
     pub fn add_path(&mut self, path: &Path) -> Result<()> {
@@ -73,7 +97,7 @@ impl Keyring {
 
     /// Adds the builtin trusted certificates of a kernel image.
     pub fn add_kernel(&mut self, image: &Path) -> Result<()> {
-        self.certs.extend(super::kernel_image::certificates(image)?);
+        self.certs.extend(crate::kernel_image::certificates(image)?);
         Ok(())
     }
 }

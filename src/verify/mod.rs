@@ -1,7 +1,6 @@
 //! Judging a module signature as the kernel does (kernel/module/signing.c,
 //! crypto/asymmetric_keys/pkcs7_{parser,verify,trust}.c), in the kernel's order.
 
-pub mod kernel_image;
 pub mod keyring;
 
 use crate::hash::HashAlg;

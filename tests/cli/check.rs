@@ -293,7 +293,7 @@ fn depmod_deps(k: &Packaged) -> std::collections::HashMap<String, Vec<String>> {
             .join("modules.dep"),
     )
     .unwrap();
-    let name = |p: &str| cargo_kmod::check::symvers::module_name(p.trim());
+    let name = |p: &str| cargo_kmod::modfile::name_of_path(p.trim());
     dep.lines()
         .filter_map(|l| l.split_once(':'))
         .map(|(m, deps)| {
@@ -373,7 +373,7 @@ fn every_debian_module_loads_on_its_own_kernel_and_612s_are_refused_by_72() {
         let depmod = depmod_deps(k);
         let mut with_deps = 0;
         for v in &verdicts {
-            let name = cargo_kmod::check::symvers::module_name(v["module"].as_str().unwrap());
+            let name = cargo_kmod::modfile::name_of_path(v["module"].as_str().unwrap());
             let mut ours: Vec<String> = serde_json::from_value(v["load_first"].clone()).unwrap();
             ours.sort();
             with_deps += usize::from(!ours.is_empty());

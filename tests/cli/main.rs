@@ -12,6 +12,7 @@ mod distro;
 mod extended;
 mod generations;
 mod info;
+mod layout;
 mod limits;
 mod mldsa;
 mod newcomer;

@@ -242,8 +242,8 @@ impl Read for Lz4Legacy<'_> {
 
 /// The architecture an image's own header names: a bzImage is x86, an arm64 Image
 /// (plain or in an EFI zboot wrapper) arm64. None for a whole-file compressed image.
-pub fn arch(path: &Path) -> Option<crate::target::Arch> {
-    use crate::target::Arch;
+pub fn arch(path: &Path) -> Option<crate::arch::Arch> {
+    use crate::arch::Arch;
     let head = crate::fsutil::read_head(path, 0x400).ok()?;
     if head.get(0x202..0x206) == Some(b"HdrS") {
         Some(Arch::X86_64)
