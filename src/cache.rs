@@ -4,12 +4,7 @@
 use std::path::PathBuf;
 
 pub fn dir() -> PathBuf {
-    std::env::var_os("CARGO_KMOD_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
-                .join(".cache/cargo-kmod")
-        })
+    crate::settings::get().cache.clone()
 }
 
 /// `kernel build`'s kernels, one directory each.

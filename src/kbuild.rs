@@ -580,8 +580,8 @@ pub fn choose_trees(cli_kdirs: &[PathBuf], releases: &[String], project: &Projec
     if !project.kdirs.is_empty() {
         return project.kdirs.clone();
     }
-    if let Some(k) = std::env::var_os("KDIR") {
-        return vec![PathBuf::from(k)];
+    if let Some(k) = &crate::settings::get().kdir {
+        return vec![k.clone()];
     }
     vec![PathBuf::from(format!(
         "/lib/modules/{}/build",

@@ -19,6 +19,7 @@ pub mod pki;
 pub mod prepare;
 pub mod qemu;
 pub mod report;
+pub mod settings;
 pub mod sign;
 pub mod target;
 pub mod templates;

@@ -42,6 +42,10 @@ fn main() {
         eprintln!("help: please report it with the command line that caused it");
         std::process::exit(cargo_kmod::error::exit::FAILURE);
     }));
+    // The environment, read here once; the library reads only these settings.
+    cargo_kmod::settings::init(cargo_kmod::settings::Settings::from_env(|k| {
+        std::env::var_os(k)
+    }));
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let argv0 = args
         .first()

@@ -248,7 +248,7 @@ impl Tools {
             .rustc
             .iter()
             .cloned()
-            .chain(std::env::var_os("RUSTC").map(PathBuf::from))
+            .chain(crate::settings::get().rustc.clone())
             .chain(which("rustc"));
         let rustc = match (
             o.rustc.as_ref(),

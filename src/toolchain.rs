@@ -29,8 +29,8 @@ impl Toolchain {
             Some(r) => vec![r.to_path_buf()],
             None => {
                 let mut v = Vec::new();
-                if let Some(r) = std::env::var_os("RUSTC") {
-                    v.push(PathBuf::from(r));
+                if let Some(r) = &crate::settings::get().rustc {
+                    v.push(r.clone());
                 }
                 v.push("/usr/bin/rustc".into());
                 v.extend(which("rustc"));
@@ -306,9 +306,8 @@ pub fn make(dir: &Path, v: &MakeVars) -> Command {
         c.arg(format!("CROSS_COMPILE={x}"));
     }
     if let Some(bin) = &v.path_prefix {
-        let path = std::env::var_os("PATH").unwrap_or_default();
         let mut paths = vec![bin.clone()];
-        paths.extend(std::env::split_paths(&path));
+        paths.extend(std::env::split_paths(&crate::settings::get().path));
         c.env("PATH", std::env::join_paths(paths).expect("valid PATH"));
     }
     for var in [
@@ -387,8 +386,7 @@ pub fn matching_rustc(
 }
 
 pub fn which(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
+    std::env::split_paths(&crate::settings::get().path)
         .map(|d| d.join(tool))
         .find(|p| p.is_file())
 }

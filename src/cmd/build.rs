@@ -16,7 +16,7 @@ pub fn run(a: BuildArgs) -> i32 {
         Err(e) => return report_error(&e),
     };
     let rep = StderrReporter::new();
-    let forced = std::env::var_os("RUSTC").map(std::path::PathBuf::from);
+    let forced = cargo_kmod::settings::get().rustc.clone();
     let o = kbuild::BuildOptions {
         jobs: a.jobs.unwrap_or_else(cargo_kmod::tree::default_jobs),
         arch: a.arch,

@@ -157,7 +157,7 @@ fn build_project(
     use cargo_kmod::kbuild::{self, Project};
     let kdir = target.tree("no --module given: building the project")?;
     let project = Project::load(manifest)?;
-    let forced = std::env::var_os("RUSTC").map(std::path::PathBuf::from);
+    let forced = cargo_kmod::settings::get().rustc.clone();
     let env = kbuild::preflight(target, &project, forced.as_deref())?;
     let o = kbuild::BuildOptions {
         jobs: cargo_kmod::tree::default_jobs(),

@@ -13,10 +13,7 @@ use std::path::{Path, PathBuf};
 /// Debian's largest (amdgpu, 29 MB stripped), room for one with debug info; beyond it
 /// a file is refused rather than read into memory. `CARGO_KMOD_MAX_MODULE_MIB` raises it.
 pub fn max_module_bytes() -> u64 {
-    std::env::var("CARGO_KMOD_MAX_MODULE_MIB")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .map_or(512 << 20, |mib| mib << 20)
+    crate::settings::get().max_module_bytes
 }
 
 /// A module name as the kernel compares them: '-' and '_' are the same (Kbuild writes

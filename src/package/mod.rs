@@ -46,7 +46,7 @@ pub fn built_target(project: &Project, release: &str) -> Target {
 
 /// `$SOURCE_DATE_EPOCH` (reproducible-builds.org), when set.
 pub(crate) fn source_date_epoch() -> Option<u64> {
-    std::env::var("SOURCE_DATE_EPOCH").ok()?.parse().ok()
+    crate::settings::get().source_date_epoch
 }
 
 /// `s` with every character but ASCII letters, digits and `allowed` replaced: package

@@ -24,10 +24,7 @@ impl Pin {
         if let Some(f) = pin_file {
             return Ok(Pin(Some(read_pin_file(f)?)));
         }
-        Ok(Pin(std::env::var_os("KBUILD_SIGN_PIN").map(|v| {
-            use std::os::unix::ffi::OsStringExt;
-            v.into_vec()
-        })))
+        Ok(Pin(crate::settings::get().sign_pin.clone()))
     }
 }
 

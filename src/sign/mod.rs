@@ -30,9 +30,9 @@ pub const BULK_AFTER: usize = 32;
 
 impl Bulk {
     fn new() -> Bulk {
-        let after = match std::env::var("CARGO_KMOD_CRYPTO").as_deref() {
-            Ok("openssl") => usize::MAX,
-            Ok("aws-lc") => 0,
+        let after = match crate::settings::get().crypto.as_deref() {
+            Some("openssl") => usize::MAX,
+            Some("aws-lc") => 0,
             _ => BULK_AFTER,
         };
         Bulk {
