@@ -184,7 +184,11 @@ pub enum Error {
         fix: String,
     },
     #[error("unknown hash algorithm `{name}`")]
-    UnknownHash { name: String },
+    UnknownHash {
+        name: String,
+        /// The signing hashes, named by `hash` (the one list of them).
+        choices: String,
+    },
     #[error("{path}: cannot write: {source}")]
     Write {
         path: PathBuf,
@@ -309,7 +313,7 @@ impl Error {
             WrongPin { .. } => "check the passphrase or PIN in KBUILD_SIGN_PIN, --pin-file, or the URI's pin-value/pin-source".into(),
             Pkcs11 { .. } => "check the URI's token=, object=, id= and the module (list what the token holds: pkcs11-tool --module SO --list-objects --login)".into(),
             PinLocked { .. } => "unlock it with the security officer PIN (e.g. pkcs11-tool --init-pin --login --login-type so); nothing was signed".into(),
-            UnknownHash { .. } => "use one of sha256, sha384, sha512, sha224, sha3-256, sha3-384, sha3-512".into(),
+            UnknownHash { choices, .. } => format!("use one of {choices}"),
             Write { .. } => "check free space and permissions of the target directory; the original file is unchanged".into(),
             Usage { fix, .. } => fix.clone(),
             Changed { .. } => "run it again once nothing else (a package manager, another cargo kmod) writes these files".into(),

@@ -148,6 +148,9 @@ impl HashAlg {
 impl std::str::FromStr for HashAlg {
     type Err = crate::error::Error;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        HashAlg::from_name(s).ok_or_else(|| crate::error::Error::UnknownHash { name: s.into() })
+        HashAlg::from_name(s).ok_or_else(|| crate::error::Error::UnknownHash {
+            name: s.into(),
+            choices: HashAlg::SIGNING.map(|h| h.name()).join(", "),
+        })
     }
 }

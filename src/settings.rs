@@ -65,6 +65,10 @@ pub fn init(s: Settings) {
     let _ = SETTINGS.set(s);
 }
 
+/// The settings; an empty environment's until [`init`] (which may still come later).
 pub fn get() -> &'static Settings {
-    SETTINGS.get_or_init(|| Settings::from_env(|_| None))
+    static EMPTY: std::sync::OnceLock<Settings> = std::sync::OnceLock::new();
+    SETTINGS
+        .get()
+        .unwrap_or_else(|| EMPTY.get_or_init(|| Settings::from_env(|_| None)))
 }

@@ -413,13 +413,7 @@ fn parse_console(console: &str, mods: &[(String, Vec<u8>)], o: &RunOptions) -> R
         } else {
             line
         };
-        for pat in [
-            "Oops",
-            "BUG:",
-            "WARNING:",
-            "Kernel panic",
-            "general protection fault",
-        ] {
+        for pat in PROBLEMS {
             if text.contains(pat) {
                 rep.problems.push(text.to_string());
             }

@@ -2,6 +2,14 @@ use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+/// The library as the binary sets it up: its settings from this process's environment
+/// (PATH, CARGO_KMOD_CACHE, RUSTC, ...). Called before any library call that uses them.
+pub fn library() {
+    cargo_kmod::settings::init(cargo_kmod::settings::Settings::from_env(|k| {
+        std::env::var_os(k)
+    }));
+}
+
 pub fn cache_dir() -> PathBuf {
     std::env::var_os("CARGO_KMOD_CACHE")
         .map(PathBuf::from)

@@ -39,6 +39,7 @@ pub fn recorded(record: &str, how: &str) -> KernelInfo {
         .expect(&missing)
         .trim()
         .to_string();
+    library();
     let k = kernel::list()
         .into_iter()
         .find(|k| k.kdir == Path::new(&kdir))
@@ -89,6 +90,7 @@ pub fn built_modules(k: &KernelInfo, dir: &str, make_args: &[&str]) -> PathBuf {
     }
     let out = tempfile::tempdir().unwrap().keep();
     copy_module_sources(dir, &out);
+    library();
     let tc =
         Toolchain::find(None, None).expect("kernel toolchain (scripts/test-deps.sh installs it)");
     let mut make = cargo_kmod::toolchain::make(&k.kdir, &tc.vars());
