@@ -2,224 +2,11 @@
 //! checks that turn Kbuild's cryptic failures into one line that says the fix.
 
 use crate::error::{Error, Result};
+pub use crate::project::{Manifest, Project};
 use crate::report::Reporter;
 use crate::target::Target;
 use crate::toolchain::{self, MakeVars, tool_version, which};
 use std::path::{Path, PathBuf};
-
-/// `[package.metadata.kmod]` and where the project lives.
-#[derive(Debug, Clone)]
-pub struct Project {
-    pub dir: PathBuf,
-    pub target_dir: PathBuf,
-    pub name: String,
-    pub version: String,
-    /// Cargo.toml's `license` (SPDX) and `description`, for package metadata.
-    pub license: Option<String>,
-    pub description: Option<String>,
-    /// Cargo.toml's first author, and its homepage (else repository).
-    pub author: Option<String>,
-    pub url: Option<String>,
-    pub kdirs: Vec<PathBuf>,
-    /// `dkms-arch = ["arm64", ...]`: DKMS builds it only on these (BUILD_EXCLUSIVE_ARCH).
-    pub dkms_arch: Vec<crate::target::Arch>,
-    pub sign: bool,
-    pub key: Option<PathBuf>,
-    pub cert: Option<PathBuf>,
-    pub hash: Option<String>,
-    pub rustc: Option<PathBuf>,
-    pub install_dir: String,
-}
-
-/// What a project's Cargo.toml says, as `cargo metadata` read it.
-pub struct Manifest<'a> {
-    pub path: &'a Path,
-    pub crate_name: &'a str,
-    pub version: &'a str,
-    pub license: Option<&'a str>,
-    pub description: Option<&'a str>,
-    pub author: Option<&'a str>,
-    pub url: Option<&'a str>,
-    /// `[package.metadata]`.
-    pub metadata: &'a serde_json::Value,
-}
-
-impl Project {
-    pub fn load(manifest: Option<&Path>) -> Result<Project> {
-        let mut cmd = cargo_metadata::MetadataCommand::new();
-        cmd.no_deps();
-        if let Some(m) = manifest {
-            cmd.manifest_path(m);
-        }
-        let shown = manifest.map_or_else(|| PathBuf::from("Cargo.toml"), Path::to_path_buf);
-        let meta = cmd.exec().map_err(|e| Error::Project {
-            path: shown.clone(),
-            reason: format!("cannot read the project: {e}"),
-        })?;
-        let pkg = meta
-            .root_package()
-            .or_else(|| meta.packages.first())
-            .ok_or_else(|| Error::Project {
-                path: shown.clone(),
-                reason: "no package in this manifest".into(),
-            })?;
-        Project::from_manifest(
-            &Manifest {
-                path: pkg.manifest_path.as_std_path(),
-                crate_name: &pkg.name,
-                version: &pkg.version.to_string(),
-                license: pkg.license.as_deref(),
-                description: pkg.description.as_deref(),
-                author: pkg.authors.first().map(String::as_str),
-                url: pkg.homepage.as_deref().or(pkg.repository.as_deref()),
-                metadata: &pkg.metadata,
-            },
-            meta.target_directory.as_std_path(),
-        )
-    }
-
-    /// The project a manifest describes (what `cargo metadata` read of it), validated.
-    pub fn from_manifest(m: &Manifest, target_dir: &Path) -> Result<Project> {
-        let dir = m
-            .path
-            .parent()
-            .expect("a manifest has a directory")
-            .to_path_buf();
-        let kmod = &m.metadata["kmod"];
-        if kmod.is_null() {
-            return Err(Error::Project {
-                path: m.path.to_path_buf(),
-                reason: "no [package.metadata.kmod] section: not a kernel module project".into(),
-            });
-        }
-        // Paths are relative to the project; pkcs11: URIs stay as they are.
-        let rel = |v: &serde_json::Value| {
-            v.as_str().map(|s| {
-                if s.starts_with("pkcs11:") {
-                    PathBuf::from(s)
-                } else {
-                    dir.join(s)
-                }
-            })
-        };
-        let project = Project {
-            name: kmod["name"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| crate::modfile::normalise(m.crate_name)),
-            version: m.version.to_string(),
-            license: m.license.map(str::to_string),
-            description: m.description.map(str::to_string),
-            author: m.author.map(str::to_string),
-            url: m.url.map(str::to_string),
-            kdirs: kmod["kdir"]
-                .as_array()
-                .map(|a| a.iter().filter_map(rel).collect())
-                .unwrap_or_default(),
-            dkms_arch: match kmod["dkms-arch"].as_array() {
-                None => Vec::new(),
-                Some(a) => a
-                    .iter()
-                    .map(|v| {
-                        v.as_str()
-                            .and_then(crate::target::Arch::from_name)
-                            .ok_or_else(|| Error::Project {
-                                path: m.path.to_path_buf(),
-                                reason: format!(
-                                    "dkms-arch: {v} is not an architecture this tool knows (x86_64, arm64)"
-                                ),
-                            })
-                    })
-                    .collect::<Result<_>>()?,
-            },
-            sign: kmod["sign"].as_bool().unwrap_or(false),
-            key: rel(&kmod["key"]),
-            cert: rel(&kmod["cert"]),
-            hash: kmod["hash"].as_str().map(str::to_string),
-            rustc: kmod["rustc"].as_str().map(PathBuf::from),
-            install_dir: kmod["install-dir"]
-                .as_str()
-                .unwrap_or("updates")
-                .to_string(),
-            target_dir: target_dir.to_path_buf(),
-            dir,
-        };
-        project.validate(m.path)?;
-        Ok(project)
-    }
-
-    /// Every value that reaches a path, dkms.conf, a maintainer script, an RPM spec or
-    /// a YAML obeys its rule in [`crate::names`]; refused at load time, the field named.
-    fn validate(&self, manifest: &Path) -> Result<()> {
-        use crate::names;
-        let refuse = |field: &str, reason: String| Error::Manifest {
-            path: manifest.to_path_buf(),
-            field: field.into(),
-            reason,
-        };
-        names::module_name(&self.name).map_err(|r| refuse("[package.metadata.kmod] name", r))?;
-        names::version(&self.version).map_err(|r| refuse("[package] version", r))?;
-        names::install_dir(&self.install_dir)
-            .map_err(|r| refuse("[package.metadata.kmod] install-dir", r))?;
-        for (field, v) in [
-            ("[package] license", &self.license),
-            ("[package] authors", &self.author),
-            ("[package] homepage/repository", &self.url),
-        ] {
-            if let Some(v) = v {
-                names::one_line(v).map_err(|r| refuse(field, r))?;
-            }
-        }
-        if let Some(d) = &self.description {
-            names::text(d).map_err(|r| refuse("[package] description", r))?;
-        }
-        if let Some(h) = &self.hash {
-            h.parse::<crate::hash::HashAlg>().map_err(|_| {
-                refuse(
-                    "[package.metadata.kmod] hash",
-                    format!("unknown hash `{}`", h.escape_debug()),
-                )
-            })?;
-        }
-        Ok(())
-    }
-
-    /// The signing hash the metadata names, if any (else the target kernel's).
-    pub fn hash(&self) -> Result<Option<crate::hash::HashAlg>> {
-        self.hash.as_deref().map(str::parse).transpose()
-    }
-
-    /// Source files Kbuild needs, at the top of the project.
-    pub fn sources(&self) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| {
-                p.is_file()
-                    && (p.file_name().is_some_and(|n| n == "Kbuild")
-                        || p.extension()
-                            .is_some_and(|e| e == "c" || e == "h" || e == "rs"))
-            })
-            .collect();
-        v.sort();
-        v
-    }
-
-    /// Who packages it: Cargo.toml's first author, else a placeholder.
-    pub fn maintainer(&self) -> &str {
-        self.author
-            .as_deref()
-            .unwrap_or("cargo-kmod <root@localhost>")
-    }
-
-    pub fn is_rust(&self) -> bool {
-        self.sources()
-            .iter()
-            .any(|p| p.extension().is_some_and(|e| e == "rs"))
-    }
-}
 
 /// The tree to build the project against: `kdir` itself, or, for a Rust project and
 /// headers without rust/, the tree `kernel prepare` made of those headers.
@@ -400,16 +187,13 @@ pub fn build_matrix(
         .collect();
     if !built.is_empty() {
         let _ = crate::fsutil::write_atomic(
-            &project.target_dir.join("kmod").join(LAST_BUILD),
+            &project.last_build(),
             (built.join("\n") + "\n").as_bytes(),
             None,
         );
     }
     results
 }
-
-/// In `target/kmod/`: the releases the last `build` made, one per line.
-pub const LAST_BUILD: &str = "last-build";
 
 fn build_all(
     project: &Project,
@@ -460,7 +244,7 @@ pub fn build_one(
         path: path.to_path_buf(),
         source,
     };
-    let build_dir = project.target_dir.join("kmod/build").join(&target.release);
+    let build_dir = project.build_dir(&target.release);
     std::fs::create_dir_all(&build_dir).map_err(|e| werr(&build_dir, e))?;
     for src in project.sources() {
         let dst = build_dir.join(src.file_name().expect("file"));
@@ -511,9 +295,9 @@ pub fn build_one(
         crate::fsutil::write_atomic(&out, json.as_bytes(), None)?;
         r.note(&format!("wrote {}", out.display()));
     }
-    let out_dir = project.target_dir.join("kmod").join(&target.release);
+    let out_dir = project.out_dir(&target.release);
     std::fs::create_dir_all(&out_dir).map_err(|e| werr(&out_dir, e))?;
-    let out = out_dir.join(format!("{}.ko", project.name));
+    let out = project.built_module(&target.release);
     let bytes = std::fs::read(&built).map_err(|source| Error::Read {
         path: built.clone(),
         source,
@@ -521,7 +305,7 @@ pub fn build_one(
     crate::fsutil::write_atomic(&out, &bytes, None)?;
     // Packaging later resolves the same kernel (architecture, compression) from this.
     crate::fsutil::write_atomic(
-        &out_dir.join(BUILT_FOR),
+        &project.built_for(&target.release),
         kdir.display().to_string().as_bytes(),
         None,
     )?;
@@ -529,7 +313,6 @@ pub fn build_one(
 }
 
 /// Beside each built module: the tree it was built against.
-pub const BUILT_FOR: &str = "kdir";
 
 fn kbuild_make(kdir: &Path, env: &MakeVars, o: &BuildOptions, m: &Path) -> std::process::Command {
     let mut vars = env.clone();

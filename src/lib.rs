@@ -17,6 +17,7 @@ pub mod names;
 pub mod package;
 pub mod pki;
 pub mod prepare;
+pub mod project;
 pub mod qemu;
 pub mod report;
 pub mod settings;

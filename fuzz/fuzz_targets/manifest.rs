@@ -2,7 +2,7 @@
 //! names, versions and directories that cannot leave their place in a path, a shell
 //! file (dkms.conf), an RPM spec or a YAML.
 #![no_main]
-use cargo_kmod::kbuild::{Manifest, Project};
+use cargo_kmod::project::{Manifest, Project};
 use std::path::{Component, Path};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

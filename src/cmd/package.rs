@@ -42,10 +42,7 @@ pub fn package(a: PackageArgs) -> i32 {
         Ok(x) => x,
         Err(e) => return report_error(&e),
     };
-    let out = a
-        .out
-        .clone()
-        .unwrap_or_else(|| project.target_dir.join("kmod/package"));
+    let out = a.out.clone().unwrap_or_else(|| project.package_dir());
     let mut status = Status::default();
     if a.dkms {
         let tc = dkms_toolchain(&project);

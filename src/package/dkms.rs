@@ -3,7 +3,7 @@
 
 use super::run_tool;
 use crate::error::{Error, Result};
-use crate::kbuild::Project;
+use crate::project::Project;
 use std::path::{Path, PathBuf};
 
 /// How the DKMS build must call Kbuild for this project.

@@ -3,9 +3,9 @@
 
 use super::{built_module, run_tool};
 use crate::error::{Error, Result};
-use crate::kbuild::Project;
 use crate::modfile::compress::Compression;
 use crate::modfile::trailer;
+use crate::project::Project;
 use crate::sign::{Signing, cms::SignerIdKind};
 use crate::target::Target;
 use std::path::{Path, PathBuf};

@@ -8,17 +8,13 @@ pub mod oci;
 pub mod rpm;
 
 use crate::error::{Error, Result};
-use crate::kbuild::Project;
+use crate::project::Project;
 use crate::target::Target;
 use std::path::{Path, PathBuf};
 
 /// The module `cargo kmod build` made for `release`.
 pub fn built_module(project: &Project, release: &str) -> Result<PathBuf> {
-    let p = project
-        .target_dir
-        .join("kmod")
-        .join(release)
-        .join(format!("{}.ko", project.name));
+    let p = project.built_module(release);
     if !p.is_file() {
         return Err(Error::Package {
             path: p,
@@ -32,11 +28,7 @@ pub fn built_module(project: &Project, release: &str) -> Result<PathBuf> {
 /// The kernel a built module was made for: the tree `build` recorded beside it, else
 /// what `/lib/modules/<release>` says.
 pub fn built_target(project: &Project, release: &str) -> Target {
-    let record = project
-        .target_dir
-        .join("kmod")
-        .join(release)
-        .join(crate::kbuild::BUILT_FOR);
+    let record = project.built_for(release);
     std::fs::read_to_string(record)
         .ok()
         .and_then(|k| Target::from_tree(Path::new(k.trim())).ok())
@@ -90,17 +82,12 @@ pub fn releases(project: &Project, given: &[String]) -> Result<Vec<String>> {
         .map(|t| t.release)
         .filter(|r| built.contains(r))
         .collect();
-    let last: Vec<String> = std::fs::read_to_string(
-        project
-            .target_dir
-            .join("kmod")
-            .join(crate::kbuild::LAST_BUILD),
-    )
-    .unwrap_or_default()
-    .lines()
-    .map(str::to_string)
-    .filter(|r| built.contains(r))
-    .collect();
+    let last: Vec<String> = std::fs::read_to_string(project.last_build())
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .filter(|r| built.contains(r))
+        .collect();
     let v = if !given.is_empty() {
         given.to_vec()
     } else if !of_metadata.is_empty() {
@@ -112,7 +99,7 @@ pub fn releases(project: &Project, given: &[String]) -> Result<Vec<String>> {
     };
     if v.is_empty() {
         return Err(Error::Package {
-            path: project.target_dir.join("kmod"),
+            path: project.kmod_dir(),
             reason: format!("no module of {} built yet", project.name),
             fix: "run `cargo kmod build` first".into(),
         });
@@ -141,13 +128,12 @@ pub(crate) fn copy_sources(project: &Project, dst: &Path) -> Result<()> {
 
 /// Releases with a built module, from `target/kmod/<release>/`.
 pub fn built_releases(project: &Project) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(project.target_dir.join("kmod"))
+    let mut v: Vec<String> = std::fs::read_dir(project.kmod_dir())
         .into_iter()
         .flatten()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name() != "build")
-        .filter(|e| e.path().join(format!("{}.ko", project.name)).is_file())
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|r| r != "build" && project.built_module(r).is_file())
         .collect();
     v.sort();
     v

@@ -6,7 +6,7 @@
 use super::install::{kernel_compression, module_bytes};
 use super::run_tool;
 use crate::error::{Error, Result};
-use crate::kbuild::Project;
+use crate::project::Project;
 use crate::sign::Signing;
 use crate::target::Target;
 use std::path::{Path, PathBuf};

@@ -19,6 +19,7 @@ const LAYERS: &[&str] = &[
     "kernel_image",
     "tree",
     "target",
+    "project",
     "modtree",
     "verify",
     "sign",
