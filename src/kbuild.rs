@@ -312,8 +312,6 @@ pub fn build_one(
     Ok(out)
 }
 
-/// Beside each built module: the tree it was built against.
-
 fn kbuild_make(kdir: &Path, env: &MakeVars, o: &BuildOptions, m: &Path) -> std::process::Command {
     let mut vars = env.clone();
     // Given on the command line, they win over what preflight took from the tree.
