@@ -113,8 +113,10 @@ impl Row {
         if format == MessageFormat::Json {
             outln!(
                 "{}",
-                serde_json::json!({"status": "failed", "release": release, "kdir": kdir,
-                    "error": e.to_string(), "exit_code": e.exit_code()})
+                super::json_with_error(
+                    serde_json::json!({"status": "failed", "release": release, "kdir": kdir}),
+                    e
+                )
             );
         }
         Row {

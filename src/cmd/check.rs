@@ -43,8 +43,11 @@ pub fn run(a: CheckArgs) -> i32 {
                     if a.tree.message_format == MessageFormat::Json {
                         outln!(
                             "{}",
-                            serde_json::json!({"module": m.display().to_string(), "kernel": k.target.release,
-                                "verdict": null, "error": e.to_string(), "exit_code": e.exit_code()})
+                            super::json_with_error(
+                                serde_json::json!({"module": m.display().to_string(),
+                                    "kernel": k.target.release, "verdict": null}),
+                                &e
+                            )
                         );
                     }
                     column.push(None);

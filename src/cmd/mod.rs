@@ -50,6 +50,17 @@ pub fn run(cmd: Command) -> i32 {
 }
 
 /// `error: ...` and `help: ...` on stderr; returns the exit code.
+/// A JSON result object with the one error shape every command uses: `error` (the
+/// message), `help` and `exit_code`, beside the command's own fields.
+pub fn json_with_error(mut v: serde_json::Value, e: &Error) -> serde_json::Value {
+    if let Some(o) = v.as_object_mut() {
+        o.insert("error".into(), e.to_string().into());
+        o.insert("help".into(), e.help().into());
+        o.insert("exit_code".into(), e.exit_code().into());
+    }
+    v
+}
+
 pub fn report_error(e: &Error) -> i32 {
     eprintln!("{} {e}", paint(Paint::Error));
     eprintln!("{} {}", paint(Paint::Help), e.help());

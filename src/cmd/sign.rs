@@ -104,11 +104,14 @@ pub fn run(a: SignArgs) -> i32 {
             }
         };
         match a.tree.message_format {
-            MessageFormat::Json => outln!(
-                "{}",
-                serde_json::json!({"module": shown, "status": state, "message": text,
-                    "exit_code": r.as_ref().err().map_or(0, |e| e.exit_code())})
-            ),
+            MessageFormat::Json => outln!("{}", {
+                let v = serde_json::json!({"module": shown, "status": state, "message": text,
+                        "exit_code": 0});
+                match &r {
+                    Err(e) => super::json_with_error(v, e),
+                    Ok(_) => v,
+                }
+            }),
             MessageFormat::Human => match &r {
                 Ok(_) => outln!("{shown}: {text}"),
                 Err(e) => {

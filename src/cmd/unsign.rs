@@ -35,10 +35,13 @@ pub fn run(a: UnsignArgs) -> i32 {
             }
         };
         match (a.tree.message_format, &r) {
-            (MessageFormat::Json, _) => outln!(
-                "{}",
-                serde_json::json!({"module": m, "status": state, "message": text})
-            ),
+            (MessageFormat::Json, _) => outln!("{}", {
+                let v = serde_json::json!({"module": m, "status": state, "message": text});
+                match &r {
+                    Err(e) => super::json_with_error(v, e),
+                    Ok(_) => v,
+                }
+            }),
             (MessageFormat::Human, Ok(_)) => outln!("{}: {text}", m.display()),
             (MessageFormat::Human, Err(e)) => {
                 report_error(e);

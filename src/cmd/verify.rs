@@ -63,8 +63,10 @@ pub fn run(a: VerifyArgs) -> i32 {
                     // One object per module given, also for those that cannot be read.
                     outln!(
                         "{}",
-                        serde_json::json!({"module": m.display().to_string(), "verdict": null,
-                            "error": e.to_string(), "exit_code": e.exit_code()})
+                        super::json_with_error(
+                            serde_json::json!({"module": m.display().to_string(), "verdict": null}),
+                            &e
+                        )
                     );
                 }
                 continue;

@@ -352,3 +352,67 @@ fn a_closed_stdout_keeps_the_exit_status() {
         assert!(!stderr(&o).contains("internal error"), "{}", stderr(&o));
     }
 }
+
+/// One error shape in JSON for every command: `error`, `help`, `exit_code` beside the
+/// command's own fields (regression: `sign` said `exit_code`, `unsign` did not; some
+/// said `error`, others `message`).
+#[test]
+fn json_errors_have_one_shape() {
+    let d = tempfile::tempdir().unwrap();
+    let bad = d.path().join("bad.ko");
+    std::fs::write(&bad, b"not a module").unwrap();
+    let k = keys().get("rsa2048");
+    let h = crate::project::debian_headers();
+    let p = d.path().join("shape");
+    kmod()
+        .arg("new")
+        .arg(&p)
+        .args(["--template", "c-minimal", "--kdir"])
+        .arg(&h)
+        .assert()
+        .success();
+    std::fs::write(p.join("shape.c"), "this is not C").unwrap();
+    let mut runs: Vec<std::process::Output> = Vec::new();
+    for args in [
+        vec!["unsign"],
+        vec!["verify"],
+        vec!["check", "--kdir", &h.to_string_lossy()],
+    ] {
+        runs.push(
+            kmod()
+                .args(&args)
+                .args(["--message-format", "json"])
+                .arg(&bad)
+                .output()
+                .unwrap(),
+        );
+    }
+    runs.push(
+        sign_cmd(&k, "sha256")
+            .args(["--message-format", "json"])
+            .arg(&bad)
+            .output()
+            .unwrap(),
+    );
+    runs.push(
+        kmod()
+            .arg("build")
+            .arg("--manifest-path")
+            .arg(p.join("Cargo.toml"))
+            .args(["--message-format", "json"])
+            .output()
+            .unwrap(),
+    );
+    for o in runs {
+        let line = stdout(&o);
+        let v: serde_json::Value = serde_json::from_str(line.lines().next().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}: {line}\n{}", stderr(&o)));
+        assert!(v["error"].as_str().is_some_and(|s| !s.is_empty()), "{v}");
+        assert!(v["help"].as_str().is_some_and(|s| !s.is_empty()), "{v}");
+        assert_eq!(
+            v["exit_code"].as_i64(),
+            o.status.code().map(i64::from),
+            "{v}"
+        );
+    }
+}
