@@ -1,20 +1,18 @@
 use super::{Status, StderrReporter, report_error};
 use crate::cli::{BuildArgs, MessageFormat};
 use cargo_kmod::kbuild::{self, Job, Project};
+use cargo_kmod::sign::ProjectSigning;
 
 pub fn run(a: BuildArgs) -> i32 {
     let project = match Project::load(a.manifest_path.as_deref()) {
         Ok(p) => p,
         Err(e) => return report_error(&e),
     };
-    let key = match super::project_signing(&project, &a.signing) {
+    let key = match ProjectSigning::resolve(&project, &super::sign_request(&a.signing)) {
         Ok(k) => k,
         Err(e) => return report_error(&e),
     };
-    let signing = match super::signing(&project, &a.signing, key.as_ref()) {
-        Ok(s) => s,
-        Err(e) => return report_error(&e),
-    };
+    let signing = key.as_ref().map(ProjectSigning::signing);
     let rep = StderrReporter::new();
     let forced = cargo_kmod::settings::get().rustc.clone();
     let o = kbuild::BuildOptions {

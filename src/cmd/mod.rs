@@ -220,43 +220,15 @@ fn keep_ok(
         .collect()
 }
 
-/// The project's signing key, when `--sign` or `sign = true` asks for one.
-pub fn project_signing(
-    project: &cargo_kmod::kbuild::Project,
-    a: &crate::cli::ProjectSignArgs,
-) -> cargo_kmod::Result<Option<cargo_kmod::sign::SigningKey>> {
-    if !(a.sign || project.sign) {
-        return Ok(None);
+/// The command line's signing request.
+pub fn sign_request(a: &crate::cli::ProjectSignArgs) -> cargo_kmod::sign::SignRequest {
+    cargo_kmod::sign::SignRequest {
+        sign: a.sign,
+        key: a.key.clone(),
+        cert: a.cert.clone(),
+        pkcs11_module: a.pkcs11_module.clone(),
+        hash: a.hash.clone(),
     }
-    let Some(key) = a.key.clone().or(project.key.clone()) else {
-        return Err(Error::usage(
-            "signing needs a key",
-            "set key (and cert) in [package.metadata.kmod], or pass --key/--cert; `cargo kmod keygen` makes a pair",
-        ));
-    };
-    let cert = a.cert.clone().or(project.cert.clone());
-    let pin = cargo_kmod::sign::keys::Pin::from_sources(None)?;
-    cargo_kmod::sign::SigningKey::open(&cargo_kmod::sign::KeySource {
-        key: &key,
-        cert: cert.as_deref(),
-        pin: &pin,
-        pkcs11_module: a.pkcs11_module.as_deref(),
-    })
-    .map(Some)
-}
-
-/// The key and the hash asked for (`--hash`, else the metadata; `None`: each target
-/// kernel's own).
-pub fn signing<'k>(
-    project: &cargo_kmod::kbuild::Project,
-    a: &crate::cli::ProjectSignArgs,
-    key: Option<&'k cargo_kmod::sign::SigningKey>,
-) -> cargo_kmod::Result<Option<cargo_kmod::sign::Signing<'k>>> {
-    let hash = match &a.hash {
-        Some(h) => Some(h.parse()?),
-        None => project.hash()?,
-    };
-    Ok(key.map(|key| cargo_kmod::sign::Signing { key, hash }))
 }
 
 /// Exit status for a run over many modules: the highest code seen.

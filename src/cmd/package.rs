@@ -1,18 +1,21 @@
-use super::{Status, project_signing, report_error};
+use super::{Status, report_error};
 use crate::cli::{InstallArgs, PackageArgs};
 use cargo_kmod::kbuild::{self, Project};
 use cargo_kmod::package::{self, deb, dkms, oci, rpm};
+use cargo_kmod::sign::ProjectSigning;
 use cargo_kmod::target::Target;
 
-/// The project and its signing key (when signing is asked for); the hash asked for
-/// is checked here, before any work.
+/// The project and its signing (when signing is asked for), resolved once before any
+/// work.
 fn setup(
     manifest: Option<&std::path::Path>,
     signing: &crate::cli::ProjectSignArgs,
-) -> cargo_kmod::Result<(Option<cargo_kmod::sign::SigningKey>, Project)> {
+) -> cargo_kmod::Result<(Option<ProjectSigning>, Project)> {
     let p = Project::load(manifest)?;
-    super::signing(&p, signing, None)?;
-    Ok((project_signing(&p, signing)?, p))
+    Ok((
+        ProjectSigning::resolve(&p, &super::sign_request(signing))?,
+        p,
+    ))
 }
 
 pub fn install(a: InstallArgs) -> i32 {
@@ -20,7 +23,7 @@ pub fn install(a: InstallArgs) -> i32 {
         Ok(x) => x,
         Err(e) => return report_error(&e),
     };
-    let signing = super::signing(&project, &a.signing, key.as_ref()).expect("checked in setup");
+    let signing = key.as_ref().map(ProjectSigning::signing);
     let dir = a.dir.unwrap_or_else(|| project.install_dir.clone());
     let rels = match package::releases(&project, &a.kernel_release) {
         Ok(r) => r,
@@ -74,7 +77,7 @@ pub fn package(a: PackageArgs) -> i32 {
     if !(a.deb || a.rpm || a.oci) {
         return status.code();
     }
-    let signing = super::signing(&project, &a.signing, key.as_ref()).expect("checked in setup");
+    let signing = key.as_ref().map(ProjectSigning::signing);
     let rels = match package::releases(&project, &a.kernel_release) {
         Ok(r) => r,
         Err(e) => {

@@ -370,6 +370,62 @@ pub struct Signing<'a> {
     pub hash: Option<HashAlg>,
 }
 
+/// What a command asks of a project's signing: `--sign`, `--key`, `--cert`,
+/// `--pkcs11-module`, `--hash` (each overriding `[package.metadata.kmod]`).
+#[derive(Debug, Clone, Default)]
+pub struct SignRequest {
+    pub sign: bool,
+    pub key: Option<std::path::PathBuf>,
+    pub cert: Option<std::path::PathBuf>,
+    pub pkcs11_module: Option<std::path::PathBuf>,
+    pub hash: Option<String>,
+}
+
+/// A project's signing key and hash, resolved once per command.
+pub struct ProjectSigning {
+    pub key: SigningKey,
+    /// `None`: each target kernel's own `CONFIG_MODULE_SIG_HASH`.
+    pub hash: Option<HashAlg>,
+}
+
+impl ProjectSigning {
+    /// The key, when `--sign` or `sign = true` asks for one. The hash asked for is
+    /// checked first, signing or not (a wrong `--hash` is an error either way).
+    pub fn resolve(
+        project: &crate::project::Project,
+        r: &SignRequest,
+    ) -> Result<Option<ProjectSigning>> {
+        let hash = match &r.hash {
+            Some(h) => Some(h.parse()?),
+            None => project.hash()?,
+        };
+        if !(r.sign || project.sign) {
+            return Ok(None);
+        }
+        let Some(key) = r.key.clone().or(project.key.clone()) else {
+            return Err(Error::usage(
+                "signing needs a key",
+                "set key (and cert) in [package.metadata.kmod], or pass --key/--cert; `cargo kmod keygen` makes a pair",
+            ));
+        };
+        let cert = r.cert.clone().or(project.cert.clone());
+        let key = SigningKey::open(&KeySource {
+            key: &key,
+            cert: cert.as_deref(),
+            pin: &Pin::from_sources(None)?,
+            pkcs11_module: r.pkcs11_module.as_deref(),
+        })?;
+        Ok(Some(ProjectSigning { key, hash }))
+    }
+
+    pub fn signing(&self) -> Signing<'_> {
+        Signing {
+            key: &self.key,
+            hash: self.hash,
+        }
+    }
+}
+
 impl Signing<'_> {
     /// The hash for modules of `target`, refused if that kernel cannot take it (or,
     /// for an ML-DSA key, cannot verify ML-DSA at all).
