@@ -80,8 +80,6 @@ pub enum RustChoice {
     No,
 }
 
-pub const META_FILE: &str = "cargo-kmod-kernel.json";
-
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
     pub source: PathBuf,
@@ -97,7 +95,7 @@ pub struct BuildOptions {
     pub arch: Arch,
 }
 
-/// What `kernel build` leaves behind, also stored as `cargo-kmod-kernel.json`.
+/// What `kernel build` leaves behind, also stored as its [`crate::cache::KERNEL`] record.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct KernelInfo {
     pub release: String,
@@ -268,8 +266,7 @@ fn cached(base: &Path, hash: &str) -> Option<KernelInfo> {
 }
 
 pub fn load_info(dir: &Path) -> Option<KernelInfo> {
-    let info: KernelInfo =
-        serde_json::from_slice(&std::fs::read(dir.join(META_FILE)).ok()?).ok()?;
+    let info: KernelInfo = crate::cache::KERNEL.read(dir)?;
     info.image.exists().then_some(info)
 }
 
@@ -559,12 +556,7 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
         inputs: hash,
         arch: o.arch,
     };
-    let meta = final_dir.join(META_FILE);
-    crate::fsutil::write_atomic(
-        &meta,
-        &serde_json::to_vec_pretty(&info).expect("serializes"),
-        None,
-    )?;
+    crate::cache::KERNEL.finish(&final_dir, &info)?;
     r.note(&format!(
         "built {} in {:.0} s: {}",
         info.release,

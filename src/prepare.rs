@@ -13,7 +13,6 @@ use crate::toolchain::{self, KernelCc, MakeVars, which};
 use std::path::{Path, PathBuf};
 
 /// Written last into a prepared tree's directory: a tree without it is unfinished.
-pub const META_FILE: &str = "cargo-kmod-prepared.json";
 
 #[derive(Debug, Clone)]
 pub struct PrepareOptions {
@@ -26,7 +25,7 @@ pub struct PrepareOptions {
     pub jobs: usize,
 }
 
-/// A finished tree, also stored as [`META_FILE`].
+/// A finished tree, also stored as its [`crate::cache::PREPARED`] record.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Prepared {
     pub release: String,
@@ -67,7 +66,7 @@ fn finished() -> Vec<Prepared> {
 }
 
 fn load(dir: &Path) -> Option<Prepared> {
-    let p: Prepared = serde_json::from_slice(&std::fs::read(dir.join(META_FILE)).ok()?).ok()?;
+    let p: Prepared = crate::cache::PREPARED.read(dir)?;
     p.kdir.join("rust").is_dir().then_some(p)
 }
 
@@ -224,11 +223,7 @@ pub fn prepare(o: &PrepareOptions, r: &dyn Reporter) -> Result<Prepared> {
             .unwrap_or_default(),
         inputs,
     };
-    crate::fsutil::write_atomic(
-        &final_dir.join(META_FILE),
-        &serde_json::to_vec_pretty(&p).expect("serializes"),
-        None,
-    )?;
+    crate::cache::PREPARED.finish(&final_dir, &p)?;
     Ok(p)
 }
 
