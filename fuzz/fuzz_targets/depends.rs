@@ -4,19 +4,10 @@
 use cargo_kmod::modtree::ModuleTree;
 use std::collections::HashMap;
 
-fn empty_dir() -> &'static std::path::Path {
-    static D: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    D.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("cargo-kmod-fuzz-depends-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    })
-}
-
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     // One line a module: `name:dep,dep`; names are bytes as depends= gives them.
     let text = String::from_utf8_lossy(data);
-    let tree = ModuleTree::open(empty_dir()).unwrap();
+    let tree = ModuleTree::empty(std::path::Path::new("/nonexistent"));
     let mut graph: HashMap<String, Vec<String>> = HashMap::new();
     let mut roots = Vec::new();
     for line in text.lines() {
