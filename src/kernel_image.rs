@@ -381,33 +381,7 @@ pub fn certificates_in(path: &Path, file: impl Read) -> Result<Vec<Cert>> {
         } else {
             win.len().saturating_sub(MAX_CERT + 8)
         };
-        let mut i = 0;
-        while i < stop {
-            // SEQUENCE (cert) holding SEQUENCE (tbsCertificate), both with 2-byte lengths.
-            let Some(at) = seq2.find(&win[i..stop.min(win.len())]) else {
-                i = stop;
-                break;
-            };
-            i += at;
-            if i + 8 < win.len() && win[i + 4] == 0x30 && win[i + 5] == 0x82 {
-                let len = u16::from_be_bytes([win[i + 2], win[i + 3]]) as usize + 4;
-                if let Some(der) = win.get(i..i + len)
-                    && let Ok(c) = Cert::from_der(path, der)
-                {
-                    if seen.insert(der.to_vec()) {
-                        if certs.len() == MAX_CERTS {
-                            return Err(image(format!(
-                                "more than {MAX_CERTS} certificates: no kernel carries so many"
-                            )));
-                        }
-                        certs.push(c);
-                    }
-                    i += len;
-                    continue;
-                }
-            }
-            i += 1;
-        }
+        let i = scan(path, &win, stop, &seq2, &mut certs, &mut seen)?;
         let i = i.min(win.len());
         drained += i as u64;
         win.drain(..i);
@@ -423,6 +397,49 @@ pub fn certificates_in(path: &Path, file: impl Read) -> Result<Vec<Cert>> {
         return Err(image("no certificates found in the kernel".into()));
     }
     Ok(certs)
+}
+
+/// The certificates in `win` that start before `stop`, added to `certs` once each;
+/// returns where the scan ended.
+fn scan(
+    path: &Path,
+    win: &[u8],
+    stop: usize,
+    seq2: &memchr::memmem::Finder,
+    certs: &mut Vec<Cert>,
+    seen: &mut std::collections::HashSet<Vec<u8>>,
+) -> Result<usize> {
+    let mut i = 0;
+    while i < stop {
+        // SEQUENCE (cert) holding SEQUENCE (tbsCertificate), both with 2-byte lengths.
+        let Some(at) = seq2.find(&win[i..stop.min(win.len())]) else {
+            i = stop;
+            break;
+        };
+        i += at;
+        if i + 8 < win.len() && win[i + 4] == 0x30 && win[i + 5] == 0x82 {
+            let len = u16::from_be_bytes([win[i + 2], win[i + 3]]) as usize + 4;
+            if let Some(der) = win.get(i..i + len)
+                && let Ok(c) = Cert::from_der(path, der)
+            {
+                if seen.insert(der.to_vec()) {
+                    if certs.len() == MAX_CERTS {
+                        return Err(Error::KernelImage {
+                            path: path.to_path_buf(),
+                            reason: format!(
+                                "more than {MAX_CERTS} certificates: no kernel carries so many"
+                            ),
+                        });
+                    }
+                    certs.push(c);
+                }
+                i += len;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    Ok(i)
 }
 
 #[cfg(test)]

@@ -76,20 +76,25 @@ pub fn default_source(version: &Version) -> PathBuf {
     PathBuf::from(format!("/usr/src/linux-source-{maj}.{min}.tar.xz"))
 }
 
-/// Prepares (or reuses) the tree for these headers.
-pub fn prepare(o: &PrepareOptions, r: &dyn Reporter) -> Result<Prepared> {
-    // The source is looked at first: a FIFO or device there is refused before any work.
+/// The headers' kernel. The source is looked at first: a FIFO or device there is
+/// refused before any work.
+fn headers_target(o: &PrepareOptions) -> Result<Target> {
     if let Some(src) = o.source.as_deref().filter(|s| !s.is_dir()) {
         crate::fsutil::open_regular(src)?;
     }
-    let target = Target::from_tree(&o.headers).map_err(|e| match e {
+    Target::from_tree(&o.headers).map_err(|e| match e {
         Error::Preflight { reason, .. } => Error::Prepare {
             headers: o.headers.clone(),
             reason: format!("not a kernel headers tree: {reason}"),
             fix: "give --headers the configured headers of the kernel (Debian: /usr/src/linux-headers-RELEASE)".into(),
         },
         e => e,
-    })?;
+    })
+}
+
+/// Prepares (or reuses) the tree for these headers.
+pub fn prepare(o: &PrepareOptions, r: &dyn Reporter) -> Result<Prepared> {
+    let target = headers_target(o)?;
     let headers = std::fs::canonicalize(&o.headers).map_err(|source| Error::Read {
         path: o.headers.clone(),
         source,

@@ -230,13 +230,8 @@ pub fn check(k: &KernelFacts, m: &ModuleFile, earlier: &[&Loaded]) -> crate::Res
     if modversions {
         j.module_layout(k, &name, &view, &mut taints);
     }
-    j.vermagic(
-        k,
-        &name,
-        get("vermagic"),
-        view.has_versions && modversions,
-        &mut taints,
-    );
+    let has_crcs = view.has_versions && modversions;
+    j.vermagic(k, &name, get("vermagic"), has_crcs, &mut taints);
 
     // 4. Taints (module_augment_kernel_taints).
     let license = get("license").unwrap_or("unspecified");

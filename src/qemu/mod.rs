@@ -577,6 +577,25 @@ struct Boot {
     silent: bool,
 }
 
+/// `-initrd` an unnamed file, through /proc/self/fd. SAFETY: only async-signal-safe
+/// calls between fork and exec. The file stays open across exec (its close-on-exec
+/// flag is cleared in the child alone), and QEMU dies with this thread: a run killed
+/// by SIGTERM leaves no QEMU behind.
+fn pass_initrd(q: &mut Command, initrd: &std::fs::File) {
+    let fd = std::os::fd::AsRawFd::as_raw_fd(initrd);
+    q.arg("-initrd").arg(format!("/proc/self/fd/{fd}"));
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(q, move || {
+            if libc::fcntl(fd, libc::F_SETFD, 0) == -1
+                || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 fn boot(
     o: &RunOptions,
     initrd: &std::fs::File,
@@ -591,24 +610,8 @@ fn boot(
     } = o.arch.qemu();
     let mut q = Command::new(qemu);
     q.args(machine);
-    let fd = std::os::fd::AsRawFd::as_raw_fd(initrd);
-    q.arg("-kernel")
-        .arg(&o.image)
-        .arg("-initrd")
-        .arg(format!("/proc/self/fd/{fd}"));
-    // SAFETY: only async-signal-safe calls between fork and exec. The initramfs stays
-    // open across exec (its close-on-exec flag is cleared in the child alone), and
-    // QEMU dies with this thread: a run killed by SIGTERM leaves no QEMU behind.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut q, move || {
-            if libc::fcntl(fd, libc::F_SETFD, 0) == -1
-                || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    q.arg("-kernel").arg(&o.image);
+    pass_initrd(&mut q, initrd);
     let mut cmdline = format!("console={console} panic=-1 printk.time=1 loglevel=8");
     for a in &o.append {
         cmdline.push(' ');
