@@ -596,17 +596,14 @@ fn pass_initrd(q: &mut Command, initrd: &std::fs::File) {
     }
 }
 
-fn boot(
-    o: &RunOptions,
-    initrd: &std::fs::File,
-    kvm: bool,
-    silent_limit: Option<Duration>,
-) -> Result<Boot> {
+/// QEMU's command line for this run: no display, the serial console on stdio, no
+/// network, no reboot.
+fn qemu_command(o: &RunOptions, initrd: &std::fs::File, kvm: bool) -> Command {
     let crate::target::Qemu {
         binary: qemu,
-        package: qemu_pkg,
         console,
         machine,
+        ..
     } = o.arch.qemu();
     let mut q = Command::new(qemu);
     q.args(machine);
@@ -637,6 +634,21 @@ fn boot(
     q.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    q
+}
+
+fn boot(
+    o: &RunOptions,
+    initrd: &std::fs::File,
+    kvm: bool,
+    silent_limit: Option<Duration>,
+) -> Result<Boot> {
+    let crate::target::Qemu {
+        binary: qemu,
+        package: qemu_pkg,
+        ..
+    } = o.arch.qemu();
+    let mut q = qemu_command(o, initrd, kvm);
     let started = Instant::now();
     let mut child = q.spawn().map_err(|e| Error::Run {
         path: qemu.into(),
