@@ -679,37 +679,45 @@ fn a_run_killed_by_sigterm_leaves_nothing_behind() {
         .spawn()
         .unwrap();
     let pid = child.id();
+    // QEMU, as a child of this run.
     let qemu = || {
-        let o = run(Std::new("ps").args(["-eo", "ppid=,comm="]));
-        stdout(&o)
-            .lines()
-            .any(|l| l.trim().starts_with(&format!("{pid} ")) && l.contains("qemu"))
+        let o = run(Std::new("ps").args(["-eo", "pid=,ppid=,comm="]));
+        stdout(&o).lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 3 && f[1] == pid.to_string() && f[2].contains("qemu"))
+                .then(|| f[0].to_string())
+        })
     };
     let started = std::time::Instant::now();
-    while !qemu() {
+    let qpid = loop {
+        if let Some(q) = qemu() {
+            break q;
+        }
         assert!(started.elapsed().as_secs() < 30, "QEMU never started");
         std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    };
     std::thread::sleep(std::time::Duration::from_secs(1));
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     child.wait().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let gone = std::time::Instant::now();
+    // Gone, or a zombie waiting for whoever reaps orphans: not running either way.
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{qpid}/stat"))
+            .is_ok_and(|st| st.rsplit(") ").next().is_some_and(|r| !r.starts_with('Z')))
+    };
+    while alive() {
+        assert!(
+            gone.elapsed().as_secs() < 10,
+            "QEMU {qpid} outlived the run"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let left: Vec<PathBuf> = std::fs::read_dir(tmp.path())
         .unwrap()
         .flatten()
         .map(|e| e.path())
         .collect();
     assert!(left.is_empty(), "left in TMPDIR: {left:?}");
-    let o = run(Std::new("ps").args(["-eo", "pid=,stat=,args="]));
-    let ps = stdout(&o);
-    let survivors: Vec<&str> = ps
-        .lines()
-        .filter(|l| {
-            l.contains("qemu-system")
-                && l.contains(&crate::run::test_kernel().kdir.display().to_string())
-        })
-        .collect();
-    assert!(survivors.is_empty(), "{survivors:?}");
 }
 
 /// `text` with `key = value` in `section` (replacing the key's line there, if any).
