@@ -4,6 +4,7 @@ pub mod awslc;
 pub mod cms;
 pub mod keygen;
 pub mod keys;
+pub mod ossl;
 pub mod pkcs11;
 
 use crate::error::{Error, Result};
@@ -11,54 +12,13 @@ use crate::fsutil::Spares;
 use crate::hash::HashAlg;
 use crate::pki::cert::Cert;
 use keys::{KeyKind, Pin};
-use openssl::pkey::{PKey, Private};
 use std::path::Path;
-
-/// AWS-LC signs several times faster than OpenSSL 3.0 but seeds its random generator
-/// first (jitter entropy: about 40 ms of CPU, ten times a whole RSA-4096 signing by
-/// OpenSSL), so it only pays for many signatures. The first [`BULK_AFTER`] go through
-/// OpenSSL (a single `sign-file` call stays as fast as the kernel's), later ones through
-/// AWS-LC. RSA signatures are byte-identical either way.
-struct Bulk {
-    made: std::sync::atomic::AtomicUsize,
-    aws: std::sync::OnceLock<Option<awslc::AwsKey>>,
-    /// CARGO_KMOD_CRYPTO: `openssl` never switches, `aws-lc` from the first signature.
-    after: usize,
-}
-
-pub const BULK_AFTER: usize = 32;
-
-impl Bulk {
-    fn new() -> Bulk {
-        let after = match crate::settings::get().crypto.as_deref() {
-            Some("openssl") => usize::MAX,
-            Some("aws-lc") => 0,
-            _ => BULK_AFTER,
-        };
-        Bulk {
-            made: Default::default(),
-            aws: Default::default(),
-            after,
-        }
-    }
-
-    /// AWS-LC's copy of the key, once enough signatures were made to pay for it.
-    fn aws(&self, pkey: &PKey<Private>) -> Option<&awslc::AwsKey> {
-        let n = self.made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if n < self.after {
-            return None;
-        }
-        self.aws
-            .get_or_init(|| awslc::AwsKey::from_openssl(pkey))
-            .as_ref()
-    }
-}
 
 /// Where the private key lives.
 enum Backend {
     /// A key file, parsed by OpenSSL; signed through AWS-LC where it can once there
     /// are many signatures to make.
-    File(PKey<Private>, Bulk),
+    File(ossl::FileKey),
     /// A key on a PKCS#11 token (sessions pooled inside).
     Token(Box<pkcs11::Pkcs11Key>),
     /// An ML-DSA key file, held by AWS-LC.
@@ -171,7 +131,7 @@ impl SigningKey {
         let (backend, kind) = match pkey {
             keys::PrivateKey::OpenSsl(pkey) => {
                 let kind = keys::key_kind(&pkey).expect("checked when the key was loaded");
-                (Backend::File(pkey, Bulk::new()), kind)
+                (Backend::File(ossl::FileKey::new(pkey, kind)), kind)
             }
             keys::PrivateKey::MlDsa(key, level) => (Backend::MlDsa(key), KeyKind::MlDsa(level)),
         };
@@ -272,33 +232,11 @@ impl SigningKey {
     /// The raw RSA or ECDSA signature of a `hash` digest; ML-DSA signs messages, not
     /// digests, and is refused.
     fn raw_signature_of_digest(&self, hash: HashAlg, digest: &[u8]) -> Result<Vec<u8>> {
-        let key_err = |e: openssl::error::ErrorStack| Error::Key {
-            path: self.key_path.clone(),
-            reason: e.to_string(),
-        };
         match &self.backend {
-            Backend::File(pkey, bulk) => {
-                if awslc::AwsKey::supports(hash)
-                    && let Some(fast) = bulk.aws(pkey)
-                {
-                    return fast.sign_digest(hash, digest).map_err(|reason| Error::Key {
-                        path: self.key_path.clone(),
-                        reason,
-                    });
-                }
-                // EVP_PKEY_sign with the digest's algorithm set: RSA wraps it in the
-                // DigestInfo of PKCS#1 v1.5, ECDSA signs it as is.
-                let mut ctx = openssl::pkey_ctx::PkeyCtx::new(pkey).map_err(key_err)?;
-                ctx.sign_init().map_err(key_err)?;
-                ctx.set_signature_md(hash.md_ref()).map_err(key_err)?;
-                if matches!(self.kind, KeyKind::Rsa(_)) {
-                    ctx.set_rsa_padding(openssl::rsa::Padding::PKCS1)
-                        .map_err(key_err)?;
-                }
-                let mut sig = Vec::new();
-                ctx.sign_to_vec(digest, &mut sig).map_err(key_err)?;
-                Ok(sig)
-            }
+            Backend::File(k) => k.sign_digest(hash, digest).map_err(|reason| Error::Key {
+                path: self.key_path.clone(),
+                reason,
+            }),
             Backend::Token(t) => t.sign_digest(self.kind, hash, digest),
             Backend::MlDsa(_) => Err(Error::Key {
                 path: self.key_path.clone(),
