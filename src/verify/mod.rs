@@ -621,6 +621,16 @@ mod tests {
             }
         }
         walk(p7, 0, p7.len(), 0, &mut out);
+        // The ECDSA signature ends the PKCS#7: its Ecdsa-Sig-Value's SEQUENCE tag may be
+        // primitive too (the booted kernel agrees: corpus.rs,
+        // ecdsa-signature-sequence-tagged-primitive).
+        if let Some(q) = (0..p7.len()).find(|&q| {
+            p7[q] == 0x04
+                && read_tlv(p7, q)
+                    .is_ok_and(|t| q + t.raw.len() == p7.len() && p7.get(q + t.hdr) == Some(&0x30))
+        }) {
+            out.insert((q + read_tlv(p7, q).expect("found").hdr, 5));
+        }
         out
     }
 

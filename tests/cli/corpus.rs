@@ -402,6 +402,14 @@ fn cases(body: &[u8], fx: &Fixtures) -> Vec<(&'static str, Vec<u8>)> {
     p.signer_infos = set(&[&signer_info(1, &ec.issuer_serial(), &ec, &esig, &[])]);
     cases.push(("ecdsa-signature-with-trailing-zero", p.encode()));
 
+    // ECDSA: the Ecdsa-Sig-Value's SEQUENCE tagged primitive (0x10): the kernel's
+    // asn1_ber_decoder ignores the constructed bit of a constructed element's tag.
+    let mut esig = ec.sign(&body);
+    esig[0] = 0x10;
+    let mut p = Parts::standard(&ec, &body);
+    p.signer_infos = set(&[&signer_info(1, &ec.issuer_serial(), &ec, &esig, &[])]);
+    cases.push(("ecdsa-signature-sequence-tagged-primitive", p.encode()));
+
     // A certificate in the message with the trusted signer's issuer and serial, but
     // another key: the kernel checks the signature with that key.
     let trusted =
