@@ -262,154 +262,66 @@ fn every_file_argument_refuses_dev_zero_and_fifos_without_blocking() {
         .arg(&headers)
         .assert()
         .success();
-    let manifest = project.join("Cargo.toml");
-    let s = |p: &Path| p.to_string_lossy().into_owned();
-    let (key, cert, m, img) = (s(&k.key), s(&k.cert), s(&module), s(&image));
-    let man = s(&manifest);
-    // Each case: the argument under test is `@`.
+    // Each case: the argument under test is `@`; the others are named by `{...}`
+    // (paths here hold no spaces).
+    let src612 = "/usr/src/linux-source-6.12.tar.xz";
+    let vars = [
+        ("{key}", k.key.clone()),
+        ("{cert}", k.cert.clone()),
+        ("{m}", module.clone()),
+        ("{img}", image.clone()),
+        ("{man}", project.join("Cargo.toml")),
+        ("{h72}", crate::check::debian_72().headers),
+        ("{out}", d.path().join("k")),
+    ];
     let cases: Vec<Vec<String>> = [
-        vec!["sign", "--key", "@", "--cert", &cert, &m],
-        vec!["sign", "--key", &key, "--cert", "@", &m],
-        vec![
-            "sign",
-            "--key",
-            &key,
-            "--cert",
-            &cert,
-            "--pin-file",
-            "@",
-            &m,
-        ],
-        vec![
-            "sign",
-            "--key",
-            "pkcs11:token=x",
-            "--pkcs11-module",
-            "@",
-            &m,
-        ],
-        vec!["sign", "--key", &key, "--cert", &cert, "@"],
-        vec!["verify", "--cert", "@", &m],
-        vec!["verify", "--kernel", "@", &m],
-        vec!["verify", "--cert", &cert, "@"],
-        vec!["check", "--kernel", &img, "--cert", "@", &m],
-        vec!["check", "--kernel", "@", &m],
-        vec!["check", "--kernel", &img, "@"],
-        vec!["info", "@"],
-        vec!["unsign", "@"],
-        vec!["certs", "@"],
-        vec!["sign-file", "sha256", "@", &cert, &m],
-        vec!["sign-file", "sha256", &key, "@", &m],
-        vec!["sign-file", "sha256", &key, &cert, "@"],
-        vec!["sign-file", "-s", "@", "sha256", &cert, &m],
-        vec!["kernel", "build", "--source", "@"],
-        vec![
-            "kernel",
-            "build",
-            "--source",
-            "/usr/src/linux-source-6.12.tar.xz",
-            "--config",
-            "@",
-        ],
-        vec![
-            "kernel",
-            "build",
-            "--source",
-            "/usr/src/linux-source-6.12.tar.xz",
-            "--trusted-cert",
-            "@",
-        ],
-        vec![
-            "kernel",
-            "prepare",
-            "--headers",
-            &s(&crate::check::debian_72().headers),
-            "--source",
-            "@",
-        ],
-        vec![
-            "kernel",
-            "prepare",
-            "--headers",
-            &s(&crate::check::debian_72().headers),
-            "--rustc",
-            "@",
-        ],
-        vec![
-            "kernel",
-            "build",
-            "--source",
-            "/usr/src/linux-source-6.12.tar.xz",
-            "--rustc",
-            "@",
-        ],
-        vec!["run", "--kernel", "@", "--module", &m],
-        vec!["run", "--manifest-path", "@"],
-        vec!["run", "--kernel", &img, "--module", "@"],
-        vec!["run", "--kernel", &img, "--busybox", "@", "--module", &m],
-        vec![
-            "keygen",
-            "--out",
-            &s(&d.path().join("k")),
-            "--pkcs11",
-            "pkcs11:token=x",
-            "--pin-file",
-            "@",
-        ],
-        vec![
-            "keygen",
-            "--out",
-            &s(&d.path().join("k")),
-            "--pkcs11",
-            "pkcs11:token=x",
-            "--pkcs11-module",
-            "@",
-        ],
-        vec!["build", "--manifest-path", "@"],
-        vec![
-            "build",
-            "--manifest-path",
-            &man,
-            "--sign",
-            "--key",
-            "@",
-            "--cert",
-            &cert,
-        ],
-        vec![
-            "build",
-            "--manifest-path",
-            &man,
-            "--sign",
-            "--key",
-            &key,
-            "--cert",
-            "@",
-        ],
-        vec![
-            "install",
-            "--manifest-path",
-            &man,
-            "--sign",
-            "--key",
-            "@",
-            "--cert",
-            &cert,
-        ],
-        vec![
-            "package",
-            "--manifest-path",
-            &man,
-            "--deb",
-            "--sign",
-            "--key",
-            &key,
-            "--cert",
-            "@",
-        ],
+        "sign --key @ --cert {cert} {m}",
+        "sign --key {key} --cert @ {m}",
+        "sign --key {key} --cert {cert} --pin-file @ {m}",
+        "sign --key pkcs11:token=x --pkcs11-module @ {m}",
+        "sign --key {key} --cert {cert} @",
+        "verify --cert @ {m}",
+        "verify --kernel @ {m}",
+        "verify --cert {cert} @",
+        "check --kernel {img} --cert @ {m}",
+        "check --kernel @ {m}",
+        "check --kernel {img} @",
+        "info @",
+        "unsign @",
+        "certs @",
+        "sign-file sha256 @ {cert} {m}",
+        "sign-file sha256 {key} @ {m}",
+        "sign-file sha256 {key} {cert} @",
+        "sign-file -s @ sha256 {cert} {m}",
+        "kernel build --source @",
+        "kernel build --source SRC612 --config @",
+        "kernel build --source SRC612 --trusted-cert @",
+        "kernel prepare --headers {h72} --source @",
+        "kernel prepare --headers {h72} --rustc @",
+        "kernel build --source SRC612 --rustc @",
+        "run --kernel @ --module {m}",
+        "run --manifest-path @",
+        "run --kernel {img} --module @",
+        "run --kernel {img} --busybox @ --module {m}",
+        "keygen --out {out} --pkcs11 pkcs11:token=x --pin-file @",
+        "keygen --out {out} --pkcs11 pkcs11:token=x --pkcs11-module @",
+        "build --manifest-path @",
+        "build --manifest-path {man} --sign --key @ --cert {cert}",
+        "build --manifest-path {man} --sign --key {key} --cert @",
+        "install --manifest-path {man} --sign --key @ --cert {cert}",
+        "package --manifest-path {man} --deb --sign --key {key} --cert @",
     ]
     .iter()
-    .map(|c| c.iter().map(|a| a.to_string()).collect())
+    .map(|c| {
+        c.split_whitespace()
+            .map(|w| {
+                let w = w.replace("SRC612", src612);
+                vars.iter()
+                    .find(|(k, _)| *k == w)
+                    .map_or(w.clone(), |(_, p)| p.to_string_lossy().into_owned())
+            })
+            .collect()
+    })
     .collect();
     let mut failures = Vec::new();
     for case in &cases {

@@ -245,15 +245,18 @@ fn install_stays_under_root_and_a_failed_depmod_takes_back_what_it_wrote() {
         v.sort();
         v
     };
+    let install = || {
+        kmod()
+            .arg("install")
+            .arg("--manifest-path")
+            .arg(&man)
+            .arg("--root")
+            .arg(&root)
+            .output()
+            .unwrap()
+    };
     let before = listing(&root);
-    let o = kmod()
-        .arg("install")
-        .arg("--manifest-path")
-        .arg(&man)
-        .arg("--root")
-        .arg(&root)
-        .output()
-        .unwrap();
+    let o = install();
     assert_eq!(o.status.code(), Some(26), "{}", stderr(&o));
     assert!(stderr(&o).contains("depmod failed"), "{}", stderr(&o));
     assert_eq!(listing(&root), before, "a failed install left files");
@@ -267,14 +270,7 @@ fn install_stays_under_root_and_a_failed_depmod_takes_back_what_it_wrote() {
     let outside = d.path().join("outside");
     std::fs::create_dir_all(&outside).unwrap();
     std::os::unix::fs::symlink(&outside, moddir.join("updates")).unwrap();
-    let o = kmod()
-        .arg("install")
-        .arg("--manifest-path")
-        .arg(&man)
-        .arg("--root")
-        .arg(&root)
-        .output()
-        .unwrap();
+    let o = install();
     assert_eq!(o.status.code(), Some(26), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("leads outside --root"),
