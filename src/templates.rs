@@ -301,10 +301,50 @@ fn environment() -> minijinja::Environment<'static> {
     env
 }
 
+/// A file the tool generates: its template under `templates/files/` and the values it
+/// takes, as one type (a field the template names but the type lacks fails the test
+/// that renders every template's [`Generated::example`]).
+pub trait Generated: serde::Serialize + Sized {
+    /// The template, under `templates/files/`.
+    const TEMPLATE: &'static str;
+    /// A value with every field set, for that test.
+    fn example() -> Self;
+}
+
+/// Renders a generated file from its typed values.
+pub fn render<T: Generated>(values: &T) -> String {
+    render_file(
+        T::TEMPLATE,
+        minijinja::Value::from(minijinja::value::Serde(values)),
+    )
+}
+
+/// Every template under `templates/files/`, by its path there.
+pub fn generated_templates() -> Vec<String> {
+    fn walk(d: &Dir<'_>, out: &mut Vec<String>) {
+        for f in d.files() {
+            out.push(
+                f.path()
+                    .strip_prefix("files")
+                    .unwrap_or(f.path())
+                    .display()
+                    .to_string(),
+            );
+        }
+        for sub in d.dirs() {
+            walk(sub, out);
+        }
+    }
+    let mut v = Vec::new();
+    walk(TEMPLATES.get_dir("files").expect("templates/files"), &mut v);
+    v.sort();
+    v
+}
+
 /// Renders `templates/files/<name>`: the files the tool generates (dkms.conf, package
 /// control files and spec files, the guest's init). A template that does not render is
 /// a bug in the tool, not in its input.
-pub fn render_file(name: &str, ctx: minijinja::Value) -> String {
+fn render_file(name: &str, ctx: minijinja::Value) -> String {
     let path = Path::new("files").join(name);
     let text = TEMPLATES
         .get_file(&path)

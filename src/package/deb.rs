@@ -63,25 +63,22 @@ pub fn build_deb(
         )?,
     };
     let pkg = package_name(project, release);
-    let control = crate::templates::render_file(
-        "deb/control",
-        minijinja::context! {
-            package => &pkg,
-            version => deb_version(&project.version),
-            arch => arch.trim(),
-            depends => image_package(release),
-            maintainer => project.maintainer(),
-            name => &project.name,
-            release => release,
-        },
-    );
+    let control = crate::templates::render(&Control {
+        package: pkg.clone(),
+        version: deb_version(&project.version),
+        arch: arch.trim().to_string(),
+        depends: image_package(release),
+        maintainer: project.maintainer().to_string(),
+        name: project.name.clone(),
+        release: release.to_string(),
+    });
     std::fs::write(debian.join("control"), control).map_err(|e| werr(&debian, e))?;
     for (script, when) in [("postinst", "configure"), ("postrm", "remove|purge")] {
         let p = debian.join(script);
-        let text = crate::templates::render_file(
-            "deb/maintscript",
-            minijinja::context! { when => when, release => release },
-        );
+        let text = crate::templates::render(&Maintscript {
+            when: when.into(),
+            release: release.into(),
+        });
         std::fs::write(&p, text).map_err(|e| werr(&p, e))?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
@@ -102,6 +99,51 @@ pub fn build_deb(
     )?;
     std::fs::rename(&tmp, &deb).map_err(|e| werr(&deb, e))?;
     Ok(deb)
+}
+
+/// `DEBIAN/control`.
+#[derive(serde::Serialize)]
+pub struct Control {
+    pub package: String,
+    pub version: String,
+    pub arch: String,
+    pub depends: Option<String>,
+    pub maintainer: String,
+    pub name: String,
+    pub release: String,
+}
+
+impl crate::templates::Generated for Control {
+    const TEMPLATE: &'static str = "deb/control";
+    fn example() -> Self {
+        Control {
+            package: "hello-6.1.0-57-amd64".into(),
+            version: "0.1.0~rc.1".into(),
+            arch: "amd64".into(),
+            depends: Some("linux-image-6.1.0-57-amd64".into()),
+            maintainer: "Jane Dev <jane@example.org>".into(),
+            name: "hello".into(),
+            release: "6.1.0-57-amd64".into(),
+        }
+    }
+}
+
+/// `DEBIAN/postinst` and `postrm`: depmod when the kernel's modules are there.
+#[derive(serde::Serialize)]
+pub struct Maintscript {
+    /// The maintainer-script arguments it acts on (a `case` pattern).
+    pub when: String,
+    pub release: String,
+}
+
+impl crate::templates::Generated for Maintscript {
+    const TEMPLATE: &'static str = "deb/maintscript";
+    fn example() -> Self {
+        Maintscript {
+            when: "configure".into(),
+            release: "6.1.0-57-amd64".into(),
+        }
+    }
 }
 
 /// A Cargo (SemVer) version as dpkg orders it: a pre-release sorts before its release

@@ -57,22 +57,46 @@ pub fn dkms_conf(project: &Project, tc: &Toolchain) -> Result<String> {
         ),
         None => "${kernel_source_dir}".into(),
     };
-    Ok(crate::templates::render_file(
-        "dkms.conf",
-        minijinja::context! {
-            name => &project.name,
-            version => &project.version,
-            make => make,
-            kdir => kdir,
-            extra => extra,
-            rust => project.is_rust(),
-            // A regular expression over `uname -m`, set only when the project asks.
-            exclusive_arch => (!project.dkms_arch.is_empty()).then(|| format!(
-                "^({})$",
-                project.dkms_arch.iter().map(|a| a.uname()).collect::<Vec<_>>().join("|")
-            )),
-        },
-    ))
+    Ok(crate::templates::render(&DkmsConf {
+        name: project.name.clone(),
+        version: project.version.clone(),
+        make,
+        kdir,
+        extra,
+        rust: project.is_rust(),
+        // A regular expression over `uname -m`, set only when the project asks.
+        exclusive_arch: (!project.dkms_arch.is_empty()).then(|| {
+            let names: Vec<&str> = project.dkms_arch.iter().map(|a| a.uname()).collect();
+            format!("^({})$", names.join("|"))
+        }),
+    }))
+}
+
+/// `dkms.conf`. `make`, `kdir` and `extra` are shell text made of checked parts.
+#[derive(serde::Serialize)]
+pub struct DkmsConf {
+    pub name: String,
+    pub version: String,
+    pub make: String,
+    pub kdir: String,
+    pub extra: String,
+    pub rust: bool,
+    pub exclusive_arch: Option<String>,
+}
+
+impl crate::templates::Generated for DkmsConf {
+    const TEMPLATE: &'static str = "dkms.conf";
+    fn example() -> Self {
+        DkmsConf {
+            name: "hello".into(),
+            version: "0.1.0".into(),
+            make: "make PATH=/usr/lib/llvm-19/bin:${PATH}".into(),
+            kdir: "${kernel_source_dir}".into(),
+            extra: " LLVM=1 RUSTC=/usr/bin/rustc".into(),
+            rust: true,
+            exclusive_arch: Some("^(aarch64)$".into()),
+        }
+    }
 }
 
 /// Writes `<out>/<name>-<version>/` and `<out>/<name>-<version>.dkms.tar.gz`.

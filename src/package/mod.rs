@@ -185,3 +185,44 @@ fn debian_package(tool: &str) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::templates::{Generated, generated_templates, render};
+
+    fn rendered<T: Generated>() -> (String, String) {
+        (T::TEMPLATE.to_string(), render(&T::example()))
+    }
+
+    /// Every file under templates/files/ has one type of values, and renders from it
+    /// (strict undefined: a name the template uses but the type lacks fails here).
+    #[test]
+    fn every_generated_file_renders_from_its_type() {
+        let all = [
+            rendered::<super::deb::Control>(),
+            rendered::<super::deb::Maintscript>(),
+            rendered::<super::dkms::DkmsConf>(),
+            rendered::<super::oci::KmmModule>(),
+            rendered::<super::rpm::KmodSpec>(),
+            rendered::<super::rpm::AkmodSpec>(),
+            rendered::<crate::qemu::GuestInit>(),
+        ];
+        let mut typed: Vec<String> = all.iter().map(|(t, _)| t.clone()).collect();
+        typed.sort();
+        assert_eq!(
+            typed,
+            generated_templates(),
+            "a template without a type, or a type without a template"
+        );
+        for (t, text) in &all {
+            assert!(!text.trim().is_empty(), "{t} rendered empty");
+        }
+        let spec = &all[4].1;
+        assert!(spec.contains("Hello, 100%%."), "RPM text escapes %: {spec}");
+        assert!(
+            all[2].1.contains("BUILD_EXCLUSIVE_ARCH=\"^(aarch64)$\""),
+            "{}",
+            all[2].1
+        );
+    }
+}

@@ -167,6 +167,31 @@ fn gzip_layer(files: &[Entry], what: &Path) -> Result<(Vec<u8>, String)> {
     Ok((gz.finish().map_err(werr)?, diff_id))
 }
 
+/// KMM's `Module` for the images (`--kmm-manifest`).
+#[derive(serde::Serialize)]
+pub struct KmmModule {
+    /// The Kubernetes object's name (DNS label: `_` → `-`).
+    pub name: String,
+    pub module: String,
+    pub image: String,
+    /// (kernel release, tag)
+    pub images: Vec<(String, String)>,
+    pub version: String,
+}
+
+impl crate::templates::Generated for KmmModule {
+    const TEMPLATE: &'static str = "kmm/module.yaml";
+    fn example() -> Self {
+        KmmModule {
+            name: "hello-mod".into(),
+            module: "hello_mod".into(),
+            image: "quay.io/me/hello".into(),
+            images: vec![("6.12.117+deb12-amd64".into(), "6.12.117_deb12-amd64".into())],
+            version: "0.1.0".into(),
+        }
+    }
+}
+
 /// KMM's worker copies the modules out of the image with the image's own `cp`: a
 /// static busybox as `/bin/busybox` with `/bin/cp` and `/bin/sh` linked to it.
 fn busybox_layer(busybox: &Path, arch: crate::target::Arch) -> Result<(Vec<u8>, String)> {
@@ -312,16 +337,13 @@ pub fn package(project: &Project, targets: &[Target], o: &OciOptions) -> Result<
     let manifest_path = out.join(format!("{}-module.yaml", project.name));
     let tmp_yaml = staging.path().join("module.yaml");
     if o.kmm_manifest {
-        let text = crate::templates::render_file(
-            "kmm/module.yaml",
-            minijinja::context! {
-                name => project.name.replace('_', "-"),
-                module => &project.name,
-                image => o.image,
-                images => &images,
-                version => &project.version,
-            },
-        );
+        let text = crate::templates::render(&KmmModule {
+            name: project.name.replace('_', "-"),
+            module: project.name.clone(),
+            image: o.image.to_string(),
+            images: images.clone(),
+            version: project.version.clone(),
+        });
         std::fs::write(&tmp_yaml, text).map_err(|e| werr(&tmp_yaml, e))?;
     }
     // Everything is made; now swap it in (an earlier layout goes whole).

@@ -97,17 +97,95 @@ fn summary(project: &Project) -> String {
 }
 
 /// What both spec files say of the project.
-fn spec_context(project: &Project, license: String) -> minijinja::Value {
-    minijinja::context! {
-        name => &project.name,
-        version => &project.version,
-        rpm_version => rpm_version(&project.version),
-        summary => summary(project),
-        description => project.description.clone().unwrap_or_else(|| summary(project)),
-        license => license,
-        packager => project.maintainer(),
-        url => &project.url,
-        date => changelog_date(build_time()),
+#[derive(serde::Serialize)]
+pub struct SpecCommon {
+    pub name: String,
+    pub version: String,
+    pub rpm_version: String,
+    pub summary: String,
+    pub description: String,
+    pub license: String,
+    pub packager: String,
+    pub url: Option<String>,
+    pub date: String,
+}
+
+fn spec_common(project: &Project, license: String) -> SpecCommon {
+    SpecCommon {
+        name: project.name.clone(),
+        version: project.version.clone(),
+        rpm_version: rpm_version(&project.version),
+        summary: summary(project),
+        description: project
+            .description
+            .clone()
+            .unwrap_or_else(|| summary(project)),
+        license,
+        packager: project.maintainer().to_string(),
+        url: project.url.clone(),
+        date: changelog_date(build_time()),
+    }
+}
+
+impl SpecCommon {
+    fn example() -> Self {
+        SpecCommon {
+            name: "hello".into(),
+            version: "0.1.0-rc.1".into(),
+            rpm_version: "0.1.0~rc.1".into(),
+            summary: "Hello".into(),
+            description: "Hello, 100%.\nSecond line.".into(),
+            license: "GPL-2.0-only".into(),
+            packager: "Jane Dev <jane@example.org>".into(),
+            url: Some("https://example.org".into()),
+            date: "Wed Dec 02 2026".into(),
+        }
+    }
+}
+
+/// `kmod-<name>-<release>.spec`: one kernel's binary package.
+#[derive(serde::Serialize)]
+pub struct KmodSpec {
+    pub package: String,
+    pub release: String,
+    pub kernel_requires: bool,
+    pub arch: String,
+    pub file: String,
+    #[serde(flatten)]
+    pub common: SpecCommon,
+}
+
+impl crate::templates::Generated for KmodSpec {
+    const TEMPLATE: &'static str = "rpm/kmod.spec";
+    fn example() -> Self {
+        KmodSpec {
+            package: "kmod-hello-6.12.0".into(),
+            release: "6.12.0".into(),
+            kernel_requires: true,
+            arch: "x86_64".into(),
+            file: "hello.ko.xz".into(),
+            common: SpecCommon::example(),
+        }
+    }
+}
+
+/// `<name>-kmod.spec`: the source RPM that rebuilds against a kernel-devel.
+#[derive(serde::Serialize)]
+pub struct AkmodSpec {
+    pub tarball: String,
+    pub rust: bool,
+    #[serde(flatten)]
+    pub common: SpecCommon,
+}
+
+impl crate::templates::Generated for AkmodSpec {
+    const TEMPLATE: &'static str = "rpm/akmod.spec";
+    fn example() -> Self {
+        AkmodSpec {
+            tarball: "hello-0.1.0.tar.gz".into(),
+            rust: true,
+            common: SpecCommon::example(),
+        }
     }
 }
 
@@ -201,17 +279,14 @@ pub fn build_rpm(
     };
     std::fs::create_dir_all(&sources).map_err(|e| werr(&sources, e))?;
     std::fs::write(sources.join(&file), bytes).map_err(|e| werr(&sources, e))?;
-    let spec_text = crate::templates::render_file(
-        "rpm/kmod.spec",
-        minijinja::context! {
-            package => package_name(project, release),
-            release => release,
-            kernel_requires => release.matches('-').count() <= 1,
-            arch => arch,
-            file => &file,
-            ..spec_context(project, license)
-        },
-    );
+    let spec_text = crate::templates::render(&KmodSpec {
+        package: package_name(project, release),
+        release: release.to_string(),
+        kernel_requires: release.matches('-').count() <= 1,
+        arch: arch.to_string(),
+        file: file.clone(),
+        common: spec_common(project, license),
+    });
     let spec = top
         .path()
         .join(format!("{}.spec", package_name(project, release)));
@@ -255,14 +330,11 @@ pub fn build_srpm(project: &Project, out: &Path, gpg_key: Option<&str>) -> Resul
             .arg(&base),
         &sources.join(&tarball),
     )?;
-    let spec_text = crate::templates::render_file(
-        "rpm/akmod.spec",
-        minijinja::context! {
-            tarball => tarball,
-            rust => project.is_rust(),
-            ..spec_context(project, license)
-        },
-    );
+    let spec_text = crate::templates::render(&AkmodSpec {
+        tarball,
+        rust: project.is_rust(),
+        common: spec_common(project, license),
+    });
     let spec = top.path().join(format!("{}-kmod.spec", project.name));
     std::fs::write(&spec, spec_text).map_err(|source| Error::Write {
         path: spec.clone(),

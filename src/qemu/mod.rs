@@ -142,6 +142,32 @@ fn kernel_param(p: &str) -> Result<String> {
     })
 }
 
+/// The guest's `/init`: loads the modules (dependencies first, parameters for the
+/// others), runs the commands, shows parameters, unloads, and reports by marked lines.
+#[derive(serde::Serialize)]
+pub struct GuestInit {
+    pub mark: String,
+    /// Module names, in loading order.
+    pub modules: Vec<String>,
+    /// How many of `modules` are dependencies (loaded without `params`).
+    pub dependencies: usize,
+    pub params: Vec<String>,
+    pub execs: usize,
+}
+
+impl crate::templates::Generated for GuestInit {
+    const TEMPLATE: &'static str = "qemu/init";
+    fn example() -> Self {
+        GuestInit {
+            mark: MARK.into(),
+            modules: vec!["xfrm_algo".into(), "af_key".into()],
+            dependencies: 1,
+            params: vec!["count=3".into(), "greeting=\"hi there\"".into()],
+            execs: 1,
+        }
+    }
+}
+
 /// Builds the gzip'd initramfs: busybox, /dev/console, the modules and an /init that
 /// loads them, runs the commands, shows parameters, unloads, and powers off.
 pub fn initramfs(o: &RunOptions, modules: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
@@ -162,16 +188,17 @@ pub fn initramfs(o: &RunOptions, modules: &[(String, Vec<u8>)]) -> Result<Vec<u8
             format!("#!/bin/busybox sh\n{cmd}\n").as_bytes(),
         );
     }
-    let init = crate::templates::render_file(
-        "qemu/init",
-        minijinja::context! {
-            mark => MARK,
-            modules => modules.iter().map(|(name, _)| name.clone()).collect::<Vec<_>>(),
-            dependencies => o.dependencies.len(),
-            params => o.params.iter().map(|p| kernel_param(p)).collect::<Result<Vec<_>>>()?,
-            execs => o.exec.len(),
-        },
-    );
+    let init = crate::templates::render(&GuestInit {
+        mark: MARK.into(),
+        modules: modules.iter().map(|(name, _)| name.clone()).collect(),
+        dependencies: o.dependencies.len(),
+        params: o
+            .params
+            .iter()
+            .map(|p| kernel_param(p))
+            .collect::<Result<Vec<_>>>()?,
+        execs: o.exec.len(),
+    });
     c.file("init", 0o755, init.as_bytes());
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     use std::io::Write;
