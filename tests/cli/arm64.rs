@@ -3,25 +3,8 @@
 //! `Image.gz` and wrapped as EFI zboot, and its whole module tree.
 
 use crate::common::*;
+use crate::fixtures::*;
 use std::path::{Path, PathBuf};
-
-/// Debian sid's arm64 7.2 (scripts/test-deps.sh unpacks its image and modules).
-pub fn debian_arm64() -> (PathBuf, PathBuf) {
-    let p = cache_dir().join("debian-7.2-release");
-    let release = std::fs::read_to_string(&p)
-        .unwrap_or_else(|_| {
-            panic!(
-                "missing test prerequisite: {} — run scripts/test-deps.sh",
-                p.display()
-            )
-        })
-        .trim()
-        .replace("-amd64", "-arm64");
-    let dir = cache_dir()
-        .join("fixtures")
-        .join(format!("debian-{release}/usr/lib/modules/{release}"));
-    (dir.join("vmlinuz"), dir.join("kernel"))
-}
 
 /// `certs` of an image: the subjects it lists.
 fn subjects(image: &std::path::Path) -> Vec<String> {
@@ -127,7 +110,7 @@ fn debian_arm64_image_gives_its_keys_and_its_modules_verify() {
 fn run_refuses_a_module_for_another_machine_before_booting() {
     let (_, modules) = debian_arm64();
     let m = ko_xz_under(&modules).into_iter().next().unwrap();
-    let k = crate::run::test_kernel();
+    let k = crate::fixtures::test_kernel();
     let started = std::time::Instant::now();
     let o = kmod()
         .arg("run")
@@ -234,7 +217,7 @@ fn check_judges_debian_arm64_modules_on_their_kernel() {
 /// The arm64 test kernel (6.12, cross-built by `kernel build --arch arm64`).
 fn arm64_kernel() -> &'static cargo_kmod::kernel::KernelInfo {
     static K: std::sync::OnceLock<cargo_kmod::kernel::KernelInfo> = std::sync::OnceLock::new();
-    K.get_or_init(|| crate::run::recorded("test-kernel-arm64.txt", "scripts/test-deps.sh"))
+    K.get_or_init(|| crate::fixtures::recorded("test-kernel-arm64.txt", "scripts/test-deps.sh"))
 }
 
 /// ELF e_machine of a module file.
@@ -252,7 +235,7 @@ fn machine(m: &Path) -> u16 {
 fn templates_cross_build_for_arm64_and_load_under_qemu_aarch64() {
     let k = arm64_kernel();
     let d = tempfile::tempdir().unwrap();
-    let key = crate::run::test_key("p384");
+    let key = crate::fixtures::test_key("p384");
     let mut built = Vec::new();
     for t in ["rust-minimal", "c-minimal", "c-params", "c-export"] {
         let name = format!("arm_{}", t.replace('-', "_"));
@@ -282,13 +265,13 @@ fn templates_cross_build_for_arm64_and_load_under_qemu_aarch64() {
     std::fs::write(&unsigned, strip(&std::fs::read(c).unwrap())).unwrap();
     let untrusted = d.path().join("untrusted.ko");
     std::fs::copy(&unsigned, &untrusted).unwrap();
-    sign_cmd(&crate::run::test_key("untrusted"), "sha256")
+    sign_cmd(&crate::fixtures::test_key("untrusted"), "sha256")
         .arg(&untrusted)
         .assert()
         .success();
 
     let boot = |modules: &[&Path], extra: &[&str]| {
-        let (code, v, _) = crate::run::boot_on(k, modules, extra);
+        let (code, v, _) = crate::fixtures::boot_on(k, modules, extra);
         (Some(code), v)
     };
     let mods: Vec<&Path> = [&built[0].1, &built[1].1, &built[3].1]
@@ -391,7 +374,7 @@ fn templates_cross_build_for_arm64_and_load_under_qemu_aarch64() {
     );
 
     // An x86_64 module for the arm64 kernel: refused before booting, both named.
-    let x86 = crate::run::built_module("kmodtest");
+    let x86 = crate::fixtures::built_module("kmodtest");
     let o = kmod()
         .arg("run")
         .arg("--kdir")
@@ -417,7 +400,7 @@ fn debian_arm64_kernel_boots_and_loads_its_own_module() {
     let tree = modules.parent().unwrap();
     let dummy = modules.join("drivers/net/dummy.ko.xz");
     assert!(dummy.exists(), "{}", dummy.display());
-    let (v, o) = crate::distro::run_image(
+    let (v, o) = crate::fixtures::run_image(
         &image,
         &[
             "--modules-from".as_ref(),

@@ -362,7 +362,7 @@ fn json_errors_have_one_shape() {
     let bad = d.path().join("bad.ko");
     std::fs::write(&bad, b"not a module").unwrap();
     let k = keys().get("rsa2048");
-    let h = crate::project::debian_headers();
+    let h = crate::fixtures::debian_headers();
     let p = d.path().join("shape");
     kmod()
         .arg("new")

@@ -2,26 +2,13 @@
 //! offline and then loaded by `run` on the test kernels; the verdicts must be equal.
 
 use crate::common::*;
-use crate::run::{boot_on, built_modules, copy_of, sign, test_kernel, test_kernel_72, test_key};
+use crate::fixtures::*;
+use crate::fixtures::{
+    boot_on, built_modules, copy_of, sign, test_kernel, test_kernel_72, test_key,
+};
 use cargo_kmod::kernel::KernelInfo;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-
-/// `check --message-format json` over `modules` against `kdir`: one object each.
-pub fn check_json(args: &[&std::ffi::OsStr], modules: &[PathBuf]) -> (i32, Vec<Value>) {
-    let o = kmod()
-        .args(["check", "--message-format", "json"])
-        .args(args)
-        .args(modules)
-        .output()
-        .unwrap();
-    let lines: Vec<Value> = stdout(&o)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}\n{}", stderr(&o))))
-        .collect();
-    assert!(!lines.is_empty(), "{}", stderr(&o));
-    (o.status.code().unwrap(), lines)
-}
 
 fn patch(path: &Path, from: &[u8], to: &[u8]) {
     let mut b = std::fs::read(path).unwrap();
@@ -181,14 +168,14 @@ fn check_agrees_with_the_72_kernel() {
 
 #[test]
 fn check_agrees_with_a_modversions_kernel() {
-    agree(crate::run::test_kernel_modversions(), test_kernel());
+    agree(crate::fixtures::test_kernel_modversions(), test_kernel());
 }
 
 /// tests/modules/<dir> built with plain `make` against a distribution's headers (gcc,
 /// as Debian builds them).
 fn built_with_headers(headers: &Path, dir: &str, args: &[&str]) -> tempfile::TempDir {
     let out = tempfile::tempdir().unwrap();
-    crate::run::copy_module_sources(dir, out.path());
+    crate::fixtures::copy_module_sources(dir, out.path());
     run(std::process::Command::new("make")
         .arg("-C")
         .arg(headers)
@@ -196,91 +183,6 @@ fn built_with_headers(headers: &Path, dir: &str, args: &[&str]) -> tempfile::Tem
         .args(args)
         .arg("modules"));
     out
-}
-
-/// A Debian kernel as packaged: headers, image, module tree.
-pub struct Packaged {
-    pub release: String,
-    pub headers: PathBuf,
-    pub image: PathBuf,
-    pub modules: PathBuf,
-}
-
-impl Packaged {
-    pub fn args(&self) -> Vec<&std::ffi::OsStr> {
-        vec![
-            "--kdir".as_ref(),
-            self.headers.as_os_str(),
-            "--kernel".as_ref(),
-            self.image.as_os_str(),
-            "--modules-dir".as_ref(),
-            self.modules.as_os_str(),
-        ]
-    }
-    fn all_modules(&self) -> Vec<PathBuf> {
-        ko_xz_under(&self.modules.join("kernel"))
-    }
-}
-
-fn recorded_release(file: &str) -> String {
-    let p = cache_dir().join(file);
-    std::fs::read_to_string(&p)
-        .unwrap_or_else(|_| {
-            panic!(
-                "missing test prerequisite: {} — run scripts/test-deps.sh",
-                p.display()
-            )
-        })
-        .trim()
-        .to_string()
-}
-
-/// Debian sid's 7.2 (scripts/test-deps.sh unpacks its packages into one root).
-pub fn debian_72() -> Packaged {
-    let release = recorded_release("debian-7.2-release");
-    let root = cache_dir()
-        .join("fixtures")
-        .join(format!("debian-{release}"));
-    Packaged {
-        headers: root.join(format!("usr/src/linux-headers-{release}")),
-        image: root.join(format!("usr/lib/modules/{release}/vmlinuz")),
-        modules: root.join(format!("usr/lib/modules/{release}")),
-        release,
-    }
-}
-
-/// Debian's 6.12 (trixie's, for bookworm): installed headers, unpacked image package.
-pub fn debian_612() -> Packaged {
-    let release = format!("{}-amd64", recorded_release("debian-kernel-version"));
-    let image = cache_dir().join("fixtures/image");
-    Packaged {
-        headers: PathBuf::from(format!("/usr/src/linux-headers-{release}")),
-        image: image.join(format!("boot/vmlinuz-{release}")),
-        modules: image.join(format!("lib/modules/{release}")),
-        release,
-    }
-}
-
-/// A copy (hard links) of `k`'s module tree under `<root>/lib/modules/<release>`, with
-/// `extra` modules added under `updates/` (where DKMS puts them), after depmod.
-pub fn depmod_copy(k: &Packaged, extra: &[&Path]) -> tempfile::TempDir {
-    let root = tempfile::tempdir().unwrap();
-    let lib = root.path().join("lib/modules");
-    std::fs::create_dir_all(&lib).unwrap();
-    run(std::process::Command::new("cp")
-        .arg("-al")
-        .arg(&k.modules)
-        .arg(lib.join(&k.release)));
-    let updates = lib.join(&k.release).join("updates");
-    std::fs::create_dir_all(&updates).unwrap();
-    for m in extra {
-        std::fs::copy(m, updates.join(m.file_name().unwrap())).unwrap();
-    }
-    run(std::process::Command::new("depmod")
-        .arg("-b")
-        .arg(root.path())
-        .arg(&k.release));
-    root
 }
 
 /// Each module's dependencies as depmod writes them (modules.dep of [`depmod_copy`]).
@@ -401,7 +303,7 @@ fn every_debian_module_loads_on_its_own_kernel_and_612s_are_refused_by_72() {
 #[test]
 fn bad_input_names_the_file_and_the_fix() {
     let d = tempfile::tempdir().unwrap();
-    let ko = crate::run::built_module("kmodtest");
+    let ko = crate::fixtures::built_module("kmodtest");
     let fail = |args: &[&std::ffi::OsStr], module: &Path| {
         let o = kmod().arg("check").args(args).arg(module).output().unwrap();
         assert!(stdout(&o).is_empty(), "{}", stdout(&o));
@@ -500,7 +402,7 @@ fn debian_72_booted_agrees_with_check() {
         .iter()
         .flat_map(|m| ["--module".as_ref(), m.as_os_str()])
         .collect();
-    let (v, _) = crate::distro::run_debian(&args);
+    let (v, _) = crate::fixtures::run_debian(&args);
     assert_eq!(v["finished"], true, "{v}");
     let want = [
         Value::from("version-magic"),
@@ -536,7 +438,7 @@ fn debian_72_booted_agrees_with_check() {
 fn several_kernels_give_a_table() {
     let d = tempfile::tempdir().unwrap();
     let m = copy_of(
-        &crate::run::built_module("kmodtest"),
+        &crate::fixtures::built_module("kmodtest"),
         d.path(),
         "kmodtest.ko",
     );

@@ -4,7 +4,7 @@
 //! kernel used to disagree, plus controls.
 
 use crate::common::*;
-use crate::run::{TRUSTED, boot, built_module, test_key};
+use crate::fixtures::{TRUSTED, boot, built_module, test_key};
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
 use std::path::{Path, PathBuf};

@@ -2,40 +2,10 @@
 //! initramfs, its signatures enforced from the command line, modules loaded after
 //! what they depend on from its own module tree.
 
-use crate::check::{debian_72, debian_612};
 use crate::common::*;
+use crate::fixtures::*;
+use crate::fixtures::{debian_72, debian_612};
 use serde_json::Value;
-
-/// `run --kernel` Debian's 7.2: its JSON report, and what it said on stderr.
-pub fn run_debian(args: &[&std::ffi::OsStr]) -> (Value, String) {
-    let (v, o) = run_image(&debian_72().image, args);
-    (v, stderr(&o))
-}
-
-/// `run --kernel IMAGE` under TCG: its JSON report, and the whole output.
-pub fn run_image(
-    image: &std::path::Path,
-    args: &[&std::ffi::OsStr],
-) -> (Value, std::process::Output) {
-    let o = kmod()
-        .arg("run")
-        .arg("--kernel")
-        .arg(image)
-        .args([
-            "--accel",
-            "tcg",
-            "--message-format",
-            "json",
-            "--timeout",
-            "300",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    let v = serde_json::from_str(stdout(&o).trim())
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
-    (v, o)
-}
 
 /// With `--enforce`, Debian's own signed af_key loads after xfrm_algo (its `depends:`,
 /// taken from the kernel's module tree), and a module signed by a key the kernel does
@@ -55,7 +25,7 @@ fn debian_72_enforces_signatures_and_loads_dependencies_first() {
         )),
     )
     .unwrap();
-    sign_cmd(&crate::run::test_key("p384"), "sha256")
+    sign_cmd(&crate::fixtures::test_key("p384"), "sha256")
         .arg(&foreign)
         .assert()
         .success();

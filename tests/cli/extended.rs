@@ -7,7 +7,7 @@ use crate::generations::every_template_on;
 use cargo_kmod::kernel::KernelInfo;
 
 fn extended_kernel(record: &str) -> KernelInfo {
-    crate::run::recorded(record, "scripts/test.sh --extended")
+    crate::fixtures::recorded(record, "scripts/test.sh --extended")
 }
 
 #[test]
@@ -47,7 +47,7 @@ fn kernel_61_builds_without_rust_and_c_templates_load() {
 #[test]
 #[ignore = "extended: scripts/test.sh --extended"]
 fn signed_attribute_mldsa_loads_on_a_kernel_with_the_waiver() {
-    use crate::run::{boot_on, built_modules, copy_of, test_key};
+    use crate::fixtures::{boot_on, built_modules, copy_of, test_key};
     let k = extended_kernel("test-kernel-7.3.txt");
     let config = std::fs::read_to_string(k.kdir.join(".config")).unwrap();
     assert!(

@@ -4,8 +4,9 @@
 //! follows the target, and matrix builds.
 
 use crate::common::*;
-use crate::project::build;
-use crate::run::{boot_on, test_kernel, test_kernel_72, test_key};
+use crate::fixtures::build;
+use crate::fixtures::*;
+use crate::fixtures::{boot_on, test_kernel, test_kernel_72, test_key};
 use cargo_kmod::kernel::KernelInfo;
 use std::path::{Path, PathBuf};
 
@@ -17,18 +18,6 @@ fn templates() -> Vec<String> {
         .skip(1)
         .map(|l| l.split_whitespace().next().unwrap().to_string())
         .collect()
-}
-
-pub fn debian_61_headers() -> PathBuf {
-    let p = std::fs::read_to_string(cache_dir().join("debian-6.1-headers"))
-        .expect("missing test prerequisite: Debian 6.1 headers — run scripts/test-deps.sh");
-    let p = PathBuf::from(p.trim());
-    assert!(
-        p.join(".config").exists(),
-        "missing test prerequisite: {} — run scripts/test-deps.sh",
-        p.display()
-    );
-    p
 }
 
 fn new_for(dir: &Path, template: &str, kdir: &Path) -> (assert_cmd::assert::Assert, PathBuf) {
@@ -206,7 +195,7 @@ pub fn every_template_on(k: &KernelInfo) {
 fn c_templates_build_on_debian_61_and_612_headers() {
     let d = tempfile::tempdir().unwrap();
     let h61 = debian_61_headers();
-    let h612 = crate::project::debian_headers();
+    let h612 = crate::fixtures::debian_headers();
     for t in ["c-minimal", "c-params", "c-export"] {
         // Made for 6.1: c-export's namespace is a bare token there.
         let (a, p) = new_for(d.path(), t, &h61);
@@ -270,7 +259,7 @@ fn signing_hash_follows_the_target_and_refusals_write_nothing() {
 fn verify_with_a_kernels_config_judges_digests_as_that_kernel() {
     let d = tempfile::tempdir().unwrap();
     let m = d.path().join("sha1.ko");
-    std::fs::copy(crate::run::built_module("kmodtest"), &m).unwrap();
+    std::fs::copy(crate::fixtures::built_module("kmodtest"), &m).unwrap();
     let k = test_key("rsa2048");
     // cargo kmod sign offers no SHA-1; its sign-file drop-in signs as asked.
     kmod()
@@ -333,7 +322,7 @@ fn verify_with_a_kernels_config_judges_digests_as_that_kernel() {
 #[test]
 fn matrix_build_reports_each_kernel_and_one_failure_stops_none() {
     let d = tempfile::tempdir().unwrap();
-    let deb = crate::project::debian_headers();
+    let deb = crate::fixtures::debian_headers();
     let kdirs = [&test_kernel().kdir, &deb, &test_kernel_72().kdir];
     let kdirs: Vec<&Path> = kdirs.iter().map(|k| k.as_path()).collect();
     // A C module builds for all three at once.
@@ -417,7 +406,7 @@ fn kernel_list_orders_by_version_and_run_picks_the_newest() {
     library();
     let newest = cargo_kmod::kernel::list().remove(0);
     assert!(is_at_least(&newest.release, 7, 2), "{}", newest.release);
-    let m = crate::run::built_module("kmodtest");
+    let m = crate::fixtures::built_module("kmodtest");
     let o = kmod()
         .args(["run", "--accel", "tcg", "--message-format", "json"])
         .args(["--exec", "cat /proc/sys/kernel/osrelease", "--module"])

@@ -252,8 +252,8 @@ fn every_file_argument_refuses_dev_zero_and_fifos_without_blocking() {
     run(std::process::Command::new("mkfifo").arg(&fifo));
     let k = keys().get("p384");
     let module = unsigned_module(d.path(), "dummy");
-    let image = crate::check::debian_612().image;
-    let headers = crate::check::debian_612().headers;
+    let image = crate::fixtures::debian_612().image;
+    let headers = crate::fixtures::debian_612().headers;
     let project = d.path().join("proj");
     kmod()
         .arg("new")
@@ -271,7 +271,7 @@ fn every_file_argument_refuses_dev_zero_and_fifos_without_blocking() {
         ("{m}", module.clone()),
         ("{img}", image.clone()),
         ("{man}", project.join("Cargo.toml")),
-        ("{h72}", crate::check::debian_72().headers),
+        ("{h72}", crate::fixtures::debian_72().headers),
         ("{out}", d.path().join("k")),
     ];
     let cases: Vec<Vec<String>> = [

@@ -10,6 +10,7 @@ mod compress;
 mod corpus;
 mod distro;
 mod extended;
+mod fixtures;
 mod generations;
 mod info;
 mod layout;

@@ -4,7 +4,7 @@
 //! verifier.
 
 use crate::common::*;
-use crate::run::{boot_on, built_modules, copy_of, test_kernel, test_kernel_72, test_key};
+use crate::fixtures::{boot_on, built_modules, copy_of, test_kernel, test_kernel_72, test_key};
 use cargo_kmod::kernel::KernelInfo;
 use std::path::{Path, PathBuf};
 

@@ -190,7 +190,7 @@ fn new_saves_the_release_it_was_made_for_and_says_what_is_missing() {
     );
     assert!(!d.path().join("nine").exists());
     // A Rust template for a tree without Rust: made, with a warning naming the fix.
-    let no_rust = &crate::run::test_kernel_modversions().kdir;
+    let no_rust = &crate::fixtures::test_kernel_modversions().kdir;
     let o = kmod()
         .args(["new", "--template", "rust-minimal", "--kdir"])
         .arg(no_rust)
@@ -233,7 +233,7 @@ fn unsign_removes_every_signature_sign_file_appended() {
     let d = tempfile::tempdir().unwrap();
     let m = unsigned_module(d.path(), "dummy");
     let original = std::fs::read(&m).unwrap();
-    let k = crate::run::test_key("rsa2048");
+    let k = crate::fixtures::test_key("rsa2048");
     for _ in 0..2 {
         run(std::process::Command::new(sign_file())
             .arg("sha256")
@@ -249,7 +249,7 @@ fn unsign_removes_every_signature_sign_file_appended() {
     );
     assert_eq!(std::fs::read(&m).unwrap(), original);
     // And it signs again.
-    crate::run::sign(&m, &k, "sha256");
+    crate::fixtures::sign(&m, &k, "sha256");
 }
 
 #[test]
@@ -288,11 +288,11 @@ fn package_takes_the_last_builds_releases() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("pkg");
     let (k612, k72) = (
-        &crate::run::test_kernel().kdir,
-        &crate::run::test_kernel_72().kdir,
+        &crate::fixtures::test_kernel().kdir,
+        &crate::fixtures::test_kernel_72().kdir,
     );
-    crate::project::built_project(&p, "c-minimal", &[], &[k612.as_path(), k72.as_path()]);
-    let o = crate::project::build(&p, &[k72.as_path()], &[]);
+    crate::fixtures::built_project(&p, "c-minimal", &[], &[k612.as_path(), k72.as_path()]);
+    let o = crate::fixtures::build(&p, &[k72.as_path()], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = d.path().join("debs");
     let o = kmod()
@@ -308,7 +308,7 @@ fn package_takes_the_last_builds_releases() {
     let debs: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
     assert_eq!(debs.len(), 1, "{debs:?}");
     assert!(
-        debs[0].contains(&crate::run::test_kernel_72().release),
+        debs[0].contains(&crate::fixtures::test_kernel_72().release),
         "{debs:?}"
     );
 }
@@ -492,7 +492,7 @@ fn color_and_quiet() {
 /// target directory is this suite's, and a debug install reuses its build.
 #[test]
 fn the_demo_runs_with_a_target_dir_elsewhere() {
-    let _ = crate::run::test_kernel(); // the prerequisite, said clearly when missing
+    let _ = crate::fixtures::test_kernel(); // the prerequisite, said clearly when missing
     let root = tempfile::tempdir().unwrap();
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)

@@ -2,8 +2,8 @@
 //! umoci, with the modules verified and found by modprobe as KMM's worker does.
 
 use crate::common::*;
-use crate::project::{built_project, debian_headers};
-use crate::run::test_kernel;
+use crate::fixtures::test_kernel;
+use crate::fixtures::{built_project, debian_headers};
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 

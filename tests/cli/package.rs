@@ -1,7 +1,7 @@
 //! keygen, install, DKMS and .deb, checked with the real tools.
 
 use crate::common::*;
-use crate::run::test_kernel;
+use crate::fixtures::test_kernel;
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 
@@ -55,7 +55,7 @@ fn keygen_that_cannot_write_the_certificate_leaves_no_key() {
 fn keygen_makes_kernel_and_mok_compatible_keys_that_the_kernel_accepts() {
     use std::os::unix::fs::PermissionsExt;
     let d = tempfile::tempdir().unwrap();
-    let ko = crate::run::built_module("kmodtest");
+    let ko = crate::fixtures::built_module("kmodtest");
     for algo in ["rsa2048", "rsa3072", "rsa4096", "ecdsa-p256", "ecdsa-p384"] {
         let out = d.path().join(algo);
         kmod()

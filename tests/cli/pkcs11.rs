@@ -2,7 +2,7 @@
 //! pkcs11-tool, each test in its own token directory.
 
 use crate::common::*;
-use crate::run::test_key;
+use crate::fixtures::test_key;
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 
@@ -180,7 +180,7 @@ fn a_module_signed_through_pkcs11_loads_in_the_test_kernel() {
     let trusted = test_key("rsa4096");
     let tok = Token::new(&[("kernel", "04", &trusted)]);
     let m = d.path().join("kmodtest.ko");
-    std::fs::copy(crate::run::built_module("kmodtest"), &m).unwrap();
+    std::fs::copy(crate::fixtures::built_module("kmodtest"), &m).unwrap();
     tok.kmod()
         .args([
             "sign",
@@ -192,7 +192,7 @@ fn a_module_signed_through_pkcs11_loads_in_the_test_kernel() {
         .arg(&m)
         .assert()
         .success();
-    let (code, v, err) = crate::run::boot(&[&m], &[]);
+    let (code, v, err) = crate::fixtures::boot(&[&m], &[]);
     assert_eq!(code, 0, "{v}\n{err}");
 }
 

@@ -1,21 +1,10 @@
 //! `new` + `build`: every template compiles on the kernels it targets.
 
 use crate::common::*;
-use crate::run::{test_kernel, test_key};
+use crate::fixtures::*;
+use crate::fixtures::{test_kernel, test_key};
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
-
-pub fn debian_headers() -> PathBuf {
-    let ver = std::fs::read_to_string(cache_dir().join("debian-kernel-version"))
-        .expect("missing test prerequisite: Debian kernel version — run scripts/test-deps.sh");
-    let p = PathBuf::from(format!("/usr/src/linux-headers-{}-amd64", ver.trim()));
-    assert!(
-        p.join(".config").exists(),
-        "missing test prerequisite: {} — run scripts/test-deps.sh",
-        p.display()
-    );
-    p
-}
 
 /// C strings take escapes (checked here); the Rust module! macro does not.
 fn author(template: &str) -> &'static str {
@@ -46,32 +35,6 @@ fn new_project(dir: &Path, template: &str, kdir: &Path) -> PathBuf {
         .assert()
         .success();
     p
-}
-
-/// `new DIR --template T [new_args]`, then `build` against `kdirs`, which must succeed.
-pub fn built_project(dir: &Path, template: &str, new_args: &[&str], kdirs: &[&Path]) -> PathBuf {
-    kmod()
-        .arg("new")
-        .arg(dir)
-        .args(["--template", template])
-        .args(new_args)
-        .assert()
-        .success();
-    let o = build(dir, kdirs, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    dir.to_path_buf()
-}
-
-pub fn build(project: &Path, kdirs: &[&Path], extra: &[&str]) -> std::process::Output {
-    let mut c = kmod();
-    c.arg("build")
-        .arg("--manifest-path")
-        .arg(project.join("Cargo.toml"))
-        .args(["--message-format", "json"]);
-    for k in kdirs {
-        c.arg("--kdir").arg(k);
-    }
-    c.args(extra).output().unwrap()
 }
 
 fn artifacts(o: &std::process::Output) -> Vec<serde_json::Value> {
@@ -221,7 +184,7 @@ fn rust_template_signed_by_build_loads_in_the_vm() {
     ));
     assert_eq!(arts[0]["signed"], true);
     let ko = PathBuf::from(arts[0]["path"].as_str().unwrap());
-    let (code, v, err) = crate::run::boot(&[&ko], &[]);
+    let (code, v, err) = crate::fixtures::boot(&[&ko], &[]);
     assert_eq!(code, 0, "{v}\n{err}");
     assert!(
         v["modules"][0]["kernel_log"]
@@ -327,7 +290,7 @@ fn module_for_another_kernel_is_refused_for_version_magic() {
     let ko = PathBuf::from(arts[0]["path"].as_str().unwrap());
     let k = test_key("rsa2048");
     sign_cmd(&k, "sha512").arg(&ko).assert().success();
-    let (code, v, err) = crate::run::boot(&[&ko], &[]);
+    let (code, v, err) = crate::fixtures::boot(&[&ko], &[]);
     assert_eq!(code, 20, "{v}\n{err}");
     assert_eq!(v["modules"][0]["refusal"], "version-magic", "{v}");
 }

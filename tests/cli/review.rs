@@ -2,10 +2,10 @@
 //! a verdict is concerned, a booted kernel judges it in the same test; where a path or
 //! a package is concerned, the real depmod, modprobe, dpkg, rpm and skopeo do.
 
-use crate::check::{check_json, debian_612, depmod_copy};
 use crate::common::*;
-use crate::generations::debian_61_headers;
-use crate::project::built_project;
+use crate::fixtures::built_project;
+use crate::fixtures::debian_61_headers;
+use crate::fixtures::{check_json, debian_612, depmod_copy};
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 
@@ -139,7 +139,7 @@ fn debian_12s_default_kernel_gets_its_real_release_everywhere() {
 #[test]
 fn cargo_toml_values_that_would_escape_or_run_are_refused_at_load() {
     let d = tempfile::tempdir().unwrap();
-    let h = crate::project::debian_headers();
+    let h = crate::fixtures::debian_headers();
     let p = built_project(&d.path().join("victim"), "c-minimal", &[], &[&h]);
     let man = p.join("Cargo.toml");
     let original = std::fs::read_to_string(&man).unwrap();
@@ -226,7 +226,7 @@ fn cargo_toml_values_that_would_escape_or_run_are_refused_at_load() {
 #[test]
 fn install_stays_under_root_and_a_failed_depmod_takes_back_what_it_wrote() {
     let d = tempfile::tempdir().unwrap();
-    let h = crate::project::debian_headers();
+    let h = crate::fixtures::debian_headers();
     let p = built_project(&d.path().join("inst"), "c-minimal", &[], &[&h]);
     let man = p.join("Cargo.toml");
     let release = cargo_kmod::target::Target::from_tree(&h).unwrap().release;
@@ -296,7 +296,7 @@ fn a_module_without_symbol_versions_force_loads_on_debians_612() {
     assert_eq!(code, 0, "{v:?}");
     assert_eq!(v[0]["verdict"], "loads", "{}", v[0]);
     assert!(v[0]["taints"].as_str().unwrap().contains('F'), "{}", v[0]);
-    let (v, o) = crate::distro::run_image(&k.image, &["--module".as_ref(), m.as_os_str()]);
+    let (v, o) = crate::fixtures::run_image(&k.image, &["--module".as_ref(), m.as_os_str()]);
     assert!(o.status.success(), "{v}\n{}", stderr(&o));
     assert_eq!(v["modules"][0]["loaded"], true, "{v}");
     assert!(
@@ -330,7 +330,7 @@ fn updates_overrides_the_kernels_own_module_as_depmod_says() {
         stdout(&o)
     );
     let vfat = k.modules.join("kernel/fs/fat/vfat.ko.xz");
-    let (v, o) = crate::distro::run_image(
+    let (v, o) = crate::fixtures::run_image(
         &k.image,
         &[
             "--module".as_ref(),
@@ -356,13 +356,13 @@ fn updates_overrides_the_kernels_own_module_as_depmod_says() {
 #[test]
 fn a_bad_parameter_is_named_as_the_kernel_names_it() {
     let d = tempfile::tempdir().unwrap();
-    let m = crate::run::copy_of(
-        &crate::run::built_module("kmodtest"),
+    let m = crate::fixtures::copy_of(
+        &crate::fixtures::built_module("kmodtest"),
         d.path(),
         "kmodtest.ko",
     );
-    crate::run::sign(&m, &crate::run::test_key("rsa2048"), "sha256");
-    let (code, v, err) = crate::run::boot(&[&m], &["--param", "count=abc"]);
+    crate::fixtures::sign(&m, &crate::fixtures::test_key("rsa2048"), "sha256");
+    let (code, v, err) = crate::fixtures::boot(&[&m], &["--param", "count=abc"]);
     assert_eq!(code, 20, "{v}\n{err}");
     assert_eq!(v["modules"][0]["refusal"], "invalid-parameters", "{v}");
     assert!(v.to_string().contains("invalid for parameter"), "{v}");
@@ -371,7 +371,7 @@ fn a_bad_parameter_is_named_as_the_kernel_names_it() {
         let o = kmod()
             .arg("run")
             .arg("--kdir")
-            .arg(&crate::run::test_kernel().kdir)
+            .arg(&crate::fixtures::test_kernel().kdir)
             .arg("--module")
             .arg(&m)
             .args(["--param", bad])
@@ -387,7 +387,7 @@ fn a_bad_parameter_is_named_as_the_kernel_names_it() {
     let o = kmod()
         .arg("run")
         .arg("--kdir")
-        .arg(&crate::run::test_kernel().kdir)
+        .arg(&crate::fixtures::test_kernel().kdir)
         .args(["--timeout", "0"])
         .arg("--module")
         .arg(&m)
@@ -420,7 +420,7 @@ fn authenticode_signer(image: &Path) -> openssl::x509::X509 {
 /// serial was EKEYREJECTED where the booted kernel says ENOKEY (loads, taint E).
 #[test]
 fn an_arm64_images_authenticode_signer_is_not_a_kernel_key() {
-    let (image, modules) = crate::arm64::debian_arm64();
+    let (image, modules) = crate::fixtures::debian_arm64();
     let signer = authenticode_signer(&image);
     let o = kmod().arg("certs").arg(&image).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
@@ -467,7 +467,7 @@ fn an_arm64_images_authenticode_signer_is_not_a_kernel_key() {
         stdout(&o),
         stderr(&o)
     );
-    let (v, o) = crate::distro::run_image(&image, &["--module".as_ref(), m.as_os_str()]);
+    let (v, o) = crate::fixtures::run_image(&image, &["--module".as_ref(), m.as_os_str()]);
     assert!(o.status.success(), "{v}\n{}", stderr(&o));
     assert_eq!(v["modules"][0]["loaded"], true, "{v}");
     assert!(v.to_string().contains("module verification failed"), "{v}");
@@ -476,7 +476,7 @@ fn an_arm64_images_authenticode_signer_is_not_a_kernel_key() {
 /// A truncated Image.gz passed `certs` with exit 0; a half one said "no certificates".
 #[test]
 fn a_truncated_compressed_image_is_named_truncated() {
-    let (image, _) = crate::arm64::debian_arm64();
+    let (image, _) = crate::fixtures::debian_arm64();
     let d = tempfile::tempdir().unwrap();
     let gz = d.path().join("Image.gz");
     let o = Std::new("sh")
@@ -508,7 +508,7 @@ fn a_truncated_compressed_image_is_named_truncated() {
 #[test]
 fn an_image_reference_must_be_one() {
     let d = tempfile::tempdir().unwrap();
-    let h = crate::project::debian_headers();
+    let h = crate::fixtures::debian_headers();
     let p = built_project(&d.path().join("img"), "c-minimal", &[], &[&h]);
     for bad in [
         "Quay.IO/Me/X Y",
@@ -581,7 +581,7 @@ fn wrong_codes_and_help_are_right() {
         .arg("--cert")
         .arg(&ml)
         .arg("--kernel")
-        .arg(crate::run::test_kernel().kdir.join(".config"))
+        .arg(crate::fixtures::test_kernel().kdir.join(".config"))
         .arg(&ko)
         .output()
         .unwrap();
@@ -656,8 +656,8 @@ fn kmod_std() -> Std {
 fn a_run_killed_by_sigterm_leaves_nothing_behind() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tempfile::tempdir().unwrap();
-    let m = crate::run::copy_of(
-        &crate::run::built_module("kmodtest"),
+    let m = crate::fixtures::copy_of(
+        &crate::fixtures::built_module("kmodtest"),
         d.path(),
         "kmodtest.ko",
     );
@@ -665,7 +665,7 @@ fn a_run_killed_by_sigterm_leaves_nothing_behind() {
         .arg("run")
         .args(["--accel", "tcg"])
         .arg("--kdir")
-        .arg(&crate::run::test_kernel().kdir)
+        .arg(&crate::fixtures::test_kernel().kdir)
         .arg("--module")
         .arg(&m)
         .args(["--exec", "sleep 600", "--timeout", "300"])

@@ -1,8 +1,8 @@
 //! `package --rpm` / `--srpm`, checked with the real rpm, rpmbuild, rpmlint and depmod.
 
 use crate::common::*;
-use crate::project::{build, built_project, debian_headers};
-use crate::run::test_kernel;
+use crate::fixtures::test_kernel;
+use crate::fixtures::{build, built_project, debian_headers};
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 

@@ -4,9 +4,9 @@
 //! Debian's own 7.2 kernel. And the refusals of `kernel prepare`, each one line naming
 //! both sides.
 
-use crate::check::debian_72;
 use crate::common::*;
-use crate::distro::run_debian;
+use crate::fixtures::debian_72;
+use crate::fixtures::run_debian;
 use serde_json::Value;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -207,7 +207,7 @@ fn sid_builds_rust_and_c_modules_that_load_in_debians_own_72() {
     );
 
     // Enforced, signed by a key Debian's kernel does not trust: refused, as verify says.
-    let key = crate::run::test_key("p384");
+    let key = crate::fixtures::test_key("p384");
     let signed: Vec<PathBuf> = [&rust, &c]
         .iter()
         .map(|m| {
@@ -509,7 +509,7 @@ fn kernel_prepare_refuses_with_both_sides_named() {
     );
 
     // Headers of a kernel without Rust: Debian 12's own 6.12.
-    let k612 = crate::check::debian_612();
+    let k612 = crate::fixtures::debian_612();
     let (o, left) = prepare(&cache, &k612.headers, &[]);
     refused(
         &o,
