@@ -400,114 +400,131 @@ pub fn run(o: &RunOptions, r: &dyn Reporter) -> Result<RunReport> {
     Ok(report)
 }
 
-fn parse_console(console: &str, mods: &[(String, Vec<u8>)], o: &RunOptions) -> RunReport {
-    let mut rep = RunReport {
-        modules: mods
-            .iter()
-            .zip(o.dependencies.iter().chain(&o.modules))
-            .enumerate()
-            .map(|(i, ((name, _), path))| ModuleReport {
-                path: path.clone(),
-                name: name.clone(),
-                dependency: i < o.dependencies.len(),
-                ..Default::default()
-            })
-            .collect(),
-        exec: o
-            .exec
-            .iter()
-            .map(|c| ExecReport {
-                command: c.clone(),
-                ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    };
-    #[derive(Clone, Copy)]
-    enum Ctx {
-        None,
-        Module(usize),
-        Exec(usize),
-    }
-    let mut ctx = Ctx::None;
-    let mut begun = false;
-    let mut tried = vec![false; rep.modules.len()];
-    let idx = |s: Option<&str>| s.and_then(|v| v.parse::<usize>().ok());
-    for line in console.lines() {
-        let is_kernel = line.starts_with('[');
-        let text = if is_kernel {
-            line.split_once("] ").map_or(line, |(_, t)| t)
-        } else {
-            line
+/// One console line, classified: a mark of our `/init`, a kernel message (its
+/// timestamp cut off), or what a tool printed.
+#[derive(Debug, PartialEq)]
+enum Line<'a> {
+    Mark(Mark<'a>),
+    Kernel(&'a str),
+    Tool(&'a str),
+}
+
+/// The marks `templates/files/qemu/init` prints, with their module or command index.
+#[derive(Debug, PartialEq)]
+enum Mark<'a> {
+    Begin,
+    /// Loading or unloading module i: what follows is its.
+    Module(usize),
+    Insmod(usize, bool),
+    Rmmod(usize, bool),
+    Exec(usize),
+    ExecRc(usize, Option<i32>),
+    Param(usize, &'a str, &'a str),
+    Tainted(Option<u64>),
+    End,
+    Other,
+}
+
+fn classify_line(line: &str) -> Line<'_> {
+    if let Some(rest) = line.strip_prefix(MARK).map(str::trim) {
+        let mut w = rest.split_whitespace();
+        let word = w.next();
+        let i = w.next().and_then(|v| v.parse::<usize>().ok());
+        let ok = w.next();
+        let mark = match (word, i) {
+            (Some("begin"), _) => Mark::Begin,
+            (Some("load" | "unload"), Some(i)) => Mark::Module(i),
+            (Some("insmod"), Some(i)) if ok.is_some() => Mark::Insmod(i, ok == Some("0")),
+            (Some("rmmod"), Some(i)) if ok.is_some() => Mark::Rmmod(i, ok == Some("0")),
+            (Some("exec"), Some(k)) => Mark::Exec(k),
+            (Some("exec-rc"), Some(k)) if ok.is_some() => {
+                Mark::ExecRc(k, ok.and_then(|r| r.parse().ok()))
+            }
+            // "param <i> <name>=<value, may hold spaces>"
+            (Some("param"), Some(i)) => {
+                match rest.splitn(3, ' ').nth(2).and_then(|kv| kv.split_once('=')) {
+                    Some((k, v)) => Mark::Param(i, k, v),
+                    None => Mark::Other,
+                }
+            }
+            (Some("tainted"), _) => {
+                Mark::Tainted(rest.split_whitespace().nth(1).and_then(|t| t.parse().ok()))
+            }
+            (Some("end"), _) => Mark::End,
+            _ => Mark::Other,
         };
-        for pat in PROBLEMS {
-            if text.contains(pat) {
-                rep.problems.push(text.to_string());
+        return Line::Mark(mark);
+    }
+    match line.strip_prefix('[') {
+        Some(_) => Line::Kernel(line.split_once("] ").map_or(line, |(_, t)| t)),
+        None => Line::Tool(line),
+    }
+}
+
+/// Whose output the console is printing, as the marks say.
+#[derive(Clone, Copy)]
+enum Ctx {
+    None,
+    Module(usize),
+    Exec(usize),
+}
+
+/// The report, built line by line.
+struct Console {
+    rep: RunReport,
+    ctx: Ctx,
+    begun: bool,
+    /// Modules whose insmod ran.
+    tried: Vec<bool>,
+}
+
+impl Console {
+    fn mark(&mut self, m: Mark<'_>) {
+        let rep = &mut self.rep;
+        match m {
+            Mark::Begin => self.begun = true,
+            Mark::Module(i) if i < rep.modules.len() => self.ctx = Ctx::Module(i),
+            Mark::Insmod(i, ok) => {
+                if let Some(m) = rep.modules.get_mut(i) {
+                    m.loaded = ok;
+                    self.tried[i] = true;
+                }
+                self.ctx = Ctx::None;
             }
-        }
-        if let Some(rest) = line.strip_prefix(MARK).map(str::trim) {
-            let mut w = rest.split_whitespace();
-            match w.next() {
-                Some("begin") => begun = true,
-                Some("load") | Some("unload") => {
-                    if let Some(i) = idx(w.next()).filter(|i| *i < rep.modules.len()) {
-                        ctx = Ctx::Module(i);
-                    }
+            Mark::Rmmod(i, ok) => {
+                if let Some(m) = rep.modules.get_mut(i) {
+                    m.unloaded = Some(ok);
                 }
-                Some("insmod") => {
-                    if let (Some(i), Some(rc)) = (idx(w.next()), w.next())
-                        && let Some(m) = rep.modules.get_mut(i)
-                    {
-                        m.loaded = rc == "0";
-                        tried[i] = true;
-                    }
-                    ctx = Ctx::None;
-                }
-                Some("rmmod") => {
-                    if let (Some(i), Some(rc)) = (idx(w.next()), w.next())
-                        && let Some(m) = rep.modules.get_mut(i)
-                    {
-                        m.unloaded = Some(rc == "0");
-                    }
-                    ctx = Ctx::None;
-                }
-                Some("exec") => {
-                    if let Some(k) = idx(w.next()).filter(|k| *k < rep.exec.len()) {
-                        ctx = Ctx::Exec(k);
-                    }
-                }
-                Some("exec-rc") => {
-                    if let (Some(k), Some(rc)) = (idx(w.next()), w.next())
-                        && let Some(e) = rep.exec.get_mut(k)
-                    {
-                        e.status = rc.parse().ok();
-                    }
-                    ctx = Ctx::None;
-                }
-                Some("param") => {
-                    // "param <i> <name>=<value, may hold spaces>"
-                    let mut parts = rest.splitn(3, ' ').skip(1);
-                    if let (Some(i), Some(kv)) = (idx(parts.next()), parts.next())
-                        && let Some(m) = rep.modules.get_mut(i)
-                        && let Some((k, v)) = kv.split_once('=')
-                    {
-                        m.params.push((k.to_string(), v.to_string()));
-                    }
-                }
-                Some("tainted") => rep.tainted = w.next().and_then(|t| t.parse().ok()),
-                Some("end") => rep.finished = true,
-                _ => {}
+                self.ctx = Ctx::None;
             }
-            continue;
+            Mark::Exec(k) if k < rep.exec.len() => self.ctx = Ctx::Exec(k),
+            Mark::ExecRc(k, rc) => {
+                if let Some(e) = rep.exec.get_mut(k) {
+                    e.status = rc;
+                }
+                self.ctx = Ctx::None;
+            }
+            Mark::Param(i, k, v) => {
+                if let Some(m) = rep.modules.get_mut(i) {
+                    m.params.push((k.to_string(), v.to_string()));
+                }
+            }
+            Mark::Tainted(t) => rep.tainted = t,
+            Mark::End => rep.finished = true,
+            _ => {}
         }
-        if !begun {
-            continue;
-        }
+    }
+
+    /// A line that is not a mark: the module's or the command's being run, or nobody's.
+    fn output(&mut self, line: &str, text: &str, is_kernel: bool) {
+        let rep = &mut self.rep;
         // A line prefixed with a module's name is that module's, wherever the console
         // put it: kernels that print asynchronously (7.3) deliver a module's lines
         // after the next step of the script has begun.
         // Of several copies with one name (a module tried twice), the one being loaded,
         // else the last one tried.
+        let ctx = self.ctx;
+        let tried = &self.tried;
         let owner = (0..rep.modules.len())
             .filter(|&j| text.starts_with(&format!("{}: ", rep.modules[j].name)))
             .max_by_key(|&j| (matches!(ctx, Ctx::Module(i) if i == j), tried[j], j));
@@ -515,7 +532,7 @@ fn parse_console(console: &str, mods: &[(String, Vec<u8>)], o: &RunOptions) -> R
             if m.kernel_log.last().map(String::as_str) != Some(text) {
                 m.kernel_log.push(text.to_string());
             }
-            continue;
+            return;
         }
         match ctx {
             Ctx::Module(i) => {
@@ -538,11 +555,61 @@ fn parse_console(console: &str, mods: &[(String, Vec<u8>)], o: &RunOptions) -> R
             Ctx::None => {}
         }
     }
+}
+
+fn parse_console(console: &str, mods: &[(String, Vec<u8>)], o: &RunOptions) -> RunReport {
+    let rep = RunReport {
+        modules: mods
+            .iter()
+            .zip(o.dependencies.iter().chain(&o.modules))
+            .enumerate()
+            .map(|(i, ((name, _), path))| ModuleReport {
+                path: path.clone(),
+                name: name.clone(),
+                dependency: i < o.dependencies.len(),
+                ..Default::default()
+            })
+            .collect(),
+        exec: o
+            .exec
+            .iter()
+            .map(|c| ExecReport {
+                command: c.clone(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let mut c = Console {
+        tried: vec![false; rep.modules.len()],
+        rep,
+        ctx: Ctx::None,
+        begun: false,
+    };
+    for line in console.lines() {
+        let (text, is_kernel) = match classify_line(line) {
+            Line::Mark(m) => {
+                c.mark(m);
+                continue;
+            }
+            Line::Kernel(t) => (t, true),
+            Line::Tool(t) => (t, false),
+        };
+        for pat in PROBLEMS {
+            if text.contains(pat) {
+                c.rep.problems.push(text.to_string());
+            }
+        }
+        if c.begun {
+            c.output(line, text, is_kernel);
+        }
+    }
     // Classified at the end: an asynchronous console may print the reason late.
+    let mut rep = c.rep;
     for (m, _) in rep
         .modules
         .iter_mut()
-        .zip(tried)
+        .zip(c.tried)
         .filter(|(m, t)| *t && !m.loaded)
     {
         m.refusal = Some(classify(&m.kernel_log, &m.tool_output));
@@ -736,4 +803,37 @@ fn boot(
         timed_out,
         silent,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_lines_are_classified() {
+        let m = |l: &str| {
+            let line = format!("{MARK} {l}");
+            match classify_line(&line) {
+                Line::Mark(Mark::Param(i, k, v)) => format!("param {i} {k} {v}"),
+                Line::Mark(mark) => format!("{mark:?}"),
+                other => format!("{other:?}"),
+            }
+        };
+        assert_eq!(m("begin"), "Begin");
+        assert_eq!(m("load 2"), "Module(2)");
+        assert_eq!(m("insmod 1 0"), "Insmod(1, true)");
+        assert_eq!(m("rmmod 1 1"), "Rmmod(1, false)");
+        assert_eq!(m("exec-rc 0 3"), "ExecRc(0, Some(3))");
+        assert_eq!(m("param 0 greeting=hi there"), "param 0 greeting hi there");
+        assert_eq!(m("tainted 8194"), "Tainted(Some(8194))");
+        assert_eq!(m("insmod x"), "Other");
+        assert_eq!(
+            classify_line("[    1.5] dummy: loaded"),
+            Line::Kernel("dummy: loaded")
+        );
+        assert_eq!(
+            classify_line("insmod: can't insert"),
+            Line::Tool("insmod: can't insert")
+        );
+    }
 }
