@@ -1,0 +1,307 @@
+//! The serial console of a `run`, read into its report: each line classified (a
+//! mark of our `/init`, a kernel message, a tool's output), then fed to a small state
+//! machine that knows whose output it is; refusals named by the kernel's own words.
+
+use super::{ExecReport, MARK, ModuleReport, PROBLEMS, RunOptions, RunReport};
+use crate::check::Refusal;
+
+/// One console line, classified: a mark of our `/init`, a kernel message (its
+/// timestamp cut off), or what a tool printed.
+#[derive(Debug, PartialEq)]
+enum Line<'a> {
+    Mark(Mark<'a>),
+    Kernel(&'a str),
+    Tool(&'a str),
+}
+
+/// The marks `templates/files/qemu/init` prints, with their module or command index.
+#[derive(Debug, PartialEq)]
+enum Mark<'a> {
+    Begin,
+    /// Loading or unloading module i: what follows is its.
+    Module(usize),
+    Insmod(usize, bool),
+    Rmmod(usize, bool),
+    Exec(usize),
+    ExecRc(usize, Option<i32>),
+    Param(usize, &'a str, &'a str),
+    Tainted(Option<u64>),
+    End,
+    Other,
+}
+
+fn classify_line(line: &str) -> Line<'_> {
+    if let Some(rest) = line.strip_prefix(MARK).map(str::trim) {
+        let mut w = rest.split_whitespace();
+        let word = w.next();
+        let i = w.next().and_then(|v| v.parse::<usize>().ok());
+        let ok = w.next();
+        let mark = match (word, i) {
+            (Some("begin"), _) => Mark::Begin,
+            (Some("load" | "unload"), Some(i)) => Mark::Module(i),
+            (Some("insmod"), Some(i)) if ok.is_some() => Mark::Insmod(i, ok == Some("0")),
+            (Some("rmmod"), Some(i)) if ok.is_some() => Mark::Rmmod(i, ok == Some("0")),
+            (Some("exec"), Some(k)) => Mark::Exec(k),
+            (Some("exec-rc"), Some(k)) if ok.is_some() => {
+                Mark::ExecRc(k, ok.and_then(|r| r.parse().ok()))
+            }
+            // "param <i> <name>=<value, may hold spaces>"
+            (Some("param"), Some(i)) => {
+                match rest.splitn(3, ' ').nth(2).and_then(|kv| kv.split_once('=')) {
+                    Some((k, v)) => Mark::Param(i, k, v),
+                    None => Mark::Other,
+                }
+            }
+            (Some("tainted"), _) => {
+                Mark::Tainted(rest.split_whitespace().nth(1).and_then(|t| t.parse().ok()))
+            }
+            (Some("end"), _) => Mark::End,
+            _ => Mark::Other,
+        };
+        return Line::Mark(mark);
+    }
+    match line.strip_prefix('[') {
+        Some(_) => Line::Kernel(line.split_once("] ").map_or(line, |(_, t)| t)),
+        None => Line::Tool(line),
+    }
+}
+
+/// Whose output the console is printing, as the marks say.
+#[derive(Clone, Copy)]
+enum Ctx {
+    None,
+    Module(usize),
+    Exec(usize),
+}
+
+/// The report, built line by line.
+struct Console {
+    rep: RunReport,
+    ctx: Ctx,
+    begun: bool,
+    /// Modules whose insmod ran.
+    tried: Vec<bool>,
+}
+
+impl Console {
+    fn mark(&mut self, m: Mark<'_>) {
+        let rep = &mut self.rep;
+        match m {
+            Mark::Begin => self.begun = true,
+            Mark::Module(i) if i < rep.modules.len() => self.ctx = Ctx::Module(i),
+            Mark::Insmod(i, ok) => {
+                if let Some(m) = rep.modules.get_mut(i) {
+                    m.loaded = ok;
+                    self.tried[i] = true;
+                }
+                self.ctx = Ctx::None;
+            }
+            Mark::Rmmod(i, ok) => {
+                if let Some(m) = rep.modules.get_mut(i) {
+                    m.unloaded = Some(ok);
+                }
+                self.ctx = Ctx::None;
+            }
+            Mark::Exec(k) if k < rep.exec.len() => self.ctx = Ctx::Exec(k),
+            Mark::ExecRc(k, rc) => {
+                if let Some(e) = rep.exec.get_mut(k) {
+                    e.status = rc;
+                }
+                self.ctx = Ctx::None;
+            }
+            Mark::Param(i, k, v) => {
+                if let Some(m) = rep.modules.get_mut(i) {
+                    m.params.push((k.to_string(), v.to_string()));
+                }
+            }
+            Mark::Tainted(t) => rep.tainted = t,
+            Mark::End => rep.finished = true,
+            _ => {}
+        }
+    }
+
+    /// A line that is not a mark: the module's or the command's being run, or nobody's.
+    fn output(&mut self, line: &str, text: &str, is_kernel: bool) {
+        let rep = &mut self.rep;
+        // A line prefixed with a module's name is that module's, wherever the console
+        // put it: kernels that print asynchronously (7.3) deliver a module's lines
+        // after the next step of the script has begun.
+        // Of several copies with one name (a module tried twice), the one being loaded,
+        // else the last one tried.
+        let ctx = self.ctx;
+        let tried = &self.tried;
+        let owner = (0..rep.modules.len())
+            .filter(|&j| text.starts_with(&format!("{}: ", rep.modules[j].name)))
+            .max_by_key(|&j| (matches!(ctx, Ctx::Module(i) if i == j), tried[j], j));
+        if is_kernel && let Some(m) = owner.map(|j| &mut rep.modules[j]) {
+            if m.kernel_log.last().map(String::as_str) != Some(text) {
+                m.kernel_log.push(text.to_string());
+            }
+            return;
+        }
+        match ctx {
+            Ctx::Module(i) => {
+                let m = &mut rep.modules[i];
+                if is_kernel {
+                    // Only what concerns the module, not other subsystems' chatter
+                    // (clocksource, ...) that happens to print meanwhile; busybox insmod
+                    // tries two syscalls, so a refusal is printed twice: keep one.
+                    let ours = text.contains("module")
+                        || text.contains("Unknown symbol")
+                        || PROBLEMS.iter().any(|p| text.contains(p));
+                    if ours && m.kernel_log.last().map(String::as_str) != Some(text) {
+                        m.kernel_log.push(text.to_string());
+                    }
+                } else if !text.trim().is_empty() {
+                    m.tool_output.push(text.to_string());
+                }
+            }
+            Ctx::Exec(k) => rep.exec[k].output.push(line.to_string()),
+            Ctx::None => {}
+        }
+    }
+}
+
+pub(super) fn parse_console(
+    console: &str,
+    mods: &[(String, Vec<u8>)],
+    o: &RunOptions,
+) -> RunReport {
+    let rep = RunReport {
+        modules: mods
+            .iter()
+            .zip(o.dependencies.iter().chain(&o.modules))
+            .enumerate()
+            .map(|(i, ((name, _), path))| ModuleReport {
+                path: path.clone(),
+                name: name.clone(),
+                dependency: i < o.dependencies.len(),
+                ..Default::default()
+            })
+            .collect(),
+        exec: o
+            .exec
+            .iter()
+            .map(|c| ExecReport {
+                command: c.clone(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let mut c = Console {
+        tried: vec![false; rep.modules.len()],
+        rep,
+        ctx: Ctx::None,
+        begun: false,
+    };
+    for line in console.lines() {
+        let (text, is_kernel) = match classify_line(line) {
+            Line::Mark(m) => {
+                c.mark(m);
+                continue;
+            }
+            Line::Kernel(t) => (t, true),
+            Line::Tool(t) => (t, false),
+        };
+        for pat in PROBLEMS {
+            if text.contains(pat) {
+                c.rep.problems.push(text.to_string());
+            }
+        }
+        if c.begun {
+            c.output(line, text, is_kernel);
+        }
+    }
+    // Classified at the end: an asynchronous console may print the reason late.
+    let mut rep = c.rep;
+    for (m, _) in rep
+        .modules
+        .iter_mut()
+        .zip(c.tried)
+        .filter(|(m, t)| *t && !m.loaded)
+    {
+        m.refusal = Some(classify(&m.kernel_log, &m.tool_output));
+    }
+    rep
+}
+
+fn classify(kernel: &[String], tool: &[String]) -> Refusal {
+    let all = |p: &str| kernel.iter().chain(tool).any(|l| l.contains(p));
+    if all("Loading of unsigned module is rejected") {
+        Refusal::Unsigned
+    } else if all("Loading of module with unavailable key is rejected") {
+        Refusal::UnavailableKey
+    } else if all("Loading of module with unsupported crypto is rejected") {
+        Refusal::UnsupportedCrypto
+    } else if all("Key was rejected by service") {
+        Refusal::BadSignature
+    } else if all("Bad message") {
+        Refusal::MalformedSignature
+    } else if all("Message too long") {
+        Refusal::SignatureTooLong
+    } else if all("invalid for parameter") || all("nvalid parameters") {
+        // kernel/params.c parse_one: "'x' invalid for parameter 'y'" (EINVAL); busybox
+        // insmod says "invalid parameters", kmod's "Invalid parameters".
+        Refusal::InvalidParameters
+    } else if all("version magic")
+        || all("disagrees about version of symbol module_layout")
+        || all("section size must match")
+        || all("invalid module format")
+    {
+        // Built for another kernel: 6.12 checks struct module's size before vermagic.
+        Refusal::VersionMagic
+    } else if all("disagrees about version of symbol") {
+        Refusal::SymbolVersion
+    } else if all("but does not import it") {
+        Refusal::NamespaceNotImported
+    } else if all("Unknown symbol") {
+        Refusal::UnknownSymbol
+    } else if all("Unknown parameter") || all("unknown parameter") {
+        Refusal::InvalidParameters
+    } else if all("Invalid argument") {
+        Refusal::InvalidArgument
+    } else if all("Lockdown:") {
+        Refusal::Lockdown
+    } else {
+        Refusal::Other(
+            tool.last()
+                .or(kernel.last())
+                .cloned()
+                .unwrap_or_else(|| "insmod failed without a message".into()),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_lines_are_classified() {
+        let m = |l: &str| {
+            let line = format!("{MARK} {l}");
+            match classify_line(&line) {
+                Line::Mark(Mark::Param(i, k, v)) => format!("param {i} {k} {v}"),
+                Line::Mark(mark) => format!("{mark:?}"),
+                other => format!("{other:?}"),
+            }
+        };
+        assert_eq!(m("begin"), "Begin");
+        assert_eq!(m("load 2"), "Module(2)");
+        assert_eq!(m("insmod 1 0"), "Insmod(1, true)");
+        assert_eq!(m("rmmod 1 1"), "Rmmod(1, false)");
+        assert_eq!(m("exec-rc 0 3"), "ExecRc(0, Some(3))");
+        assert_eq!(m("param 0 greeting=hi there"), "param 0 greeting hi there");
+        assert_eq!(m("tainted 8194"), "Tainted(Some(8194))");
+        assert_eq!(m("insmod x"), "Other");
+        assert_eq!(
+            classify_line("[    1.5] dummy: loaded"),
+            Line::Kernel("dummy: loaded")
+        );
+        assert_eq!(
+            classify_line("insmod: can't insert"),
+            Line::Tool("insmod: can't insert")
+        );
+    }
+}
