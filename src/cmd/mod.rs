@@ -49,7 +49,6 @@ pub fn run(cmd: Command) -> i32 {
     }
 }
 
-/// `error: ...` and `help: ...` on stderr; returns the exit code.
 /// A JSON result object with the one error shape every command uses: `error` (the
 /// message), `help` and `exit_code`, beside the command's own fields.
 pub fn json_with_error(mut v: serde_json::Value, e: &Error) -> serde_json::Value {
@@ -61,6 +60,7 @@ pub fn json_with_error(mut v: serde_json::Value, e: &Error) -> serde_json::Value
     v
 }
 
+/// `error: ...` and `help: ...` on stderr; returns the exit code.
 pub fn report_error(e: &Error) -> i32 {
     eprintln!("{} {e}", paint(Paint::Error));
     eprintln!("{} {}", paint(Paint::Help), e.help());
