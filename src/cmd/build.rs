@@ -3,15 +3,9 @@ use crate::cli::{BuildArgs, MessageFormat};
 use cargo_kmod::kbuild::{self, Job, Project};
 use cargo_kmod::sign::ProjectSigning;
 
-pub fn run(a: BuildArgs) -> i32 {
-    let project = match Project::load(a.manifest_path.as_deref()) {
-        Ok(p) => p,
-        Err(e) => return report_error(&e),
-    };
-    let key = match ProjectSigning::resolve(&project, &super::sign_request(&a.signing)) {
-        Ok(k) => k,
-        Err(e) => return report_error(&e),
-    };
+pub fn run(a: BuildArgs) -> cargo_kmod::Result<i32> {
+    let project = Project::load(a.manifest_path.as_deref())?;
+    let key = ProjectSigning::resolve(&project, &super::sign_request(&a.signing))?;
     let signing = key.as_ref().map(ProjectSigning::signing);
     let rep = StderrReporter::new();
     let forced = cargo_kmod::settings::get().rustc.clone();
@@ -90,7 +84,7 @@ pub fn run(a: BuildArgs) -> i32 {
             outln!("{:<w$}  {:<6}  {}", r.release, r.result, r.detail);
         }
     }
-    status.code()
+    Ok(status.code())
 }
 
 /// One kernel's line of the summary.

@@ -1,38 +1,30 @@
-use super::report_error;
 use crate::cli::CertsArgs;
 use cargo_kmod::Error;
 use cargo_kmod::kernel_image;
 use cargo_kmod::pki::hex_colon;
 
-pub fn run(a: CertsArgs) -> i32 {
-    let certs = match kernel_image::certificates(&a.image) {
-        Ok(c) => c,
-        Err(e) => return report_error(&e),
-    };
+pub fn run(a: CertsArgs) -> cargo_kmod::Result<i32> {
+    let certs = kernel_image::certificates(&a.image)?;
     if a.pem {
         for c in &certs {
             let pem = c.x509.to_pem().expect("encodes");
             outln!("{}", String::from_utf8_lossy(&pem).trim_end());
         }
-        return 0;
+        return Ok(0);
     }
     if let Some(dir) = &a.der_dir {
         if let Err(source) = std::fs::create_dir_all(dir) {
-            return report_error(&Error::Write {
+            return Err(Error::Write {
                 path: dir.clone(),
                 source,
             });
         }
         for (i, c) in certs.iter().enumerate() {
             let p = dir.join(format!("cert{i}.der"));
-            if let Err(e) =
-                cargo_kmod::fsutil::write_atomic(&p, &c.x509.to_der().expect("encodes"), None)
-            {
-                return report_error(&e);
-            }
+            cargo_kmod::fsutil::write_atomic(&p, &c.x509.to_der().expect("encodes"), None)?;
             outln!("{}", p.display());
         }
-        return 0;
+        return Ok(0);
     }
     for c in &certs {
         // OpenSSL 3.0 cannot read an ML-DSA key; the kernel-side parse can.
@@ -66,5 +58,5 @@ pub fn run(a: CertsArgs) -> i32 {
         );
         outln!();
     }
-    0
+    Ok(0)
 }

@@ -3,18 +3,15 @@ use crate::cli::{CheckArgs, MessageFormat};
 use cargo_kmod::check::{self, KernelFacts, Report};
 use cargo_kmod::report::Reporter;
 
-pub fn run(a: CheckArgs) -> i32 {
+pub fn run(a: CheckArgs) -> cargo_kmod::Result<i32> {
     let rep = StderrReporter::new();
-    let kernels = match check::facts::targets(
+    let kernels = check::facts::targets(
         &a.kdir,
         &a.kernel_release,
         &a.kernel,
         &a.modules_dir,
         &a.cert,
-    ) {
-        Ok(k) => k,
-        Err(e) => return report_error(&e),
-    };
+    )?;
     for k in &kernels {
         rep.note(&describe(k));
     }
@@ -66,7 +63,7 @@ pub fn run(a: CheckArgs) -> i32 {
             kernels.len()
         );
     }
-    status.code()
+    Ok(status.code())
 }
 
 fn describe(k: &KernelFacts) -> String {

@@ -2,7 +2,7 @@ use super::{Status, StderrReporter, expand, report_error};
 use crate::cli::InfoArgs;
 use cargo_kmod::modfile::{ModuleFile, elf, modinfo};
 
-pub fn run(a: InfoArgs) -> i32 {
+pub fn run(a: InfoArgs) -> cargo_kmod::Result<i32> {
     let cwd = std::env::current_dir().unwrap_or_default();
     let mut status = Status::default();
     let jobs = a.jobs.unwrap_or_else(cargo_kmod::tree::default_jobs);
@@ -39,11 +39,11 @@ pub fn run(a: InfoArgs) -> i32 {
             Ok(text) => {
                 use std::io::Write;
                 if out.write_all(&text).is_err() {
-                    return status.code(); // closed pipe
+                    return Ok(status.code()); // closed pipe
                 }
             }
             Err(e) => status.add(report_error(&e)),
         }
     }
-    status.code()
+    Ok(status.code())
 }

@@ -1,8 +1,8 @@
-use super::{StderrReporter, report_error};
+use super::StderrReporter;
 use crate::cli::KernelCommand;
 use cargo_kmod::kernel;
 
-pub fn run(c: KernelCommand) -> i32 {
+pub fn run(c: KernelCommand) -> cargo_kmod::Result<i32> {
     match c {
         KernelCommand::Build(a) => {
             let o = kernel::BuildOptions {
@@ -21,15 +21,11 @@ pub fn run(c: KernelCommand) -> i32 {
                 mldsa_waiver: a.mldsa_waiver,
                 arch: a.arch.into(),
             };
-            match kernel::build(&o, &StderrReporter::new()) {
-                Ok(info) => {
-                    outln!("release: {}", info.release);
-                    outln!("kdir:    {}", info.kdir.display());
-                    outln!("image:   {}", info.image.display());
-                    0
-                }
-                Err(e) => report_error(&e),
-            }
+            let info = kernel::build(&o, &StderrReporter::new())?;
+            outln!("release: {}", info.release);
+            outln!("kdir:    {}", info.kdir.display());
+            outln!("image:   {}", info.image.display());
+            Ok(0)
         }
         KernelCommand::Prepare(a) => {
             let o = cargo_kmod::prepare::PrepareOptions {
@@ -39,14 +35,10 @@ pub fn run(c: KernelCommand) -> i32 {
                 bindgen: a.bindgen,
                 jobs: a.jobs.unwrap_or_else(cargo_kmod::tree::default_jobs),
             };
-            match cargo_kmod::prepare::prepare(&o, &StderrReporter::new()) {
-                Ok(p) => {
-                    // The path alone: DKMS's MAKE line takes it as `$(...)`.
-                    outln!("{}", p.kdir.display());
-                    0
-                }
-                Err(e) => report_error(&e),
-            }
+            let p = cargo_kmod::prepare::prepare(&o, &StderrReporter::new())?;
+            // The path alone: DKMS's MAKE line takes it as `$(...)`.
+            outln!("{}", p.kdir.display());
+            Ok(0)
         }
         KernelCommand::List => {
             let list = kernel::list();
@@ -94,7 +86,7 @@ pub fn run(c: KernelCommand) -> i32 {
                     .collect();
                 outln!("{cols}{}", r[5]);
             }
-            0
+            Ok(0)
         }
     }
 }

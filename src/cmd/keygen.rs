@@ -1,10 +1,9 @@
-use super::report_error;
 use crate::cli::KeygenArgs;
 use cargo_kmod::sign::keygen::{self, Algo, KeygenOptions};
 use cargo_kmod::sign::keys::Pin;
 use cargo_kmod::sign::pkcs11;
 
-pub fn run(a: KeygenArgs) -> i32 {
+pub fn run(a: KeygenArgs) -> cargo_kmod::Result<i32> {
     let algo = Algo::ALL
         .iter()
         .find(|(n, _)| *n == a.algo)
@@ -25,10 +24,7 @@ pub fn run(a: KeygenArgs) -> i32 {
             .and_then(|cert| keygen::write_cert_only(&o.out, &cert)),
         None => keygen::generate(&o),
     };
-    let f = match result {
-        Ok(f) => f,
-        Err(e) => return report_error(&e),
-    };
+    let f = result?;
     let key = match &a.pkcs11 {
         Some(uri) => {
             let shown = pkcs11::Uri::display(uri).display().to_string();
@@ -74,7 +70,7 @@ pub fn run(a: KeygenArgs) -> i32 {
         "  - sign: cargo kmod sign --key {key} --cert {} MODULE",
         f.cert_pem.display()
     );
-    0
+    Ok(0)
 }
 
 /// "a rsa-4096" reads wrong; "an ecdsa-p384", "an rsa-4096" (said "ar-ess-ay").

@@ -20,8 +20,9 @@ pub use signfile::run as sign_file;
 use crate::cli::Command;
 use cargo_kmod::Error;
 
+/// Runs a command; an error that ends it is printed here, once.
 pub fn run(cmd: Command) -> i32 {
-    match cmd {
+    let result = match cmd {
         Command::New(a) => new::run_new(a),
         Command::Init(a) => new::run_init(a),
         Command::Build(a) => build::run(a),
@@ -32,7 +33,7 @@ pub fn run(cmd: Command) -> i32 {
         Command::Verify(a) => verify::run(a),
         Command::Info(a) => info::run(a),
         Command::Unsign(a) => unsign::run(a),
-        Command::SignFile(a) => signfile::run(a.args),
+        Command::SignFile(a) => Ok(signfile::run(a.args)),
         Command::Kernel(c) => kernel::run(c),
         Command::Certs(a) => certs::run(a),
         Command::Run(a) => run::run(a),
@@ -43,10 +44,11 @@ pub fn run(cmd: Command) -> i32 {
             clap_complete::generate(shell, &mut c, "cargo-kmod", &mut buf);
             // Through outln!: `| head` must not panic.
             outln!("{}", String::from_utf8_lossy(&buf).trim_end());
-            0
+            Ok(0)
         }
-        Command::Man { out } => man(out.as_deref()),
-    }
+        Command::Man { out } => Ok(man(out.as_deref())),
+    };
+    result.unwrap_or_else(|e| report_error(&e))
 }
 
 /// A JSON result object with the one error shape every command uses: `error` (the

@@ -1,11 +1,10 @@
-use super::report_error;
 use crate::cli::{NewArgs, TemplateArgs};
 use cargo_kmod::target::Target;
 use cargo_kmod::templates::{self, NewOptions};
 use cargo_kmod::{Error, kbuild};
 use std::path::{Path, PathBuf};
 
-pub fn run_new(a: NewArgs) -> i32 {
+pub fn run_new(a: NewArgs) -> cargo_kmod::Result<i32> {
     if a.list {
         let list = templates::list();
         let w = list.iter().map(|t| t.name.len()).max().unwrap_or(0);
@@ -14,13 +13,13 @@ pub fn run_new(a: NewArgs) -> i32 {
         for t in list {
             outln!("{:<w$}  {:<k$}  {}", t.name, t.kernels(), t.about);
         }
-        return 0;
+        return Ok(0);
     }
     let dir = a.path.expect("clap requires PATH without --list");
     generate(&dir, a.t, false)
 }
 
-pub fn run_init(a: crate::cli::InitArgs) -> i32 {
+pub fn run_init(a: crate::cli::InitArgs) -> cargo_kmod::Result<i32> {
     generate(
         &std::env::current_dir().unwrap_or_else(|_| ".".into()),
         a.t,
@@ -28,7 +27,7 @@ pub fn run_init(a: crate::cli::InitArgs) -> i32 {
     )
 }
 
-fn generate(dir: &Path, t: TemplateArgs, in_place: bool) -> i32 {
+fn generate(dir: &Path, t: TemplateArgs, in_place: bool) -> cargo_kmod::Result<i32> {
     let name = t.name.clone().unwrap_or_else(|| {
         dir.canonicalize()
             .unwrap_or_else(|_| dir.to_path_buf())
@@ -53,7 +52,7 @@ fn generate(dir: &Path, t: TemplateArgs, in_place: bool) -> i32 {
         && !k.exists()
     {
         let r = t.kernel_release.as_deref().unwrap_or_default();
-        return report_error(&Error::Preflight {
+        return Err(Error::Preflight {
             kdir: k.clone(),
             reason: "kernel tree not found: this release's headers are not installed".into(),
             fix: format!(
@@ -68,7 +67,7 @@ fn generate(dir: &Path, t: TemplateArgs, in_place: bool) -> i32 {
             .or_else(|| cargo_kmod::kernel::makefile_release(k).map(|r| Target::release_only(&r)))
     });
     if (t.kdir.is_some() || t.kernel_release.is_some()) && kernel.is_none() {
-        return report_error(&Error::Preflight {
+        return Err(Error::Preflight {
             kdir: kdir.unwrap_or_default(),
             reason: "cannot tell this tree's kernel version (no include/config/kernel.release or Makefile)".into(),
             fix: "give a configured kernel build tree".into(),
@@ -106,27 +105,23 @@ fn generate(dir: &Path, t: TemplateArgs, in_place: bool) -> i32 {
         kdir: saved,
         in_place,
     };
-    match templates::generate(&o) {
-        Ok(files) => {
-            for f in &files {
-                outln!("{}", f.display());
-            }
-            note!(
-                "created {} module `{}` in {}{}",
-                o.template,
-                o.name,
-                dir.display(),
-                kernel.map_or(String::new(), |k| format!(" for kernel {}", k.release))
-            );
-            if in_place {
-                note!("next: cargo kmod build");
-            } else {
-                note!("next: cd {} && cargo kmod build", dir.display());
-            }
-            0
-        }
-        Err(e) => report_error(&e),
+    let files = templates::generate(&o)?;
+    for f in &files {
+        outln!("{}", f.display());
     }
+    note!(
+        "created {} module `{}` in {}{}",
+        o.template,
+        o.name,
+        dir.display(),
+        kernel.map_or(String::new(), |k| format!(" for kernel {}", k.release))
+    );
+    if in_place {
+        note!("next: cargo kmod build");
+    } else {
+        note!("next: cd {} && cargo kmod build", dir.display());
+    }
+    Ok(0)
 }
 
 fn default_author() -> String {

@@ -18,17 +18,11 @@ fn setup(
     ))
 }
 
-pub fn install(a: InstallArgs) -> i32 {
-    let (key, project) = match setup(a.manifest_path.as_deref(), &a.signing) {
-        Ok(x) => x,
-        Err(e) => return report_error(&e),
-    };
+pub fn install(a: InstallArgs) -> cargo_kmod::Result<i32> {
+    let (key, project) = setup(a.manifest_path.as_deref(), &a.signing)?;
     let signing = key.as_ref().map(ProjectSigning::signing);
     let dir = a.dir.unwrap_or_else(|| project.install_dir.clone());
-    let rels = match package::releases(&project, &a.kernel_release) {
-        Ok(r) => r,
-        Err(e) => return report_error(&e),
-    };
+    let rels = package::releases(&project, &a.kernel_release)?;
     let mut status = Status::default();
     for r in rels {
         let target = Target::from_release(&a.root, &r);
@@ -37,14 +31,11 @@ pub fn install(a: InstallArgs) -> i32 {
             Err(e) => status.add(report_error(&e)),
         }
     }
-    status.code()
+    Ok(status.code())
 }
 
-pub fn package(a: PackageArgs) -> i32 {
-    let (key, project) = match setup(a.manifest_path.as_deref(), &a.signing) {
-        Ok(x) => x,
-        Err(e) => return report_error(&e),
-    };
+pub fn package(a: PackageArgs) -> cargo_kmod::Result<i32> {
+    let (key, project) = setup(a.manifest_path.as_deref(), &a.signing)?;
     let out = a.out.clone().unwrap_or_else(|| project.package_dir());
     let mut status = Status::default();
     if a.dkms {
@@ -75,14 +66,14 @@ pub fn package(a: PackageArgs) -> i32 {
         }
     }
     if !(a.deb || a.rpm || a.oci) {
-        return status.code();
+        return Ok(status.code());
     }
     let signing = key.as_ref().map(ProjectSigning::signing);
     let rels = match package::releases(&project, &a.kernel_release) {
         Ok(r) => r,
         Err(e) => {
             status.add(report_error(&e));
-            return status.code();
+            return Ok(status.code());
         }
     };
     let targets: Vec<Target> = rels
@@ -139,7 +130,7 @@ pub fn package(a: PackageArgs) -> i32 {
             Err(e) => status.add(report_error(&e)),
         }
     }
-    status.code()
+    Ok(status.code())
 }
 
 /// LLVM and rustc for DKMS's MAKE line, as preflight finds them for the project's trees.

@@ -1,9 +1,9 @@
-use super::{StderrReporter, report_error};
+use super::StderrReporter;
 use crate::cli::{MessageFormat, RunArgs};
 use cargo_kmod::target::Target;
 use cargo_kmod::{Error, qemu};
 
-pub fn run(a: RunArgs) -> i32 {
+pub fn run(a: RunArgs) -> cargo_kmod::Result<i32> {
     let target = match (&a.kernel, &a.kdir) {
         (Some(k), _) => Target::from_image(k),
         (None, Some(d)) => Target::from_tree(d),
@@ -17,22 +17,16 @@ pub fn run(a: RunArgs) -> i32 {
             )
         }),
     };
-    let (target, arch) = match target.and_then(|t| t.known_arch("booting").map(|a| (t, a))) {
-        Ok(x) => x,
-        Err(e) => return report_error(&e),
-    };
+    let (target, arch) = target.and_then(|t| t.known_arch("booting").map(|a| (t, a)))?;
     let Some(image) = target.image.clone() else {
         let tree = target.tree.clone().unwrap_or_default();
-        return report_error(&Error::Run {
+        return Err(Error::Run {
             path: tree.join(arch.image_in_tree()),
             reason: "the tree has no built kernel image to boot".into(),
         });
     };
     let modules = if a.modules.is_empty() {
-        match build_project(a.manifest_path.as_deref(), &target) {
-            Ok(m) => vec![m],
-            Err(e) => return report_error(&e),
-        }
+        vec![build_project(a.manifest_path.as_deref(), &target)?]
     } else {
         a.modules
     };
@@ -44,21 +38,15 @@ pub fn run(a: RunArgs) -> i32 {
         (None, Some(_)) => ModuleTree::installed(&target.release),
         (None, None) => Ok(None),
     };
-    let dependencies = match tree.and_then(|t| match t {
+    let dependencies = tree.and_then(|t| match t {
         Some(t) => qemu::dependencies(&modules, &t, &StderrReporter::new()),
         None => Ok(Vec::new()),
-    }) {
-        Ok(d) => d,
-        Err(e) => return report_error(&e),
-    };
+    })?;
     let mut append = a.append;
     if a.enforce {
         append.push("module.sig_enforce=1".into());
     }
-    let busybox = match a.busybox.map_or_else(|| qemu::default_busybox(arch), Ok) {
-        Ok(b) => b,
-        Err(e) => return report_error(&e),
-    };
+    let busybox = a.busybox.map_or_else(|| qemu::default_busybox(arch), Ok)?;
     let o = qemu::RunOptions {
         image,
         arch,
@@ -75,10 +63,7 @@ pub fn run(a: RunArgs) -> i32 {
             crate::cli::AccelArg::Tcg => qemu::Accel::Tcg,
         },
     };
-    let rep = match qemu::run(&o, &StderrReporter::new()) {
-        Ok(r) => r,
-        Err(e) => return report_error(&e),
-    };
+    let rep = qemu::run(&o, &StderrReporter::new())?;
     if a.console {
         eprintln!("{}", rep.console);
     }
@@ -87,7 +72,7 @@ pub fn run(a: RunArgs) -> i32 {
             "{}",
             serde_json::to_string(&rep).expect("report serializes")
         );
-        return rep.exit_code();
+        return Ok(rep.exit_code());
     }
     for m in &rep.modules {
         if m.loaded {
@@ -145,7 +130,7 @@ pub fn run(a: RunArgs) -> i32 {
         outln!("guest did not finish its run (look with --console)");
     }
     note!("guest ran {:.1} s ({})", rep.seconds, rep.accel);
-    rep.exit_code()
+    Ok(rep.exit_code())
 }
 
 /// Builds the project against the kernel's tree and signs it with the tree's own

@@ -8,13 +8,10 @@ use cargo_kmod::sign::{
     self, IfSigned, KeySource, SigOutput, SignOptions, SignOutcome, SigningKey,
 };
 
-pub fn run(a: SignArgs) -> i32 {
-    let hash: HashAlg = match a.hash.parse() {
-        Ok(h) => h,
-        Err(e) => return report_error(&e),
-    };
+pub fn run(a: SignArgs) -> cargo_kmod::Result<i32> {
+    let hash: HashAlg = a.hash.parse()?;
     // The key is loaded (and checked against the certificate) once for all modules.
-    let key = match Pin::from_sources(a.key.pin_file.as_deref()).and_then(|pin| {
+    let key = Pin::from_sources(a.key.pin_file.as_deref()).and_then(|pin| {
         let mut key = SigningKey::open(&KeySource {
             key: &a.key.key,
             cert: a.key.cert.as_deref(),
@@ -24,10 +21,7 @@ pub fn run(a: SignArgs) -> i32 {
         key.set_signed_attrs(a.signed_attrs)?;
         key.check_hash(hash)?;
         Ok(key)
-    }) {
-        Ok(k) => k,
-        Err(e) => return report_error(&e),
-    };
+    })?;
     let opts = SignOptions {
         hash,
         id: if a.key_id {
@@ -54,7 +48,7 @@ pub fn run(a: SignArgs) -> i32 {
     let rep = StderrReporter::new();
     let modules = expand_for_writing(&a.modules, &mut status, &rep);
     if a.output.is_some() && modules.len() != 1 {
-        return report_error(&Error::usage(
+        return Err(Error::usage(
             "-o/--output takes exactly one module",
             "sign several modules in place (without -o), or one at a time with -o",
         ));
@@ -126,5 +120,5 @@ pub fn run(a: SignArgs) -> i32 {
             started.elapsed().as_secs_f64()
         );
     }
-    status.code()
+    Ok(status.code())
 }

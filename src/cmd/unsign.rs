@@ -2,12 +2,12 @@ use super::{Status, StderrReporter, expand_for_writing, report_error};
 use crate::cli::{MessageFormat, UnsignArgs};
 use cargo_kmod::Error;
 
-pub fn run(a: UnsignArgs) -> i32 {
+pub fn run(a: UnsignArgs) -> cargo_kmod::Result<i32> {
     let mut status = Status::default();
     let rep = StderrReporter::new();
     let modules = expand_for_writing(&a.modules, &mut status, &rep);
     if a.extract_sig.is_some() && modules.len() != 1 {
-        return report_error(&Error::usage(
+        return Err(Error::usage(
             "--extract-sig takes exactly one module",
             "extract from one module at a time",
         ));
@@ -48,5 +48,5 @@ pub fn run(a: UnsignArgs) -> i32 {
             }
         }
     }
-    status.code()
+    Ok(status.code())
 }

@@ -4,24 +4,16 @@ use cargo_kmod::modfile::ModuleFile;
 use cargo_kmod::report::Reporter;
 use cargo_kmod::verify::{self, Keyring};
 
-pub fn run(a: VerifyArgs) -> i32 {
+pub fn run(a: VerifyArgs) -> cargo_kmod::Result<i32> {
     let mut keyring = Keyring::default();
     for c in &a.cert {
-        if let Err(e) = keyring.add_path(c) {
-            return report_error(&e);
-        }
+        keyring.add_path(c)?;
     }
     let rep = StderrReporter::new();
     let mut crypto = None;
     for k in &a.kernel {
-        let t = match cargo_kmod::target::Target::from_path(k) {
-            Ok(t) => t,
-            Err(e) => return report_error(&e),
-        };
-        match Keyring::of(&t) {
-            Ok(k) => keyring.certs.extend(k.certs),
-            Err(e) => return report_error(&e),
-        }
+        let t = cargo_kmod::target::Target::from_path(k)?;
+        keyring.certs.extend(Keyring::of(&t)?.certs);
         crypto = Some(t.crypto());
         if let Some(c) = &t.config {
             rep.note(&format!(
@@ -102,5 +94,5 @@ pub fn run(a: VerifyArgs) -> i32 {
         let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
         note!("{} modules: {}", modules.len(), parts.join(", "));
     }
-    status.code()
+    Ok(status.code())
 }
