@@ -46,7 +46,7 @@ pub fn run(cmd: Command) -> i32 {
             outln!("{}", String::from_utf8_lossy(&buf).trim_end());
             Ok(0)
         }
-        Command::Man { out } => Ok(man(out.as_deref())),
+        Command::Man { out } => man(out.as_deref()),
     };
     result.unwrap_or_else(|e| report_error(&e))
 }
@@ -130,7 +130,7 @@ pub fn paint(p: Paint) -> &'static str {
 }
 
 /// The manual: one page to stdout, or one per command into `out`.
-fn man(out: Option<&std::path::Path>) -> i32 {
+fn man(out: Option<&std::path::Path>) -> cargo_kmod::Result<i32> {
     let cmd = crate::cli::binary_command();
     let Some(dir) = out else {
         let mut buf = Vec::new();
@@ -138,7 +138,7 @@ fn man(out: Option<&std::path::Path>) -> i32 {
             .render(&mut buf)
             .expect("rendering to memory");
         outln!("{}", String::from_utf8_lossy(&buf).trim_end());
-        return 0;
+        return Ok(0);
     };
     let pages = std::iter::once(cmd.clone()).chain(
         cmd.get_subcommands()
@@ -150,18 +150,15 @@ fn man(out: Option<&std::path::Path>) -> i32 {
             .render(&mut buf)
             .expect("rendering to memory");
         let path = dir.join(format!("{}.1", page.get_name()));
-        if let Err(e) = std::fs::create_dir_all(dir)
+        std::fs::create_dir_all(dir)
             .map_err(|source| Error::Write {
                 path: dir.to_path_buf(),
                 source,
             })
-            .and_then(|_| cargo_kmod::fsutil::write_atomic(&path, &buf, None))
-        {
-            return report_error(&e);
-        }
+            .and_then(|_| cargo_kmod::fsutil::write_atomic(&path, &buf, None))?;
         outln!("{}", path.display());
     }
-    0
+    Ok(0)
 }
 
 /// Expands directories into their modules; reports paths that hold none, and the
