@@ -21,18 +21,10 @@ const MAX_BZIMAGE: u64 = 256 << 20;
 pub const MAX_CERTS: usize = 1024;
 
 /// The vmlinux inside a kernel image, as a stream: a bzImage's decompressed payload,
-/// or an ELF vmlinux file as it is. At most [`MAX_VMLINUX`] bytes are read.
-fn vmlinux<'a, R: Read + 'a>(
-    path: &Path,
-    file: R,
-    data: &'a mut Vec<u8>,
-) -> Result<Box<dyn Read + 'a>> {
-    vmlinux_stream(path, file, data).map(|(s, _)| s)
-}
-
-/// [`vmlinux`], and whether the stream is a whole compressed file (`Image.gz`), whose
-/// every decoding error is damage; a bzImage's payload ends with the size the
-/// kernel's Makefile appends, on which some decoders stop with an error.
+/// or an ELF vmlinux file as it is (at most [`MAX_VMLINUX`] bytes are read); and
+/// whether the stream is a whole compressed file (`Image.gz`), whose every decoding
+/// error is damage (a bzImage's payload ends with the size the kernel's Makefile
+/// appends, on which some decoders stop with an error).
 fn vmlinux_stream<'a, R: Read + 'a>(
     path: &Path,
     file: R,
@@ -276,7 +268,7 @@ fn banner_release(path: &Path) -> Option<String> {
     const BANNER: &[u8] = b"Linux version ";
     let file = crate::fsutil::open_regular(path).ok()?;
     let mut data = Vec::new();
-    let mut stream = vmlinux(path, file, &mut data).ok()?;
+    let (mut stream, _) = vmlinux_stream(path, file, &mut data).ok()?;
     let finder = memchr::memmem::Finder::new(BANNER);
     let (mut win, mut chunk) = (Vec::new(), vec![0u8; 64 << 10]);
     loop {

@@ -87,11 +87,6 @@ pub fn install(
     signing: Option<&Signing>,
 ) -> Result<PathBuf> {
     let release = target.release.as_str();
-    crate::names::release(release).map_err(|reason| Error::Package {
-        path: target.tree.clone().unwrap_or_else(|| root.to_path_buf()),
-        reason,
-        fix: "give --kernel-release as `uname -r` prints it".into(),
-    })?;
     crate::names::install_dir(dir).map_err(|reason| {
         Error::usage(
             reason,

@@ -133,7 +133,9 @@ pub fn built_releases(project: &Project) -> Vec<String> {
         .flatten()
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|r| r != "build" && project.built_module(r).is_file())
+        // Only names a release can have: a directory made by hand is not one, and a
+        // release reaches paths and maintainer scripts.
+        .filter(|r| crate::names::release(r).is_ok() && project.built_module(r).is_file())
         .collect();
     v.sort();
     v

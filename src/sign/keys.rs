@@ -31,10 +31,7 @@ impl Pin {
 /// A PIN or passphrase file's content, without the trailing newline.
 pub fn read_pin_file(f: &Path) -> Result<Vec<u8>> {
     // A passphrase, not a file of any size: 64 KiB is far beyond any.
-    let mut v = crate::fsutil::read_small(f, 64 << 10).map_err(|reason| Error::Read {
-        path: f.to_path_buf(),
-        source: std::io::Error::other(reason),
-    })?;
+    let mut v = crate::fsutil::read_bounded(f, 64 << 10)?;
     while v.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
         v.pop();
     }

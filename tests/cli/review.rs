@@ -130,9 +130,24 @@ fn debian_12s_default_kernel_gets_its_real_release_everywhere() {
         stderr(&o)
     );
     assert!(!stdout(&o).contains(stale.trim()), "{}", stdout(&o));
-    // An explicit --kernel-release for a tree that says otherwise goes where it says.
-    let target = cargo_kmod::target::Target::from_tree(&h61).unwrap();
-    assert_eq!(target.release, release);
+    // Named explicitly, the release is where it goes (it went to 6.1.192, exit 0).
+    let root2 = d.path().join("root2");
+    kmod()
+        .arg("install")
+        .arg("--manifest-path")
+        .arg(&man)
+        .args(["--kernel-release", &release, "--root"])
+        .arg(&root2)
+        .assert()
+        .success();
+    assert!(
+        root2
+            .join("lib/modules")
+            .join(&release)
+            .join("updates/rel61.ko")
+            .is_file()
+    );
+    assert!(!root2.join("lib/modules").join(stale.trim()).exists());
 }
 
 /// `[package.metadata.kmod]` values reached paths, dkms.conf and RPM specs unchecked.
