@@ -1,25 +1,26 @@
 //! The cache and its layout: `$CARGO_KMOD_CACHE`, else `~/.cache/cargo-kmod`, holding
 //! built kernels, prepared trees and downloaded tools.
 
+use crate::settings::Settings;
 use std::path::PathBuf;
 
-pub fn dir() -> PathBuf {
-    crate::settings::get().cache.clone()
+pub fn dir(s: &Settings) -> PathBuf {
+    s.cache.clone()
 }
 
 /// `kernel build`'s kernels, one directory each.
-pub fn kernels() -> PathBuf {
-    dir().join("kernels")
+pub fn kernels(s: &Settings) -> PathBuf {
+    dir(s).join("kernels")
 }
 
 /// `kernel prepare`'s trees.
-pub fn prepared() -> PathBuf {
-    dir().join("prepared")
+pub fn prepared(s: &Settings) -> PathBuf {
+    dir(s).join("prepared")
 }
 
 /// Tools the tool does not find installed: bindgen (`bin/`), a foreign busybox.
-pub fn tools() -> PathBuf {
-    dir().join("tools")
+pub fn tools(s: &Settings) -> PathBuf {
+    dir(s).join("tools")
 }
 
 /// One protocol for every cached tree (a built kernel, a prepared tree): whatever

@@ -4,18 +4,24 @@
 use crate::error::{Error, Result};
 pub use crate::project::{Manifest, Project};
 use crate::report::Reporter;
+use crate::settings::Settings;
 use crate::target::Target;
 use crate::toolchain::{self, MakeVars, tool_version, which};
 use std::path::{Path, PathBuf};
 
 /// The tree to build the project against: `kdir` itself, or, for a Rust project and
 /// headers without rust/, the tree `kernel prepare` made of those headers.
-pub fn resolve_tree(kdir: &Path, project: &Project, r: &dyn Reporter) -> Result<Target> {
+pub fn resolve_tree(
+    s: &Settings,
+    kdir: &Path,
+    project: &Project,
+    r: &dyn Reporter,
+) -> Result<Target> {
     let t = Target::from_tree(kdir)?;
     let wants_prepared = project.is_rust()
         && t.config.as_ref().is_some_and(|c| c.rust())
         && !kdir.join("rust").is_dir();
-    if wants_prepared && let Some(p) = crate::prepare::find(kdir) {
+    if wants_prepared && let Some(p) = crate::prepare::find(s, kdir) {
         r.note(&format!(
             "{}: building in the tree prepared from these headers ({})",
             t.release,
@@ -29,6 +35,7 @@ pub fn resolve_tree(kdir: &Path, project: &Project, r: &dyn Reporter) -> Result<
 /// Checks a tree against the project, in the order failures would surface; says
 /// what `make` must be told for it.
 pub fn preflight(
+    s: &Settings,
     target: &Target,
     project: &Project,
     forced_rustc: Option<&Path>,
@@ -47,7 +54,7 @@ pub fn preflight(
         ));
     }
     let mut env = MakeVars::default();
-    match toolchain::KernelCc::find(config) {
+    match toolchain::KernelCc::find(s, config) {
         Ok(Some(cc)) => cc.apply(&mut env),
         // Kernels before 5.8 do not name their compiler: clang's, or Kbuild's default.
         Ok(None) => env.llvm = config.cc_is_clang(),
@@ -99,7 +106,7 @@ pub fn preflight(
         env.rustc = Some(forced.to_path_buf());
         return Ok(env);
     }
-    let candidates = project.rustc.iter().cloned().chain(which("rustc"));
+    let candidates = project.rustc.iter().cloned().chain(which(s, "rustc"));
     match toolchain::matching_rustc(&want, candidates) {
         Ok(rustc) => {
             env.rustc = Some(rustc);
@@ -136,6 +143,7 @@ pub struct Artifact {
 /// hash it cannot take is refused before anything is built or written), then the
 /// module is built and signed in place.
 pub fn build_and_sign(
+    s: &Settings,
     project: &Project,
     target: &Target,
     env: &MakeVars,
@@ -143,16 +151,17 @@ pub fn build_and_sign(
     signing: Option<&crate::sign::Signing>,
     r: &dyn Reporter,
 ) -> Result<Artifact> {
-    let hash = signing.map(|s| s.hash_for(target)).transpose()?;
-    let path = build_one(project, target, env, o, r)?;
-    if let Some((s, hash)) = signing.zip(hash) {
+    let hash = signing.map(|g| g.hash_for(target)).transpose()?;
+    let path = build_one(s, project, target, env, o, r)?;
+    if let Some((g, hash)) = signing.zip(hash) {
         let opts = crate::sign::SignOptions {
             hash,
             id: crate::sign::cms::SignerIdKind::IssuerSerial,
             if_signed: crate::sign::IfSigned::Replace,
             output: crate::sign::SigOutput::Append,
+            max_module_bytes: s.max_module_bytes,
         };
-        crate::sign::sign_module_file(s.key, &opts, &path, None)?;
+        crate::sign::sign_module_file(g.key, &opts, &path, None)?;
     }
     Ok(Artifact {
         release: target.release.clone(),
@@ -173,13 +182,14 @@ pub struct Job {
 /// Builds (and signs) for every kernel at once, `o.jobs` shared out among them. One
 /// failing does not stop the others; results come in the order given.
 pub fn build_matrix(
+    s: &Settings,
     project: &Project,
     jobs: &[Job],
     o: &BuildOptions,
     signing: Option<&crate::sign::Signing>,
     r: &dyn Reporter,
 ) -> Vec<Result<Artifact>> {
-    let results = build_all(project, jobs, o, signing, r);
+    let results = build_all(s, project, jobs, o, signing, r);
     // What `package` takes by default: this build's releases, not every one ever built.
     let built: Vec<&str> = results
         .iter()
@@ -196,6 +206,7 @@ pub fn build_matrix(
 }
 
 fn build_all(
+    s: &Settings,
     project: &Project,
     jobs: &[Job],
     o: &BuildOptions,
@@ -204,11 +215,13 @@ fn build_all(
 ) -> Vec<Result<Artifact>> {
     if jobs.len() == 1 {
         let j = &jobs[0];
-        return vec![build_and_sign(project, &j.target, &j.vars, o, signing, r)];
+        return vec![build_and_sign(
+            s, project, &j.target, &j.vars, o, signing, r,
+        )];
     }
     let n = jobs.len();
     let total = o.jobs.max(1);
-    std::thread::scope(|s| {
+    std::thread::scope(|scope| {
         let handles: Vec<_> = jobs
             .iter()
             .enumerate()
@@ -220,7 +233,9 @@ fn build_all(
                     inner: r,
                     prefix: j.target.release.clone(),
                 };
-                s.spawn(move || build_and_sign(project, &j.target, &j.vars, &o, signing, &rep))
+                scope.spawn(move || {
+                    build_and_sign(s, project, &j.target, &j.vars, &o, signing, &rep)
+                })
             })
             .collect();
         handles
@@ -233,6 +248,7 @@ fn build_all(
 /// Builds the project against one tree in `target/kmod/build/<release>/`; the module
 /// lands at `target/kmod/<release>/<name>.ko`.
 pub fn build_one(
+    s: &Settings,
     project: &Project,
     target: &Target,
     env: &MakeVars,
@@ -254,7 +270,7 @@ pub fn build_one(
             std::fs::copy(&src, &dst).map_err(|e| werr(&dst, e))?;
         }
     }
-    let mut make = kbuild_make(kdir, env, o, &build_dir);
+    let mut make = kbuild_make(s, kdir, env, o, &build_dir);
     make.arg("modules");
     r.note(&format!(
         "building {} for {} ({})",
@@ -275,8 +291,8 @@ pub fn build_one(
     }
     if o.rust_analyzer && project.is_rust() {
         // This target checks the whole Rust toolchain (bindgen, rust-src), like a kernel build.
-        let tc = toolchain::Toolchain::find(env.rustc.as_deref(), None)?;
-        let mut ra = toolchain::make(kdir, &tc.vars());
+        let tc = toolchain::Toolchain::find(s, env.rustc.as_deref(), None)?;
+        let mut ra = toolchain::make(s, kdir, &tc.vars());
         ra.arg(format!("M={}", build_dir.display()))
             .arg("rust-analyzer");
         run_streamed(&mut ra, kdir, o.verbose, r)?;
@@ -312,7 +328,13 @@ pub fn build_one(
     Ok(out)
 }
 
-fn kbuild_make(kdir: &Path, env: &MakeVars, o: &BuildOptions, m: &Path) -> std::process::Command {
+fn kbuild_make(
+    s: &Settings,
+    kdir: &Path,
+    env: &MakeVars,
+    o: &BuildOptions,
+    m: &Path,
+) -> std::process::Command {
     let mut vars = env.clone();
     // Given on the command line, they win over what preflight took from the tree.
     if o.arch.is_some() {
@@ -321,7 +343,7 @@ fn kbuild_make(kdir: &Path, env: &MakeVars, o: &BuildOptions, m: &Path) -> std::
     if o.cross_compile.is_some() {
         vars.cross_compile.clone_from(&o.cross_compile);
     }
-    let mut c = toolchain::make(kdir, &vars);
+    let mut c = toolchain::make(s, kdir, &vars);
     c.arg(format!("M={}", m.display()));
     c.arg(format!("-j{}", o.jobs.max(1)));
     c
@@ -348,7 +370,12 @@ fn run_streamed(
 }
 
 /// The trees to build against, in the documented order of precedence.
-pub fn choose_trees(cli_kdirs: &[PathBuf], releases: &[String], project: &Project) -> Vec<PathBuf> {
+pub fn choose_trees(
+    s: &Settings,
+    cli_kdirs: &[PathBuf],
+    releases: &[String],
+    project: &Project,
+) -> Vec<PathBuf> {
     if !cli_kdirs.is_empty() {
         return cli_kdirs.to_vec();
     }
@@ -361,7 +388,7 @@ pub fn choose_trees(cli_kdirs: &[PathBuf], releases: &[String], project: &Projec
     if !project.kdirs.is_empty() {
         return project.kdirs.clone();
     }
-    if let Some(k) = &crate::settings::get().kdir {
+    if let Some(k) = &s.kdir {
         return vec![k.clone()];
     }
     vec![PathBuf::from(format!(

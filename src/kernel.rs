@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::report::Reporter;
+use crate::settings::Settings;
 use crate::target::{Arch, Features, Version};
 use crate::toolchain::{self, Toolchain};
 use std::io::Write;
@@ -299,14 +300,14 @@ pub fn build_hint() -> String {
 }
 
 /// The newest kernel `cargo kmod kernel build` left in the cache.
-pub fn newest() -> Option<crate::target::Target> {
-    list()
+pub fn newest(s: &Settings) -> Option<crate::target::Target> {
+    list(s)
         .into_iter()
         .find_map(|k| crate::target::Target::from_tree(&k.kdir).ok())
 }
 
-pub fn list() -> Vec<KernelInfo> {
-    let mut v: Vec<KernelInfo> = std::fs::read_dir(crate::cache::kernels())
+pub fn list(s: &Settings) -> Vec<KernelInfo> {
+    let mut v: Vec<KernelInfo> = std::fs::read_dir(crate::cache::kernels(s))
         .into_iter()
         .flatten()
         .filter_map(|e| e.ok())
@@ -317,11 +318,11 @@ pub fn list() -> Vec<KernelInfo> {
 }
 
 /// Builds (or reuses) the kernel.
-pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
+pub fn build(s: &Settings, o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
     let source_id = source_identity(&o.source)?;
-    let tc = Toolchain::find(o.rustc.as_deref(), o.bindgen.as_deref())?;
+    let tc = Toolchain::find(s, o.rustc.as_deref(), o.bindgen.as_deref())?;
     let hash = inputs_hash(o, &tc, &source_id)?;
-    let base = o.out.clone().unwrap_or_else(crate::cache::kernels);
+    let base = o.out.clone().unwrap_or_else(|| crate::cache::kernels(s));
     if let Some(info) = cached(&base, &hash) {
         r.note(&format!(
             "kernel {} already built with these inputs: {}",
@@ -454,7 +455,7 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
         vars.arch = Some(o.arch.kbuild().to_string());
     }
     let make = |targets: &[&str]| {
-        let mut c = toolchain::make(&src, &vars);
+        let mut c = toolchain::make(s, &src, &vars);
         if src_is_dir {
             c.arg(format!("O={}", kdir.display()));
         }
@@ -525,7 +526,7 @@ pub fn build(o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
         log_path.display()
     ));
     let started = std::time::Instant::now();
-    let expected = expected_steps(version.major_minor());
+    let expected = expected_steps(s, version.major_minor());
     let mut done = 0usize;
     let mut c = make(&[&format!("-j{jobs}")]);
     let _ = writeln!(log, "$ {c:?}");
@@ -575,8 +576,8 @@ fn is_step(line: &str) -> bool {
 /// How many steps a build of this generation takes: as many as the last cached one of
 /// the same major.minor logged, else the newest one; else 1400 (this tool's tinyconfig
 /// kernels log 1250-1450).
-fn expected_steps(generation: (u32, u32)) -> usize {
-    let kernels = list();
+fn expected_steps(s: &Settings, generation: (u32, u32)) -> usize {
+    let kernels = list(s);
     kernels
         .iter()
         .find(|k| Version::of(&k.release).major_minor() == generation)

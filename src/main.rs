@@ -11,20 +11,18 @@ macro_rules! outln {
     }};
 }
 
-/// Chatter on stderr (progress, next steps): silent with `-q`.
+/// Chatter on stderr (progress, next steps) through a `cmd::Ui`: silent with `-q`.
 macro_rules! note {
-    ($($t:tt)*) => {{
-        if !crate::cmd::quiet() {
-            eprintln!($($t)*);
-        }
-    }};
+    ($ui:expr, $($t:tt)*) => {
+        $ui.note(format_args!($($t)*))
+    };
 }
 
-/// A warning on stderr, its `warning:` in colour when colour is on.
+/// A warning on stderr through a `cmd::Ui`, its `warning:` in colour when colour is on.
 macro_rules! warning {
-    ($($t:tt)*) => {{
-        eprintln!("{} {}", crate::cmd::paint(crate::cmd::Paint::Warning), format!($($t)*));
-    }};
+    ($ui:expr, $($t:tt)*) => {
+        $ui.warn(format_args!($($t)*))
+    };
 }
 
 mod cli;
@@ -42,23 +40,24 @@ fn main() {
         eprintln!("help: please report it with the command line that caused it");
         std::process::exit(cargo_kmod::error::exit::FAILURE);
     }));
-    // The environment, read here once; the library reads only these settings.
-    cargo_kmod::settings::init(cargo_kmod::settings::Settings::from_env(|k| {
-        std::env::var_os(k)
-    }));
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let argv0 = args
         .first()
         .and_then(|a| std::path::Path::new(a).file_name())
         .map(|n| n.to_string_lossy().into_owned());
     if argv0.as_deref() == Some("sign-file") {
-        std::process::exit(cmd::sign_file(args.split_off(1)));
+        let settings = cargo_kmod::settings::Settings::from_env(|k| std::env::var_os(k));
+        std::process::exit(cmd::sign_file(args.split_off(1), &settings));
     }
     // `cargo kmod ...` passes "kmod" first; `cargo-kmod ...` does not.
     if args.get(1).is_none_or(|a| a != "kmod") {
         args.insert(1, "kmod".into());
     }
     let cli::Cargo::Kmod(k) = cli::Cargo::parse_from(args);
-    cmd::set_output(k.output);
-    std::process::exit(cmd::run(k.command));
+    // The environment, read here once; the library reads only these settings.
+    let cx = cmd::Ctx {
+        settings: cargo_kmod::settings::Settings::from_env(|k| std::env::var_os(k)),
+        ui: cmd::Ui::new(&k.output, |k| std::env::var(k).ok()),
+    };
+    std::process::exit(cmd::run(k.command, &cx));
 }

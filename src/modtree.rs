@@ -88,7 +88,9 @@ impl ModuleTree {
         }
         let d = self
             .path(name)
-            .and_then(|p| crate::modfile::ModuleFile::read(p).ok())
+            .and_then(|p| {
+                crate::modfile::ModuleFile::read(p, crate::settings::DEFAULT_MAX_MODULE_BYTES).ok()
+            })
             .and_then(|m| depends_field(&m))
             .unwrap_or_default();
         self.remember_depends(name, d.clone());

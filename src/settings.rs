@@ -1,7 +1,6 @@
 //! What the environment says, resolved once by the binary when it starts
-//! (`Settings::from_env` over its own environment) and handed to the library with
-//! [`init`]. The library reads these values and never the environment itself; left
-//! uninitialised (unit tests, other callers), it sees an empty environment's defaults.
+//! (`Settings::from_env` over its own environment) and passed down to the library calls
+//! that need it. The library reads these values and never the environment itself.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -58,17 +57,9 @@ impl Settings {
     }
 }
 
-static SETTINGS: std::sync::OnceLock<Settings> = std::sync::OnceLock::new();
-
-/// Sets the settings once, before any library call; a second call changes nothing.
-pub fn init(s: Settings) {
-    let _ = SETTINGS.set(s);
-}
-
-/// The settings; an empty environment's until [`init`] (which may still come later).
-pub fn get() -> &'static Settings {
-    static EMPTY: std::sync::OnceLock<Settings> = std::sync::OnceLock::new();
-    SETTINGS
-        .get()
-        .unwrap_or_else(|| EMPTY.get_or_init(|| Settings::from_env(|_| None)))
+impl Default for Settings {
+    /// An empty environment's settings.
+    fn default() -> Settings {
+        Settings::from_env(|_| None)
+    }
 }

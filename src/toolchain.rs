@@ -3,6 +3,7 @@
 //! builds and module builds alike).
 
 use crate::error::{Error, Result};
+use crate::settings::Settings;
 use crate::target::Config;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ pub struct Toolchain {
 }
 
 impl Toolchain {
-    pub fn find(rustc: Option<&Path>, bindgen: Option<&Path>) -> Result<Toolchain> {
+    pub fn find(s: &Settings, rustc: Option<&Path>, bindgen: Option<&Path>) -> Result<Toolchain> {
         let mut missing = Vec::new();
         let mut pkgs: Vec<&str> = Vec::new();
         let mut notes = Vec::new();
@@ -29,11 +30,11 @@ impl Toolchain {
             Some(r) => vec![r.to_path_buf()],
             None => {
                 let mut v = Vec::new();
-                if let Some(r) = &crate::settings::get().rustc {
+                if let Some(r) = &s.rustc {
                     v.push(r.clone());
                 }
                 v.push("/usr/bin/rustc".into());
-                v.extend(which("rustc"));
+                v.extend(which(s, "rustc"));
                 v
             }
         };
@@ -67,8 +68,8 @@ impl Toolchain {
         // A given path must exist; otherwise PATH, then our own tools directory.
         let bindgen = match bindgen {
             Some(b) => b.is_file().then(|| b.to_path_buf()),
-            None => which("bindgen").or_else(|| {
-                let p = crate::cache::tools().join("bin/bindgen");
+            None => which(s, "bindgen").or_else(|| {
+                let p = crate::cache::tools(s).join("bin/bindgen");
                 p.exists().then_some(p)
             }),
         };
@@ -76,13 +77,13 @@ impl Toolchain {
             missing.push("bindgen (>= 0.65.1)".into());
         }
 
-        let llvm_bin = if which("clang").is_some() && which("ld.lld").is_some() {
+        let llvm_bin = if which(s, "clang").is_some() && which(s, "ld.lld").is_some() {
             None
         } else {
             newest_llvm_bin()
         };
         let in_llvm = |tool: &str| {
-            llvm_bin.as_ref().is_some_and(|d| d.join(tool).exists()) || which(tool).is_some()
+            llvm_bin.as_ref().is_some_and(|d| d.join(tool).exists()) || which(s, tool).is_some()
         };
         for (tool, pkg) in [
             ("clang", "clang-19"),
@@ -101,7 +102,7 @@ impl Toolchain {
             missing.push("libclang".into());
             pkgs.push("libclang-19-dev");
         }
-        for (what, pkg) in missing_build_tools() {
+        for (what, pkg) in missing_build_tools(s) {
             missing.push(what.into());
             pkgs.push(pkg);
         }
@@ -116,7 +117,7 @@ impl Toolchain {
                 }
                 install.push_str(&format!(
                     "cargo install --locked bindgen-cli --root {} (Debian 12's bindgen is too old)",
-                    crate::cache::tools().display()
+                    crate::cache::tools(s).display()
                 ));
             }
             return Err(Error::Toolchain { missing, install });
@@ -160,7 +161,10 @@ pub struct KernelCc {
 impl KernelCc {
     /// None when the config does not say (kernels before 5.8); `Err((reason, fix))`
     /// when that compiler is missing here or reports another version.
-    pub fn find(config: &Config) -> std::result::Result<Option<KernelCc>, (String, String)> {
+    pub fn find(
+        s: &Settings,
+        config: &Config,
+    ) -> std::result::Result<Option<KernelCc>, (String, String)> {
         let Some(text) = config.cc_version_text().filter(|t| !t.is_empty()) else {
             return Ok(None);
         };
@@ -173,7 +177,7 @@ impl KernelCc {
                 .and_then(|v| v.split('.').next())
                 .unwrap_or("19");
             let package = format!("clang-{major} lld-{major} llvm-{major}");
-            let prefix = if which("clang").is_some() && which("ld.lld").is_some() {
+            let prefix = if which(s, "clang").is_some() && which(s, "ld.lld").is_some() {
                 None
             } else {
                 match newest_llvm_bin() {
@@ -192,7 +196,7 @@ impl KernelCc {
             (clang, prefix, package, None)
         } else {
             let name = text.split_whitespace().next().unwrap_or("gcc");
-            let Some(path) = which(name) else {
+            let Some(path) = which(s, name) else {
                 return Err((
                     format!("{built_by}; {name} is not installed"),
                     format!("apt-get install {}", gcc_package(name)),
@@ -279,7 +283,7 @@ pub struct MakeVars {
 
 /// `make -C dir` with these variables, in an environment free of our own Cargo/rustup
 /// variables (they would leak into Kbuild's rustc).
-pub fn make(dir: &Path, v: &MakeVars) -> Command {
+pub fn make(s: &Settings, dir: &Path, v: &MakeVars) -> Command {
     let mut c = Command::new("make");
     c.arg("-C").arg(dir);
     if v.llvm {
@@ -307,7 +311,7 @@ pub fn make(dir: &Path, v: &MakeVars) -> Command {
     }
     if let Some(bin) = &v.path_prefix {
         let mut paths = vec![bin.clone()];
-        paths.extend(std::env::split_paths(&crate::settings::get().path));
+        paths.extend(std::env::split_paths(&s.path));
         c.env("PATH", std::env::join_paths(paths).expect("valid PATH"));
     }
     for var in [
@@ -338,7 +342,7 @@ pub fn run_step(
 }
 
 /// What every kernel build runs, missing here: (tool or header, Debian package).
-pub fn missing_build_tools() -> Vec<(&'static str, &'static str)> {
+pub fn missing_build_tools(s: &Settings) -> Vec<(&'static str, &'static str)> {
     let tools = [
         ("make", "make"),
         ("flex", "flex"),
@@ -349,7 +353,7 @@ pub fn missing_build_tools() -> Vec<(&'static str, &'static str)> {
         ("openssl", "openssl"),
     ]
     .into_iter()
-    .filter(|(tool, _)| which(tool).is_none());
+    .filter(|(tool, _)| which(s, tool).is_none());
     let headers = [
         ("/usr/include/gelf.h", "libelf-dev"),
         ("/usr/include/openssl/evp.h", "libssl-dev"),
@@ -385,8 +389,9 @@ pub fn matching_rustc(
     Err(seen.join("; "))
 }
 
-pub fn which(tool: &str) -> Option<PathBuf> {
-    std::env::split_paths(&crate::settings::get().path)
+/// `tool` on `PATH` as the settings give it.
+pub fn which(s: &Settings, tool: &str) -> Option<PathBuf> {
+    std::env::split_paths(&s.path)
         .map(|d| d.join(tool))
         .find(|p| p.is_file())
 }

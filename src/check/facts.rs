@@ -114,7 +114,10 @@ impl KernelFacts {
         let mut cache = self.installed_exports.lock().expect("not poisoned");
         let exports = cache.entry(module.clone()).or_insert_with(|| {
             self.module_path(module)
-                .and_then(|p| crate::modfile::ModuleFile::read(p).ok())
+                .and_then(|p| {
+                    crate::modfile::ModuleFile::read(p, crate::settings::DEFAULT_MAX_MODULE_BYTES)
+                        .ok()
+                })
                 .and_then(|m| crate::modfile::elf::loader_view(m.unsigned_body().ok()?).ok())
                 .map(|v| v.exports)
                 .unwrap_or_default()
@@ -194,7 +197,8 @@ fn struct_module(
     let mut paths: Vec<&PathBuf> = modules.into_iter().flat_map(ModuleTree::paths).collect();
     paths.sort();
     paths.into_iter().take(3).find_map(|p| {
-        let m = crate::modfile::ModuleFile::read(p).ok()?;
+        let m =
+            crate::modfile::ModuleFile::read(p, crate::settings::DEFAULT_MAX_MODULE_BYTES).ok()?;
         let size = crate::modfile::elf::loader_view(m.unsigned_body().ok()?)
             .ok()?
             .this_module_size?;

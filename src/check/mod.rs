@@ -161,11 +161,12 @@ pub fn check_all(
     modules: &[PathBuf],
     named: &[bool],
     jobs: usize,
+    max_module_bytes: u64,
     r: &dyn crate::report::Reporter,
 ) -> Vec<crate::Result<Report>> {
     let mut loaded: Vec<(usize, Loaded)> = Vec::new();
     for (i, m) in modules.iter().enumerate().filter(|(i, _)| named[*i]) {
-        let Ok(f) = ModuleFile::open(m) else {
+        let Ok(f) = ModuleFile::open(m, max_module_bytes) else {
             continue;
         };
         let Ok(view) = elf::loader_view(f.unsigned_body().unwrap_or(&f.data)) else {
@@ -194,7 +195,7 @@ pub fn check_all(
             .filter(|(j, _)| j < i)
             .map(|(_, l)| l)
             .collect();
-        ModuleFile::open(m).and_then(|f| check(k, &f, &before))
+        ModuleFile::open(m, max_module_bytes).and_then(|f| check(k, &f, &before))
     })
 }
 

@@ -1,19 +1,19 @@
-use super::{Status, StderrReporter, report_error};
+use super::Status;
 use crate::cli::{BuildArgs, MessageFormat};
 use cargo_kmod::kbuild::{self, Job, Project};
 use cargo_kmod::sign::ProjectSigning;
 
-pub fn run(a: BuildArgs) -> cargo_kmod::Result<i32> {
+pub fn run(a: BuildArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
     let project = Project::load(a.manifest_path.as_deref())?;
-    let key = ProjectSigning::resolve(&project, &super::sign_request(&a.signing))?;
+    let key = ProjectSigning::resolve(&cx.settings, &project, &super::sign_request(&a.signing))?;
     let signing = key.as_ref().map(ProjectSigning::signing);
-    let rep = StderrReporter::new();
-    let forced = cargo_kmod::settings::get().rustc.clone();
+    let rep = cx.ui.reporter();
+    let forced = cx.settings.rustc.clone();
     let o = kbuild::BuildOptions {
         jobs: a.jobs.unwrap_or_else(cargo_kmod::tree::default_jobs),
         arch: a.arch,
         cross_compile: a.cross_compile,
-        verbose: super::verbose(),
+        verbose: cx.ui.verbose,
         rust_analyzer: a.rust_analyzer,
     };
     let mut status = Status::default();
@@ -21,8 +21,8 @@ pub fn run(a: BuildArgs) -> cargo_kmod::Result<i32> {
     // tree is a result of its own; the others still build.
     let mut rows: Vec<Row> = Vec::new();
     let mut jobs = Vec::new();
-    for kdir in kbuild::choose_trees(&a.kdir, &a.kernel_release, &project) {
-        let ready = kbuild::resolve_tree(&kdir, &project, &rep).and_then(|t| {
+    for kdir in kbuild::choose_trees(&cx.settings, &a.kdir, &a.kernel_release, &project) {
+        let ready = kbuild::resolve_tree(&cx.settings, &kdir, &project, &rep).and_then(|t| {
             if let Some(other) = jobs.iter().find(|j: &&Job| j.target.release == t.release) {
                 return Err(cargo_kmod::Error::usage(
                     format!(
@@ -34,17 +34,17 @@ pub fn run(a: BuildArgs) -> cargo_kmod::Result<i32> {
                     "give each release once (modules of one release land in one target/kmod/<release>/)",
                 ));
             }
-            kbuild::preflight(&t, &project, forced.as_deref()).map(|vars| Job { target: t, vars })
+            kbuild::preflight(&cx.settings, &t, &project, forced.as_deref()).map(|vars| Job { target: t, vars })
         });
         match ready {
             Ok(job) => jobs.push(job),
             Err(e) => {
-                status.add(report_error(&e));
+                status.add(rep.error(&e));
                 rows.push(Row::failed(&kdir, None, &e, a.message_format));
             }
         }
     }
-    let results = kbuild::build_matrix(&project, &jobs, &o, signing.as_ref(), &rep);
+    let results = kbuild::build_matrix(&cx.settings, &project, &jobs, &o, signing.as_ref(), &rep);
     for (job, r) in jobs.iter().zip(results) {
         let kdir = job.target.tree.clone().expect("built from a tree");
         match r {
@@ -68,7 +68,7 @@ pub fn run(a: BuildArgs) -> cargo_kmod::Result<i32> {
                 });
             }
             Err(e) => {
-                status.add(report_error(&e));
+                status.add(rep.error(&e));
                 rows.push(Row::failed(
                     &kdir,
                     Some(&job.target.release),

@@ -1,10 +1,10 @@
-use super::{Status, StderrReporter, expand, report_error};
+use super::{Status, expand};
 use crate::cli::{CheckArgs, MessageFormat};
 use cargo_kmod::check::{self, KernelFacts, Report};
 use cargo_kmod::report::Reporter;
 
-pub fn run(a: CheckArgs) -> cargo_kmod::Result<i32> {
-    let rep = StderrReporter::new();
+pub fn run(a: CheckArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
+    let rep = cx.ui.reporter();
     let kernels = check::facts::targets(
         &a.kdir,
         &a.kernel_release,
@@ -21,7 +21,14 @@ pub fn run(a: CheckArgs) -> cargo_kmod::Result<i32> {
     let mut table: Vec<Vec<Option<Report>>> = Vec::new();
     let (mut loads, mut refused) = (0, 0);
     for k in &kernels {
-        let results = check::check_all(k, &modules, &named, a.tree.jobs(), &rep);
+        let results = check::check_all(
+            k,
+            &modules,
+            &named,
+            a.tree.jobs(),
+            cx.settings.max_module_bytes,
+            &rep,
+        );
         let mut column = Vec::new();
         for (m, r) in modules.iter().zip(results) {
             match r {
@@ -32,11 +39,11 @@ pub fn run(a: CheckArgs) -> cargo_kmod::Result<i32> {
                     } else {
                         loads += 1;
                     }
-                    print(&r, kernels.len() > 1, a.tree.message_format);
+                    print(&r, kernels.len() > 1, a.tree.message_format, cx.ui.verbose);
                     column.push(Some(r));
                 }
                 Err(e) => {
-                    status.add(report_error(&e));
+                    status.add(rep.error(&e));
                     if a.tree.message_format == MessageFormat::Json {
                         outln!(
                             "{}",
@@ -58,6 +65,7 @@ pub fn run(a: CheckArgs) -> cargo_kmod::Result<i32> {
     }
     if modules.len() * kernels.len() > 1 {
         note!(
+            cx.ui,
             "{} module(s) x {} kernel(s): {loads} load, {refused} refused",
             modules.len(),
             kernels.len()
@@ -91,7 +99,7 @@ fn describe(k: &KernelFacts) -> String {
     )
 }
 
-fn print(r: &Report, with_kernel: bool, format: MessageFormat) {
+fn print(r: &Report, with_kernel: bool, format: MessageFormat, verbose: bool) {
     if format == MessageFormat::Json {
         outln!("{}", serde_json::to_string(r).expect("report serializes"));
         return;
@@ -110,7 +118,7 @@ fn print(r: &Report, with_kernel: bool, format: MessageFormat) {
     for f in r
         .findings
         .iter()
-        .filter(|f| r.refused() || !f.ok || super::verbose())
+        .filter(|f| r.refused() || !f.ok || verbose)
     {
         outln!(
             "    {} {}: {}",

@@ -1,15 +1,15 @@
-use super::{Status, StderrReporter, expand, report_error};
+use super::{Status, expand};
 use crate::cli::InfoArgs;
 use cargo_kmod::modfile::{ModuleFile, elf, modinfo};
 
-pub fn run(a: InfoArgs) -> cargo_kmod::Result<i32> {
+pub fn run(a: InfoArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
     let cwd = std::env::current_dir().unwrap_or_default();
     let mut status = Status::default();
     let jobs = a.jobs.unwrap_or_else(cargo_kmod::tree::default_jobs);
-    let rep = StderrReporter::new();
+    let rep = cx.ui.reporter();
     let modules = expand(&a.modules, &mut status, &rep);
     let outputs = cargo_kmod::tree::par_map(&modules, jobs, &rep, "reading", |m| {
-        let module = ModuleFile::open(m)?;
+        let module = ModuleFile::open(m, cx.settings.max_module_bytes)?;
         let info = module.elf()?;
         let sig = modinfo::sig_block(&module.data);
         let elf_fields = elf::modinfo_fields(info.modinfo);
@@ -42,7 +42,7 @@ pub fn run(a: InfoArgs) -> cargo_kmod::Result<i32> {
                     return Ok(status.code()); // closed pipe
                 }
             }
-            Err(e) => status.add(report_error(&e)),
+            Err(e) => status.add(rep.error(&e)),
         }
     }
     Ok(status.code())

@@ -1,8 +1,7 @@
-use super::StderrReporter;
 use crate::cli::KernelCommand;
 use cargo_kmod::kernel;
 
-pub fn run(c: KernelCommand) -> cargo_kmod::Result<i32> {
+pub fn run(c: KernelCommand, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
     match c {
         KernelCommand::Build(a) => {
             let o = kernel::BuildOptions {
@@ -21,7 +20,7 @@ pub fn run(c: KernelCommand) -> cargo_kmod::Result<i32> {
                 mldsa_waiver: a.mldsa_waiver,
                 arch: a.arch.into(),
             };
-            let info = kernel::build(&o, &StderrReporter::new())?;
+            let info = kernel::build(&cx.settings, &o, &cx.ui.reporter())?;
             outln!("release: {}", info.release);
             outln!("kdir:    {}", info.kdir.display());
             outln!("image:   {}", info.image.display());
@@ -35,17 +34,18 @@ pub fn run(c: KernelCommand) -> cargo_kmod::Result<i32> {
                 bindgen: a.bindgen,
                 jobs: a.jobs.unwrap_or_else(cargo_kmod::tree::default_jobs),
             };
-            let p = cargo_kmod::prepare::prepare(&o, &StderrReporter::new())?;
+            let p = cargo_kmod::prepare::prepare(&cx.settings, &o, &cx.ui.reporter())?;
             // The path alone: DKMS's MAKE line takes it as `$(...)`.
             outln!("{}", p.kdir.display());
             Ok(0)
         }
         KernelCommand::List => {
-            let list = kernel::list();
+            let list = kernel::list(&cx.settings);
             if list.is_empty() {
                 note!(
+                    cx.ui,
                     "no kernels in {}; make one with `cargo kmod kernel build --source ...`",
-                    cargo_kmod::cache::kernels().display()
+                    cargo_kmod::cache::kernels(&cx.settings).display()
                 );
             }
             let rows: Vec<[String; 6]> = list

@@ -4,7 +4,7 @@ use cargo_kmod::templates::{self, NewOptions};
 use cargo_kmod::{Error, kbuild};
 use std::path::{Path, PathBuf};
 
-pub fn run_new(a: NewArgs) -> cargo_kmod::Result<i32> {
+pub fn run_new(a: NewArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
     if a.list {
         let list = templates::list();
         let w = list.iter().map(|t| t.name.len()).max().unwrap_or(0);
@@ -16,18 +16,24 @@ pub fn run_new(a: NewArgs) -> cargo_kmod::Result<i32> {
         return Ok(0);
     }
     let dir = a.path.expect("clap requires PATH without --list");
-    generate(&dir, a.t, false)
+    generate(&dir, a.t, false, cx)
 }
 
-pub fn run_init(a: crate::cli::InitArgs) -> cargo_kmod::Result<i32> {
+pub fn run_init(a: crate::cli::InitArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
     generate(
         &std::env::current_dir().unwrap_or_else(|_| ".".into()),
         a.t,
         true,
+        cx,
     )
 }
 
-fn generate(dir: &Path, t: TemplateArgs, in_place: bool) -> cargo_kmod::Result<i32> {
+fn generate(
+    dir: &Path,
+    t: TemplateArgs,
+    in_place: bool,
+    cx: &super::Ctx,
+) -> cargo_kmod::Result<i32> {
     let name = t.name.clone().unwrap_or_else(|| {
         dir.canonicalize()
             .unwrap_or_else(|_| dir.to_path_buf())
@@ -81,6 +87,7 @@ fn generate(dir: &Path, t: TemplateArgs, in_place: bool) -> cargo_kmod::Result<i
         && !c.rust()
     {
         warning!(
+            cx.ui,
             "{} has no CONFIG_RUST: a Rust module will not build against it; `cargo kmod kernel build` makes a Rust-enabled kernel, or use --template c-minimal",
             c.path.display()
         );
@@ -110,6 +117,7 @@ fn generate(dir: &Path, t: TemplateArgs, in_place: bool) -> cargo_kmod::Result<i
         outln!("{}", f.display());
     }
     note!(
+        cx.ui,
         "created {} module `{}` in {}{}",
         o.template,
         o.name,
@@ -117,9 +125,9 @@ fn generate(dir: &Path, t: TemplateArgs, in_place: bool) -> cargo_kmod::Result<i
         kernel.map_or(String::new(), |k| format!(" for kernel {}", k.release))
     );
     if in_place {
-        note!("next: cargo kmod build");
+        note!(cx.ui, "next: cargo kmod build");
     } else {
-        note!("next: cd {} && cargo kmod build", dir.display());
+        note!(cx.ui, "next: cd {} && cargo kmod build", dir.display());
     }
     Ok(0)
 }

@@ -1,4 +1,4 @@
-use super::{Status, report_error};
+use super::Status;
 use crate::cli::{InstallArgs, PackageArgs};
 use cargo_kmod::kbuild::{self, Project};
 use cargo_kmod::package::{self, deb, dkms, oci, rpm};
@@ -10,59 +10,71 @@ use cargo_kmod::target::Target;
 fn setup(
     manifest: Option<&std::path::Path>,
     signing: &crate::cli::ProjectSignArgs,
+    cx: &super::Ctx,
 ) -> cargo_kmod::Result<(Option<ProjectSigning>, Project)> {
     let p = Project::load(manifest)?;
     Ok((
-        ProjectSigning::resolve(&p, &super::sign_request(signing))?,
+        ProjectSigning::resolve(&cx.settings, &p, &super::sign_request(signing))?,
         p,
     ))
 }
 
-pub fn install(a: InstallArgs) -> cargo_kmod::Result<i32> {
-    let (key, project) = setup(a.manifest_path.as_deref(), &a.signing)?;
+pub fn install(a: InstallArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
+    let (key, project) = setup(a.manifest_path.as_deref(), &a.signing, cx)?;
+    let rep = cx.ui.reporter();
     let signing = key.as_ref().map(ProjectSigning::signing);
     let dir = a.dir.unwrap_or_else(|| project.install_dir.clone());
     let rels = package::releases(&project, &a.kernel_release)?;
     let mut status = Status::default();
     for r in rels {
         let target = Target::from_release(&a.root, &r);
-        match package::install::install(&project, &target, &a.root, &dir, signing.as_ref()) {
+        match package::install::install(
+            &cx.settings,
+            &project,
+            &target,
+            &a.root,
+            &dir,
+            signing.as_ref(),
+        ) {
             Ok(p) => outln!("{r}: installed {}", p.display()),
-            Err(e) => status.add(report_error(&e)),
+            Err(e) => status.add(rep.error(&e)),
         }
     }
     Ok(status.code())
 }
 
-pub fn package(a: PackageArgs) -> cargo_kmod::Result<i32> {
-    let (key, project) = setup(a.manifest_path.as_deref(), &a.signing)?;
+pub fn package(a: PackageArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
+    let (key, project) = setup(a.manifest_path.as_deref(), &a.signing, cx)?;
+    let rep = cx.ui.reporter();
     let out = a.out.clone().unwrap_or_else(|| project.package_dir());
     let mut status = Status::default();
     if a.dkms {
-        let tc = dkms_toolchain(&project);
+        let tc = dkms_toolchain(&cx.settings, &project);
         match dkms::package(&project, &out, &tc) {
             Ok((tree, tarball)) => {
                 outln!("{}", tree.display());
                 outln!("{}", tarball.display());
                 note!(
+                    cx.ui,
                     "next: dkms add {} (or dkms ldtarball {})",
                     tree.display(),
                     tarball.display()
                 );
             }
-            Err(e) => status.add(report_error(&e)),
+            Err(e) => status.add(rep.error(&e)),
         }
     }
     if a.srpm {
-        match rpm::build_srpm(&project, &out, a.gpg_key.as_deref()) {
+        match rpm::build_srpm(&cx.settings, &project, &out, a.gpg_key.as_deref()) {
             Ok(p) => {
                 outln!("{}", p.display());
                 note!(
+                    cx.ui,
                     "next: rpmbuild --rebuild {} (on the machine with kernel-devel; --define 'kversion R' for another kernel)",
                     p.display()
                 );
             }
-            Err(e) => status.add(report_error(&e)),
+            Err(e) => status.add(rep.error(&e)),
         }
     }
     if !(a.deb || a.rpm || a.oci) {
@@ -72,7 +84,7 @@ pub fn package(a: PackageArgs) -> cargo_kmod::Result<i32> {
     let rels = match package::releases(&project, &a.kernel_release) {
         Ok(r) => r,
         Err(e) => {
-            status.add(report_error(&e));
+            status.add(rep.error(&e));
             return Ok(status.code());
         }
     };
@@ -82,13 +94,14 @@ pub fn package(a: PackageArgs) -> cargo_kmod::Result<i32> {
         .collect();
     for target in &targets {
         if a.deb {
-            match deb::build_deb(&project, target, &out, signing.as_ref()) {
+            match deb::build_deb(&cx.settings, &project, target, &out, signing.as_ref()) {
                 Ok(p) => outln!("{}", p.display()),
-                Err(e) => status.add(report_error(&e)),
+                Err(e) => status.add(rep.error(&e)),
             }
         }
         if a.rpm {
             match rpm::build_rpm(
+                &cx.settings,
                 &project,
                 target,
                 &out,
@@ -96,7 +109,7 @@ pub fn package(a: PackageArgs) -> cargo_kmod::Result<i32> {
                 a.gpg_key.as_deref(),
             ) {
                 Ok(p) => outln!("{}", p.display()),
-                Err(e) => status.add(report_error(&e)),
+                Err(e) => status.add(rep.error(&e)),
             }
         }
     }
@@ -111,6 +124,7 @@ pub fn package(a: PackageArgs) -> cargo_kmod::Result<i32> {
             image: &image,
             kmm_manifest: a.kmm_manifest,
             busybox: &a.busybox,
+            settings: &cx.settings,
         };
         match oci::package(&project, &targets, &o) {
             Ok(w) => {
@@ -121,22 +135,23 @@ pub fn package(a: PackageArgs) -> cargo_kmod::Result<i32> {
                 }
                 for (release, tag) in &w.images {
                     note!(
+                        cx.ui,
                         "{release}: oci:{}:{tag} (push: skopeo copy oci:{}:{tag} docker://{image}:{tag})",
                         w.layout.display(),
                         w.layout.display()
                     );
                 }
             }
-            Err(e) => status.add(report_error(&e)),
+            Err(e) => status.add(rep.error(&e)),
         }
     }
     Ok(status.code())
 }
 
 /// LLVM and rustc for DKMS's MAKE line, as preflight finds them for the project's trees.
-fn dkms_toolchain(project: &Project) -> dkms::Toolchain {
+fn dkms_toolchain(s: &cargo_kmod::settings::Settings, project: &Project) -> dkms::Toolchain {
     let mut tc = dkms::Toolchain::default();
-    let trees: Vec<Target> = kbuild::choose_trees(&[], &[], project)
+    let trees: Vec<Target> = kbuild::choose_trees(s, &[], &[], project)
         .iter()
         .filter_map(|k| Target::from_tree(k).ok())
         .collect();
@@ -162,7 +177,7 @@ fn dkms_toolchain(project: &Project) -> dkms::Toolchain {
         tc.rustc = trees
             .iter()
             .find_map(|t| {
-                kbuild::preflight(t, project, None)
+                kbuild::preflight(s, t, project, None)
                     .ok()
                     .and_then(|e| e.rustc)
             })

@@ -1,13 +1,12 @@
-use super::StderrReporter;
 use crate::cli::{MessageFormat, RunArgs};
 use cargo_kmod::target::Target;
 use cargo_kmod::{Error, qemu};
 
-pub fn run(a: RunArgs) -> cargo_kmod::Result<i32> {
+pub fn run(a: RunArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
     let target = match (&a.kernel, &a.kdir) {
         (Some(k), _) => Target::from_image(k),
         (None, Some(d)) => Target::from_tree(d),
-        (None, None) => cargo_kmod::kernel::newest().ok_or_else(|| {
+        (None, None) => cargo_kmod::kernel::newest(&cx.settings).ok_or_else(|| {
             Error::usage(
                 "no kernel given and none cached",
                 format!(
@@ -26,7 +25,7 @@ pub fn run(a: RunArgs) -> cargo_kmod::Result<i32> {
         });
     };
     let modules = if a.modules.is_empty() {
-        vec![build_project(a.manifest_path.as_deref(), &target)?]
+        vec![build_project(a.manifest_path.as_deref(), &target, cx)?]
     } else {
         a.modules
     };
@@ -39,14 +38,21 @@ pub fn run(a: RunArgs) -> cargo_kmod::Result<i32> {
         (None, None) => Ok(None),
     };
     let dependencies = tree.and_then(|t| match t {
-        Some(t) => qemu::dependencies(&modules, &t, &StderrReporter::new()),
+        Some(t) => qemu::dependencies(
+            &modules,
+            &t,
+            cx.settings.max_module_bytes,
+            &cx.ui.reporter(),
+        ),
         None => Ok(Vec::new()),
     })?;
     let mut append = a.append;
     if a.enforce {
         append.push("module.sig_enforce=1".into());
     }
-    let busybox = a.busybox.map_or_else(|| qemu::default_busybox(arch), Ok)?;
+    let busybox = a
+        .busybox
+        .map_or_else(|| qemu::default_busybox(&cx.settings, arch), Ok)?;
     let o = qemu::RunOptions {
         image,
         arch,
@@ -62,8 +68,9 @@ pub fn run(a: RunArgs) -> cargo_kmod::Result<i32> {
             crate::cli::AccelArg::Kvm => qemu::Accel::Kvm,
             crate::cli::AccelArg::Tcg => qemu::Accel::Tcg,
         },
+        max_module_bytes: cx.settings.max_module_bytes,
     };
-    let rep = qemu::run(&o, &StderrReporter::new())?;
+    let rep = qemu::run(&o, &cx.ui.reporter())?;
     if a.console {
         eprintln!("{}", rep.console);
     }
@@ -129,7 +136,7 @@ pub fn run(a: RunArgs) -> cargo_kmod::Result<i32> {
     } else if !rep.finished {
         outln!("guest did not finish its run (look with --console)");
     }
-    note!("guest ran {:.1} s ({})", rep.seconds, rep.accel);
+    note!(cx.ui, "guest ran {:.1} s ({})", rep.seconds, rep.accel);
     Ok(rep.exit_code())
 }
 
@@ -138,12 +145,13 @@ pub fn run(a: RunArgs) -> cargo_kmod::Result<i32> {
 fn build_project(
     manifest: Option<&std::path::Path>,
     target: &Target,
+    cx: &super::Ctx,
 ) -> cargo_kmod::Result<std::path::PathBuf> {
     use cargo_kmod::kbuild::{self, Project};
     let kdir = target.tree("no --module given: building the project")?;
     let project = Project::load(manifest)?;
-    let forced = cargo_kmod::settings::get().rustc.clone();
-    let env = kbuild::preflight(target, &project, forced.as_deref())?;
+    let forced = cx.settings.rustc.clone();
+    let env = kbuild::preflight(&cx.settings, target, &project, forced.as_deref())?;
     let o = kbuild::BuildOptions {
         jobs: cargo_kmod::tree::default_jobs(),
         ..Default::default()
@@ -163,12 +171,13 @@ fn build_project(
         .as_ref()
         .map(|key| cargo_kmod::sign::Signing { key, hash: None });
     let art = kbuild::build_and_sign(
+        &cx.settings,
         &project,
         target,
         &env,
         &o,
         signing.as_ref(),
-        &StderrReporter::new(),
+        &cx.ui.reporter(),
     )?;
     Ok(art.path)
 }

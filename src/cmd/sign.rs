@@ -1,4 +1,4 @@
-use super::{Status, StderrReporter, expand_for_writing, report_error};
+use super::{Status, expand_for_writing};
 use crate::cli::{MessageFormat, SignArgs};
 use cargo_kmod::Error;
 use cargo_kmod::hash::HashAlg;
@@ -8,20 +8,26 @@ use cargo_kmod::sign::{
     self, IfSigned, KeySource, SigOutput, SignOptions, SignOutcome, SigningKey,
 };
 
-pub fn run(a: SignArgs) -> cargo_kmod::Result<i32> {
+pub fn run(a: SignArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
     let hash: HashAlg = a.hash.parse()?;
     // The key is loaded (and checked against the certificate) once for all modules.
-    let key = Pin::from_sources(a.key.pin_file.as_deref()).and_then(|pin| {
-        let mut key = SigningKey::open(&KeySource {
-            key: &a.key.key,
-            cert: a.key.cert.as_deref(),
-            pin: &pin,
-            pkcs11_module: a.key.pkcs11_module.as_deref(),
+    let key = Pin::from_sources(a.key.pin_file.as_deref(), cx.settings.sign_pin.as_deref())
+        .and_then(|pin| {
+            let mut key = SigningKey::open(&KeySource {
+                key: &a.key.key,
+                cert: a.key.cert.as_deref(),
+                pin: &pin,
+                pkcs11_module: a
+                    .key
+                    .pkcs11_module
+                    .as_deref()
+                    .or(cx.settings.pkcs11_module.as_deref()),
+            })?;
+            key.set_crypto(cx.settings.crypto.as_deref());
+            key.set_signed_attrs(a.signed_attrs)?;
+            key.check_hash(hash)?;
+            Ok(key)
         })?;
-        key.set_signed_attrs(a.signed_attrs)?;
-        key.check_hash(hash)?;
-        Ok(key)
-    })?;
     let opts = SignOptions {
         hash,
         id: if a.key_id {
@@ -43,9 +49,10 @@ pub fn run(a: SignArgs) -> cargo_kmod::Result<i32> {
         } else {
             SigOutput::Append
         },
+        max_module_bytes: cx.settings.max_module_bytes,
     };
     let mut status = Status::default();
-    let rep = StderrReporter::new();
+    let rep = cx.ui.reporter();
     let modules = expand_for_writing(&a.modules, &mut status, &rep);
     if a.output.is_some() && modules.len() != 1 {
         return Err(Error::usage(
@@ -109,13 +116,14 @@ pub fn run(a: SignArgs) -> cargo_kmod::Result<i32> {
             MessageFormat::Human => match &r {
                 Ok(_) => outln!("{shown}: {text}"),
                 Err(e) => {
-                    report_error(e);
+                    rep.error(e);
                 }
             },
         }
     }
     if modules.len() > 1 {
         note!(
+            cx.ui,
             "signed {signed}, skipped {skipped}, failed {failed} in {:.2} s",
             started.elapsed().as_secs_f64()
         );

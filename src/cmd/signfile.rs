@@ -6,6 +6,7 @@
 use cargo_kmod::fsutil::AtomicWriter;
 use cargo_kmod::hash::HashAlg;
 use cargo_kmod::modfile::trailer;
+use cargo_kmod::settings::Settings;
 use cargo_kmod::sign::cms::SignerIdKind;
 use cargo_kmod::sign::keys::{KeyKind, Pin};
 use cargo_kmod::sign::{KeySource, SigningKey, p7s_path};
@@ -33,7 +34,7 @@ struct Opts {
     key_id: bool,
 }
 
-pub fn run(args: Vec<OsString>) -> i32 {
+pub fn run(args: Vec<OsString>, settings: &Settings) -> i32 {
     let mut o = Opts::default();
     let mut pos: Vec<PathBuf> = Vec::new();
     let mut opts_done = false;
@@ -68,7 +69,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     if !(4..=5).contains(&pos.len()) {
         return usage();
     }
-    match sign(&o, &pos) {
+    match sign(&o, &pos, settings) {
         Ok(()) => 0,
         Err(msg) => {
             eprintln!("sign-file: {msg}");
@@ -82,13 +83,13 @@ fn usage() -> i32 {
     2
 }
 
-fn sign(o: &Opts, pos: &[PathBuf]) -> Result<(), String> {
+fn sign(o: &Opts, pos: &[PathBuf], settings: &Settings) -> Result<(), String> {
     let module = &pos[3];
     let dest = pos.get(4).unwrap_or(module);
     let signer = if o.raw_sig {
         None
     } else {
-        Some(signer(o, pos)?)
+        Some(signer(o, pos, settings)?)
     };
     // A device or FIFO would stream forever (or block): refused as sign-file refuses
     // nothing, but a module is a regular file.
@@ -164,19 +165,24 @@ fn sign(o: &Opts, pos: &[PathBuf]) -> Result<(), String> {
 }
 
 /// The key, hash and signer id sign-file's arguments name.
-fn signer(o: &Opts, pos: &[PathBuf]) -> Result<(SigningKey, HashAlg, SignerIdKind), String> {
+fn signer(
+    o: &Opts,
+    pos: &[PathBuf],
+    settings: &Settings,
+) -> Result<(SigningKey, HashAlg, SignerIdKind), String> {
     let hash = HashAlg::from_name(&pos[0].to_string_lossy())
         .ok_or_else(|| format!("EVP_get_digestbyname: unknown digest {}", pos[0].display()))?;
     // A key file, or a pkcs11: URI (PIN from KBUILD_SIGN_PIN, which sign-file's
     // OpenSSL 3 provider path ignores).
-    let pin = Pin::from_sources(None).map_err(|e| e.to_string())?;
+    let pin = Pin::from_sources(None, settings.sign_pin.as_deref()).map_err(|e| e.to_string())?;
     let mut key = SigningKey::open(&KeySource {
         key: &pos[1],
         cert: Some(&pos[2]),
         pin: &pin,
-        pkcs11_module: None,
+        pkcs11_module: settings.pkcs11_module.as_deref(),
     })
     .map_err(|e| e.to_string())?;
+    key.set_crypto(settings.crypto.as_deref());
     // As 7.x's sign-file with OpenSSL 3.x: ML-DSA only with signed attributes.
     if matches!(key.kind(), KeyKind::MlDsa(_)) {
         key.set_signed_attrs(true).map_err(|e| e.to_string())?;

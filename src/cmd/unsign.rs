@@ -1,10 +1,10 @@
-use super::{Status, StderrReporter, expand_for_writing, report_error};
+use super::{Status, expand_for_writing};
 use crate::cli::{MessageFormat, UnsignArgs};
 use cargo_kmod::Error;
 
-pub fn run(a: UnsignArgs) -> cargo_kmod::Result<i32> {
+pub fn run(a: UnsignArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
     let mut status = Status::default();
-    let rep = StderrReporter::new();
+    let rep = cx.ui.reporter();
     let modules = expand_for_writing(&a.modules, &mut status, &rep);
     if a.extract_sig.is_some() && modules.len() != 1 {
         return Err(Error::usage(
@@ -17,7 +17,12 @@ pub fn run(a: UnsignArgs) -> cargo_kmod::Result<i32> {
         cargo_kmod::tree::par_map_writing(&modules, a.tree.jobs(), &rep, "unsigning", |m, gate| {
             // Staged under the gate (the CPU part); the disk is waited for outside it.
             let staged = gate.cpu(|| {
-                cargo_kmod::sign::unsign_module_file(m, a.extract_sig.as_deref(), &spares)
+                cargo_kmod::sign::unsign_module_file(
+                    m,
+                    a.extract_sig.as_deref(),
+                    &spares,
+                    cx.settings.max_module_bytes,
+                )
             })?;
             staged
                 .map(|(s, n)| s.finish().map(|_| n))
@@ -44,7 +49,7 @@ pub fn run(a: UnsignArgs) -> cargo_kmod::Result<i32> {
             }),
             (MessageFormat::Human, Ok(_)) => outln!("{}: {text}", m.display()),
             (MessageFormat::Human, Err(e)) => {
-                report_error(e);
+                rep.error(e);
             }
         }
     }

@@ -1,15 +1,15 @@
-use super::{Status, StderrReporter, expand, report_error};
+use super::{Status, expand};
 use crate::cli::{MessageFormat, VerifyArgs};
 use cargo_kmod::modfile::ModuleFile;
 use cargo_kmod::report::Reporter;
 use cargo_kmod::verify::{self, Keyring};
 
-pub fn run(a: VerifyArgs) -> cargo_kmod::Result<i32> {
+pub fn run(a: VerifyArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
     let mut keyring = Keyring::default();
     for c in &a.cert {
         keyring.add_path(c)?;
     }
-    let rep = StderrReporter::new();
+    let rep = cx.ui.reporter();
     let mut crypto = None;
     for k in &a.kernel {
         let t = cargo_kmod::target::Target::from_path(k)?;
@@ -32,9 +32,13 @@ pub fn run(a: VerifyArgs) -> cargo_kmod::Result<i32> {
     }
     if keyring.certs.is_empty() {
         if a.cert.is_empty() && a.kernel.is_empty() {
-            warning!("no --cert or --kernel given: every signed module will be ENOKEY");
+            warning!(
+                cx.ui,
+                "no --cert or --kernel given: every signed module will be ENOKEY"
+            );
         } else {
             warning!(
+                cx.ui,
                 "no certificate given is one the kernel can load: every signed module will be ENOKEY"
             );
         }
@@ -42,7 +46,8 @@ pub fn run(a: VerifyArgs) -> cargo_kmod::Result<i32> {
     let mut status = Status::default();
     let modules = expand(&a.modules, &mut status, &rep);
     let results = cargo_kmod::tree::par_map(&modules, a.tree.jobs(), &rep, "verifying", |m| {
-        ModuleFile::open(m).map(|module| verify::verify(&module.data, &keyring))
+        ModuleFile::open(m, cx.settings.max_module_bytes)
+            .map(|module| verify::verify(&module.data, &keyring))
     });
     let mut counts = std::collections::BTreeMap::<&str, usize>::new();
     for (m, r) in modules.iter().zip(results) {
@@ -50,7 +55,7 @@ pub fn run(a: VerifyArgs) -> cargo_kmod::Result<i32> {
             Ok(v) => v,
             Err(e) => {
                 *counts.entry("error").or_default() += 1;
-                status.add(report_error(&e));
+                status.add(rep.error(&e));
                 if a.tree.message_format == MessageFormat::Json {
                     // One object per module given, also for those that cannot be read.
                     outln!(
@@ -92,7 +97,7 @@ pub fn run(a: VerifyArgs) -> cargo_kmod::Result<i32> {
     }
     if modules.len() > 1 {
         let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
-        note!("{} modules: {}", modules.len(), parts.join(", "));
+        note!(cx.ui, "{} modules: {}", modules.len(), parts.join(", "));
     }
     Ok(status.code())
 }

@@ -9,13 +9,6 @@ use crate::error::{Error, Result};
 use compress::Compression;
 use std::path::{Path, PathBuf};
 
-/// The most a module may hold, decompressed (or read as it is): 512 MiB, twenty times
-/// Debian's largest (amdgpu, 29 MB stripped), room for one with debug info; beyond it
-/// a file is refused rather than read into memory. `CARGO_KMOD_MAX_MODULE_MIB` raises it.
-pub fn max_module_bytes() -> u64 {
-    crate::settings::get().max_module_bytes
-}
-
 /// A module name as the kernel compares them: '-' and '_' are the same (Kbuild writes
 /// '_'; `mod_strncmp`, modprobe and depmod treat both alike).
 pub fn normalise(name: &str) -> String {
@@ -40,8 +33,9 @@ pub struct ModuleFile {
 }
 
 impl ModuleFile {
-    /// Reads and decompresses; does not judge the contents.
-    pub fn read(path: &Path) -> Result<Self> {
+    /// Reads and decompresses, refusing more than `limit` bytes (`Settings::max_module_bytes`:
+    /// a file beyond it is refused rather than read into memory); does not judge the contents.
+    pub fn read(path: &Path, limit: u64) -> Result<Self> {
         use std::os::unix::fs::PermissionsExt;
         let read_err = |source| Error::Read {
             path: path.to_path_buf(),
@@ -50,7 +44,6 @@ impl ModuleFile {
         // One open: its metadata and its bytes come from the same file.
         let file = crate::fsutil::open_regular(path)?;
         let meta = file.metadata().map_err(read_err)?;
-        let limit = max_module_bytes();
         if meta.len() > limit {
             return Err(Error::NotModule {
                 path: path.to_path_buf(),
@@ -81,8 +74,8 @@ impl ModuleFile {
     }
 
     /// Reads and checks that it is a kernel module.
-    pub fn open(path: &Path) -> Result<Self> {
-        let m = Self::read(path)?;
+    pub fn open(path: &Path, limit: u64) -> Result<Self> {
+        let m = Self::read(path, limit)?;
         m.elf()?;
         Ok(m)
     }

@@ -5,6 +5,7 @@ use super::install::{kernel_compression, module_bytes};
 use super::run_tool;
 use crate::error::{Error, Result};
 use crate::project::Project;
+use crate::settings::Settings;
 use crate::sign::Signing;
 use crate::target::Target;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ fn image_package(release: &str) -> Option<String> {
 }
 
 pub fn build_deb(
+    s: &Settings,
     project: &Project,
     target: &Target,
     out: &Path,
@@ -49,7 +51,7 @@ pub fn build_deb(
     let staging = tempfile::tempdir_in(out).map_err(|e| werr(out, e))?;
     let root = staging.path().join("root");
     let compression = kernel_compression(Path::new("/"), target);
-    let (file, bytes) = module_bytes(project, target, compression, signing)?;
+    let (file, bytes) = module_bytes(s, project, target, compression, signing)?;
     let moddir = root.join(format!("lib/modules/{release}/updates"));
     std::fs::create_dir_all(&moddir).map_err(|e| werr(&moddir, e))?;
     std::fs::write(moddir.join(&file), bytes).map_err(|e| werr(&moddir, e))?;

@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::modfile::compress::Compression;
 use crate::modfile::trailer;
 use crate::project::Project;
+use crate::settings::Settings;
 use crate::sign::{Signing, cms::SignerIdKind};
 use crate::target::Target;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,7 @@ pub fn suffix(c: Compression) -> &'static str {
 
 /// The installed file name and bytes: strip → sign → compress, in that order.
 pub fn module_bytes(
+    s: &Settings,
     project: &Project,
     target: &Target,
     compression: Compression,
@@ -55,7 +57,7 @@ pub fn module_bytes(
 ) -> Result<(String, Vec<u8>)> {
     let hash = signing.map(|s| s.hash_for(target)).transpose()?;
     let src = built_module(project, &target.release)?;
-    let m = crate::modfile::ModuleFile::open(&src)?;
+    let m = crate::modfile::ModuleFile::open(&src, s.max_module_bytes)?;
     let body = m.unsigned_body()?;
     let signed;
     let data: &[u8] = match signing.zip(hash) {
@@ -80,6 +82,7 @@ pub fn module_bytes(
 /// write stays under `root`; when anything fails, what was written is taken back (the
 /// module, directories made for it, an earlier install, depmod's files).
 pub fn install(
+    s: &Settings,
     project: &Project,
     target: &Target,
     root: &Path,
@@ -94,10 +97,13 @@ pub fn install(
         )
     })?;
     let compression = kernel_compression(root, target);
-    let (file, bytes) = module_bytes(project, target, compression, signing)?;
+    let (file, bytes) = module_bytes(s, project, target, compression, signing)?;
     let moddir = root.join(format!("lib/modules/{release}"));
     let dest_dir = moddir.join(dir);
-    let mut undo = Undo::default();
+    let mut undo = Undo {
+        limit: s.max_module_bytes,
+        ..Undo::default()
+    };
     let r = (|| {
         undo.make_dirs(root, &dest_dir)?;
         let dest = dest_dir.join(&file);
@@ -158,6 +164,8 @@ struct Undo {
     files: Vec<(PathBuf, Option<Kept>)>,
     /// The names a directory held before depmod ran in it.
     listed: Option<std::collections::HashSet<std::ffi::OsString>>,
+    /// The largest earlier install kept (`Settings::max_module_bytes`).
+    limit: u64,
 }
 
 impl Undo {
@@ -210,7 +218,7 @@ impl Undo {
         use std::os::unix::fs::PermissionsExt;
         let before = match std::fs::symlink_metadata(path) {
             Ok(m) if m.is_file() => Some((
-                crate::fsutil::read_bounded(path, crate::modfile::max_module_bytes())?,
+                crate::fsutil::read_bounded(path, self.limit)?,
                 m.permissions().mode() & 0o7777,
             )),
             _ => None,

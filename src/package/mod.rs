@@ -36,11 +36,6 @@ pub fn built_target(project: &Project, release: &str) -> Target {
         .unwrap_or_else(|| Target::from_release(Path::new("/"), release))
 }
 
-/// `$SOURCE_DATE_EPOCH` (reproducible-builds.org), when set.
-pub(crate) fn source_date_epoch() -> Option<u64> {
-    crate::settings::get().source_date_epoch
-}
-
 /// `s` with every character but ASCII letters, digits and `allowed` replaced: package
 /// names and image tags each take their own set.
 pub(crate) fn name_chars(s: &str, allowed: &str, replacement: char) -> String {

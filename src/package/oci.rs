@@ -9,6 +9,7 @@ use super::install::{kernel_compression, module_bytes};
 use super::run_tool;
 use crate::error::{Error, Result};
 use crate::project::Project;
+use crate::settings::Settings;
 use crate::sign::Signing;
 use crate::target::Target;
 use serde_json::json;
@@ -49,10 +50,6 @@ pub struct Written {
     pub kmm_manifest: Option<PathBuf>,
 }
 
-fn mtime() -> u64 {
-    super::source_date_epoch().unwrap_or(0)
-}
-
 fn sha256(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(openssl::sha::sha256(data)))
 }
@@ -64,12 +61,12 @@ enum Entry {
     Symlink(String, String),
 }
 
-/// A tar of `entries`, in the order given, owned by root, with fixed mtimes.
-fn tar_of(entries: &[Entry]) -> std::io::Result<Vec<u8>> {
+/// A tar of `entries`, in the order given, owned by root, with one fixed mtime.
+fn tar_of(entries: &[Entry], mtime: u64) -> std::io::Result<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::new());
     for e in entries {
         let mut h = tar::Header::new_ustar();
-        h.set_mtime(mtime());
+        h.set_mtime(mtime);
         h.set_uid(0);
         h.set_gid(0);
         h.set_size(0);
@@ -122,12 +119,12 @@ fn entries(root: &Path, prefix: &str) -> Result<Vec<Entry>> {
 fn layer(
     project: &Project,
     target: &Target,
-    signing: Option<&Signing>,
+    o: &OciOptions,
     scratch: &Path,
 ) -> Result<(Vec<u8>, String)> {
     let release = target.release.as_str();
     let compression = kernel_compression(Path::new("/"), target);
-    let (file, bytes) = module_bytes(project, target, compression, signing)?;
+    let (file, bytes) = module_bytes(o.settings, project, target, compression, o.signing)?;
     let root = scratch.join(tag(release)).join(MODULES_ROOT);
     let moddir = root.join("lib/modules").join(release);
     std::fs::create_dir_all(&moddir).map_err(|source| Error::Write {
@@ -147,17 +144,17 @@ fn layer(
     )?;
     let mut files = vec![Entry::Dir(MODULES_ROOT.into())];
     files.extend(entries(&root, &format!("{MODULES_ROOT}/"))?);
-    gzip_layer(&files, &moddir)
+    gzip_layer(&files, &moddir, o.mtime())
 }
 
 /// (gzip'd layer, digest of the tar inside it). The gzip header is fixed (no name,
 /// mtime 0), so the same entries give the same layer.
-fn gzip_layer(files: &[Entry], what: &Path) -> Result<(Vec<u8>, String)> {
+fn gzip_layer(files: &[Entry], what: &Path, mtime: u64) -> Result<(Vec<u8>, String)> {
     let werr = |source| Error::Write {
         path: what.to_path_buf(),
         source,
     };
-    let tar = tar_of(files).map_err(werr)?;
+    let tar = tar_of(files, mtime).map_err(werr)?;
     let diff_id = sha256(&tar);
     let mut gz = flate2::GzBuilder::new()
         .mtime(0)
@@ -194,7 +191,11 @@ impl crate::templates::Generated for KmmModule {
 
 /// KMM's worker copies the modules out of the image with the image's own `cp`: a
 /// static busybox as `/bin/busybox` with `/bin/cp` and `/bin/sh` linked to it.
-fn busybox_layer(busybox: &Path, arch: crate::target::Arch) -> Result<(Vec<u8>, String)> {
+fn busybox_layer(
+    busybox: &Path,
+    arch: crate::target::Arch,
+    mtime: u64,
+) -> Result<(Vec<u8>, String)> {
     let data = crate::fsutil::read_bounded(busybox, 64 << 20)?;
     let bad = |reason: String| Error::Package {
         path: busybox.to_path_buf(),
@@ -225,7 +226,7 @@ fn busybox_layer(busybox: &Path, arch: crate::target::Arch) -> Result<(Vec<u8>, 
         Entry::Symlink("bin/cp".into(), "busybox".into()),
         Entry::Symlink("bin/sh".into(), "busybox".into()),
     ];
-    gzip_layer(&files, busybox)
+    gzip_layer(&files, busybox, mtime)
 }
 
 /// The signer as `modinfo` names it (the certificate's issuer CN).
@@ -242,6 +243,14 @@ pub struct OciOptions<'a> {
     pub kmm_manifest: bool,
     /// The static busybox that gives the image its `cp`.
     pub busybox: &'a Path,
+    pub settings: &'a Settings,
+}
+
+impl OciOptions<'_> {
+    /// Every file's mtime: `SOURCE_DATE_EPOCH`, else 0.
+    fn mtime(&self) -> u64 {
+        self.settings.source_date_epoch.unwrap_or(0)
+    }
 }
 
 /// Writes `<out>/<name>-oci/` and `<out>/<name>-oci.tar` (and with `kmm_manifest`,
@@ -271,7 +280,7 @@ pub fn package(project: &Project, targets: &[Target], o: &OciOptions) -> Result<
         let release = target.release.as_str();
         let arch = target.known_arch("packaging a module image")?;
         if !bases.iter().any(|b| b.0 == arch) {
-            let (layer, diff_id) = busybox_layer(o.busybox, arch)?;
+            let (layer, diff_id) = busybox_layer(o.busybox, arch, o.mtime())?;
             let (digest, size) = put(&layer)?;
             bases.push((arch, diff_id, digest, size));
         }
@@ -280,7 +289,7 @@ pub fn package(project: &Project, targets: &[Target], o: &OciOptions) -> Result<
             .find(|b| b.0 == arch)
             .expect("made above")
             .clone();
-        let (layer, diff_id) = layer(project, target, o.signing, staging.path())?;
+        let (layer, diff_id) = layer(project, target, o, staging.path())?;
         let (layer_digest, layer_size) = put(&layer)?;
         let config = json!({
             "architecture": arch.package_names().oci,
@@ -331,7 +340,7 @@ pub fn package(project: &Project, targets: &[Target], o: &OciOptions) -> Result<
     let archive = out.join(format!("{base}.tar"));
     let mut all = entries(&layout, "")?;
     all.sort_by(|a, b| entry_path(a).cmp(entry_path(b)));
-    let tar = tar_of(&all).map_err(|e| werr(&archive, e))?;
+    let tar = tar_of(&all, o.mtime()).map_err(|e| werr(&archive, e))?;
     let tmp_tar = staging.path().join("archive.tar");
     std::fs::write(&tmp_tar, tar).map_err(|e| werr(&tmp_tar, e))?;
     let manifest_path = out.join(format!("{}-module.yaml", project.name));

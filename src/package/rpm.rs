@@ -7,6 +7,7 @@ use super::install::{kernel_compression, module_bytes};
 use super::run_tool;
 use crate::error::{Error, Result};
 use crate::project::Project;
+use crate::settings::Settings;
 use crate::sign::Signing;
 use crate::target::Target;
 use std::path::{Path, PathBuf};
@@ -23,8 +24,8 @@ pub fn rpm_version(cargo: &str) -> String {
 }
 
 /// $SOURCE_DATE_EPOCH, else now (seconds since 1970).
-fn build_time() -> i64 {
-    super::source_date_epoch().map_or_else(
+fn build_time(s: &Settings) -> i64 {
+    s.source_date_epoch.map_or_else(
         || {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -60,12 +61,12 @@ fn changelog_date(secs: i64) -> String {
 
 /// Cargo.toml's license, else the one the built module declares (`MODULE_LICENSE`,
 /// as SPDX).
-fn license(project: &Project, module: Option<&Path>) -> Result<String> {
+fn license(s: &Settings, project: &Project, module: Option<&Path>) -> Result<String> {
     if let Some(l) = &project.license {
         return Ok(l.clone());
     }
     let declared = module
-        .and_then(|m| crate::modfile::ModuleFile::open(m).ok())
+        .and_then(|m| crate::modfile::ModuleFile::open(m, s.max_module_bytes).ok())
         .and_then(|m| {
             let info = m.elf().ok()?;
             crate::modfile::elf::modinfo_fields(info.modinfo)
@@ -110,7 +111,7 @@ pub struct SpecCommon {
     pub date: String,
 }
 
-fn spec_common(project: &Project, license: String) -> SpecCommon {
+fn spec_common(s: &Settings, project: &Project, license: String) -> SpecCommon {
     SpecCommon {
         name: project.name.clone(),
         version: project.version.clone(),
@@ -123,7 +124,7 @@ fn spec_common(project: &Project, license: String) -> SpecCommon {
         license,
         packager: project.maintainer().to_string(),
         url: project.url.clone(),
-        date: changelog_date(build_time()),
+        date: changelog_date(build_time(s)),
     }
 }
 
@@ -193,6 +194,7 @@ impl crate::templates::Generated for AkmodSpec {
 /// With `gpg_key`, the package is signed by `rpmsign` with that gpg key (name or id),
 /// as repositories require.
 fn rpmbuild(
+    s: &Settings,
     top: &Path,
     spec: &Path,
     args: &[&str],
@@ -221,7 +223,7 @@ fn rpmbuild(
         })?;
     if let Some(key) = gpg_key {
         // Debian's rpm names /usr/bin/gpg2, which Debian does not ship.
-        let gpg = crate::toolchain::which("gpg").ok_or_else(|| Error::Toolchain {
+        let gpg = crate::toolchain::which(s, "gpg").ok_or_else(|| Error::Toolchain {
             missing: vec!["gpg".into()],
             install: "apt-get install gpg".into(),
         })?;
@@ -258,6 +260,7 @@ fn temp_top() -> Result<tempfile::TempDir> {
 /// One binary RPM for `target`: the built module, signed when asked, compressed like
 /// the kernel's own, under `/lib/modules/<R>/extra/<name>/`.
 pub fn build_rpm(
+    s: &Settings,
     project: &Project,
     target: &Target,
     out: &Path,
@@ -267,9 +270,9 @@ pub fn build_rpm(
     let release = target.release.as_str();
     let arch = target.known_arch("packaging an RPM")?.package_names().rpm;
     let built = super::built_module(project, release)?;
-    let license = license(project, Some(&built))?;
+    let license = license(s, project, Some(&built))?;
     let compression = kernel_compression(Path::new("/"), target);
-    let (file, bytes) = module_bytes(project, target, compression, signing)?;
+    let (file, bytes) = module_bytes(s, project, target, compression, signing)?;
     super::out_dir(out)?;
     let top = temp_top()?;
     let sources = top.path().join("SOURCES");
@@ -285,7 +288,7 @@ pub fn build_rpm(
         kernel_requires: release.matches('-').count() <= 1,
         arch: arch.to_string(),
         file: file.clone(),
-        common: spec_common(project, license),
+        common: spec_common(s, project, license),
     });
     let spec = top
         .path()
@@ -293,6 +296,7 @@ pub fn build_rpm(
     std::fs::write(&spec, spec_text).map_err(|e| werr(&spec, e))?;
     let target_arg = format!("{arch}-linux");
     rpmbuild(
+        s,
         top.path(),
         &spec,
         &["-bb", "--target", &target_arg],
@@ -302,8 +306,14 @@ pub fn build_rpm(
 }
 
 /// A source RPM whose spec rebuilds the module against an installed kernel-devel.
-pub fn build_srpm(project: &Project, out: &Path, gpg_key: Option<&str>) -> Result<PathBuf> {
+pub fn build_srpm(
+    s: &Settings,
+    project: &Project,
+    out: &Path,
+    gpg_key: Option<&str>,
+) -> Result<PathBuf> {
     let license = license(
+        s,
         project,
         super::built_releases(project)
             .first()
@@ -333,7 +343,7 @@ pub fn build_srpm(project: &Project, out: &Path, gpg_key: Option<&str>) -> Resul
     let spec_text = crate::templates::render(&AkmodSpec {
         tarball,
         rust: project.is_rust(),
-        common: spec_common(project, license),
+        common: spec_common(s, project, license),
     });
     let spec = top.path().join(format!("{}-kmod.spec", project.name));
     std::fs::write(&spec, spec_text).map_err(|source| Error::Write {
@@ -341,7 +351,7 @@ pub fn build_srpm(project: &Project, out: &Path, gpg_key: Option<&str>) -> Resul
         source,
     })?;
     // -bs evaluates %(uname -r) only for the BuildRequires it records; any value works.
-    rpmbuild(top.path(), &spec, &["-bs"], out, gpg_key)
+    rpmbuild(s, top.path(), &spec, &["-bs"], out, gpg_key)
 }
 
 #[cfg(test)]

@@ -26,6 +26,8 @@ pub struct RunOptions {
     pub timeout: Duration,
     pub busybox: PathBuf,
     pub accel: Accel,
+    /// The largest module read (`Settings::max_module_bytes`).
+    pub max_module_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,11 +215,14 @@ pub fn initramfs(o: &RunOptions, modules: &[(String, Vec<u8>)]) -> Result<Vec<u8
 
 /// The static busybox for an architecture's guests: Debian's busybox-static at
 /// /bin/busybox for this machine's own, else one unpacked into the cache.
-pub fn default_busybox(arch: crate::target::Arch) -> Result<PathBuf> {
+pub fn default_busybox(
+    s: &crate::settings::Settings,
+    arch: crate::target::Arch,
+) -> Result<PathBuf> {
     if crate::target::Arch::host() == Some(arch) {
         return Ok("/bin/busybox".into());
     }
-    let p = crate::cache::tools().join(format!("busybox-{}", arch.name()));
+    let p = crate::cache::tools(s).join(format!("busybox-{}", arch.name()));
     if p.is_file() {
         return Ok(p);
     }
@@ -272,12 +277,13 @@ fn kvm_usable() -> bool {
 pub fn dependencies(
     modules: &[PathBuf],
     tree: &crate::modtree::ModuleTree,
+    max_module_bytes: u64,
     r: &dyn Reporter,
 ) -> Result<Vec<PathBuf>> {
     let mut given = Vec::new();
     let mut wanted = Vec::new();
     for p in modules {
-        let m = ModuleFile::open(p)?;
+        let m = ModuleFile::open(p, max_module_bytes)?;
         given.push(crate::modfile::name_of_path(&p.to_string_lossy()));
         wanted.push((p, crate::modtree::depends_field(&m).unwrap_or_default()));
     }
@@ -330,7 +336,7 @@ pub fn run(o: &RunOptions, r: &dyn Reporter) -> Result<RunReport> {
     check_busybox(o)?;
     let mut mods = Vec::new();
     for p in o.dependencies.iter().chain(&o.modules) {
-        let m = ModuleFile::open(p)?;
+        let m = ModuleFile::open(p, o.max_module_bytes)?;
         // Refused before booting: the kernel would only say "Exec format error".
         let info = m.elf()?;
         let arch = info.arch;

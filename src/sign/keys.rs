@@ -19,12 +19,12 @@ impl Pin {
     pub fn bytes(&self) -> Option<Vec<u8>> {
         self.0.clone()
     }
-    /// `--pin-file` wins over `KBUILD_SIGN_PIN` (as sign-file reads it).
-    pub fn from_sources(pin_file: Option<&Path>) -> Result<Self> {
+    /// `--pin-file` wins over `KBUILD_SIGN_PIN` (`from_env`, as sign-file reads it).
+    pub fn from_sources(pin_file: Option<&Path>, from_env: Option<&[u8]>) -> Result<Self> {
         if let Some(f) = pin_file {
             return Ok(Pin(Some(read_pin_file(f)?)));
         }
-        Ok(Pin(crate::settings::get().sign_pin.clone()))
+        Ok(Pin(from_env.map(<[u8]>::to_vec)))
     }
 }
 

@@ -148,6 +148,13 @@ impl SigningKey {
     /// for ML-DSA keys only, as the kernel refuses attributes on RSA and ECDSA
     /// signatures, and takes them on ML-DSA ones only with
     /// `CONFIG_PKCS7_WAIVE_AUTHATTRS_REJECTION_FOR_MLDSA`.
+    /// Which library signs with a key file (`CARGO_KMOD_CRYPTO`); tokens sign themselves.
+    pub fn set_crypto(&mut self, crypto: Option<&str>) {
+        if let Backend::File(f) = &mut self.backend {
+            f.set_crypto(crypto);
+        }
+    }
+
     pub fn set_signed_attrs(&mut self, on: bool) -> Result<()> {
         if on && !matches!(self.kind, KeyKind::MlDsa(_)) {
             return Err(Error::usage(
@@ -330,6 +337,7 @@ impl ProjectSigning {
     /// The key, when `--sign` or `sign = true` asks for one. The hash asked for is
     /// checked first, signing or not (a wrong `--hash` is an error either way).
     pub fn resolve(
+        s: &crate::settings::Settings,
         project: &crate::project::Project,
         r: &SignRequest,
     ) -> Result<Option<ProjectSigning>> {
@@ -347,12 +355,13 @@ impl ProjectSigning {
             ));
         };
         let cert = r.cert.clone().or(project.cert.clone());
-        let key = SigningKey::open(&KeySource {
+        let mut key = SigningKey::open(&KeySource {
             key: &key,
             cert: cert.as_deref(),
-            pin: &Pin::from_sources(None)?,
-            pkcs11_module: r.pkcs11_module.as_deref(),
+            pin: &Pin::from_sources(None, s.sign_pin.as_deref())?,
+            pkcs11_module: r.pkcs11_module.as_deref().or(s.pkcs11_module.as_deref()),
         })?;
+        key.set_crypto(s.crypto.as_deref());
         Ok(Some(ProjectSigning { key, hash }))
     }
 
@@ -429,6 +438,8 @@ pub struct SignOptions {
     pub id: cms::SignerIdKind,
     pub if_signed: IfSigned,
     pub output: SigOutput,
+    /// The largest module read (`Settings::max_module_bytes`).
+    pub max_module_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -524,7 +535,7 @@ pub fn prepare_signed(
     dest: Option<&Path>,
 ) -> Result<Prepared> {
     use crate::modfile::{ModuleFile, trailer};
-    let module = ModuleFile::open(path)?;
+    let module = ModuleFile::open(path, opts.max_module_bytes)?;
     let dest = dest.unwrap_or(path);
     let signed = trailer::has_marker(&module.data);
     if signed && opts.output != SigOutput::Detached {
@@ -601,9 +612,10 @@ pub fn unsign_module_file<'s>(
     path: &Path,
     extract: Option<&Path>,
     spares: &'s Spares,
+    max_module_bytes: u64,
 ) -> Result<Option<(crate::fsutil::Staged<'s>, usize)>> {
     use crate::modfile::{ModuleFile, trailer::Trailer};
-    let module = ModuleFile::open(path)?;
+    let module = ModuleFile::open(path, max_module_bytes)?;
     let mut body = module.unsigned_body()?;
     let mut count = 1;
     while let Trailer::Signed { body: inner, .. } = crate::modfile::trailer::parse(body) {

@@ -18,8 +18,13 @@ impl FileKey {
         FileKey {
             pkey,
             kind,
-            bulk: bulk::Bulk::new(),
+            bulk: bulk::Bulk::new(None),
         }
+    }
+
+    /// `CARGO_KMOD_CRYPTO`: `openssl` never switches, `aws-lc` from the first signature.
+    pub fn set_crypto(&mut self, crypto: Option<&str>) {
+        self.bulk = bulk::Bulk::new(crypto);
     }
 
     /// The raw RSA (PKCS#1 v1.5) or ECDSA (DER) signature of a `hash` digest.
@@ -64,8 +69,8 @@ mod bulk {
     pub const BULK_AFTER: usize = 32;
 
     impl Bulk {
-        pub(super) fn new() -> Bulk {
-            let after = match crate::settings::get().crypto.as_deref() {
+        pub(super) fn new(crypto: Option<&str>) -> Bulk {
+            let after = match crypto {
                 Some("openssl") => usize::MAX,
                 Some("aws-lc") => 0,
                 _ => BULK_AFTER,

@@ -134,7 +134,6 @@ impl TokenCtx {
             .clone()
             .map(PathBuf::from)
             .or_else(|| module.map(Path::to_path_buf))
-            .or_else(|| crate::settings::get().pkcs11_module.clone())
             .ok_or_else(|| kerr("no PKCS#11 module: give module-path= in the URI, --pkcs11-module, or PKCS11_MODULE_PATH".into()))?;
         // dlopen would block on a FIFO and map a device: a shared object is a file.
         crate::fsutil::read_head(&module, 4).map_err(|e| Error::Pkcs11 {

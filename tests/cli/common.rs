@@ -2,12 +2,10 @@ use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-/// The library as the binary sets it up: its settings from this process's environment
-/// (PATH, CARGO_KMOD_CACHE, RUSTC, ...). Called before any library call that uses them.
-pub fn library() {
-    cargo_kmod::settings::init(cargo_kmod::settings::Settings::from_env(|k| {
-        std::env::var_os(k)
-    }));
+/// The settings as the binary resolves them: from this process's environment (PATH,
+/// CARGO_KMOD_CACHE, RUSTC, ...), for tests that call the library.
+pub fn settings() -> cargo_kmod::settings::Settings {
+    cargo_kmod::settings::Settings::from_env(|k| std::env::var_os(k))
 }
 
 pub fn cache_dir() -> PathBuf {

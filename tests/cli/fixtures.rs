@@ -41,8 +41,7 @@ pub fn recorded(record: &str, how: &str) -> KernelInfo {
         .expect(&missing)
         .trim()
         .to_string();
-    library();
-    let k = kernel::list()
+    let k = kernel::list(&settings())
         .into_iter()
         .find(|k| k.kdir == Path::new(&kdir))
         .expect(&missing);
@@ -92,10 +91,10 @@ pub fn built_modules(k: &KernelInfo, dir: &str, make_args: &[&str]) -> PathBuf {
     }
     let out = tempfile::tempdir().unwrap().keep();
     copy_module_sources(dir, &out);
-    library();
-    let tc =
-        Toolchain::find(None, None).expect("kernel toolchain (scripts/test-deps.sh installs it)");
-    let mut make = cargo_kmod::toolchain::make(&k.kdir, &tc.vars());
+    let s = settings();
+    let tc = Toolchain::find(&s, None, None)
+        .expect("kernel toolchain (scripts/test-deps.sh installs it)");
+    let mut make = cargo_kmod::toolchain::make(&s, &k.kdir, &tc.vars());
     make.arg(format!("M={}", out.display()))
         .args(make_args)
         .arg("modules");

@@ -403,8 +403,7 @@ fn kernel_list_orders_by_version_and_run_picks_the_newest() {
     // Newest first: 7.2 above 6.12.
     assert!(pos(b) < pos(a), "{out}");
     // run without a kernel boots the newest cached one.
-    library();
-    let newest = cargo_kmod::kernel::list().remove(0);
+    let newest = cargo_kmod::kernel::list(&crate::common::settings()).remove(0);
     assert!(is_at_least(&newest.release, 7, 2), "{}", newest.release);
     let m = crate::fixtures::built_module("kmodtest");
     let o = kmod()
