@@ -11,6 +11,7 @@ pub mod hash;
 pub mod kbuild;
 pub mod kernel;
 pub mod kernel_image;
+pub mod loader;
 pub mod modfile;
 pub mod modtree;
 pub mod names;

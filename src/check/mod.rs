@@ -13,76 +13,7 @@ use crate::modfile::{ModuleFile, elf};
 use crate::verify::{self, Verdict};
 use std::path::PathBuf;
 
-/// Why the kernel refused a module (what `run` reads from its log, and what `check`
-/// predicts).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Refusal {
-    Unsigned,
-    UnavailableKey,
-    UnsupportedCrypto,
-    BadSignature,
-    MalformedSignature,
-    /// EMSGSIZE: a PKCS#7 longer than the kernel's ASN.1 decoder takes.
-    SignatureTooLong,
-    /// Built for another kernel: ELF machine, `struct module` size, `module_layout`'s
-    /// CRC or vermagic differ (ENOEXEC).
-    VersionMagic,
-    /// A symbol's CRC differs from the kernel's (CONFIG_MODVERSIONS).
-    SymbolVersion,
-    /// A symbol from a namespace the module does not import.
-    NamespaceNotImported,
-    UnknownSymbol,
-    InvalidParameters,
-    /// EINVAL: for a signature, a form the kernel's parser refuses.
-    InvalidArgument,
-    /// Lockdown forbids unsigned or untrusted modules (EPERM).
-    Lockdown,
-    Other(String),
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Refusal::Unsigned => "unsigned module (ENODATA under enforcement)",
-            Refusal::UnavailableKey => "signed with a key the kernel does not trust (ENOKEY)",
-            Refusal::UnsupportedCrypto => "signature uses crypto the kernel lacks (ENOPKG)",
-            Refusal::BadSignature => "bad signature (EKEYREJECTED)",
-            Refusal::MalformedSignature => "malformed signature (EBADMSG)",
-            Refusal::SignatureTooLong => "signature longer than the kernel takes (EMSGSIZE)",
-            Refusal::VersionMagic => {
-                "built for another kernel: version magic or struct module layout differs (ENOEXEC)"
-            }
-            Refusal::SymbolVersion => "a symbol's version (CRC) differs from the kernel's",
-            Refusal::NamespaceNotImported => {
-                "uses a symbol from a namespace it does not import (MODULE_IMPORT_NS)"
-            }
-            Refusal::UnknownSymbol => "unknown symbol",
-            Refusal::InvalidParameters => "invalid module parameters",
-            Refusal::InvalidArgument => {
-                "invalid argument (EINVAL; for a signature: a form the kernel refuses)"
-            }
-            Refusal::Lockdown => "kernel lockdown refuses it (EPERM)",
-            Refusal::Other(s) => s,
-        })
-    }
-}
-
-impl Refusal {
-    /// For a signature the kernel does not accept under enforcement.
-    fn of_signature(v: &Verdict) -> Option<Refusal> {
-        Some(match v {
-            Verdict::Ok { .. } => return None,
-            Verdict::Unsigned => Refusal::Unsigned,
-            Verdict::NoKey { .. } => Refusal::UnavailableKey,
-            Verdict::NoPkg { .. } => Refusal::UnsupportedCrypto,
-            Verdict::Rejected { .. } => Refusal::BadSignature,
-            Verdict::BadMsg { .. } => Refusal::MalformedSignature,
-            Verdict::Invalid { .. } => Refusal::InvalidArgument,
-            Verdict::TooLong { .. } => Refusal::SignatureTooLong,
-        })
-    }
-}
+pub use crate::loader::Refusal;
 
 /// One thing the loader looks at, and what it would find.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -142,9 +73,6 @@ pub fn license_is_gpl_compatible(license: &str) -> bool {
             | "Dual MPL/GPL"
     )
 }
-
-/// Taint letters by bit (kernel/panic.c `taint_flags`): bit 0 is P.
-pub const TAINT_LETTERS: &str = "PFSRMBUDAWCIOELKXTN";
 
 /// A module loaded before this one (given earlier on the command line), whose
 /// exports count as the kernel's.
@@ -288,7 +216,7 @@ pub fn check(k: &KernelFacts, m: &ModuleFile, earlier: &[&Loaded]) -> crate::Res
     j.compression(k, m);
 
     let mut sorted: Vec<char> = taints.chars().collect();
-    sorted.sort_by_key(|c| TAINT_LETTERS.find(*c));
+    sorted.sort_by_key(|c| crate::loader::TAINT_LETTERS.find(*c));
     sorted.dedup();
     let outcome = match j.refusal {
         Some((refusal, message)) => Outcome::Refused { refusal, message },
@@ -335,25 +263,18 @@ impl Judge {
             );
             return;
         }
-        let Some(r) = Refusal::of_signature(&v) else {
+        let Some(errno) = v.errno() else {
             self.note("signature", true, format!("OK: {}", v.reason()));
             return;
         };
+        let r = errno.refusal();
         // Only a missing signature, key or algorithm is forgiven without enforcement
         // (kernel/module/signing.c); anything else is refused always.
-        let forgivable = matches!(
-            v,
-            Verdict::Unsigned | Verdict::NoKey { .. } | Verdict::NoPkg { .. }
-        );
-        let what = match v {
-            Verdict::Unsigned => "unsigned module",
-            Verdict::NoKey { .. } => "module with unavailable key",
-            Verdict::NoPkg { .. } => "module with unsupported crypto",
-            _ => "",
-        };
-        if !forgivable {
+        let Some(what) = errno.forgiven() else {
             self.refuse("signature", r, format!("{}: {}", v.reason(), v.enforced()));
-        } else if k.enforcing() {
+            return;
+        };
+        if k.enforcing() {
             self.refuse(
                 "signature",
                 r,
@@ -380,7 +301,8 @@ impl Judge {
                 "signature",
                 false,
                 format!(
-                    "{name}: module verification failed: signature and/or required key missing - tainting kernel ({}: {}){sb}",
+                    "{name}: {} ({}: {}){sb}",
+                    crate::loader::TAINT_MESSAGE,
                     v.errno_name(),
                     v.reason()
                 ),

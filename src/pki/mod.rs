@@ -10,29 +10,7 @@ pub mod oid;
 pub mod pkcs7;
 pub mod x509;
 
-/// A kernel error code with what caused it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Errno {
-    BadMsg(String),
-    Inval(String),
-    NoPkg(String),
-    KeyRejected(String),
-    NoKey(String),
-    MsgSize(String),
-}
-
-impl Errno {
-    pub fn reason(&self) -> &str {
-        match self {
-            Errno::BadMsg(r)
-            | Errno::Inval(r)
-            | Errno::NoPkg(r)
-            | Errno::KeyRejected(r)
-            | Errno::NoKey(r)
-            | Errno::MsgSize(r) => r,
-        }
-    }
-}
+pub use crate::loader::Errno;
 
 /// `asymmetric_key_generate_id(a, b)`: the two byte strings joined. Keys and signers
 /// are matched by these ids, exactly.

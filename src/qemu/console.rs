@@ -3,7 +3,6 @@
 //! machine that knows whose output it is; refusals named by the kernel's own words.
 
 use super::{ExecReport, MARK, ModuleReport, PROBLEMS, RunOptions, RunReport};
-use crate::check::Refusal;
 
 /// One console line, classified: a mark of our `/init`, a kernel message (its
 /// timestamp cut off), or what a tool printed.
@@ -221,56 +220,9 @@ pub(super) fn parse_console(
         .zip(c.tried)
         .filter(|(m, t)| *t && !m.loaded)
     {
-        m.refusal = Some(classify(&m.kernel_log, &m.tool_output));
+        m.refusal = Some(crate::loader::classify(&m.kernel_log, &m.tool_output));
     }
     rep
-}
-
-fn classify(kernel: &[String], tool: &[String]) -> Refusal {
-    let all = |p: &str| kernel.iter().chain(tool).any(|l| l.contains(p));
-    if all("Loading of unsigned module is rejected") {
-        Refusal::Unsigned
-    } else if all("Loading of module with unavailable key is rejected") {
-        Refusal::UnavailableKey
-    } else if all("Loading of module with unsupported crypto is rejected") {
-        Refusal::UnsupportedCrypto
-    } else if all("Key was rejected by service") {
-        Refusal::BadSignature
-    } else if all("Bad message") {
-        Refusal::MalformedSignature
-    } else if all("Message too long") {
-        Refusal::SignatureTooLong
-    } else if all("invalid for parameter") || all("nvalid parameters") {
-        // kernel/params.c parse_one: "'x' invalid for parameter 'y'" (EINVAL); busybox
-        // insmod says "invalid parameters", kmod's "Invalid parameters".
-        Refusal::InvalidParameters
-    } else if all("version magic")
-        || all("disagrees about version of symbol module_layout")
-        || all("section size must match")
-        || all("invalid module format")
-    {
-        // Built for another kernel: 6.12 checks struct module's size before vermagic.
-        Refusal::VersionMagic
-    } else if all("disagrees about version of symbol") {
-        Refusal::SymbolVersion
-    } else if all("but does not import it") {
-        Refusal::NamespaceNotImported
-    } else if all("Unknown symbol") {
-        Refusal::UnknownSymbol
-    } else if all("Unknown parameter") || all("unknown parameter") {
-        Refusal::InvalidParameters
-    } else if all("Invalid argument") {
-        Refusal::InvalidArgument
-    } else if all("Lockdown:") {
-        Refusal::Lockdown
-    } else {
-        Refusal::Other(
-            tool.last()
-                .or(kernel.last())
-                .cloned()
-                .unwrap_or_else(|| "insmod failed without a message".into()),
-        )
-    }
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ pub enum Accel {
     Tcg,
 }
 
-pub use crate::check::Refusal;
+pub use crate::loader::Refusal;
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ModuleReport {
@@ -79,18 +79,8 @@ pub struct RunReport {
     pub console: String,
 }
 
-/// Taint flags that mean something went wrong (D died, W warning, L soft lockup,
-/// B bad page, M machine check); O (out-of-tree) and E (unsigned) are expected.
-const BAD_TAINT: u64 = (1 << 7) | (1 << 9) | (1 << 14) | (1 << 5) | (1 << 4);
-
-pub fn taint_letters(t: u64) -> String {
-    crate::check::TAINT_LETTERS
-        .chars()
-        .enumerate()
-        .filter(|(i, _)| t & (1 << i) != 0)
-        .map(|(_, c)| c)
-        .collect()
-}
+use crate::loader::BAD_TAINT;
+pub use crate::loader::taint_letters;
 
 impl RunReport {
     /// Documented exit codes: 0 clean, 20 refused, 21 unload failed,

@@ -12,127 +12,91 @@ use crate::pki::{Errno, pkcs7, x509};
 use der::Decode;
 pub use keyring::Keyring;
 
-/// The kernel's verdict on a module's signature.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "verdict")]
+/// The kernel's verdict on a module's signature: accepted, or the errno it refuses
+/// it with (whose words are the loader's, in [`crate::loader`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    #[serde(rename = "OK")]
     Ok {
         signer: String,
         hash: String,
         cert: String,
     },
-    /// No signature marker.
-    #[serde(rename = "ENODATA")]
-    Unsigned,
-    /// No trusted key matches the signer.
-    #[serde(rename = "ENOKEY")]
-    NoKey { reason: String },
-    /// Unsupported signature type, digest or key algorithm.
-    #[serde(rename = "ENOPKG")]
-    NoPkg { reason: String },
-    /// The signature does not verify, or is not allowed for modules.
-    #[serde(rename = "EKEYREJECTED")]
-    Rejected { reason: String },
-    /// Malformed trailer or PKCS#7.
-    #[serde(rename = "EBADMSG")]
-    BadMsg { reason: String },
-    /// Well-formed but a form the kernel's parser refuses.
-    #[serde(rename = "EINVAL")]
-    Invalid { reason: String },
-    /// Longer than the kernel's ASN.1 decoder takes.
-    #[serde(rename = "EMSGSIZE")]
-    TooLong { reason: String },
+    Refused(Errno),
+}
+
+/// `{"verdict": "OK", "signer", "hash", "cert"}` or `{"verdict": "ENOKEY", "reason"}`.
+impl serde::Serialize for Verdict {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        match self {
+            Verdict::Ok { signer, hash, cert } => {
+                m.serialize_entry("verdict", "OK")?;
+                m.serialize_entry("signer", signer)?;
+                m.serialize_entry("hash", hash)?;
+                m.serialize_entry("cert", cert)?;
+            }
+            Verdict::Refused(e) => {
+                m.serialize_entry("verdict", e.name())?;
+                m.serialize_entry("reason", e.reason())?;
+            }
+        }
+        m.end()
+    }
 }
 
 impl Verdict {
     pub fn errno_name(&self) -> &'static str {
         match self {
             Verdict::Ok { .. } => "OK",
-            Verdict::Unsigned => "ENODATA",
-            Verdict::NoKey { .. } => "ENOKEY",
-            Verdict::NoPkg { .. } => "ENOPKG",
-            Verdict::Rejected { .. } => "EKEYREJECTED",
-            Verdict::BadMsg { .. } => "EBADMSG",
-            Verdict::Invalid { .. } => "EINVAL",
-            Verdict::TooLong { .. } => "EMSGSIZE",
+            Verdict::Refused(e) => e.name(),
         }
     }
 
-    /// Documented exit codes 10..=15; 0 for OK.
+    /// Documented exit codes 10..=15 and 19; 0 for OK.
     pub fn exit_code(&self) -> i32 {
-        use crate::error::exit;
         match self {
-            Verdict::Ok { .. } => exit::OK,
-            Verdict::Unsigned => exit::ENODATA,
-            Verdict::NoKey { .. } => exit::ENOKEY,
-            Verdict::NoPkg { .. } => exit::ENOPKG,
-            Verdict::Rejected { .. } => exit::EKEYREJECTED,
-            Verdict::BadMsg { .. } => exit::EBADMSG,
-            Verdict::Invalid { .. } => exit::EINVAL,
-            Verdict::TooLong { .. } => exit::EMSGSIZE,
+            Verdict::Ok { .. } => crate::error::exit::OK,
+            Verdict::Refused(e) => e.exit_code(),
         }
     }
 
     pub fn reason(&self) -> String {
         match self {
             Verdict::Ok { signer, hash, .. } => format!("signed by \"{signer}\" with {hash}"),
-            Verdict::Unsigned => "module is not signed".into(),
-            Verdict::NoKey { reason }
-            | Verdict::NoPkg { reason }
-            | Verdict::Rejected { reason }
-            | Verdict::BadMsg { reason }
-            | Verdict::Invalid { reason }
-            | Verdict::TooLong { reason } => reason.clone(),
+            Verdict::Refused(e) => e.reason().into(),
         }
     }
 
     /// What the kernel does at `insmod` with signature enforcement
     /// (MODULE_SIG_FORCE, module.sig_enforce=1, lockdown/Secure Boot).
-    pub fn enforced(&self) -> &'static str {
+    pub fn enforced(&self) -> String {
         match self {
-            Verdict::Ok { .. } => "loads",
-            Verdict::Unsigned => {
-                "refused: \"Loading of unsigned module is rejected\"; insmod: Key was rejected by service"
-            }
-            Verdict::NoKey { .. } => {
-                "refused: \"Loading of module with unavailable key is rejected\"; insmod: Key was rejected by service"
-            }
-            Verdict::NoPkg { .. } => {
-                "refused: \"Loading of module with unsupported crypto is rejected\"; insmod: Key was rejected by service"
-            }
-            Verdict::Rejected { .. } => "refused; insmod: Key was rejected by service",
-            Verdict::BadMsg { .. } => "refused; insmod: Bad message",
-            Verdict::Invalid { .. } => "refused; insmod: Invalid argument",
-            Verdict::TooLong { .. } => "refused; insmod: Message too long",
+            Verdict::Ok { .. } => "loads".into(),
+            Verdict::Refused(e) => e.enforced(),
         }
     }
 
     /// What the kernel does without enforcement.
-    pub fn permissive(&self) -> &'static str {
+    pub fn permissive(&self) -> String {
         match self {
-            Verdict::Ok { .. } => "loads",
-            Verdict::Unsigned | Verdict::NoKey { .. } | Verdict::NoPkg { .. } => {
-                "loads and taints: \"module verification failed: signature and/or required key missing - tainting kernel\""
-            }
-            Verdict::Rejected { .. } => "refused; insmod: Key was rejected by service",
-            Verdict::BadMsg { .. } => "refused; insmod: Bad message",
-            Verdict::Invalid { .. } => "refused; insmod: Invalid argument",
-            Verdict::TooLong { .. } => "refused; insmod: Message too long",
+            Verdict::Ok { .. } => "loads".into(),
+            Verdict::Refused(e) => e.permissive(),
+        }
+    }
+
+    /// The errno it is refused with, if it is.
+    pub fn errno(&self) -> Option<&Errno> {
+        match self {
+            Verdict::Ok { .. } => None,
+            Verdict::Refused(e) => Some(e),
         }
     }
 }
 
 impl From<Errno> for Verdict {
     fn from(e: Errno) -> Verdict {
-        match e {
-            Errno::BadMsg(reason) => Verdict::BadMsg { reason },
-            Errno::Inval(reason) => Verdict::Invalid { reason },
-            Errno::NoPkg(reason) => Verdict::NoPkg { reason },
-            Errno::KeyRejected(reason) => Verdict::Rejected { reason },
-            Errno::NoKey(reason) => Verdict::NoKey { reason },
-            Errno::MsgSize(reason) => Verdict::TooLong { reason },
-        }
+        Verdict::Refused(e)
     }
 }
 
@@ -142,12 +106,10 @@ impl From<Errno> for Verdict {
 /// `pkcs7_validate_trust` against the trusted keys.
 pub fn verify(data: &[u8], keyring: &Keyring) -> Verdict {
     let (body, cms_der) = match trailer::parse(data) {
-        Trailer::Unsigned => return Verdict::Unsigned,
-        Trailer::Malformed(r) => return Verdict::BadMsg { reason: r.into() },
+        Trailer::Unsigned => return Errno::NoData("module is not signed".into()).into(),
+        Trailer::Malformed(r) => return Errno::BadMsg(r.into()).into(),
         Trailer::NotPkcs7(t) => {
-            return Verdict::NoPkg {
-                reason: format!("signature type {t} is not PKCS#7"),
-            };
+            return Errno::NoPkg(format!("signature type {t} is not PKCS#7")).into();
         }
         Trailer::Signed { body, cms, .. } => (body, cms),
     };
@@ -200,7 +162,7 @@ fn judge(body: &[u8], cms_der: &[u8], keyring: &Keyring) -> Result<Verdict, Errn
                 waived.crypto.mldsa_waiver = Some(true);
                 let with = match judge(body, cms_der, &waived) {
                     Ok(v) => format!("{}: {}", v.errno_name(), v.reason()),
-                    Err(e) => format!("{}: {}", Verdict::from(e.clone()).errno_name(), e.reason()),
+                    Err(e) => format!("{}: {}", e.name(), e.reason()),
                 };
                 return Err(Errno::KeyRejected(format!(
                     "{REFUSED}: ML-DSA with signed attributes is accepted only by a kernel with {}=y (there: {with}); sign without --signed-attrs for every 7.0+ kernel",
@@ -679,18 +641,19 @@ mod tests {
             verify(&attrs, &with(Some(true), true)),
             Verdict::Ok { .. }
         ));
-        let Verdict::Rejected { reason } = verify(&attrs, &with(Some(false), true)) else {
+        let Verdict::Refused(Errno::KeyRejected(reason)) = verify(&attrs, &with(Some(false), true))
+        else {
             panic!("the attribute form loads without the waiver")
         };
         assert_eq!(reason, "Invalid module sig (has authattrs)");
-        let Verdict::Rejected { reason } = verify(&attrs, &with(None, true)) else {
+        let Verdict::Refused(Errno::KeyRejected(reason)) = verify(&attrs, &with(None, true)) else {
             panic!("no config: not rejected")
         };
         assert!(reason.contains("(there: OK: "), "{reason}");
         for m in [&plain, &attrs] {
             assert!(matches!(
                 verify(m, &with(Some(true), false)),
-                Verdict::NoPkg { .. }
+                Verdict::Refused(Errno::NoPkg(_))
             ));
         }
         // The messageDigest must be the module's.
@@ -698,7 +661,7 @@ mod tests {
         changed[10] ^= 1;
         assert!(matches!(
             verify(&changed, &with(Some(true), true)),
-            Verdict::Rejected { .. }
+            Verdict::Refused(Errno::KeyRejected(_))
         ));
     }
 

@@ -8,6 +8,7 @@ use std::path::Path;
 const LAYERS: &[&str] = &[
     "error",
     "report",
+    "loader",
     "names",
     "settings",
     "arch",
