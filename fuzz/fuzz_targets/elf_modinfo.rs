@@ -6,6 +6,6 @@ use cargo_kmod::modfile::elf;
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(info) = elf::inspect(data) {
         let _ = elf::modinfo_fields(info.modinfo);
-        let _ = elf::loader_view(data);
+        let _ = info.loader_view();
     }
 });

@@ -118,7 +118,7 @@ impl KernelFacts {
                     crate::modfile::ModuleFile::read(p, crate::settings::DEFAULT_MAX_MODULE_BYTES)
                         .ok()
                 })
-                .and_then(|m| crate::modfile::elf::loader_view(m.unsigned_body().ok()?).ok())
+                .and_then(|m| Some(m.elf().ok()?.loader_view()))
                 .map(|v| v.exports)
                 .unwrap_or_default()
         });
@@ -199,9 +199,7 @@ fn struct_module(
     paths.into_iter().take(3).find_map(|p| {
         let m =
             crate::modfile::ModuleFile::read(p, crate::settings::DEFAULT_MAX_MODULE_BYTES).ok()?;
-        let size = crate::modfile::elf::loader_view(m.unsigned_body().ok()?)
-            .ok()?
-            .this_module_size?;
+        let size = m.elf().ok()?.loader_view().this_module_size?;
         Some(StructModule {
             size,
             source: p.display().to_string(),

@@ -94,10 +94,10 @@ pub fn check_all(
 ) -> Vec<crate::Result<Report>> {
     let mut loaded: Vec<(usize, Loaded)> = Vec::new();
     for (i, m) in modules.iter().enumerate().filter(|(i, _)| named[*i]) {
-        let Ok(f) = ModuleFile::open(m, max_module_bytes) else {
+        let Ok(f) = ModuleFile::read(m, max_module_bytes) else {
             continue;
         };
-        let Ok(view) = elf::loader_view(f.unsigned_body().unwrap_or(&f.data)) else {
+        let Ok(view) = f.elf().map(|e| e.loader_view()) else {
             continue;
         };
         if view.exports.is_empty() {
@@ -123,7 +123,8 @@ pub fn check_all(
             .filter(|(j, _)| j < i)
             .map(|(_, l)| l)
             .collect();
-        ModuleFile::open(m, max_module_bytes).and_then(|f| check(k, &f, &before))
+        // check() parses the ELF once, refusing what is not a module.
+        ModuleFile::read(m, max_module_bytes).and_then(|f| check(k, &f, &before))
     })
 }
 
@@ -144,14 +145,10 @@ pub fn check(k: &KernelFacts, m: &ModuleFile, earlier: &[&Loaded]) -> crate::Res
     let mut taints = String::new();
 
     // 1. The signature (module_sig_check), before anything else is read.
-    let body = m.unsigned_body().unwrap_or(&m.data);
     j.signature(k, &name, verify::verify(&m.data, &k.keyring), &mut taints);
 
     // 2. The ELF header and sections (elf_validity_cache_copy).
-    let view = elf::loader_view(body).map_err(|reason| crate::Error::NotModule {
-        path: m.path.clone(),
-        reason,
-    })?;
+    let view = info.loader_view();
     j.elf(k, &name, &info, &view);
 
     // 3. Symbol versions of `struct module` itself, and vermagic (early_mod_check).

@@ -1,13 +1,17 @@
-//! The ELF side of a module: is it one, for which machine, and its `.modinfo`.
+//! The ELF side of a module: is it one, for which machine, its `.modinfo`, and what
+//! the kernel's loader reads from it. One parse ([`inspect`]) gives a handle with small
+//! accessors, as kmod's libkmod-elf.c does.
 
 use object::{Object, ObjectSection};
 
-#[derive(Debug)]
+/// A module's ELF, parsed once.
 pub struct ElfInfo<'a> {
     pub arch: &'static str,
     /// The machine, to compare with a kernel's ([`crate::arch::Arch::object`]).
     pub machine: object::Architecture,
     pub modinfo: &'a [u8],
+    data: &'a [u8],
+    file: object::File<'a>,
 }
 
 /// Checks that `data` is a relocatable ELF object for an architecture Linux
@@ -57,6 +61,8 @@ pub fn inspect(data: &[u8]) -> Result<ElfInfo<'_>, String> {
         arch,
         machine: file.architecture(),
         modinfo,
+        data,
+        file,
     })
 }
 
@@ -138,10 +144,15 @@ pub struct Export {
     pub crc: Option<u32>,
 }
 
-/// Reads [`LoaderView`] from a module already accepted by [`inspect`].
-pub fn loader_view(data: &[u8]) -> Result<LoaderView, String> {
+impl ElfInfo<'_> {
+    /// What the loader reads: machine, `struct module`'s size, symbols, versions, exports.
+    pub fn loader_view(&self) -> LoaderView {
+        loader_view(self.data, &self.file)
+    }
+}
+
+fn loader_view(data: &[u8], file: &object::File) -> LoaderView {
     use object::{ObjectSymbol, SectionIndex};
-    let file = object::File::parse(data).map_err(|e| format!("damaged or truncated ELF: {e}"))?;
     let little = file.is_little_endian();
     let u16_at = |o: usize| {
         let b = [data[o], data[o + 1]];
@@ -244,5 +255,5 @@ pub fn loader_view(data: &[u8]) -> Result<LoaderView, String> {
         });
     }
     v.exports.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(v)
+    v
 }
