@@ -317,7 +317,8 @@ pub fn list(s: &Settings) -> Vec<KernelInfo> {
     v
 }
 
-/// Builds (or reuses) the kernel.
+/// Builds (or reuses) the kernel, in phases: unpack, trusted certificates and the
+/// config fragment, move into place, configure, compile, record.
 pub fn build(s: &Settings, o: &BuildOptions, r: &dyn Reporter) -> Result<KernelInfo> {
     let source_id = source_identity(&o.source)?;
     let tc = Toolchain::find(s, o.rustc.as_deref(), o.bindgen.as_deref())?;
@@ -331,46 +332,13 @@ pub fn build(s: &Settings, o: &BuildOptions, r: &dyn Reporter) -> Result<KernelI
         ));
         return Ok(info);
     }
-    std::fs::create_dir_all(&base).map_err(|source| Error::Write {
-        path: base.clone(),
-        source,
-    })?;
-    let src_is_dir = std::fs::metadata(&o.source)
-        .map(|m| m.is_dir())
-        .unwrap_or(false);
-    // Work in a temp name; the final name appears only with a finished build.
-    let work = base.join(format!(".building-{hash}"));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).map_err(|source| Error::Write {
-        path: work.clone(),
-        source,
-    })?;
-    let log_path = work.join("build.log");
-    let mut log = std::fs::File::create(&log_path).map_err(|source| Error::Write {
-        path: log_path.clone(),
-        source,
-    })?;
-    let (src, kdir_rel) = if src_is_dir {
-        (std::fs::canonicalize(&o.source).expect("exists"), "build")
-    } else {
-        r.note(&format!("unpacking {}", o.source.display()));
-        let src = work.join("src");
-        std::fs::create_dir_all(&src).expect("fresh dir");
-        let mut tar = Command::new("tar");
-        tar.arg("-xf")
-            .arg(&o.source)
-            .arg("-C")
-            .arg(&src)
-            .arg("--strip-components=1");
-        run_logged(&mut tar, "unpack", &mut log, &log_path)?;
-        (src, "src")
-    };
-    let release = makefile_release(&src).ok_or_else(|| Error::KernelSource {
+    let mut b = Tree::unpack(s, o, &tc, &base, &hash, r)?;
+    let release = makefile_release(&b.src).ok_or_else(|| Error::KernelSource {
         path: o.source.clone(),
         reason: "no VERSION/PATCHLEVEL/SUBLEVEL in the top Makefile".into(),
     })?;
     let version = Version::of(&release);
-    let rust = rust_decision(o.rust, &src, &version, &tc)?;
+    let rust = rust_decision(o.rust, &b.src, &version, &tc)?;
     r.note(&format!(
         "kernel source {release}, toolchain {}",
         tc.rustc_version
@@ -379,32 +347,84 @@ pub fn build(s: &Settings, o: &BuildOptions, r: &dyn Reporter) -> Result<KernelI
         r.note(&format!("building without Rust: {why}"));
     }
     let rust = rust.is_ok();
+    let certs = match trusted_certs(o, &version, &release) {
+        Ok(c) => c,
+        Err(e) => {
+            // Refused before any build: the unpacked source goes too.
+            let _ = std::fs::remove_dir_all(&b.dir);
+            return Err(e);
+        }
+    };
+    let final_dir = base.join(format!("{release}-{hash}"));
+    let fragment = config_fragment(o, &version, rust, &certs, &final_dir)?;
+    b.write("trusted-certs.pem", &certs.pem)?;
+    b.write(FRAGMENT_FILE, fragment.as_bytes())?;
+    b.move_to(&final_dir)?;
+    let config = b.configure(rust, &fragment, r)?;
+    let started = std::time::Instant::now();
+    b.compile(o.jobs.max(1), expected_steps(s, version.major_minor()), r)?;
+    let kdir = b.kdir;
+    let release = crate::target::tree_release(&kdir).unwrap_or(release);
+    let target = crate::target::Target::from_tree(&kdir)?;
+    let info = KernelInfo {
+        release,
+        image: kdir.join(target.known_arch("a test kernel")?.image_in_tree()),
+        kdir: kdir.clone(),
+        rust: config.lines().any(|l| l == "CONFIG_RUST=y"),
+        rustc: tc.rustc_version.clone(),
+        trusted: certs.subjects,
+        inputs: hash,
+        arch: o.arch,
+    };
+    crate::cache::KERNEL.finish(&final_dir, &info)?;
+    r.note(&format!(
+        "built {} in {:.0} s: {}",
+        info.release,
+        started.elapsed().as_secs_f64(),
+        info.image.display()
+    ));
+    Ok(info)
+}
 
-    // Trusted certificates and the config fragment.
-    let certs_path = work.join("trusted-certs.pem");
-    let mut trusted = Vec::new();
-    let mut pem = Vec::new();
+/// The config fragment's file name in a kernel's directory.
+const FRAGMENT_FILE: &str = "cargo-kmod.config";
+
+/// The certificates a kernel is built to trust.
+struct TrustedCerts {
+    subjects: Vec<String>,
+    pem: Vec<u8>,
+}
+
+/// `--trusted-cert`s, refused before any build when the kernel cannot use them.
+fn trusted_certs(o: &BuildOptions, version: &Version, release: &str) -> Result<TrustedCerts> {
     let mut certs = Vec::new();
     for c in &o.trusted_certs {
         for cert in crate::pki::cert::load_certs(c)? {
             certs.push((c.clone(), cert));
         }
     }
-    if let Err(e) = check_mldsa(o, &certs, &version, &release) {
-        // Refused before any build: the unpacked source goes too.
-        let _ = std::fs::remove_dir_all(&work);
-        return Err(e);
-    }
+    check_mldsa(o, &certs, version, release)?;
+    let mut t = TrustedCerts {
+        subjects: Vec::new(),
+        pem: Vec::new(),
+    };
     for (_, cert) in &certs {
-        trusted.push(cert.subject());
-        pem.extend(cert.x509.to_pem().expect("re-encode a parsed certificate"));
+        t.subjects.push(cert.subject());
+        t.pem
+            .extend(cert.x509.to_pem().expect("re-encode a parsed certificate"));
     }
-    std::fs::write(&certs_path, &pem).map_err(|source| Error::Write {
-        path: certs_path.clone(),
-        source,
-    })?;
-    let final_dir = base.join(format!("{release}-{hash}"));
-    let final_certs = final_dir.join("trusted-certs.pem");
+    Ok(t)
+}
+
+/// tinyconfig plus: module signing, the architecture's and generation's options, Rust
+/// or not, the trusted certificates (by their path in `final_dir`), the user's fragments.
+fn config_fragment(
+    o: &BuildOptions,
+    version: &Version,
+    rust: bool,
+    certs: &TrustedCerts,
+    final_dir: &Path,
+) -> Result<String> {
     let mut fragment = BASE_FRAGMENT.to_string();
     fragment.push_str(o.arch.kernel_fragment());
     let (maj, min) = version.major_minor();
@@ -419,152 +439,203 @@ pub fn build(s: &Settings, o: &BuildOptions, r: &dyn Reporter) -> Result<KernelI
     if o.mldsa_waiver {
         fragment.push_str(&format!("{}=y\n", crate::target::MLDSA_WAIVER));
     }
-    if !pem.is_empty() {
+    if !certs.pem.is_empty() {
         fragment.push_str(&format!(
             "CONFIG_SYSTEM_TRUSTED_KEYS=\"{}\"\n",
-            final_certs.display()
+            final_dir.join("trusted-certs.pem").display()
         ));
     }
     for f in &o.fragments {
         fragment.push_str(&String::from_utf8_lossy(&read(f)?));
         fragment.push('\n');
     }
-    let frag_path = work.join("cargo-kmod.config");
-    std::fs::write(&frag_path, &fragment).map_err(|source| Error::Write {
-        path: frag_path.clone(),
-        source,
-    })?;
+    Ok(fragment)
+}
 
-    // Move into place before configuring: the tree's absolute paths must be final.
-    let _ = std::fs::remove_dir_all(&final_dir);
-    std::fs::rename(&work, &final_dir).map_err(|source| Error::Write {
-        path: final_dir.clone(),
-        source,
-    })?;
-    let log_path = final_dir.join("build.log");
-    let frag_path = final_dir.join("cargo-kmod.config");
-    let src = if src_is_dir {
-        src
-    } else {
-        final_dir.join("src")
-    };
-    let kdir = final_dir.join(kdir_rel);
-    let mut vars = tc.vars();
-    // Cross-built with LLVM=1: clang, lld and rustc target any architecture.
-    if Some(o.arch) != Arch::host() {
-        vars.arch = Some(o.arch.kbuild().to_string());
+/// A kernel being built: its directory (a temporary name until [`Tree::move_to`]),
+/// its source, its output tree and its log.
+struct Tree<'a> {
+    s: &'a Settings,
+    dir: PathBuf,
+    /// A source directory given is built out of tree (`O=`); a tarball is unpacked
+    /// into `dir/src` and built in place.
+    src_is_dir: bool,
+    src: PathBuf,
+    kdir: PathBuf,
+    log: std::fs::File,
+    vars: toolchain::MakeVars,
+}
+
+impl<'a> Tree<'a> {
+    /// Makes the working directory and its log; unpacks a tarball source.
+    fn unpack(
+        s: &'a Settings,
+        o: &BuildOptions,
+        tc: &Toolchain,
+        base: &Path,
+        hash: &str,
+        r: &dyn Reporter,
+    ) -> Result<Tree<'a>> {
+        let werr = |path: &Path, source| Error::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(base).map_err(|e| werr(base, e))?;
+        // Work in a temp name; the final name appears only with a finished build.
+        let dir = base.join(format!(".building-{hash}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| werr(&dir, e))?;
+        let log_path = dir.join("build.log");
+        let log = std::fs::File::create(&log_path).map_err(|e| werr(&log_path, e))?;
+        let src_is_dir = std::fs::metadata(&o.source).is_ok_and(|m| m.is_dir());
+        let mut vars = tc.vars();
+        // Cross-built with LLVM=1: clang, lld and rustc target any architecture.
+        if Some(o.arch) != Arch::host() {
+            vars.arch = Some(o.arch.kbuild().to_string());
+        }
+        let mut t = Tree {
+            s,
+            src: if src_is_dir {
+                std::fs::canonicalize(&o.source).expect("exists")
+            } else {
+                dir.join("src")
+            },
+            kdir: dir.join(if src_is_dir { "build" } else { "src" }),
+            dir,
+            src_is_dir,
+            log,
+            vars,
+        };
+        if !src_is_dir {
+            r.note(&format!("unpacking {}", o.source.display()));
+            std::fs::create_dir_all(&t.src).map_err(|e| werr(&t.src, e))?;
+            let mut tar = Command::new("tar");
+            tar.arg("-xf")
+                .arg(&o.source)
+                .arg("-C")
+                .arg(&t.src)
+                .arg("--strip-components=1");
+            t.run(&mut tar, "unpack")?;
+        }
+        Ok(t)
     }
-    let make = |targets: &[&str]| {
-        let mut c = toolchain::make(s, &src, &vars);
-        if src_is_dir {
-            c.arg(format!("O={}", kdir.display()));
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("build.log")
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.dir.join(name);
+        std::fs::write(&path, bytes).map_err(|source| Error::Write { path, source })
+    }
+
+    /// Moves into place before configuring: the tree's absolute paths must be final.
+    fn move_to(&mut self, final_dir: &Path) -> Result<()> {
+        let _ = std::fs::remove_dir_all(final_dir);
+        std::fs::rename(&self.dir, final_dir).map_err(|source| Error::Write {
+            path: final_dir.to_path_buf(),
+            source,
+        })?;
+        let moved = |p: &Path| final_dir.join(p.strip_prefix(&self.dir).expect("inside"));
+        if !self.src_is_dir {
+            self.src = moved(&self.src);
+        }
+        self.kdir = moved(&self.kdir);
+        self.dir = final_dir.to_path_buf();
+        Ok(())
+    }
+
+    fn make(&self, targets: &[&str]) -> Command {
+        let mut c = toolchain::make(self.s, &self.src, &self.vars);
+        if self.src_is_dir {
+            c.arg(format!("O={}", self.kdir.display()));
         }
         c.args(targets);
         c
-    };
-    // An unfinished tree is never reused: the metadata file is written last.
-    if rust {
-        r.note("checking Rust support (make rustavailable)");
-        let out = run_logged(
-            &mut make(&["rustavailable"]),
-            "rustavailable",
-            &mut log,
-            &log_path,
-        )?;
-        r.note(
-            out.lines()
-                .find(|l| l.contains("Rust is available"))
-                .unwrap_or("Rust is available"),
-        );
     }
 
-    r.note(if rust {
-        "configuring: tinyconfig + module signing + Rust"
-    } else {
-        "configuring: tinyconfig + module signing"
-    });
-    run_logged(
-        &mut make(&["tinyconfig"]),
-        "configuration",
-        &mut log,
-        &log_path,
-    )?;
-    let mut merge = Command::new(src.join("scripts/kconfig/merge_config.sh"));
-    merge.current_dir(&src).arg("-m");
-    // merge_config.sh runs `make` itself and takes the architecture from the environment.
-    if let Some(a) = &vars.arch {
-        merge.env("ARCH", a);
-        merge.env("LLVM", "1");
-    }
-    if src_is_dir {
-        merge.arg("-O").arg(&kdir);
-    }
-    merge.arg(kdir.join(".config")).arg(&frag_path);
-    run_logged(&mut merge, "configuration", &mut log, &log_path)?;
-    run_logged(
-        &mut make(&["olddefconfig"]),
-        "configuration",
-        &mut log,
-        &log_path,
-    )?;
-    let config = std::fs::read_to_string(kdir.join(".config")).unwrap_or_default();
-    let lost = lost_options(&fragment, &config);
-    if rust && lost.iter().any(|l| l.starts_with("CONFIG_RUST=")) {
-        return Err(Error::KernelBuild {
-            step: "configuration".into(),
-            log: log_path,
-            tail: "CONFIG_RUST=y did not stick after olddefconfig (Rust support unavailable for this toolchain)".into(),
-        });
-    }
-    for l in lost {
-        r.warn(&format!("{l} is not set in the final .config"));
+    fn run(&mut self, cmd: &mut Command, step: &str) -> Result<String> {
+        let log_path = self.log_path();
+        run_logged(cmd, step, &mut self.log, &log_path)
     }
 
-    let jobs = o.jobs.max(1);
-    r.note(&format!(
-        "building with {jobs} jobs (full log: {})",
-        log_path.display()
-    ));
-    let started = std::time::Instant::now();
-    let expected = expected_steps(s, version.major_minor());
-    let mut done = 0usize;
-    let mut c = make(&[&format!("-j{jobs}")]);
-    let _ = writeln!(log, "$ {c:?}");
-    toolchain::run_step(&mut c, 25, |line| {
-        let _ = writeln!(log, "{line}");
-        if is_step(line) {
-            done += 1;
+    /// rustavailable, tinyconfig, the fragment merged, olddefconfig; returns the
+    /// final `.config`, warning of the fragment's options it lost.
+    fn configure(&mut self, rust: bool, fragment: &str, r: &dyn Reporter) -> Result<String> {
+        if rust {
+            r.note("checking Rust support (make rustavailable)");
+            let out = self.run(&mut self.make(&["rustavailable"]), "rustavailable")?;
+            r.note(
+                out.lines()
+                    .find(|l| l.contains("Rust is available"))
+                    .unwrap_or("Rust is available"),
+            );
         }
-        r.progress(&format!(
-            "{} {line}",
-            estimate(done, expected, started.elapsed())
+        r.note(if rust {
+            "configuring: tinyconfig + module signing + Rust"
+        } else {
+            "configuring: tinyconfig + module signing"
+        });
+        self.run(&mut self.make(&["tinyconfig"]), "configuration")?;
+        let mut merge = Command::new(self.src.join("scripts/kconfig/merge_config.sh"));
+        merge.current_dir(&self.src).arg("-m");
+        // merge_config.sh runs `make` itself and takes the architecture from the environment.
+        if let Some(a) = &self.vars.arch {
+            merge.env("ARCH", a);
+            merge.env("LLVM", "1");
+        }
+        if self.src_is_dir {
+            merge.arg("-O").arg(&self.kdir);
+        }
+        merge
+            .arg(self.kdir.join(".config"))
+            .arg(self.dir.join(FRAGMENT_FILE));
+        self.run(&mut merge, "configuration")?;
+        self.run(&mut self.make(&["olddefconfig"]), "configuration")?;
+        let config = std::fs::read_to_string(self.kdir.join(".config")).unwrap_or_default();
+        let lost = lost_options(fragment, &config);
+        if rust && lost.iter().any(|l| l.starts_with("CONFIG_RUST=")) {
+            return Err(Error::KernelBuild {
+                step: "configuration".into(),
+                log: self.log_path(),
+                tail: "CONFIG_RUST=y did not stick after olddefconfig (Rust support unavailable for this toolchain)".into(),
+            });
+        }
+        for l in lost {
+            r.warn(&format!("{l} is not set in the final .config"));
+        }
+        Ok(config)
+    }
+
+    /// The build itself, its progress estimated from `expected` steps.
+    fn compile(&mut self, jobs: usize, expected: usize, r: &dyn Reporter) -> Result<()> {
+        let log_path = self.log_path();
+        r.note(&format!(
+            "building with {jobs} jobs (full log: {})",
+            log_path.display()
         ));
-    })
-    .map_err(|tail| Error::KernelBuild {
-        step: "build".into(),
-        log: log_path.to_path_buf(),
-        tail,
-    })?;
-    let release = crate::target::tree_release(&kdir).unwrap_or(release);
-    let target = crate::target::Target::from_tree(&kdir)?;
-    let info = KernelInfo {
-        release,
-        image: kdir.join(target.known_arch("a test kernel")?.image_in_tree()),
-        kdir: kdir.clone(),
-        rust: config.lines().any(|l| l == "CONFIG_RUST=y"),
-        rustc: tc.rustc_version.clone(),
-        trusted,
-        inputs: hash,
-        arch: o.arch,
-    };
-    crate::cache::KERNEL.finish(&final_dir, &info)?;
-    r.note(&format!(
-        "built {} in {:.0} s: {}",
-        info.release,
-        started.elapsed().as_secs_f64(),
-        info.image.display()
-    ));
-    Ok(info)
+        let started = std::time::Instant::now();
+        let mut done = 0usize;
+        let mut c = self.make(&[&format!("-j{jobs}")]);
+        let log = &mut self.log;
+        let _ = writeln!(log, "$ {c:?}");
+        toolchain::run_step(&mut c, 25, |line| {
+            let _ = writeln!(log, "{line}");
+            if is_step(line) {
+                done += 1;
+            }
+            r.progress(&format!(
+                "{} {line}",
+                estimate(done, expected, started.elapsed())
+            ));
+        })
+        .map(drop)
+        .map_err(|tail| Error::KernelBuild {
+            step: "build".into(),
+            log: log_path,
+            tail,
+        })
+    }
 }
 
 /// A line of Kbuild's progress (`  CC      mm/slub.o`): one step of the build.

@@ -102,7 +102,6 @@ pub fn prepare(s: &Settings, o: &PrepareOptions, r: &dyn Reporter) -> Result<Pre
     })?;
     let config = target.config.as_ref().expect("a tree has its .config");
     let release = target.release.clone();
-    let version = Version::of(&release);
     let fail = |reason: String, fix: String| Error::Prepare {
         headers: o.headers.clone(),
         reason,
@@ -132,6 +131,74 @@ pub fn prepare(s: &Settings, o: &PrepareOptions, r: &dyn Reporter) -> Result<Pre
         });
     }
     let tools = Tools::find(s, o, config).map_err(|(reason, fix)| fail(reason, fix))?;
+    let source = source_for(o, &release)?;
+    let config_bytes = std::fs::read(&config.path).map_err(|source| Error::Read {
+        path: config.path.clone(),
+        source,
+    })?;
+    let config_sha256 = hex::encode(openssl::sha::sha256(&config_bytes));
+    let inputs = inputs_hash(&headers, &config_bytes, &source, &tools)?;
+    let base = prepared_dir(s);
+    let final_dir = base.join(format!("{release}-{inputs}"));
+    if let Some(p) = load(&final_dir) {
+        r.note(&format!(
+            "{release}: already prepared: {}",
+            p.kdir.display()
+        ));
+        return Ok(p);
+    }
+    let _lock = lock(&base, &format!("{release}-{inputs}"))?;
+    if let Some(p) = load(&final_dir) {
+        r.note(&format!(
+            "{release}: prepared meanwhile: {}",
+            p.kdir.display()
+        ));
+        return Ok(p);
+    }
+    // Built under its final name (Kbuild writes absolute paths); finished only once
+    // the metadata is written, and a refusal removes it whole.
+    let _ = std::fs::remove_dir_all(&final_dir);
+    std::fs::create_dir_all(&final_dir).map_err(|source| Error::Write {
+        path: final_dir.clone(),
+        source,
+    })?;
+    let result = build(s, o, &tools, config, &source, &final_dir, r);
+    let kdir = match result {
+        Ok(kdir) => kdir,
+        Err(e) => {
+            if matches!(e, Error::Prepare { .. }) {
+                let _ = std::fs::remove_dir_all(&final_dir);
+            }
+            return Err(e);
+        }
+    };
+    let p = Prepared {
+        release,
+        kdir,
+        headers,
+        config_sha256,
+        source,
+        rustc: tools.rustc_version.clone(),
+        cc: tools
+            .cc
+            .as_ref()
+            .map(|c| c.version_text.clone())
+            .unwrap_or_default(),
+        inputs,
+    };
+    crate::cache::PREPARED.finish(&final_dir, &p)?;
+    Ok(p)
+}
+
+/// The kernel's source: given, or Debian's linux-source of the headers' version; a
+/// tarball of another generation is refused before a minute of unpacking.
+fn source_for(o: &PrepareOptions, release: &str) -> Result<PathBuf> {
+    let version = Version::of(release);
+    let fail = |reason: String, fix: String| Error::Prepare {
+        headers: o.headers.clone(),
+        reason,
+        fix,
+    };
     let source = o.source.clone().unwrap_or_else(|| default_source(&version));
     if !source.exists() {
         let (maj, min) = version.major_minor();
@@ -166,71 +233,24 @@ pub fn prepare(s: &Settings, o: &PrepareOptions, r: &dyn Reporter) -> Result<Pre
             ));
         }
     }
-    let config_bytes = std::fs::read(&config.path).map_err(|source| Error::Read {
-        path: config.path.clone(),
-        source,
-    })?;
-    let config_sha256 = hex::encode(openssl::sha::sha256(&config_bytes));
-    let inputs = inputs_hash(&headers, &config_bytes, &source, &tools)?;
-    let base = prepared_dir(s);
-    let final_dir = base.join(format!("{release}-{inputs}"));
-    if let Some(p) = load(&final_dir) {
-        r.note(&format!(
-            "{release}: already prepared: {}",
-            p.kdir.display()
-        ));
-        return Ok(p);
-    }
+    Ok(source)
+}
+
+/// One prepare per tree at a time (DKMS may build several modules at once): the
+/// second waits, then finds the first one's tree. Held until dropped.
+fn lock(base: &Path, name: &str) -> Result<std::fs::File> {
     let werr = |path: &Path, source| Error::Write {
         path: path.to_path_buf(),
         source,
     };
-    std::fs::create_dir_all(&base).map_err(|e| werr(&base, e))?;
-    // One prepare per tree at a time (DKMS may build several modules at once): the
-    // second waits, then finds the first one's tree.
-    let lock_path = base.join(format!(".{release}-{inputs}.lock"));
+    std::fs::create_dir_all(base).map_err(|e| werr(base, e))?;
+    let lock_path = base.join(format!(".{name}.lock"));
     let lock = std::fs::File::create(&lock_path).map_err(|e| werr(&lock_path, e))?;
     // SAFETY: flock on a descriptor we own; released when `lock` closes.
     if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0 {
         return Err(werr(&lock_path, std::io::Error::last_os_error()));
     }
-    if let Some(p) = load(&final_dir) {
-        r.note(&format!(
-            "{release}: prepared meanwhile: {}",
-            p.kdir.display()
-        ));
-        return Ok(p);
-    }
-    // Built under its final name (Kbuild writes absolute paths); finished only once
-    // the metadata is written, and a refusal removes it whole.
-    let _ = std::fs::remove_dir_all(&final_dir);
-    std::fs::create_dir_all(&final_dir).map_err(|e| werr(&final_dir, e))?;
-    let result = build(s, o, &tools, config, &source, &final_dir, r);
-    let kdir = match result {
-        Ok(kdir) => kdir,
-        Err(e) => {
-            if matches!(e, Error::Prepare { .. }) {
-                let _ = std::fs::remove_dir_all(&final_dir);
-            }
-            return Err(e);
-        }
-    };
-    let p = Prepared {
-        release,
-        kdir,
-        headers,
-        config_sha256,
-        source,
-        rustc: tools.rustc_version.clone(),
-        cc: tools
-            .cc
-            .as_ref()
-            .map(|c| c.version_text.clone())
-            .unwrap_or_default(),
-        inputs,
-    };
-    crate::cache::PREPARED.finish(&final_dir, &p)?;
-    Ok(p)
+    Ok(lock)
 }
 
 /// The kernel's own compilers, found here.
@@ -374,8 +394,9 @@ fn inputs_hash(headers: &Path, config: &[u8], source: &Path, tools: &Tools) -> R
     Ok(hex::encode(&h.finish()[..6]))
 }
 
-/// Unpacks, configures (refusing any change to the headers' `.config`) and prepares
-/// the tree in `dir`; returns it.
+/// Makes the tree in `dir` from the source: copied or unpacked, checked to be the
+/// headers' version, configured with their `.config`, its `prepare` and
+/// `modules_prepare` built; returns it.
 fn build(
     s: &Settings,
     o: &PrepareOptions,
@@ -385,116 +406,22 @@ fn build(
     dir: &Path,
     r: &dyn Reporter,
 ) -> Result<PathBuf> {
-    let headers = &o.headers;
-    let fail = |reason: String, fix: String| Error::Prepare {
-        headers: headers.clone(),
-        reason,
-        fix,
-    };
-    let log_path = dir.join("prepare.log");
-    let mut log = std::fs::File::create(&log_path).map_err(|source| Error::Write {
-        path: log_path.clone(),
-        source,
-    })?;
-    let kdir = dir.join("src");
-    std::fs::create_dir_all(&kdir).map_err(|source| Error::Write {
-        path: kdir.clone(),
-        source,
-    })?;
     let started = std::time::Instant::now();
-    if source.is_dir() {
-        r.note(&format!("copying {}", source.display()));
-        let mut cp = std::process::Command::new("cp");
-        cp.arg("-a").arg(source.join(".")).arg(&kdir);
-        crate::kernel::run_logged(&mut cp, "copy of the source", &mut log, &log_path)?;
-    } else {
-        r.note(&format!("unpacking {} (about a minute)", source.display()));
-        let mut tar = std::process::Command::new("tar");
-        tar.arg("-xf")
-            .arg(source)
-            .arg("-C")
-            .arg(&kdir)
-            .arg("--strip-components=1");
-        crate::kernel::run_logged(&mut tar, "unpack", &mut log, &log_path)?;
-    }
-    let release = crate::target::tree_release(headers).unwrap_or_default();
-    let src_version = makefile_release(&kdir).unwrap_or_else(|| "no version".into());
-    let (maj, min) = Version::of(&release).major_minor();
-    if !release.starts_with(&format!("{src_version}+"))
-        && !release.starts_with(&format!("{src_version}-"))
-        && release != src_version
-    {
-        return Err(fail(
-            format!(
-                "the headers are {release} and the source {} is {src_version}",
-                source.display()
-            ),
-            format!(
-                "give the source of the same version (Debian: linux-source-{maj}.{min} of the headers' Debian version)"
-            ),
-        ));
-    }
+    let mut t = Work::new(s, o, dir)?;
+    t.copy_source(source, r)?;
+    let release = t.check_version(source)?;
     // The headers' config, unchanged; Debian's `.kernelvariables` names the compiler
     // and the release for every later `make`.
-    copy_from_headers(headers, &kdir, &[".config", ".kernelvariables"])?;
-    let mut vars = tools.vars();
-    vars.arch = target_arch(config);
-    let make = |targets: &[&str]| {
-        let mut c = toolchain::make(s, &kdir, &vars);
-        c.arg(format!("KERNELRELEASE={release}"));
-        c.args(targets);
-        c
-    };
-    r.note("configuring with the headers' .config (olddefconfig must change nothing)");
-    crate::kernel::run_logged(
-        &mut make(&["olddefconfig"]),
-        "configuration",
-        &mut log,
-        &log_path,
-    )?;
-    let after = std::fs::read_to_string(kdir.join(".config")).unwrap_or_default();
-    let changed = config_changes(
-        &std::fs::read_to_string(&config.path).unwrap_or_default(),
-        &after,
-    );
-    if !changed.is_empty() {
-        let shown: Vec<&str> = changed.iter().take(4).map(String::as_str).collect();
-        return Err(fail(
-            format!(
-                "olddefconfig would change the kernel's configuration with the tools here ({}{})",
-                shown.join(", "),
-                if changed.len() > shown.len() { ", ..." } else { "" }
-            ),
-            "install the tools the kernel was built with (its .config names them: CONFIG_CC_VERSION_TEXT, CONFIG_RUSTC_VERSION_TEXT, CONFIG_BINDGEN_VERSION_TEXT, CONFIG_PAHOLE_VERSION; openssl for CONFIG_OPENSSL_*)".into(),
-        ));
-    }
-    let jobs = format!("-j{}", o.jobs.max(1));
-    r.note(&format!(
-        "building rust/ and scripts with {} jobs (3-5 CPU-minutes; log: {})",
-        o.jobs.max(1),
-        log_path.display()
-    ));
-    for step in ["prepare", "modules_prepare"] {
-        let mut c = make(&[&jobs, step]);
-        let _ = std::io::Write::write_fmt(&mut log, format_args!("$ {c:?}\n"));
-        toolchain::run_step(&mut c, 25, |line| {
-            let _ = std::io::Write::write_fmt(&mut log, format_args!("{line}\n"));
-            r.progress(&format!(
-                "[{:.0} s] {line}",
-                started.elapsed().as_secs_f64()
-            ));
-        })
-        .map_err(|tail| Error::KernelBuild {
-            step: step.into(),
-            log: log_path.clone(),
-            tail,
-        })?;
-    }
+    copy_from_headers(&o.headers, &t.kdir, &[".config", ".kernelvariables"])?;
+    t.vars = tools.vars();
+    t.vars.arch = target_arch(config);
+    t.configure(config, &release, r)?;
+    t.compile(&release, o.jobs.max(1), started, r)?;
     // The kernel's own symbol table and BTF base, as the headers ship them.
-    copy_from_headers(headers, &kdir, &["Module.symvers", "vmlinux"])?;
-    let got = crate::target::tree_release(&kdir).unwrap_or_default();
+    copy_from_headers(&o.headers, &t.kdir, &["Module.symvers", "vmlinux"])?;
+    let got = crate::target::tree_release(&t.kdir).unwrap_or_default();
     if got != release {
-        return Err(fail(
+        return Err(t.fail(
             format!("the prepared tree says it is {got}, the headers {release}"),
             "report this: the source's Makefile sets another release".into(),
         ));
@@ -502,9 +429,156 @@ fn build(
     r.note(&format!(
         "prepared {release} in {:.0} s: {}",
         started.elapsed().as_secs_f64(),
-        kdir.display()
+        t.kdir.display()
     ));
-    Ok(kdir)
+    Ok(t.kdir)
+}
+
+/// A tree being prepared: where, its log, what `make` is told.
+struct Work<'a> {
+    s: &'a Settings,
+    headers: &'a Path,
+    kdir: PathBuf,
+    log: std::fs::File,
+    log_path: PathBuf,
+    vars: toolchain::MakeVars,
+}
+
+impl<'a> Work<'a> {
+    fn new(s: &'a Settings, o: &'a PrepareOptions, dir: &Path) -> Result<Work<'a>> {
+        let werr = |path: &Path, source| Error::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let log_path = dir.join("prepare.log");
+        let log = std::fs::File::create(&log_path).map_err(|e| werr(&log_path, e))?;
+        let kdir = dir.join("src");
+        std::fs::create_dir_all(&kdir).map_err(|e| werr(&kdir, e))?;
+        Ok(Work {
+            s,
+            headers: &o.headers,
+            kdir,
+            log,
+            log_path,
+            vars: Default::default(),
+        })
+    }
+
+    fn fail(&self, reason: String, fix: String) -> Error {
+        Error::Prepare {
+            headers: self.headers.to_path_buf(),
+            reason,
+            fix,
+        }
+    }
+
+    fn run(&mut self, cmd: &mut std::process::Command, step: &str) -> Result<String> {
+        crate::kernel::run_logged(cmd, step, &mut self.log, &self.log_path)
+    }
+
+    fn copy_source(&mut self, source: &Path, r: &dyn Reporter) -> Result<()> {
+        if source.is_dir() {
+            r.note(&format!("copying {}", source.display()));
+            let mut cp = std::process::Command::new("cp");
+            cp.arg("-a").arg(source.join(".")).arg(&self.kdir);
+            self.run(&mut cp, "copy of the source")?;
+        } else {
+            r.note(&format!("unpacking {} (about a minute)", source.display()));
+            let mut tar = std::process::Command::new("tar");
+            tar.arg("-xf")
+                .arg(source)
+                .arg("-C")
+                .arg(&self.kdir)
+                .arg("--strip-components=1");
+            self.run(&mut tar, "unpack")?;
+        }
+        Ok(())
+    }
+
+    /// The headers' release, refused unless the source's Makefile is its version.
+    fn check_version(&self, source: &Path) -> Result<String> {
+        let release = crate::target::tree_release(self.headers).unwrap_or_default();
+        let src_version = makefile_release(&self.kdir).unwrap_or_else(|| "no version".into());
+        let (maj, min) = Version::of(&release).major_minor();
+        if !release.starts_with(&format!("{src_version}+"))
+            && !release.starts_with(&format!("{src_version}-"))
+            && release != src_version
+        {
+            return Err(self.fail(
+                format!(
+                    "the headers are {release} and the source {} is {src_version}",
+                    source.display()
+                ),
+                format!(
+                    "give the source of the same version (Debian: linux-source-{maj}.{min} of the headers' Debian version)"
+                ),
+            ));
+        }
+        Ok(release)
+    }
+
+    fn make(&self, release: &str, targets: &[&str]) -> std::process::Command {
+        let mut c = toolchain::make(self.s, &self.kdir, &self.vars);
+        c.arg(format!("KERNELRELEASE={release}"));
+        c.args(targets);
+        c
+    }
+
+    /// olddefconfig with the tools here must change nothing in the headers' `.config`.
+    fn configure(&mut self, config: &Config, release: &str, r: &dyn Reporter) -> Result<()> {
+        r.note("configuring with the headers' .config (olddefconfig must change nothing)");
+        self.run(&mut self.make(release, &["olddefconfig"]), "configuration")?;
+        let after = std::fs::read_to_string(self.kdir.join(".config")).unwrap_or_default();
+        let changed = config_changes(
+            &std::fs::read_to_string(&config.path).unwrap_or_default(),
+            &after,
+        );
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let shown: Vec<&str> = changed.iter().take(4).map(String::as_str).collect();
+        Err(self.fail(
+            format!(
+                "olddefconfig would change the kernel's configuration with the tools here ({}{})",
+                shown.join(", "),
+                if changed.len() > shown.len() { ", ..." } else { "" }
+            ),
+            "install the tools the kernel was built with (its .config names them: CONFIG_CC_VERSION_TEXT, CONFIG_RUSTC_VERSION_TEXT, CONFIG_BINDGEN_VERSION_TEXT, CONFIG_PAHOLE_VERSION; openssl for CONFIG_OPENSSL_*)".into(),
+        ))
+    }
+
+    /// `prepare` and `modules_prepare`: rust/ and the scripts modules are built with.
+    fn compile(
+        &mut self,
+        release: &str,
+        jobs: usize,
+        started: std::time::Instant,
+        r: &dyn Reporter,
+    ) -> Result<()> {
+        r.note(&format!(
+            "building rust/ and scripts with {jobs} jobs (3-5 CPU-minutes; log: {})",
+            self.log_path.display()
+        ));
+        let jobs = format!("-j{jobs}");
+        for step in ["prepare", "modules_prepare"] {
+            let mut c = self.make(release, &[&jobs, step]);
+            let log = &mut self.log;
+            let _ = std::io::Write::write_fmt(log, format_args!("$ {c:?}\n"));
+            toolchain::run_step(&mut c, 25, |line| {
+                let _ = std::io::Write::write_fmt(log, format_args!("{line}\n"));
+                r.progress(&format!(
+                    "[{:.0} s] {line}",
+                    started.elapsed().as_secs_f64()
+                ));
+            })
+            .map_err(|tail| Error::KernelBuild {
+                step: step.into(),
+                log: self.log_path.clone(),
+                tail,
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// Those of `files` the headers have, copied into the tree.
