@@ -173,6 +173,71 @@ pub fn build_and_sign(
     })
 }
 
+/// What `build` is asked: the trees (or releases) named, how to build, how to sign.
+pub struct BuildRequest<'a> {
+    pub kdirs: &'a [PathBuf],
+    pub releases: &'a [String],
+    pub options: BuildOptions,
+    pub signing: Option<&'a crate::sign::Signing<'a>>,
+}
+
+/// One kernel's outcome: the tree it was asked for, its release when known, and the
+/// module built (or why not).
+pub struct KernelBuild {
+    pub kdir: PathBuf,
+    pub release: Option<String>,
+    pub result: Result<Artifact>,
+}
+
+/// `cargo kmod build`: every tree chosen (in the documented order of precedence) is
+/// resolved and preflighted before any is built; a refused tree is a result of its
+/// own and the others still build, in parallel. Refused trees come first, then the
+/// builds in the order given.
+pub fn build_project(
+    s: &Settings,
+    project: &Project,
+    req: &BuildRequest,
+    r: &dyn Reporter,
+) -> Vec<KernelBuild> {
+    let mut out = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
+    for kdir in choose_trees(s, req.kdirs, req.releases, project) {
+        let ready = resolve_tree(s, &kdir, project, r).and_then(|t| {
+            if let Some(other) = jobs.iter().find(|j| j.target.release == t.release) {
+                return Err(Error::usage(
+                    format!(
+                        "{} and {} are both kernel {}",
+                        other.target.tree.as_ref().expect("tree").display(),
+                        kdir.display(),
+                        t.release
+                    ),
+                    "give each release once (modules of one release land in one target/kmod/<release>/)",
+                ));
+            }
+            preflight(s, &t, project, s.rustc.as_deref()).map(|vars| Job { target: t, vars })
+        });
+        match ready {
+            Ok(job) => jobs.push(job),
+            Err(e) => out.push(KernelBuild {
+                kdir,
+                release: None,
+                result: Err(e),
+            }),
+        }
+    }
+    let results = build_matrix(s, project, &jobs, &req.options, req.signing, r);
+    out.extend(
+        jobs.into_iter()
+            .zip(results)
+            .map(|(j, result)| KernelBuild {
+                kdir: j.target.tree.clone().expect("built from a tree"),
+                release: Some(j.target.release),
+                result,
+            }),
+    );
+    out
+}
+
 /// One kernel of a matrix build: the target and what `make` is told for it.
 pub struct Job {
     pub target: Target,

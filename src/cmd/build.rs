@@ -1,6 +1,6 @@
 use super::Status;
 use crate::cli::{BuildArgs, MessageFormat};
-use cargo_kmod::kbuild::{self, Job, Project};
+use cargo_kmod::kbuild::{self, Project};
 use cargo_kmod::sign::ProjectSigning;
 
 pub fn run(a: BuildArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
@@ -8,7 +8,6 @@ pub fn run(a: BuildArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
     let key = ProjectSigning::resolve(&cx.settings, &project, &super::sign_request(&a.signing))?;
     let signing = key.as_ref().map(ProjectSigning::signing);
     let rep = cx.ui.reporter();
-    let forced = cx.settings.rustc.clone();
     let o = kbuild::BuildOptions {
         jobs: a.jobs.unwrap_or_else(cargo_kmod::tree::default_jobs),
         arch: a.arch,
@@ -16,38 +15,16 @@ pub fn run(a: BuildArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
         verbose: cx.ui.verbose,
         rust_analyzer: a.rust_analyzer,
     };
+    let req = kbuild::BuildRequest {
+        kdirs: &a.kdir,
+        releases: &a.kernel_release,
+        options: o,
+        signing: signing.as_ref(),
+    };
     let mut status = Status::default();
-    // Preflight every tree before building any: one line per problem, and a refused
-    // tree is a result of its own; the others still build.
     let mut rows: Vec<Row> = Vec::new();
-    let mut jobs = Vec::new();
-    for kdir in kbuild::choose_trees(&cx.settings, &a.kdir, &a.kernel_release, &project) {
-        let ready = kbuild::resolve_tree(&cx.settings, &kdir, &project, &rep).and_then(|t| {
-            if let Some(other) = jobs.iter().find(|j: &&Job| j.target.release == t.release) {
-                return Err(cargo_kmod::Error::usage(
-                    format!(
-                        "{} and {} are both kernel {}",
-                        other.target.tree.as_ref().expect("tree").display(),
-                        kdir.display(),
-                        t.release
-                    ),
-                    "give each release once (modules of one release land in one target/kmod/<release>/)",
-                ));
-            }
-            kbuild::preflight(&cx.settings, &t, &project, forced.as_deref()).map(|vars| Job { target: t, vars })
-        });
-        match ready {
-            Ok(job) => jobs.push(job),
-            Err(e) => {
-                status.add(rep.error(&e));
-                rows.push(Row::failed(&kdir, None, &e, a.message_format));
-            }
-        }
-    }
-    let results = kbuild::build_matrix(&cx.settings, &project, &jobs, &o, signing.as_ref(), &rep);
-    for (job, r) in jobs.iter().zip(results) {
-        let kdir = job.target.tree.clone().expect("built from a tree");
-        match r {
+    for k in kbuild::build_project(&cx.settings, &project, &req, &rep) {
+        match k.result {
             Ok(art) => {
                 if a.message_format == MessageFormat::Json {
                     let mut v = serde_json::to_value(&art).expect("serializes");
@@ -70,8 +47,8 @@ pub fn run(a: BuildArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
             Err(e) => {
                 status.add(rep.error(&e));
                 rows.push(Row::failed(
-                    &kdir,
-                    Some(&job.target.release),
+                    &k.kdir,
+                    k.release.as_deref(),
                     &e,
                     a.message_format,
                 ));
