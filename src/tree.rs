@@ -55,6 +55,46 @@ pub fn walk(paths: &[PathBuf]) -> Walk {
     w
 }
 
+/// The modules `paths` name, directories walked ([`walk`]), and an error for each path
+/// that names none; symlinks inside directories are warned about, not followed. For a
+/// command that rewrites modules (`for_writing`), spare files a killed run left in the
+/// walked directories (old or partly written module bytes, never a module's name) are
+/// removed first, so they never end up in a package; a running one's are kept.
+pub fn expand(
+    paths: &[PathBuf],
+    for_writing: bool,
+    r: &dyn Reporter,
+) -> (Vec<PathBuf>, Vec<Error>) {
+    let w = walk(paths);
+    if for_writing {
+        let removed = w
+            .leftovers
+            .iter()
+            .filter(|p| crate::fsutil::remove_leftover_spare(p))
+            .count();
+        if removed > 0 {
+            r.note(&format!(
+                "removed {removed} spare file(s) left by an interrupted run"
+            ));
+        }
+    }
+    for l in &w.links {
+        let to = std::fs::read_link(l).unwrap_or_default();
+        r.warn(&format!(
+            "{}: a symlink (to {}), not followed inside a directory; name it to include it",
+            l.display(),
+            to.display()
+        ));
+    }
+    let mut errors = Vec::new();
+    let modules = w
+        .modules
+        .into_iter()
+        .filter_map(|m| m.map_err(|e| errors.push(e)).ok())
+        .collect();
+    (modules, errors)
+}
+
 /// At most `jobs` closures run under [`Gate::cpu`] at once. The pool has four times as
 /// many threads, so modules waiting for fsync (they hold no module bytes by then) do
 /// not keep the CPUs idle: with twice as many, a P-384 tree left a CPU in iowait for

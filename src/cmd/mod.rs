@@ -97,65 +97,35 @@ fn man(out: Option<&std::path::Path>) -> cargo_kmod::Result<i32> {
     Ok(0)
 }
 
-/// Expands directories into their modules; reports paths that hold none, and the
-/// symlinks inside them that are not followed.
+/// The modules `paths` name ([`cargo_kmod::tree::expand`]); a path that names none
+/// is reported and counted in `status`.
 pub fn expand(
     paths: &[std::path::PathBuf],
     status: &mut Status,
     rep: &StderrReporter,
 ) -> Vec<std::path::PathBuf> {
-    modules_of(cargo_kmod::tree::walk(paths), status, rep)
+    expanded(cargo_kmod::tree::expand(paths, false, rep), status, rep)
 }
 
-fn modules_of(
-    w: cargo_kmod::tree::Walk,
-    status: &mut Status,
-    rep: &StderrReporter,
-) -> Vec<std::path::PathBuf> {
-    use cargo_kmod::report::Reporter;
-    for l in &w.links {
-        let to = std::fs::read_link(l).unwrap_or_default();
-        rep.warn(&format!(
-            "{}: a symlink (to {}), not followed inside a directory; name it to include it",
-            l.display(),
-            to.display()
-        ));
-    }
-    keep_ok(w.modules, status, rep)
-}
-
-/// [`expand`] for commands that rewrite modules: spare files a killed run left in the
-/// walked directories (old or partly written module bytes, never a module's name) are
-/// removed first, so they never end up in a package. A running one's are kept.
+/// [`expand`] for commands that rewrite modules: spare files a killed run left are
+/// removed first.
 pub fn expand_for_writing(
     paths: &[std::path::PathBuf],
     status: &mut Status,
     rep: &StderrReporter,
 ) -> Vec<std::path::PathBuf> {
-    let w = cargo_kmod::tree::walk(paths);
-    let removed = w
-        .leftovers
-        .iter()
-        .filter(|p| cargo_kmod::fsutil::remove_leftover_spare(p))
-        .count();
-    if removed > 0 {
-        cargo_kmod::report::Reporter::note(
-            rep,
-            &format!("removed {removed} spare file(s) left by an interrupted run"),
-        );
-    }
-    modules_of(w, status, rep)
+    expanded(cargo_kmod::tree::expand(paths, true, rep), status, rep)
 }
 
-fn keep_ok(
-    found: Vec<cargo_kmod::Result<std::path::PathBuf>>,
+fn expanded(
+    (modules, errors): (Vec<std::path::PathBuf>, Vec<Error>),
     status: &mut Status,
     rep: &StderrReporter,
 ) -> Vec<std::path::PathBuf> {
-    found
-        .into_iter()
-        .filter_map(|r| r.map_err(|e| status.add(rep.error(&e))).ok())
-        .collect()
+    for e in &errors {
+        status.add(rep.error(e));
+    }
+    modules
 }
 
 /// The command line's signing request.

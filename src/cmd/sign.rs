@@ -61,12 +61,14 @@ pub fn run(a: SignArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
         ));
     }
     let started = std::time::Instant::now();
-    let spares = cargo_kmod::fsutil::Spares::default();
-    let results =
-        cargo_kmod::tree::par_map_writing(&modules, a.tree.jobs(), &rep, "signing", |m, gate| {
-            gate.cpu(|| sign::prepare_signed(&key, &opts, m, a.output.as_deref())?.write(&spares))?
-                .finish()
-        });
+    let results = sign::sign_modules(
+        &key,
+        &opts,
+        &modules,
+        a.output.as_deref(),
+        a.tree.jobs(),
+        &rep,
+    );
     let (mut signed, mut skipped, mut failed) = (0, 0, 0);
     for (m, r) in modules.iter().zip(results) {
         let shown = a.output.as_deref().unwrap_or(m).display().to_string();

@@ -12,23 +12,13 @@ pub fn run(a: UnsignArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
             "extract from one module at a time",
         ));
     }
-    let spares = cargo_kmod::fsutil::Spares::default();
-    let results =
-        cargo_kmod::tree::par_map_writing(&modules, a.tree.jobs(), &rep, "unsigning", |m, gate| {
-            // Staged under the gate (the CPU part); the disk is waited for outside it.
-            let staged = gate.cpu(|| {
-                cargo_kmod::sign::unsign_module_file(
-                    m,
-                    a.extract_sig.as_deref(),
-                    &spares,
-                    cx.settings.max_module_bytes,
-                )
-            })?;
-            staged
-                .map(|(s, n)| s.finish().map(|_| n))
-                .transpose()
-                .map(|n| n.unwrap_or(0))
-        });
+    let results = cargo_kmod::sign::unsign_modules(
+        &modules,
+        a.extract_sig.as_deref(),
+        cx.settings.max_module_bytes,
+        a.tree.jobs(),
+        &rep,
+    );
     for (m, r) in modules.iter().zip(results) {
         let (state, text) = match &r {
             Ok(0) => ("unchanged", "not signed, unchanged".to_string()),

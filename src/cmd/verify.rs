@@ -1,6 +1,5 @@
 use super::{Status, expand};
 use crate::cli::{MessageFormat, VerifyArgs};
-use cargo_kmod::modfile::ModuleFile;
 use cargo_kmod::report::Reporter;
 use cargo_kmod::verify::{self, Keyring};
 
@@ -45,10 +44,13 @@ pub fn run(a: VerifyArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
     }
     let mut status = Status::default();
     let modules = expand(&a.modules, &mut status, &rep);
-    let results = cargo_kmod::tree::par_map(&modules, a.tree.jobs(), &rep, "verifying", |m| {
-        ModuleFile::open(m, cx.settings.max_module_bytes)
-            .map(|module| verify::verify(&module.data, &keyring))
-    });
+    let results = verify::verify_modules(
+        &modules,
+        &keyring,
+        cx.settings.max_module_bytes,
+        a.tree.jobs(),
+        &rep,
+    );
     let mut counts = std::collections::BTreeMap::<&str, usize>::new();
     for (m, r) in modules.iter().zip(results) {
         let v = match r {

@@ -470,6 +470,44 @@ pub fn sign_module_file(
         .finish()
 }
 
+/// `cargo kmod sign` of many modules: each read, signed and written atomically, `jobs`
+/// at once (a failure leaves that module as it was and stops no other); results in
+/// the order given. `output` is for a single module.
+pub fn sign_modules(
+    key: &SigningKey,
+    opts: &SignOptions,
+    modules: &[std::path::PathBuf],
+    output: Option<&Path>,
+    jobs: usize,
+    r: &dyn crate::report::Reporter,
+) -> Vec<Result<SignOutcome>> {
+    let spares = Spares::default();
+    crate::tree::par_map_writing(modules, jobs, r, "signing", |m, gate| {
+        gate.cpu(|| prepare_signed(key, opts, m, output)?.write(&spares))?
+            .finish()
+    })
+}
+
+/// `cargo kmod unsign` of many modules, as [`sign_modules`]: how many signatures each
+/// had removed (0: it was not signed, nothing written).
+pub fn unsign_modules(
+    modules: &[std::path::PathBuf],
+    extract: Option<&Path>,
+    max_module_bytes: u64,
+    jobs: usize,
+    r: &dyn crate::report::Reporter,
+) -> Vec<Result<usize>> {
+    let spares = Spares::default();
+    crate::tree::par_map_writing(modules, jobs, r, "unsigning", |m, gate| {
+        // Staged under the gate (the CPU part); the disk is waited for outside it.
+        let staged = gate.cpu(|| unsign_module_file(m, extract, &spares, max_module_bytes))?;
+        staged
+            .map(|(s, n)| s.finish().map(|_| n))
+            .transpose()
+            .map(|n| n.unwrap_or(0))
+    })
+}
+
 /// The writes a signing will make, computed but not yet done.
 pub struct Prepared {
     p7s: Option<(std::path::PathBuf, Vec<u8>)>,

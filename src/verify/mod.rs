@@ -119,6 +119,21 @@ pub fn verify(data: &[u8], keyring: &Keyring) -> Verdict {
     }
 }
 
+/// `cargo kmod verify` of many modules, `jobs` at once: each read (at most
+/// `max_module_bytes`) and judged against `keyring`; results in the order given.
+pub fn verify_modules(
+    modules: &[std::path::PathBuf],
+    keyring: &Keyring,
+    max_module_bytes: u64,
+    jobs: usize,
+    r: &dyn crate::report::Reporter,
+) -> Vec<crate::Result<Verdict>> {
+    crate::tree::par_map(modules, jobs, r, "verifying", |m| {
+        crate::modfile::ModuleFile::open(m, max_module_bytes)
+            .map(|module| verify(&module.data, keyring))
+    })
+}
+
 /// What pkcs7_verify and pkcs7_validate_trust learn about one SignerInfo.
 struct Signer {
     /// Index into the message's certificates of the signer's certificate.
