@@ -3,6 +3,27 @@ use cargo_kmod::target::Target;
 use cargo_kmod::{Error, qemu};
 
 pub fn run(a: RunArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
+    let (console, format, timeout) = (a.console, a.message_format, a.timeout);
+    let o = options(a, cx)?;
+    let rep = qemu::run(&o, &cx.ui.reporter())?;
+    if console {
+        eprintln!("{}", rep.console);
+    }
+    if format == MessageFormat::Json {
+        outln!(
+            "{}",
+            serde_json::to_string(&rep).expect("report serializes")
+        );
+        return Ok(rep.exit_code());
+    }
+    print(&rep, timeout);
+    note!(cx.ui, "guest ran {:.1} s ({})", rep.seconds, rep.accel);
+    Ok(rep.exit_code())
+}
+
+/// The boot the arguments ask for: the kernel resolved, the project built against it
+/// when no module is named, the modules' dependencies from the kernel's module tree.
+fn options(a: RunArgs, cx: &super::Ctx) -> cargo_kmod::Result<qemu::RunOptions> {
     let target = match (&a.kernel, &a.kdir) {
         (Some(k), _) => Target::from_image(k),
         (None, Some(d)) => Target::from_tree(d),
@@ -53,7 +74,7 @@ pub fn run(a: RunArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
     let busybox = a
         .busybox
         .map_or_else(|| qemu::default_busybox(&cx.settings, arch), Ok)?;
-    let o = qemu::RunOptions {
+    Ok(qemu::RunOptions {
         image,
         arch,
         modules,
@@ -69,18 +90,10 @@ pub fn run(a: RunArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
             crate::cli::AccelArg::Tcg => qemu::Accel::Tcg,
         },
         max_module_bytes: cx.settings.max_module_bytes,
-    };
-    let rep = qemu::run(&o, &cx.ui.reporter())?;
-    if a.console {
-        eprintln!("{}", rep.console);
-    }
-    if a.message_format == MessageFormat::Json {
-        outln!(
-            "{}",
-            serde_json::to_string(&rep).expect("report serializes")
-        );
-        return Ok(rep.exit_code());
-    }
+    })
+}
+
+fn print(rep: &qemu::RunReport, timeout: u64) {
     for m in &rep.modules {
         if m.loaded {
             outln!(
@@ -129,15 +142,10 @@ pub fn run(a: RunArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
         outln!("kernel taint: {t} ({})", qemu::taint_letters(t));
     }
     if rep.timed_out {
-        outln!(
-            "TIMEOUT: guest killed after {} s (raise --timeout, or look with --console)",
-            a.timeout
-        );
+        outln!("TIMEOUT: guest killed after {timeout} s (raise --timeout, or look with --console)");
     } else if !rep.finished {
         outln!("guest did not finish its run (look with --console)");
     }
-    note!(cx.ui, "guest ran {:.1} s ({})", rep.seconds, rep.accel);
-    Ok(rep.exit_code())
 }
 
 /// Builds the project against the kernel's tree and signs it with the tree's own
