@@ -128,6 +128,34 @@ fn expanded(
     modules
 }
 
+/// One module's outcome: `module: text` (an error as `error:` and `help:`), or its
+/// JSON object (`module`, `status`, `message`, `exit_code`, and the error shape).
+pub fn module_row<T>(
+    format: crate::cli::MessageFormat,
+    module: &str,
+    state: &str,
+    text: &str,
+    r: &cargo_kmod::Result<T>,
+    rep: &StderrReporter,
+) {
+    match format {
+        crate::cli::MessageFormat::Json => {
+            let v = serde_json::json!({"module": module, "status": state, "message": text,
+                    "exit_code": 0});
+            match r {
+                Err(e) => outln!("{}", json_with_error(v, e)),
+                Ok(_) => outln!("{v}"),
+            }
+        }
+        crate::cli::MessageFormat::Human => match r {
+            Ok(_) => outln!("{module}: {text}"),
+            Err(e) => {
+                rep.error(e);
+            }
+        },
+    }
+}
+
 /// The command line's signing request.
 pub fn sign_request(a: &crate::cli::ProjectSignArgs) -> cargo_kmod::sign::SignRequest {
     cargo_kmod::sign::SignRequest {

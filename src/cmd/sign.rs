@@ -1,5 +1,5 @@
 use super::{Status, expand_for_writing};
-use crate::cli::{MessageFormat, SignArgs};
+use crate::cli::SignArgs;
 use cargo_kmod::Error;
 use cargo_kmod::hash::HashAlg;
 use cargo_kmod::sign::cms::SignerIdKind;
@@ -106,22 +106,7 @@ pub fn run(a: SignArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
                 ("failed", e.to_string())
             }
         };
-        match a.tree.message_format {
-            MessageFormat::Json => outln!("{}", {
-                let v = serde_json::json!({"module": shown, "status": state, "message": text,
-                        "exit_code": 0});
-                match &r {
-                    Err(e) => super::json_with_error(v, e),
-                    Ok(_) => v,
-                }
-            }),
-            MessageFormat::Human => match &r {
-                Ok(_) => outln!("{shown}: {text}"),
-                Err(e) => {
-                    rep.error(e);
-                }
-            },
-        }
+        super::module_row(a.tree.message_format, &shown, state, &text, &r, &rep);
     }
     if modules.len() > 1 {
         note!(

@@ -1,5 +1,5 @@
 use super::{Status, expand_for_writing};
-use crate::cli::{MessageFormat, UnsignArgs};
+use crate::cli::UnsignArgs;
 use cargo_kmod::Error;
 
 pub fn run(a: UnsignArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
@@ -29,19 +29,8 @@ pub fn run(a: UnsignArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
                 ("failed", e.to_string())
             }
         };
-        match (a.tree.message_format, &r) {
-            (MessageFormat::Json, _) => outln!("{}", {
-                let v = serde_json::json!({"module": m, "status": state, "message": text});
-                match &r {
-                    Err(e) => super::json_with_error(v, e),
-                    Ok(_) => v,
-                }
-            }),
-            (MessageFormat::Human, Ok(_)) => outln!("{}: {text}", m.display()),
-            (MessageFormat::Human, Err(e)) => {
-                rep.error(e);
-            }
-        }
+        let shown = m.display().to_string();
+        super::module_row(a.tree.message_format, &shown, state, &text, &r, &rep);
     }
     Ok(status.code())
 }
