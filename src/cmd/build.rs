@@ -1,11 +1,10 @@
 use super::Status;
 use crate::cli::{BuildArgs, MessageFormat};
-use cargo_kmod::kbuild::{self, Project};
+use cargo_kmod::kbuild;
 use cargo_kmod::sign::ProjectSigning;
 
 pub fn run(a: BuildArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
-    let project = Project::load(a.manifest_path.as_deref())?;
-    let key = ProjectSigning::resolve(&cx.settings, &project, &super::sign_request(&a.signing))?;
+    let (project, key) = cx.project(a.manifest_path.as_deref(), &a.signing)?;
     let signing = key.as_ref().map(ProjectSigning::signing);
     let rep = cx.ui.reporter();
     let o = kbuild::BuildOptions {

@@ -10,13 +10,13 @@ mod keygen;
 mod new;
 mod package;
 mod run;
+mod session;
 mod sign;
 mod signfile;
-mod ui;
 mod unsign;
 mod verify;
 
-pub use ui::{Ctx, StderrReporter, Ui};
+pub use session::{Ctx, StderrReporter, Ui};
 
 pub use signfile::run as sign_file;
 

@@ -5,22 +5,8 @@ use cargo_kmod::package::{self, deb, dkms, oci, rpm};
 use cargo_kmod::sign::ProjectSigning;
 use cargo_kmod::target::Target;
 
-/// The project and its signing (when signing is asked for), resolved once before any
-/// work.
-fn setup(
-    manifest: Option<&std::path::Path>,
-    signing: &crate::cli::ProjectSignArgs,
-    cx: &super::Ctx,
-) -> cargo_kmod::Result<(Option<ProjectSigning>, Project)> {
-    let p = Project::load(manifest)?;
-    Ok((
-        ProjectSigning::resolve(&cx.settings, &p, &super::sign_request(signing))?,
-        p,
-    ))
-}
-
 pub fn install(a: InstallArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
-    let (key, project) = setup(a.manifest_path.as_deref(), &a.signing, cx)?;
+    let (project, key) = cx.project(a.manifest_path.as_deref(), &a.signing)?;
     let rep = cx.ui.reporter();
     let signing = key.as_ref().map(ProjectSigning::signing);
     let dir = a.dir.unwrap_or_else(|| project.install_dir.clone());
@@ -44,7 +30,7 @@ pub fn install(a: InstallArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
 }
 
 pub fn package(a: PackageArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
-    let (key, project) = setup(a.manifest_path.as_deref(), &a.signing, cx)?;
+    let (project, key) = cx.project(a.manifest_path.as_deref(), &a.signing)?;
     let rep = cx.ui.reporter();
     let out = a.out.clone().unwrap_or_else(|| project.package_dir());
     let mut status = Status::default();

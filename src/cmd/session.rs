@@ -1,5 +1,6 @@
-//! What the user sees on stderr: `-q`, `-v` and colour, decided once in `main` and
-//! passed to every command as a value ([`Ui`]), never a global.
+//! A command's session: the environment's settings and what the user sees on stderr
+//! (`-q`, `-v`, colour), decided once in `main` and passed to every command as a value
+//! ([`Ctx`]), never a global; and what every project command resolves first.
 
 use cargo_kmod::Error;
 use cargo_kmod::settings::Settings;
@@ -9,6 +10,27 @@ use cargo_kmod::settings::Settings;
 pub struct Ctx {
     pub settings: Settings,
     pub ui: Ui,
+}
+
+impl Ctx {
+    /// The project and its signing (when signing is asked for), resolved once before
+    /// any work: a wrong key or hash is refused before anything is built or written.
+    pub fn project(
+        &self,
+        manifest: Option<&std::path::Path>,
+        signing: &crate::cli::ProjectSignArgs,
+    ) -> cargo_kmod::Result<(
+        cargo_kmod::project::Project,
+        Option<cargo_kmod::sign::ProjectSigning>,
+    )> {
+        let p = cargo_kmod::project::Project::load(manifest)?;
+        let key = cargo_kmod::sign::ProjectSigning::resolve(
+            &self.settings,
+            &p,
+            &super::sign_request(signing),
+        )?;
+        Ok((p, key))
+    }
 }
 
 /// What `-q`, `-v` and `--color` decided.
