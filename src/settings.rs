@@ -25,6 +25,8 @@ pub struct Settings {
     pub source_date_epoch: Option<u64>,
     /// `PATH`, where tools are looked for.
     pub path: OsString,
+    /// `USER`: a new project's author when git names none.
+    pub user: Option<String>,
 }
 
 /// The largest module by default: twenty times Debian's largest (amdgpu), room for one
@@ -53,6 +55,7 @@ impl Settings {
             kdir: var("KDIR").map(PathBuf::from),
             source_date_epoch: text("SOURCE_DATE_EPOCH").and_then(|v| v.parse().ok()),
             path: var("PATH").unwrap_or_default(),
+            user: text("USER"),
         }
     }
 }

@@ -106,7 +106,9 @@ fn generate(
         name,
         template: t.template,
         license: t.license,
-        author: t.author.unwrap_or_else(default_author),
+        author: t
+            .author
+            .unwrap_or_else(|| default_author(cx.settings.user.clone())),
         description: t.description,
         kernel: kernel.clone(),
         kdir: saved,
@@ -132,7 +134,7 @@ fn generate(
     Ok(0)
 }
 
-fn default_author() -> String {
+fn default_author(user: Option<String>) -> String {
     std::process::Command::new("git")
         .args(["config", "user.name"])
         .output()
@@ -140,6 +142,6 @@ fn default_author() -> String {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("USER").ok())
+        .or(user)
         .unwrap_or_else(|| "Unknown".into())
 }
