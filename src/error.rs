@@ -222,6 +222,15 @@ pub enum Error {
     },
     #[error("{path}: {reason}")]
     Project { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    DkmsConf { path: PathBuf, reason: String },
+    #[error("{conf}: {step} failed: {tail}")]
+    DkmsBuild {
+        conf: PathBuf,
+        step: String,
+        log: PathBuf,
+        tail: String,
+    },
     #[error("{path}: {field}: {reason}")]
     Manifest {
         path: PathBuf,
@@ -280,13 +289,17 @@ impl Error {
             Usage { .. } => exit::USAGE,
             Toolchain { .. } => exit::TOOLCHAIN,
             KernelSource { .. } | KernelBuild { .. } => exit::KERNEL_BUILD,
-            Run { .. } | KernelImage { .. } | Project { .. } | KernelConfig { .. } => exit::INPUT,
+            Run { .. }
+            | KernelImage { .. }
+            | Project { .. }
+            | DkmsConf { .. }
+            | KernelConfig { .. } => exit::INPUT,
             KernelFacts { .. } | Manifest { .. } => exit::INPUT,
             TargetRefuses { .. } => exit::TARGET,
             Package { .. } => exit::PACKAGE,
             Preflight { .. } => exit::PREFLIGHT,
             Prepare { .. } => exit::PREPARE,
-            ModuleBuild { .. } => exit::MODULE_BUILD,
+            ModuleBuild { .. } | DkmsBuild { .. } => exit::MODULE_BUILD,
         }
     }
 
@@ -323,7 +336,9 @@ impl Error {
             Preflight { fix, .. } => fix.clone(),
             Project { .. } => "run it in a project made by `cargo kmod new`, or pass --manifest-path".into(),
             Manifest { field, .. } => format!("correct {field} in Cargo.toml; nothing was written"),
+            DkmsConf { .. } => "correct the dkms.conf (DKMS sources it with bash for each kernel, with $kernelver, $kernel_source_dir, $dkms_tree, ... set); nothing was built".into(),
             ModuleBuild { .. } => "the lines above are Kbuild's; run with -v for all of them".into(),
+            DkmsBuild { log, .. } => format!("read {} for the whole output (the build ran in a copy; the project's files are as they were)", log.display()),
             KernelImage { .. } => "give the kernel image that will boot (bzImage/vmlinuz, or vmlinux)".into(),
             Run { .. } => "check the path; `cargo kmod kernel build` makes a kernel to boot".into(),
             KernelConfig { .. } => "give the kernel's .config (in its build tree, or /boot/config-RELEASE)".into(),

@@ -58,6 +58,7 @@ fn main() {
     let cx = cmd::Ctx {
         settings: cargo_kmod::settings::Settings::from_env(|k| std::env::var_os(k)),
         ui: cmd::Ui::new(&k.output, |k| std::env::var(k).ok()),
+        cwd: std::env::current_dir().unwrap_or_else(|_| ".".into()),
     };
     std::process::exit(cmd::run(k.command, &cx));
 }

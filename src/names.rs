@@ -24,6 +24,25 @@ pub fn module_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A project or DKMS package name (`PACKAGE_NAME`, `acpi-call`): letters, digits and
+/// '_', '-', '.', '+', starting with a letter or digit, at most 64 characters. It names
+/// directories and packages, and is safe in a shell word.
+pub fn package_name(name: &str) -> Result<(), String> {
+    let ok = name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '+'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not a valid module name: use letters, digits, '_', '-', '.', '+', starting with a letter or digit (at most 64)",
+            name.escape_debug()
+        ))
+    }
+}
+
 /// A project version: starts with a digit; then ASCII letters, digits, '.', '-', '+'
 /// (every SemVer version cargo accepts), at most 64 characters. Nothing a shell, RPM or
 /// dpkg reads specially.

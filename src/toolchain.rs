@@ -496,3 +496,57 @@ mod tests {
         }
     }
 }
+
+/// Why [`output_within`] has no output.
+#[derive(Debug)]
+pub enum Bounded {
+    TimedOut,
+    Spawn(std::io::Error),
+}
+
+/// Runs `cmd` to its end and collects its output, killing it and everything it
+/// started (its own process group) once `limit` has passed.
+pub fn output_within(
+    cmd: &mut Command,
+    limit: std::time::Duration,
+) -> std::result::Result<std::process::Output, Bounded> {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(Bounded::Spawn)?;
+    let read = |mut p: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = p.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = read(Box::new(child.stdout.take().expect("piped")));
+    let err = read(Box::new(child.stderr.take().expect("piped")));
+    let started = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if started.elapsed() < limit => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            _ => {
+                // SAFETY: a signal to the process group this child leads.
+                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+                let _ = child.wait();
+                return Err(Bounded::TimedOut);
+            }
+        }
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
+}

@@ -25,22 +25,38 @@ pub fn run(a: BuildArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
     for k in kbuild::build_project(&cx.settings, &project, &req, &rep) {
         match k.result {
             Ok(art) => {
+                let state = if art.skipped.is_some() {
+                    "skipped"
+                } else {
+                    "ok"
+                };
                 if a.message_format == MessageFormat::Json {
                     let mut v = serde_json::to_value(&art).expect("serializes");
-                    v["status"] = "ok".into();
+                    v["status"] = state.into();
                     outln!("{v}");
                 }
+                let signed = art
+                    .hash
+                    .as_ref()
+                    .map(|h| format!(" (signed, {h})"))
+                    .unwrap_or_default();
+                let detail = match (&art.skipped, art.modules.len()) {
+                    (Some(why), _) => why.clone(),
+                    (None, 1) => format!("{}{signed}", art.path.display()),
+                    (None, n) => format!(
+                        "{n} modules in {}{signed}: {}",
+                        art.path.parent().unwrap_or(&art.path).display(),
+                        art.modules
+                            .iter()
+                            .map(|m| m.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
                 rows.push(Row {
                     release: art.release.clone(),
-                    result: "ok".into(),
-                    detail: format!(
-                        "{}{}",
-                        art.path.display(),
-                        art.hash
-                            .as_ref()
-                            .map(|h| format!(" (signed, {h})"))
-                            .unwrap_or_default()
-                    ),
+                    result: state.into(),
+                    detail,
                 });
             }
             Err(e) => {
@@ -57,7 +73,7 @@ pub fn run(a: BuildArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
     if a.message_format == MessageFormat::Human {
         let w = rows.iter().map(|r| r.release.len()).max().unwrap_or(0);
         for r in &rows {
-            outln!("{:<w$}  {:<6}  {}", r.release, r.result, r.detail);
+            outln!("{:<w$}  {:<7}  {}", r.release, r.result, r.detail);
         }
     }
     Ok(status.code())

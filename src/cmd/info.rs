@@ -3,7 +3,7 @@ use crate::cli::InfoArgs;
 use cargo_kmod::modfile::{ModuleFile, elf, modinfo};
 
 pub fn run(a: InfoArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
-    let cwd = std::env::current_dir().unwrap_or_default();
+    let cwd = &cx.cwd;
     let mut status = Status::default();
     let jobs = a.jobs.unwrap_or_else(cargo_kmod::tree::default_jobs);
     let rep = cx.ui.reporter();

@@ -20,12 +20,7 @@ pub fn run_new(a: NewArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
 }
 
 pub fn run_init(a: crate::cli::InitArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
-    generate(
-        &std::env::current_dir().unwrap_or_else(|_| ".".into()),
-        a.t,
-        true,
-        cx,
-    )
+    generate(&cx.cwd, a.t, true, cx)
 }
 
 fn generate(

@@ -157,7 +157,7 @@ fn build_project(
 ) -> cargo_kmod::Result<std::path::PathBuf> {
     use cargo_kmod::kbuild::{self, Project};
     let kdir = target.tree("no --module given: building the project")?;
-    let project = Project::load(manifest)?;
+    let project = Project::load(&cx.settings, &cx.cwd, manifest)?;
     let forced = cx.settings.rustc.clone();
     let env = kbuild::preflight(&cx.settings, target, &project, forced.as_deref())?;
     let o = kbuild::BuildOptions {

@@ -10,6 +10,8 @@ use cargo_kmod::settings::Settings;
 pub struct Ctx {
     pub settings: Settings,
     pub ui: Ui,
+    /// The directory the command runs in: where a project is looked for.
+    pub cwd: std::path::PathBuf,
 }
 
 impl Ctx {
@@ -23,7 +25,7 @@ impl Ctx {
         cargo_kmod::project::Project,
         Option<cargo_kmod::sign::ProjectSigning>,
     )> {
-        let p = cargo_kmod::project::Project::load(manifest)?;
+        let p = cargo_kmod::project::Project::load(&self.settings, &self.cwd, manifest)?;
         let key = cargo_kmod::sign::ProjectSigning::resolve(
             &self.settings,
             &p,

@@ -203,6 +203,8 @@ mod tests {
             rendered::<super::rpm::KmodSpec>(),
             rendered::<super::rpm::AkmodSpec>(),
             rendered::<crate::qemu::GuestInit>(),
+            rendered::<crate::project::dkms::ReadConf>(),
+            rendered::<crate::kbuild::DkmsStep>(),
         ];
         let mut typed: Vec<String> = all.iter().map(|(t, _)| t.clone()).collect();
         typed.sort();

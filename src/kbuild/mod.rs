@@ -9,6 +9,9 @@ use crate::target::Target;
 use crate::toolchain::{self, MakeVars, tool_version, which};
 use std::path::{Path, PathBuf};
 
+mod dkms;
+pub use dkms::Step as DkmsStep;
+
 /// The tree to build the project against: `kdir` itself, or, for a Rust project and
 /// headers without rust/, the tree `kernel prepare` made of those headers.
 pub fn resolve_tree(
@@ -128,20 +131,44 @@ pub struct BuildOptions {
     pub rust_analyzer: bool,
 }
 
+/// One kernel's build: every module it made (signed when asked), or why this kernel
+/// was skipped (a dkms.conf's `BUILD_EXCLUSIVE_*`).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Artifact {
     pub release: String,
     pub kdir: PathBuf,
+    /// The module named after the project (else the first): what one-module tools take.
     pub path: PathBuf,
     pub signed: bool,
     /// The hash it was signed with.
     pub hash: Option<String>,
     pub sha256: String,
+    pub modules: Vec<BuiltModule>,
+    /// Why this kernel builds nothing, in DKMS's words; `modules` is empty then.
+    pub skipped: Option<String>,
+}
+
+/// A module a build made, in `target/kmod/<release>/`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BuiltModule {
+    /// Its name as the kernel knows it.
+    pub name: String,
+    pub path: PathBuf,
+    /// Where it installs under `/lib/modules/<release>/`, when the project says
+    /// (`DEST_MODULE_LOCATION`).
+    pub dest_location: Option<String>,
+    pub sha256: String,
+}
+
+/// What a build leaves in `target/kmod/<release>/`, before signing.
+pub struct Built {
+    pub modules: Vec<(PathBuf, Option<String>)>,
+    pub skipped: Option<String>,
 }
 
 /// The build → sign pipeline: the signing hash is settled for the target first (a
-/// hash it cannot take is refused before anything is built or written), then the
-/// module is built and signed in place.
+/// hash it cannot take is refused before anything is built or written), then every
+/// module is built and signed in place; one that cannot be signed fails the kernel.
 pub fn build_and_sign(
     s: &Settings,
     project: &Project,
@@ -152,7 +179,7 @@ pub fn build_and_sign(
     r: &dyn Reporter,
 ) -> Result<Artifact> {
     let hash = signing.map(|g| g.hash_for(target)).transpose()?;
-    let path = build_one(s, project, target, env, o, r)?;
+    let built = build_one(s, project, target, env, o, r)?;
     if let Some((g, hash)) = signing.zip(hash) {
         let opts = crate::sign::SignOptions {
             hash,
@@ -161,15 +188,32 @@ pub fn build_and_sign(
             output: crate::sign::SigOutput::Append,
             max_module_bytes: s.max_module_bytes,
         };
-        crate::sign::sign_module_file(g.key, &opts, &path, None)?;
+        for (path, _) in &built.modules {
+            crate::sign::sign_module_file(g.key, &opts, path, None)?;
+        }
     }
+    let mut modules = Vec::new();
+    for (path, dest_location) in built.modules {
+        modules.push(BuiltModule {
+            name: crate::modfile::name_of_path(&path.to_string_lossy()),
+            sha256: sha256_hex(&path)?,
+            path,
+            dest_location,
+        });
+    }
+    let own = crate::modfile::normalise(&project.name);
+    let main = modules.iter().find(|m| m.name == own).or(modules.first());
     Ok(Artifact {
         release: target.release.clone(),
         kdir: target.tree("building a module")?.to_path_buf(),
-        sha256: sha256_hex(&path)?,
-        path,
-        signed: hash.is_some(),
-        hash: hash.map(|h| h.name().to_string()),
+        path: main.map(|m| m.path.clone()).unwrap_or_default(),
+        sha256: main.map(|m| m.sha256.clone()).unwrap_or_default(),
+        signed: hash.is_some() && !modules.is_empty(),
+        hash: hash
+            .filter(|_| !modules.is_empty())
+            .map(|h| h.name().to_string()),
+        modules,
+        skipped: built.skipped,
     })
 }
 
@@ -310,8 +354,9 @@ fn build_all(
     })
 }
 
-/// Builds the project against one tree in `target/kmod/build/<release>/`; the module
-/// lands at `target/kmod/<release>/<name>.ko`.
+/// Builds the project against one tree, in a copy under `target/kmod/build/<release>/`
+/// (never in the project's own directory); its modules land in
+/// `target/kmod/<release>/`, each once, beside a record of the tree.
 pub fn build_one(
     s: &Settings,
     project: &Project,
@@ -319,78 +364,150 @@ pub fn build_one(
     env: &MakeVars,
     o: &BuildOptions,
     r: &dyn Reporter,
-) -> Result<PathBuf> {
+) -> Result<Built> {
     let kdir = target.tree("building a module")?;
-    let werr = |path: &Path, source| Error::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let build_dir = project.build_dir(&target.release);
-    std::fs::create_dir_all(&build_dir).map_err(|e| werr(&build_dir, e))?;
-    for src in project.sources() {
-        let dst = build_dir.join(src.file_name().expect("file"));
-        // Copy only when changed, so Kbuild's own timestamps keep rebuilds incremental.
-        let same = std::fs::read(&dst).ok() == std::fs::read(&src).ok();
-        if !same {
-            std::fs::copy(&src, &dst).map_err(|e| werr(&dst, e))?;
-        }
-    }
-    let mut make = kbuild_make(s, kdir, env, o, &build_dir);
-    make.arg("modules");
     r.note(&format!(
         "building {} for {} ({})",
         project.name,
         target.release,
         kdir.display()
     ));
-    run_streamed(&mut make, kdir, o.verbose, r)?;
-    let built = build_dir.join(format!("{}.ko", project.name));
-    if !built.exists() {
-        return Err(Error::ModuleBuild {
-            kdir: kdir.to_path_buf(),
-            tail: format!(
-                "Kbuild finished but made no {}.ko (is obj-m in Kbuild right?)",
-                project.name
-            ),
+    let built = match &project.source {
+        crate::project::Source::Kbuild => kbuild_copy(s, project, target, env, o, r)?,
+        crate::project::Source::Dkms { conf } => dkms::build(s, project, conf, target, env, o, r)?,
+    };
+    if built.skipped.is_some() {
+        return Ok(Built {
+            modules: Vec::new(),
+            skipped: built.skipped,
         });
     }
-    if o.rust_analyzer && project.is_rust() {
-        // This target checks the whole Rust toolchain (bindgen, rust-src), like a kernel build.
-        let tc = toolchain::Toolchain::find(s, env.rustc.as_deref(), None)?;
-        let mut ra = toolchain::make(s, kdir, &tc.vars());
-        ra.arg(format!("M={}", build_dir.display()))
-            .arg("rust-analyzer");
-        run_streamed(&mut ra, kdir, o.verbose, r)?;
-        let json = std::fs::read_to_string(build_dir.join("rust-project.json")).map_err(|e| {
-            Error::ModuleBuild {
-                kdir: kdir.to_path_buf(),
-                tail: format!("rust-analyzer target made no rust-project.json: {e}"),
-            }
-        })?;
-        // Point rust-analyzer at the project's own sources, not the build copies.
-        let json = json.replace(
-            &build_dir.display().to_string(),
-            &project.dir.display().to_string(),
-        );
-        let out = project.dir.join("rust-project.json");
-        crate::fsutil::write_atomic(&out, json.as_bytes(), None)?;
-        r.note(&format!("wrote {}", out.display()));
-    }
     let out_dir = project.out_dir(&target.release);
-    std::fs::create_dir_all(&out_dir).map_err(|e| werr(&out_dir, e))?;
-    let out = project.built_module(&target.release);
-    let bytes = std::fs::read(&built).map_err(|source| Error::Read {
-        path: built.clone(),
+    std::fs::create_dir_all(&out_dir).map_err(|source| Error::Write {
+        path: out_dir.clone(),
         source,
     })?;
-    crate::fsutil::write_atomic(&out, &bytes, None)?;
+    let mut modules = Vec::new();
+    for (from, dest_name, dest_location) in built.modules {
+        let out = out_dir.join(format!("{dest_name}.ko"));
+        if modules.iter().any(|(p, _)| *p == out) {
+            return Err(Error::ModuleBuild {
+                kdir: kdir.to_path_buf(),
+                tail: format!(
+                    "two modules are both {dest_name}.ko ({}): rename one",
+                    from.display()
+                ),
+            });
+        }
+        let bytes = crate::fsutil::read_bounded(&from, s.max_module_bytes)?;
+        crate::fsutil::write_atomic(&out, &bytes, None)?;
+        modules.push((out, dest_location));
+    }
+    // Modules an earlier build made and this one did not are not this build's.
+    for e in std::fs::read_dir(&out_dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if crate::tree::is_module_name(&p) && !modules.iter().any(|(m, _)| *m == p) {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
     // Packaging later resolves the same kernel (architecture, compression) from this.
     crate::fsutil::write_atomic(
         &project.built_for(&target.release),
         kdir.display().to_string().as_bytes(),
         None,
     )?;
-    Ok(out)
+    Ok(Built {
+        modules,
+        skipped: None,
+    })
+}
+
+/// What a builder made: (the built file, its installed name, its DEST_MODULE_LOCATION).
+struct Made {
+    modules: Vec<(PathBuf, String, Option<String>)>,
+    skipped: Option<String>,
+}
+
+/// A Kbuild project: the directory copied (changed files only, so Kbuild's own
+/// timestamps keep rebuilds incremental), `make M=<copy> modules`, and every `.ko`
+/// the build made.
+fn kbuild_copy(
+    s: &Settings,
+    project: &Project,
+    target: &Target,
+    env: &MakeVars,
+    o: &BuildOptions,
+    r: &dyn Reporter,
+) -> Result<Made> {
+    let kdir = target.tree("building a module")?;
+    let build_dir = project.build_dir(&target.release);
+    crate::fsutil::sync_tree(&project.dir, &build_dir, &[&project.target_dir])?;
+    let mut make = kbuild_make(s, kdir, env, o, &build_dir);
+    make.arg("modules");
+    run_streamed(&mut make, kdir, o.verbose, r)?;
+    let found: Vec<PathBuf> = walkdir::WalkDir::new(&build_dir)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "ko"))
+        .map(|e| e.into_path())
+        .collect();
+    if found.is_empty() {
+        return Err(Error::ModuleBuild {
+            kdir: kdir.to_path_buf(),
+            tail: "Kbuild finished but made no module (is obj-m in Kbuild or the Makefile right?)"
+                .into(),
+        });
+    }
+    if o.rust_analyzer && project.is_rust() {
+        rust_analyzer(s, project, kdir, env, o, &build_dir, r)?;
+    }
+    Ok(Made {
+        modules: found
+            .into_iter()
+            .map(|p| {
+                let stem = p
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                (p, stem, None)
+            })
+            .collect(),
+        skipped: None,
+    })
+}
+
+/// `make rust-analyzer` in the copy, its paths pointed at the project's own sources.
+fn rust_analyzer(
+    s: &Settings,
+    project: &Project,
+    kdir: &Path,
+    env: &MakeVars,
+    o: &BuildOptions,
+    build_dir: &Path,
+    r: &dyn Reporter,
+) -> Result<()> {
+    // This target checks the whole Rust toolchain (bindgen, rust-src), like a kernel build.
+    let tc = toolchain::Toolchain::find(s, env.rustc.as_deref(), None)?;
+    let mut ra = toolchain::make(s, kdir, &tc.vars());
+    ra.arg(format!("M={}", build_dir.display()))
+        .arg("rust-analyzer");
+    run_streamed(&mut ra, kdir, o.verbose, r)?;
+    let json = std::fs::read_to_string(build_dir.join("rust-project.json")).map_err(|e| {
+        Error::ModuleBuild {
+            kdir: kdir.to_path_buf(),
+            tail: format!("rust-analyzer target made no rust-project.json: {e}"),
+        }
+    })?;
+    let json = json.replace(
+        &build_dir.display().to_string(),
+        &project.dir.display().to_string(),
+    );
+    let out = project.dir.join("rust-project.json");
+    crate::fsutil::write_atomic(&out, json.as_bytes(), None)?;
+    r.note(&format!("wrote {}", out.display()));
+    Ok(())
 }
 
 fn kbuild_make(

@@ -1,6 +1,9 @@
-//! A module project: what its Cargo.toml says (`[package.metadata.kmod]`, checked when
-//! it is loaded), where it lives, and the layout of what the tool makes for it under
-//! `target/kmod/`.
+//! A module project: a directory Kbuild builds with `M=` (made by `cargo kmod new`,
+//! or one that already exists, with or without a `dkms.conf`); what its Cargo.toml says
+//! (`[package.metadata.kmod]`, checked when it is loaded) or, without one, its
+//! dkms.conf; and the layout of what the tool makes for it under `target/kmod/`.
+
+pub mod dkms;
 
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -27,6 +30,29 @@ pub struct Project {
     pub hash: Option<String>,
     pub rustc: Option<PathBuf>,
     pub install_dir: String,
+    pub source: Source,
+}
+
+/// How a project builds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Kbuild builds a copy of the directory with `make -C <tree> M=<copy>`; its modules
+    /// are the `.ko` that build makes (one, named after it, for `cargo kmod new`'s).
+    Kbuild,
+    /// A DKMS tree: its `dkms.conf` says, per kernel, how it builds and which modules.
+    Dkms { conf: PathBuf },
+}
+
+impl Source {
+    /// What the directory holds: a dkms.conf makes it a DKMS tree.
+    pub fn of(dir: &Path) -> Source {
+        let conf = dir.join("dkms.conf");
+        if conf.is_file() {
+            Source::Dkms { conf }
+        } else {
+            Source::Kbuild
+        }
+    }
 }
 
 /// What a project's Cargo.toml says, as `cargo metadata` read it.
@@ -43,7 +69,19 @@ pub struct Manifest<'a> {
 }
 
 impl Project {
-    pub fn load(manifest: Option<&Path>) -> Result<Project> {
+    /// The project `manifest` names, else the one `cwd` is in: its Cargo.toml (a
+    /// package's `[package.metadata.kmod]`, or a virtual manifest's
+    /// `[workspace.metadata.kmod]`, as `cargo kmod init` writes), else, in a directory
+    /// with a dkms.conf and no Cargo.toml, the dkms.conf's package.
+    pub fn load(
+        s: &crate::settings::Settings,
+        cwd: &Path,
+        manifest: Option<&Path>,
+    ) -> Result<Project> {
+        if manifest.is_none() && !cwd.join("Cargo.toml").exists() && cwd.join("dkms.conf").is_file()
+        {
+            return Project::from_dkms_conf(s, cwd);
+        }
         let mut cmd = cargo_metadata::MetadataCommand::new();
         cmd.no_deps();
         if let Some(m) = manifest {
@@ -54,13 +92,38 @@ impl Project {
             path: shown.clone(),
             reason: format!("cannot read the project: {e}"),
         })?;
-        let pkg = meta
-            .root_package()
-            .or_else(|| meta.packages.first())
-            .ok_or_else(|| Error::Project {
-                path: shown.clone(),
-                reason: "no package in this manifest".into(),
-            })?;
+        let Some(pkg) = meta.root_package().or_else(|| meta.packages.first()) else {
+            // A virtual manifest: the name and version are the metadata's own.
+            let kmod = &meta.workspace_metadata["kmod"];
+            let path = meta.workspace_root.as_std_path().join("Cargo.toml");
+            let text = |k: &str| {
+                kmod[k].as_str().ok_or_else(|| Error::Manifest {
+                    path: path.clone(),
+                    field: format!("[workspace.metadata.kmod] {k}"),
+                    reason: "missing: a manifest without [package] names the project here".into(),
+                })
+            };
+            if kmod.is_null() {
+                return Err(Error::Project {
+                    path,
+                    reason: "no package in this manifest".into(),
+                });
+            }
+            let metadata = serde_json::json!({ "kmod": kmod });
+            return Project::from_manifest(
+                &Manifest {
+                    path: &path,
+                    crate_name: text("name")?,
+                    version: text("version")?,
+                    license: kmod["license"].as_str(),
+                    description: kmod["description"].as_str(),
+                    author: kmod["author"].as_str(),
+                    url: kmod["url"].as_str(),
+                    metadata: &metadata,
+                },
+                meta.target_directory.as_std_path(),
+            );
+        };
         Project::from_manifest(
             &Manifest {
                 path: pkg.manifest_path.as_std_path(),
@@ -140,9 +203,61 @@ impl Project {
                 .unwrap_or("updates")
                 .to_string(),
             target_dir: target_dir.to_path_buf(),
+            source: Source::of(&dir),
             dir,
         };
         project.validate(m.path)?;
+        Ok(project)
+    }
+
+    /// A DKMS tree without a Cargo.toml: named by its dkms.conf (read as DKMS reads it,
+    /// for the running kernel), built in `<dir>/target/kmod/`.
+    pub fn from_dkms_conf(s: &crate::settings::Settings, dir: &Path) -> Result<Project> {
+        let conf_path = dir.join("dkms.conf");
+        let release = crate::kbuild::running_release();
+        let ksrc = PathBuf::from(format!("/lib/modules/{release}/build"));
+        let dkms_tree = dir.join("target/kmod/build");
+        let conf = dkms::DkmsConf::read(
+            &conf_path,
+            &dkms::Vars {
+                kernelver: &release,
+                arch: crate::arch::Arch::host().map_or(std::env::consts::ARCH, |a| a.uname()),
+                kernel_source_dir: &ksrc,
+                dkms_tree: &dkms_tree,
+                source_tree: dir.parent().unwrap_or(dir),
+                module: "",
+                module_version: "",
+                path: &s.path,
+            },
+        )?;
+        let project = Project {
+            dir: dir.to_path_buf(),
+            target_dir: dir.join("target"),
+            name: conf.package_name,
+            version: conf.package_version,
+            license: None,
+            description: None,
+            author: None,
+            url: None,
+            kdirs: Vec::new(),
+            dkms_arch: Vec::new(),
+            sign: false,
+            key: None,
+            cert: None,
+            hash: None,
+            rustc: None,
+            install_dir: "updates".into(),
+            source: Source::Dkms {
+                conf: conf_path.clone(),
+            },
+        };
+        project.validate(&conf_path).map_err(|e| match e {
+            Error::Manifest { reason, .. } => Error::DkmsConf {
+                path: conf_path.clone(),
+                reason,
+            },
+            e => e,
+        })?;
         Ok(project)
     }
 
@@ -155,7 +270,7 @@ impl Project {
             field: field.into(),
             reason,
         };
-        names::module_name(&self.name).map_err(|r| refuse("[package.metadata.kmod] name", r))?;
+        names::package_name(&self.name).map_err(|r| refuse("[package.metadata.kmod] name", r))?;
         names::version(&self.version).map_err(|r| refuse("[package] version", r))?;
         names::install_dir(&self.install_dir)
             .map_err(|r| refuse("[package.metadata.kmod] install-dir", r))?;

@@ -1,0 +1,224 @@
+//! A DKMS tree built as DKMS 3.x builds it (dkms.in: prepare_build, actual_build), in
+//! a tree of its own per kernel under `target/kmod/build/<release>/` (so kernels build
+//! in parallel): the source copied to `<name>/<version>/build`, patches, PRE_BUILD,
+//! CLEAN, the make command, every BUILT_MODULE_NAME checked, `strip -g`, POST_BUILD.
+
+use super::{BuildOptions, Made};
+use crate::error::{Error, Result};
+use crate::project::Project;
+use crate::project::dkms::{DkmsConf, Vars};
+use crate::report::Reporter;
+use crate::settings::Settings;
+use crate::target::Target;
+use crate::toolchain::MakeVars;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The step runner (`templates/files/dkms/step.sh`), static: values go in its environment.
+#[derive(serde::Serialize)]
+pub struct Step {}
+
+impl crate::templates::Generated for Step {
+    const TEMPLATE: &'static str = "dkms/step.sh";
+    fn example() -> Self {
+        Step {}
+    }
+}
+
+/// One kernel's DKMS build.
+struct Run<'a> {
+    conf_path: &'a Path,
+    vars: Vars<'a>,
+    /// The build copy: `<dkms_tree>/<name>/<version>/build`.
+    build: PathBuf,
+    log: std::fs::File,
+    log_path: PathBuf,
+    env: Vec<(&'static str, String)>,
+}
+
+pub(super) fn build(
+    s: &Settings,
+    project: &Project,
+    conf_path: &Path,
+    target: &Target,
+    make_vars: &MakeVars,
+    o: &BuildOptions,
+    r: &dyn Reporter,
+) -> Result<Made> {
+    let kdir = target.tree("building a module")?;
+    let dkms_tree = project.build_dir(&target.release);
+    let pkg = dkms_tree.join(&project.name).join(&project.version);
+    let werr = |path: &Path, source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    // DKMS reads the dkms.conf of the source it registered: a link to the project.
+    let _ = std::fs::remove_dir_all(&pkg);
+    std::fs::create_dir_all(&pkg).map_err(|e| werr(&pkg, e))?;
+    let dir = std::fs::canonicalize(&project.dir).map_err(|source| Error::Read {
+        path: project.dir.clone(),
+        source,
+    })?;
+    std::os::unix::fs::symlink(&dir, pkg.join("source")).map_err(|e| werr(&pkg, e))?;
+    let source_tree = dir.parent().unwrap_or(&dir).to_path_buf();
+    let arch = target
+        .arch
+        .or(crate::arch::Arch::host())
+        .map_or("unknown", |a| a.uname());
+    let vars = Vars {
+        kernelver: &target.release,
+        arch,
+        kernel_source_dir: kdir,
+        dkms_tree: &dkms_tree,
+        source_tree: &source_tree,
+        module: &project.name,
+        module_version: &project.version,
+        path: &s.path,
+    };
+    let conf = DkmsConf::read(&pkg.join("source/dkms.conf"), &vars)?;
+    if (conf.package_name.as_str(), conf.package_version.as_str())
+        != (project.name.as_str(), project.version.as_str())
+    {
+        return Err(Error::DkmsConf {
+            path: conf_path.to_path_buf(),
+            reason: format!(
+                "it names {} {} for {}, the project is {} {}",
+                conf.package_name,
+                conf.package_version,
+                target.release,
+                project.name,
+                project.version
+            ),
+        });
+    }
+    if let Some(why) = conf.skip_reason() {
+        let _ = std::fs::remove_dir_all(&pkg);
+        return Ok(Made {
+            modules: Vec::new(),
+            skipped: Some(why),
+        });
+    }
+    let build = pkg.join("build");
+    crate::fsutil::sync_tree(&dir, &build, &[&project.target_dir])?;
+    let log_path = build.join("make.log");
+    let log = std::fs::File::create(&log_path).map_err(|e| werr(&log_path, e))?;
+    // What DKMS exports (CC, from the kernel's compiler), and what a cross build needs.
+    let mut env: Vec<(&'static str, String)> = Vec::new();
+    let mut path = std::ffi::OsString::new();
+    if let Some(p) = &make_vars.path_prefix {
+        path.push(p);
+        path.push(":");
+    }
+    path.push(&s.path);
+    env.push(("PATH", path.to_string_lossy().into_owned()));
+    for (k, v) in [
+        ("CC", &make_vars.cc),
+        ("ARCH", &make_vars.arch),
+        ("CROSS_COMPILE", &make_vars.cross_compile),
+    ] {
+        if let Some(v) = v {
+            env.push((k, v.clone()));
+        }
+    }
+    let mut run = Run {
+        conf_path,
+        vars,
+        build,
+        log,
+        log_path,
+        env,
+    };
+    for p in &conf.patches {
+        if !run.build.join("patches").join(p).is_file() {
+            return Err(run.fail(
+                "PATCH",
+                format!("patches/{p}, named in dkms.conf, is not in the project"),
+            ));
+        }
+        run.step("PATCH", &format!("patch -p1 < ./patches/{p}"), false, r)?;
+    }
+    if let Some(pre) = &conf.pre_build {
+        run.step("PRE_BUILD", pre, true, r)?;
+    }
+    // DKMS cleans first and goes on whatever the clean says.
+    let _ = run.step("CLEAN", &conf.clean, false, r);
+    let make = match conf.make.strip_prefix("make") {
+        Some(rest) => format!(
+            "make -j{} KERNELRELEASE={}{rest}",
+            o.jobs.max(1),
+            target.release
+        ),
+        None => conf.make.clone(),
+    };
+    run.step("MAKE", &make, false, r)?;
+    let mut modules = Vec::new();
+    for m in &conf.modules {
+        let built = run
+            .build
+            .join(format!("{}{}.ko", m.built_location, m.built_name));
+        if !built.is_file() {
+            return Err(run.fail(
+                "MAKE",
+                format!(
+                    "the build made no {}{}.ko, which BUILT_MODULE_NAME/BUILT_MODULE_LOCATION name",
+                    m.built_location, m.built_name
+                ),
+            ));
+        }
+        if m.strip {
+            run.step(
+                "STRIP",
+                &format!("strip -g '{}'", built.display()),
+                false,
+                r,
+            )?;
+        }
+        modules.push((built, m.dest_name.clone(), Some(m.dest_location.clone())));
+    }
+    if let Some(post) = &conf.post_build {
+        run.step("POST_BUILD", post, true, r)?;
+    }
+    Ok(Made {
+        modules,
+        skipped: None,
+    })
+}
+
+impl Run<'_> {
+    fn fail(&self, step: &str, tail: String) -> Error {
+        Error::DkmsBuild {
+            conf: self.conf_path.to_path_buf(),
+            step: step.into(),
+            log: self.log_path.clone(),
+            tail,
+        }
+    }
+
+    /// Runs one step in the build copy, its output into make.log.
+    fn step(&mut self, step: &str, command: &str, script: bool, r: &dyn Reporter) -> Result<()> {
+        let mut c = std::process::Command::new("bash");
+        c.arg("-c")
+            .arg(crate::templates::render(&Step {}))
+            .env_clear()
+            .env("LC_ALL", "C")
+            .envs(self.env.iter().map(|(k, v)| (*k, v)))
+            .env("CK_DIR", &self.build)
+            .env("CK_COMMAND", command)
+            .env("CK_SCRIPT", if script { "1" } else { "" })
+            .env("CK_KERNELVER", self.vars.kernelver)
+            .env("CK_ARCH", self.vars.arch)
+            .env("CK_KERNEL_SOURCE_DIR", self.vars.kernel_source_dir)
+            .env("CK_DKMS_TREE", self.vars.dkms_tree)
+            .env("CK_SOURCE_TREE", self.vars.source_tree)
+            .env("CK_MODULE", self.vars.module)
+            .env("CK_MODULE_VERSION", self.vars.module_version);
+        let _ = writeln!(self.log, "$ {step}: {command}");
+        let log = &mut self.log;
+        crate::toolchain::run_step(&mut c, 20, |line| {
+            let _ = writeln!(log, "{line}");
+            r.progress(line);
+        })
+        .map(drop)
+        .map_err(|tail| self.fail(step, tail))
+    }
+}
