@@ -163,6 +163,9 @@ echo "$ver" > "$cache/debian-kernel-version"
 
 fetch "linux-kbuild-$ver"
 fetch "linux-image-$ver-amd64"
+# Debian 12's own DKMS packages, unpacked, never installed (260 kB): existing
+# projects that the real dkms and cargo kmod build side by side.
+for p in acpi-call-dkms ddcci-dkms jool-dkms v4l2loopback-dkms xtables-addons-dkms; do fetch "$p"; done
 
 ln -sfn "$cache/fixtures/linux-kbuild-$ver" "$cache/fixtures/kbuild"
 ln -sfn "$cache/fixtures/linux-image-$ver-amd64" "$cache/fixtures/image"

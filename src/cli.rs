@@ -78,9 +78,12 @@ pub enum Command {
     /// Create a module project (Rust or C) from a template, for the kernel it targets.
     #[command(after_help = NEW_EXAMPLES)]
     New(NewArgs),
-    /// Create a module project in the current directory.
+    /// Make the current directory a project: adopt an existing one (a dkms.conf, a Kbuild
+    /// or Makefile with obj-m) by writing only its Cargo.toml, or, in an empty directory,
+    /// create one from a template.
     Init(InitArgs),
-    /// Build the project's module with Kbuild against one or more kernel trees.
+    /// Build the project's modules with Kbuild (as its dkms.conf says, if it has one)
+    /// against one or more kernel trees, in a copy under target/kmod/.
     #[command(after_help = BUILD_EXAMPLES)]
     Build(BuildArgs),
     /// Generate a module-signing key and certificate the kernel or MOK will trust.

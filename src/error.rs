@@ -334,7 +334,7 @@ impl Error {
             KernelSource { .. } => "give a kernel source tarball (e.g. /usr/src/linux-source-6.12.tar.xz from Debian's linux-source-6.12) or an unpacked source tree".into(),
             KernelBuild { log, .. } => format!("read {} for the whole output; fix the cause and run the same command again (finished steps are redone, nothing half-built is reused)", log.display()),
             Preflight { fix, .. } => fix.clone(),
-            Project { .. } => "run it in a project made by `cargo kmod new`, or pass --manifest-path".into(),
+            Project { .. } => "run it in a module project (one `cargo kmod new` made, or a directory with a dkms.conf, Kbuild or Makefile, which `cargo kmod init` adopts), or pass --manifest-path".into(),
             Manifest { field, .. } => format!("correct {field} in Cargo.toml; nothing was written"),
             DkmsConf { .. } => "correct the dkms.conf (DKMS sources it with bash for each kernel, with $kernelver, $kernel_source_dir, $dkms_tree, ... set); nothing was built".into(),
             ModuleBuild { .. } => "the lines above are Kbuild's; run with -v for all of them".into(),

@@ -717,6 +717,13 @@ impl Target {
     }
 }
 
+/// The release of the kernel this machine runs.
+pub fn running_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

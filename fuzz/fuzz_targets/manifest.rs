@@ -24,7 +24,9 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(p) = Project::from_manifest(&m, Path::new("/project/target")) else {
         return;
     };
-    assert!(!p.name.is_empty() && p.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+    // A package name (DKMS's `acpi-call` too): one shell word and one path component.
+    assert!(p.name.starts_with(|c: char| c.is_ascii_alphanumeric()));
+    assert!(p.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.+".contains(&b)));
     assert!(p.version.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b)));
     assert!(Path::new(&p.install_dir).components().all(|c| matches!(c, Component::Normal(_))));
     for t in [&p.license, &p.author, &p.url].into_iter().flatten() {

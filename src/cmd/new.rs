@@ -19,8 +19,44 @@ pub fn run_new(a: NewArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
     generate(&dir, a.t, false, cx)
 }
 
+/// In an empty directory, a new project from a template; in one that holds a module
+/// project already (a dkms.conf, a Kbuild or Makefile with obj-m), its Cargo.toml only.
 pub fn run_init(a: crate::cli::InitArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
-    generate(&cx.cwd, a.t, true, cx)
+    let empty = std::fs::read_dir(&cx.cwd).is_ok_and(|mut d| d.next().is_none());
+    if empty {
+        return generate(&cx.cwd, a.t, true, cx);
+    }
+    let kdirs: Vec<PathBuf> =
+        a.t.kdir
+            .clone()
+            .or_else(|| {
+                a.t.kernel_release
+                    .as_ref()
+                    .map(|r| format!("/lib/modules/{r}/build").into())
+            })
+            .into_iter()
+            .collect();
+    let done = cargo_kmod::dkms::adopt(&cx.settings, &cx.cwd, a.t.name.as_deref(), &kdirs)?;
+    outln!("{}", done.manifest.display());
+    let v = &done.values;
+    note!(
+        cx.ui,
+        "adopted {} {} ({}{}); no other file was written",
+        v.name,
+        v.version,
+        if v.dkms {
+            "a DKMS tree: its dkms.conf says how it builds"
+        } else {
+            "a Kbuild project"
+        },
+        if v.modules.is_empty() {
+            String::new()
+        } else {
+            format!("; modules: {}", v.modules.join(", "))
+        }
+    );
+    note!(cx.ui, "next: cargo kmod build");
+    Ok(0)
 }
 
 fn generate(

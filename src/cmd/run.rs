@@ -155,9 +155,9 @@ fn build_project(
     target: &Target,
     cx: &super::Ctx,
 ) -> cargo_kmod::Result<std::path::PathBuf> {
-    use cargo_kmod::kbuild::{self, Project};
+    use cargo_kmod::kbuild;
     let kdir = target.tree("no --module given: building the project")?;
-    let project = Project::load(&cx.settings, &cx.cwd, manifest)?;
+    let project = cargo_kmod::dkms::load_project(&cx.settings, &cx.cwd, manifest)?;
     let forced = cx.settings.rustc.clone();
     let env = kbuild::preflight(&cx.settings, target, &project, forced.as_deref())?;
     let o = kbuild::BuildOptions {

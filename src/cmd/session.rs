@@ -25,7 +25,7 @@ impl Ctx {
         cargo_kmod::project::Project,
         Option<cargo_kmod::sign::ProjectSigning>,
     )> {
-        let p = cargo_kmod::project::Project::load(&self.settings, &self.cwd, manifest)?;
+        let p = cargo_kmod::dkms::load_project(&self.settings, &self.cwd, manifest)?;
         let key = cargo_kmod::sign::ProjectSigning::resolve(
             &self.settings,
             &p,

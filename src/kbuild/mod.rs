@@ -6,11 +6,9 @@ pub use crate::project::{Manifest, Project};
 use crate::report::Reporter;
 use crate::settings::Settings;
 use crate::target::Target;
+pub use crate::target::running_release;
 use crate::toolchain::{self, MakeVars, tool_version, which};
 use std::path::{Path, PathBuf};
-
-mod dkms;
-pub use dkms::Step as DkmsStep;
 
 /// The tree to build the project against: `kdir` itself, or, for a Rust project and
 /// headers without rust/, the tree `kernel prepare` made of those headers.
@@ -374,7 +372,17 @@ pub fn build_one(
     ));
     let built = match &project.source {
         crate::project::Source::Kbuild => kbuild_copy(s, project, target, env, o, r)?,
-        crate::project::Source::Dkms { conf } => dkms::build(s, project, conf, target, env, o, r)?,
+        crate::project::Source::Dkms { conf } => {
+            let m = crate::dkms::build::build(s, project, conf, target, env, o.jobs, r)?;
+            Made {
+                modules: m
+                    .modules
+                    .into_iter()
+                    .map(|(p, name, loc)| (p, name, Some(loc)))
+                    .collect(),
+                skipped: m.skipped,
+            }
+        }
     };
     if built.skipped.is_some() {
         return Ok(Built {
@@ -577,12 +585,6 @@ pub fn choose_trees(
         "/lib/modules/{}/build",
         running_release()
     ))]
-}
-
-pub fn running_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
 }
 
 pub fn sha256_hex(p: &Path) -> Result<String> {

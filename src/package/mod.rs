@@ -203,8 +203,9 @@ mod tests {
             rendered::<super::rpm::KmodSpec>(),
             rendered::<super::rpm::AkmodSpec>(),
             rendered::<crate::qemu::GuestInit>(),
-            rendered::<crate::project::dkms::ReadConf>(),
-            rendered::<crate::kbuild::DkmsStep>(),
+            rendered::<crate::dkms::conf::ReadConf>(),
+            rendered::<crate::dkms::build::Step>(),
+            rendered::<crate::dkms::AdoptManifest>(),
         ];
         let mut typed: Vec<String> = all.iter().map(|(t, _)| t.clone()).collect();
         typed.sort();

@@ -26,6 +26,7 @@ const LAYERS: &[&str] = &[
     "sign",
     "toolchain",
     "templates",
+    "dkms",
     "kernel",
     "prepare",
     "check",

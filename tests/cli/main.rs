@@ -9,6 +9,7 @@ mod common;
 mod compress;
 mod corpus;
 mod distro;
+mod dkms_projects;
 mod extended;
 mod fixtures;
 mod generations;

@@ -3,8 +3,6 @@
 //! (`[package.metadata.kmod]`, checked when it is loaded) or, without one, its
 //! dkms.conf; and the layout of what the tool makes for it under `target/kmod/`.
 
-pub mod dkms;
-
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -69,20 +67,13 @@ pub struct Manifest<'a> {
 }
 
 impl Project {
-    /// The project `manifest` names, else the one `cwd` is in: its Cargo.toml (a
+    /// The project `manifest` names, else the one `cwd` is in, from its Cargo.toml: a
     /// package's `[package.metadata.kmod]`, or a virtual manifest's
-    /// `[workspace.metadata.kmod]`, as `cargo kmod init` writes), else, in a directory
-    /// with a dkms.conf and no Cargo.toml, the dkms.conf's package.
-    pub fn load(
-        s: &crate::settings::Settings,
-        cwd: &Path,
-        manifest: Option<&Path>,
-    ) -> Result<Project> {
-        if manifest.is_none() && !cwd.join("Cargo.toml").exists() && cwd.join("dkms.conf").is_file()
-        {
-            return Project::from_dkms_conf(s, cwd);
-        }
+    /// `[workspace.metadata.kmod]` (as `cargo kmod init` writes). A DKMS tree without a
+    /// Cargo.toml is [`crate::dkms::load_project`]'s.
+    pub fn load(cwd: &Path, manifest: Option<&Path>) -> Result<Project> {
         let mut cmd = cargo_metadata::MetadataCommand::new();
+        cmd.current_dir(cwd);
         cmd.no_deps();
         if let Some(m) = manifest {
             cmd.manifest_path(m);
@@ -210,31 +201,15 @@ impl Project {
         Ok(project)
     }
 
-    /// A DKMS tree without a Cargo.toml: named by its dkms.conf (read as DKMS reads it,
-    /// for the running kernel), built in `<dir>/target/kmod/`.
-    pub fn from_dkms_conf(s: &crate::settings::Settings, dir: &Path) -> Result<Project> {
-        let conf_path = dir.join("dkms.conf");
-        let release = crate::kbuild::running_release();
-        let ksrc = PathBuf::from(format!("/lib/modules/{release}/build"));
-        let dkms_tree = dir.join("target/kmod/build");
-        let conf = dkms::DkmsConf::read(
-            &conf_path,
-            &dkms::Vars {
-                kernelver: &release,
-                arch: crate::arch::Arch::host().map_or(std::env::consts::ARCH, |a| a.uname()),
-                kernel_source_dir: &ksrc,
-                dkms_tree: &dkms_tree,
-                source_tree: dir.parent().unwrap_or(dir),
-                module: "",
-                module_version: "",
-                path: &s.path,
-            },
-        )?;
+    /// A DKMS tree without a Cargo.toml, named by its dkms.conf's package (read by
+    /// [`crate::dkms`]); built in `<dir>/target/kmod/`.
+    pub fn of_dkms_tree(dir: &Path, name: String, version: String) -> Result<Project> {
+        let conf = dir.join("dkms.conf");
         let project = Project {
             dir: dir.to_path_buf(),
             target_dir: dir.join("target"),
-            name: conf.package_name,
-            version: conf.package_version,
+            name,
+            version,
             license: None,
             description: None,
             author: None,
@@ -247,14 +222,17 @@ impl Project {
             hash: None,
             rustc: None,
             install_dir: "updates".into(),
-            source: Source::Dkms {
-                conf: conf_path.clone(),
-            },
+            source: Source::Dkms { conf: conf.clone() },
         };
-        project.validate(&conf_path).map_err(|e| match e {
-            Error::Manifest { reason, .. } => Error::DkmsConf {
-                path: conf_path.clone(),
-                reason,
+        project.validate(&conf).map_err(|e| match e {
+            Error::Manifest { reason, field, .. } => Error::DkmsConf {
+                path: conf.clone(),
+                reason: format!(
+                    "{}: {reason}",
+                    field
+                        .replace("[package.metadata.kmod] name", "PACKAGE_NAME")
+                        .replace("[package] version", "PACKAGE_VERSION")
+                ),
             },
             e => e,
         })?;

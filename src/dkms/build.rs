@@ -3,10 +3,9 @@
 //! in parallel): the source copied to `<name>/<version>/build`, patches, PRE_BUILD,
 //! CLEAN, the make command, every BUILT_MODULE_NAME checked, `strip -g`, POST_BUILD.
 
-use super::{BuildOptions, Made};
+use super::conf::{DkmsConf, Vars};
 use crate::error::{Error, Result};
 use crate::project::Project;
-use crate::project::dkms::{DkmsConf, Vars};
 use crate::report::Reporter;
 use crate::settings::Settings;
 use crate::target::Target;
@@ -36,13 +35,21 @@ struct Run<'a> {
     env: Vec<(&'static str, String)>,
 }
 
-pub(super) fn build(
+/// What a DKMS build made: each module (the built file, its DEST_MODULE_NAME, its
+/// DEST_MODULE_LOCATION), or why this kernel is skipped.
+pub struct Made {
+    pub modules: Vec<(PathBuf, String, String)>,
+    pub skipped: Option<String>,
+}
+
+/// Builds `project` (whose dkms.conf is `conf_path`) for `target`, `jobs` at once.
+pub fn build(
     s: &Settings,
     project: &Project,
     conf_path: &Path,
     target: &Target,
     make_vars: &MakeVars,
-    o: &BuildOptions,
+    jobs: usize,
     r: &dyn Reporter,
 ) -> Result<Made> {
     let kdir = target.tree("building a module")?;
@@ -145,7 +152,7 @@ pub(super) fn build(
     let make = match conf.make.strip_prefix("make") {
         Some(rest) => format!(
             "make -j{} KERNELRELEASE={}{rest}",
-            o.jobs.max(1),
+            jobs.max(1),
             target.release
         ),
         None => conf.make.clone(),
@@ -173,7 +180,7 @@ pub(super) fn build(
                 r,
             )?;
         }
-        modules.push((built, m.dest_name.clone(), Some(m.dest_location.clone())));
+        modules.push((built, m.dest_name.clone(), m.dest_location.clone()));
     }
     if let Some(post) = &conf.post_build {
         run.step("POST_BUILD", post, true, r)?;

@@ -1,0 +1,431 @@
+//! Existing projects as they are (issue 28): Debian 12's own DKMS packages, unpacked
+//! by scripts/test-deps.sh, built by the real `dkms` (in scratch trees) and by
+//! `cargo kmod build` against Debian's 6.1 and 6.12 headers; both must make the same
+//! modules with the same vermagic, or both refuse the kernel at the same step.
+
+use crate::common::*;
+use crate::fixtures::{debian_61_headers, debian_headers};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What a builder did with one package for one kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    /// Installed module names, each with its vermagic.
+    Built(BTreeMap<String, String>),
+    /// BUILD_EXCLUSIVE_* ruled the kernel out.
+    Skipped,
+    /// The make command failed.
+    MakeFailed,
+    /// The make command succeeded without making a module BUILT_MODULE_NAME names.
+    NotMade,
+}
+
+/// The package's source as Debian ships it (`/usr/src/<name>-<version>`).
+fn package_source(deb: &str) -> PathBuf {
+    let src = cache_dir().join("fixtures").join(deb).join("usr/src");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&src)
+        .unwrap_or_else(|e| {
+            panic!(
+                "missing test prerequisite: {} ({e}) — run scripts/test-deps.sh",
+                src.display()
+            )
+        })
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{}", src.display());
+    dirs.remove(0)
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    run(std::process::Command::new("cp").arg("-a").arg(from).arg(to));
+}
+
+/// `vermagic` and `description`, as modinfo reads them.
+fn vermagic(ko: &Path) -> String {
+    let field = |f: &str| {
+        let o = run(std::process::Command::new("modinfo")
+            .args(["-F", f])
+            .arg(ko));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    format!("{} / {}", field("vermagic"), field("description"))
+}
+
+/// Debian's headers are `/usr/src/linux-headers-<release>` (their kernel.release
+/// says the upstream version; Kbuild takes Debian's release from .kernelvariables).
+fn release_of(headers: &Path) -> String {
+    let dir = headers.file_name().unwrap().to_string_lossy();
+    dir.strip_prefix("linux-headers-").unwrap().to_string()
+}
+
+/// `dkms build` in scratch trees: its `module/` directory, or the refusal.
+fn real_dkms(src: &Path, headers: &Path) -> Outcome {
+    let d = tempfile::tempdir().unwrap();
+    let (tree, sources, install) = (
+        d.path().join("tree"),
+        d.path().join("src"),
+        d.path().join("inst"),
+    );
+    for p in [&tree, &sources, &install] {
+        std::fs::create_dir_all(p).unwrap();
+    }
+    copy_tree(src, &sources);
+    let dir = src.file_name().unwrap().to_string_lossy().into_owned();
+    let (name, version) = dir.rsplit_once('-').unwrap();
+    let release = release_of(headers);
+    let o = std::process::Command::new("dkms")
+        .args(["build", "-m", name, "-v", version, "-k", &release])
+        .arg(format!("--kernelsourcedir={}", headers.display()))
+        .arg("--dkmstree")
+        .arg(&tree)
+        .arg("--sourcetree")
+        .arg(&sources)
+        .arg("--installtree")
+        .arg(&install)
+        .output()
+        .expect("dkms (scripts/test-deps.sh installs it)");
+    match o.status.code() {
+        Some(0) => {}
+        Some(77) => return Outcome::Skipped,
+        Some(7) => return Outcome::NotMade,
+        Some(10) => {
+            let log = tree.join(name).join(version).join("build/make.log");
+            eprintln!(
+                "dkms build {dir} for {release} failed: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            return Outcome::MakeFailed;
+        }
+        c => panic!(
+            "dkms build {dir} for {release}: exit {c:?}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        ),
+    }
+    let modules = tree
+        .join(name)
+        .join(version)
+        .join(&release)
+        .join("x86_64/module");
+    Outcome::Built(
+        std::fs::read_dir(&modules)
+            .unwrap()
+            .map(|e| {
+                let p = e.unwrap().path();
+                let n = p.file_name().unwrap().to_string_lossy().into_owned();
+                // DKMS compresses as the kernel's own modules are (6.12's: xz).
+                let n = n.split(".ko").next().unwrap().to_string();
+                (n, vermagic(&p))
+            })
+            .collect(),
+    )
+}
+
+/// `cargo kmod build` in a copy of the package's source (no Cargo.toml: its dkms.conf).
+fn ours(src: &Path, headers: &Path) -> (Outcome, serde_json::Value) {
+    let d = tempfile::tempdir().unwrap().keep();
+    copy_tree(src, &d);
+    let project = d.join(src.file_name().unwrap());
+    let before = run(std::process::Command::new("find").arg(&project)).stdout;
+    let o = kmod()
+        .current_dir(&project)
+        .args(["build", "--message-format", "json", "--kdir"])
+        .arg(headers)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim())
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
+    // Built in a copy: the project's own files are as they were (target/ is new).
+    let after = run(std::process::Command::new("find")
+        .arg(&project)
+        .args(["-path", "*/target", "-prune", "-o", "-print"]))
+    .stdout;
+    let strip_target = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .lines()
+            .filter(|l| !l.ends_with("/target") && !l.contains("/target/"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        strip_target(&before),
+        strip_target(&after),
+        "the project's tree changed"
+    );
+    let outcome = match v["status"].as_str() {
+        Some("ok") => Outcome::Built(
+            v["modules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    let p = PathBuf::from(m["path"].as_str().unwrap());
+                    (
+                        p.file_stem().unwrap().to_string_lossy().into_owned(),
+                        vermagic(&p),
+                    )
+                })
+                .collect(),
+        ),
+        Some("skipped") => Outcome::Skipped,
+        Some("failed")
+            if v["exit_code"] == 17 && v["error"].as_str().unwrap().contains("MAKE failed") =>
+        {
+            if v["error"].as_str().unwrap().contains("the build made no") {
+                Outcome::NotMade
+            } else {
+                Outcome::MakeFailed
+            }
+        }
+        _ => panic!("unexpected: {v}\n{}", stderr(&o)),
+    };
+    (outcome, v)
+}
+
+/// Both builders on both kernels; `expected` says what the 6.1 and 6.12 builds make
+/// (the 6.12 API broke most of these bookworm packages: both builders must say so).
+fn same_as_dkms(deb: &str, on_61: &[&str], on_612: Option<&[&str]>) {
+    let src = package_source(deb);
+    for (headers, want) in [
+        (debian_61_headers(), Some(on_61)),
+        (debian_headers(), on_612),
+    ] {
+        let real = real_dkms(&src, &headers);
+        let (mine, json) = ours(&src, &headers);
+        assert_eq!(mine, real, "{deb} on {}: {json}", headers.display());
+        match (&mine, want) {
+            (Outcome::Built(m), Some(want)) => {
+                let names: Vec<&str> = m.keys().map(String::as_str).collect();
+                let mut want = want.to_vec();
+                want.sort();
+                assert_eq!(names, want, "{deb} on {}", headers.display());
+                let release = release_of(&headers);
+                assert!(
+                    m.values().all(|v| v.starts_with(&format!("{release} "))),
+                    "{m:?}"
+                );
+            }
+            (Outcome::MakeFailed | Outcome::NotMade, None) => {}
+            (o, w) => panic!("{deb} on {}: {o:?}, expected {w:?}", headers.display()),
+        }
+    }
+}
+
+#[test]
+fn acpi_call_builds_as_dkms_builds_it() {
+    same_as_dkms("acpi-call-dkms", &["acpi_call"], Some(&["acpi_call"]));
+}
+
+#[test]
+fn ddcci_two_modules_in_subdirectories_build_as_dkms_builds_them() {
+    same_as_dkms("ddcci-dkms", &["ddcci", "ddcci-backlight"], None);
+}
+
+#[test]
+fn jool_three_chained_makes_build_as_dkms_builds_them() {
+    same_as_dkms("jool-dkms", &["jool_common", "jool", "jool_siit"], None);
+}
+
+#[test]
+fn v4l2loopback_config_dependent_conf_builds_as_dkms_builds_it() {
+    same_as_dkms("v4l2loopback-dkms", &["v4l2loopback"], None);
+}
+
+#[test]
+fn xtables_addons_shell_pipeline_make_builds_as_dkms_builds_it() {
+    same_as_dkms(
+        "xtables-addons-dkms",
+        &[
+            "compat_xtables",
+            "xt_ACCOUNT",
+            "xt_CHAOS",
+            "xt_DELUDE",
+            "xt_DHCPMAC",
+            "xt_DNETMAP",
+            "xt_ECHO",
+            "xt_IPMARK",
+            "xt_LOGMARK",
+            "xt_PROTO",
+            "xt_SYSRQ",
+            "xt_TARPIT",
+            "xt_condition",
+            "xt_fuzzy",
+            "xt_geoip",
+            "xt_iface",
+            "xt_ipp2p",
+            "xt_ipv4options",
+            "xt_length2",
+            "xt_lscan",
+            "xt_psd",
+            "xt_quota2",
+            "xt_pknock",
+        ],
+        None,
+    );
+}
+
+/// A small C module project, `crafted-1.0`, with `conf` as its dkms.conf and `files`
+/// (a file named `*.sh` is made executable).
+fn crafted(conf: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("crafted-1.0");
+    std::fs::create_dir(&dir).unwrap();
+    let hello = concat!(
+        "#include <linux/module.h>\n",
+        "#ifdef WITH_GEN\n#include \"gen.h\"\n#else\n#define DESC \"plain\"\n#endif\n",
+        "static int __init h_init(void) { return 0; }\n",
+        "static void __exit h_exit(void) {}\n",
+        "module_init(h_init);\nmodule_exit(h_exit);\n",
+        "MODULE_DESCRIPTION(DESC);\nMODULE_LICENSE(\"GPL\");\n",
+    );
+    let base = [
+        ("hello.c", hello),
+        ("Kbuild", "obj-m += hello.o\nccflags-y += $(EXTRA)\n"),
+        ("dkms.conf", conf),
+    ];
+    for (name, text) in base.iter().chain(files) {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        if name.ends_with(".sh") {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+    (d, dir)
+}
+
+const HEAD: &str = "PACKAGE_NAME=crafted\nPACKAGE_VERSION=1.0\nBUILT_MODULE_NAME[0]=hello\nDEST_MODULE_LOCATION[0]=/extra\n";
+const MAKE: &str = "MAKE[0]=\"make -C ${kernel_source_dir} M=${dkms_tree}/${PACKAGE_NAME}/${PACKAGE_VERSION}/build\"\n";
+
+/// Each crafted project on Debian 12's 6.1 headers: the real dkms's outcome, ours,
+/// and what it must be.
+/// (what it shows, its dkms.conf, its other files, what both must make of it)
+type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, Outcome);
+
+fn crafted_same_as_dkms(cases: &[Case]) {
+    let headers = debian_61_headers();
+    let release = release_of(&headers);
+    for (what, conf, files, want) in cases {
+        let (_d, dir) = crafted(conf, files);
+        let real = real_dkms(&dir, &headers);
+        let (mine, json) = ours(&dir, &headers);
+        assert_eq!(mine, real, "{what}: ours vs dkms: {json}");
+        let want = match want {
+            Outcome::Built(m) => Outcome::Built(
+                m.iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            format!("{release} SMP preempt mod_unload modversions / {v}"),
+                        )
+                    })
+                    .collect(),
+            ),
+            o => o.clone(),
+        };
+        assert_eq!(mine, want, "{what}: {json}");
+    }
+}
+
+fn built(name: &str, description: &str) -> Outcome {
+    Outcome::Built([(name.to_string(), description.to_string())].into())
+}
+
+#[test]
+fn make_match_and_patches_choose_by_kernel_as_dkms_does() {
+    let patch = concat!(
+        "--- a/hello.c\n+++ b/hello.c\n@@ -4 +4 @@\n",
+        "-#define DESC \"plain\"\n+#define DESC \"patched\"\n",
+    );
+    crafted_same_as_dkms(&[
+        (
+            "MAKE_MATCH for another kernel",
+            format!("{HEAD}{MAKE}MAKE[1]=\"false\"\nMAKE_MATCH[1]=\"^5\\.\"\n"),
+            vec![],
+            built("hello", "plain"),
+        ),
+        (
+            "MAKE_MATCH for this kernel",
+            format!("{HEAD}{MAKE}MAKE[1]=\"false\"\nMAKE_MATCH[1]=\"^6\\.1\\.\"\n"),
+            vec![],
+            Outcome::MakeFailed,
+        ),
+        (
+            "PATCH with PATCH_MATCH",
+            format!(
+                "{HEAD}{MAKE}PATCH[0]=desc.patch\nPATCH_MATCH[0]=\"^6\\.1\"\nPATCH[1]=absent.patch\nPATCH_MATCH[1]=\"^5\\.\"\n"
+            ),
+            vec![("patches/desc.patch", patch)],
+            built("hello", "patched"),
+        ),
+    ]);
+}
+
+#[test]
+fn build_exclusive_rules_skip_the_kernels_dkms_skips() {
+    crafted_same_as_dkms(&[
+        (
+            "BUILD_EXCLUSIVE_KERNEL",
+            format!("{HEAD}{MAKE}BUILD_EXCLUSIVE_KERNEL=\"^5\\.\"\n"),
+            vec![],
+            Outcome::Skipped,
+        ),
+        (
+            "BUILD_EXCLUSIVE_ARCH",
+            format!("{HEAD}{MAKE}BUILD_EXCLUSIVE_ARCH=\"aarch64\"\n"),
+            vec![],
+            Outcome::Skipped,
+        ),
+        (
+            "BUILD_EXCLUSIVE_CONFIG, set",
+            format!("{HEAD}{MAKE}BUILD_EXCLUSIVE_CONFIG=\"CONFIG_ACPI CONFIG_MODULES\"\n"),
+            vec![],
+            built("hello", "plain"),
+        ),
+        (
+            "BUILD_EXCLUSIVE_CONFIG, negated",
+            format!("{HEAD}{MAKE}BUILD_EXCLUSIVE_CONFIG=\"!CONFIG_ACPI\"\n"),
+            vec![],
+            Outcome::Skipped,
+        ),
+    ]);
+}
+
+#[test]
+fn pre_build_dest_module_name_and_shell_idioms_as_dkms_runs_them() {
+    let idioms = concat!(
+        "pushd `dirname $BASH_SOURCE` > /dev/null\n",
+        "NAME_FROM_FILE=$(cat name.txt)\n",
+        "popd > /dev/null\n",
+        ". $kernel_source_dir/.config\n",
+        "PACKAGE_NAME=crafted\nPACKAGE_VERSION=1.0\nDEST_MODULE_LOCATION[0]=/extra\n",
+        "if [ \"$CONFIG_ACPI\" = y ]; then BUILT_MODULE_NAME[0]=$NAME_FROM_FILE; fi\n",
+    );
+    crafted_same_as_dkms(&[
+        (
+            "PRE_BUILD writes a header the build needs",
+            format!(
+                "{HEAD}MAKE[0]=\"make -C ${{kernel_source_dir}} M=${{dkms_tree}}/${{PACKAGE_NAME}}/${{PACKAGE_VERSION}}/build EXTRA=-DWITH_GEN\"\nPRE_BUILD=\"gen.sh\"\n"
+            ),
+            vec![(
+                "gen.sh",
+                "#!/bin/sh\necho '#define DESC \"generated\"' > gen.h\n",
+            )],
+            built("hello", "generated"),
+        ),
+        (
+            "DEST_MODULE_NAME",
+            format!("{HEAD}{MAKE}DEST_MODULE_NAME[0]=renamed\n"),
+            vec![],
+            built("renamed", "plain"),
+        ),
+        (
+            "pushd `dirname $BASH_SOURCE`, $(...), the kernel's .config sourced",
+            format!("{idioms}{MAKE}"),
+            vec![("name.txt", "hello\n")],
+            built("hello", "plain"),
+        ),
+    ]);
+}
