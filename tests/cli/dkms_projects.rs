@@ -429,3 +429,148 @@ fn pre_build_dest_module_name_and_shell_idioms_as_dkms_runs_them() {
         ),
     ]);
 }
+
+/// The files of a project, but for what the tool made in target/.
+fn tree_of(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.file_name() != "target")
+        .map(|e| e.unwrap())
+        .map(|e| {
+            let bytes = if e.file_type().is_file() {
+                std::fs::read(e.path()).unwrap()
+            } else {
+                Vec::new()
+            };
+            (e.into_path(), bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn a_bad_dkms_conf_or_build_is_named_with_its_step_and_changes_nothing() {
+    let headers = debian_61_headers();
+    let cases: [(&str, String, i32, &[&str]); 5] = [
+        (
+            "a syntax error",
+            format!("{HEAD}{MAKE}if then\n"),
+            3,
+            &["dkms.conf", "not valid bash"],
+        ),
+        (
+            "a file that exits",
+            format!("exit 4\n{HEAD}{MAKE}"),
+            3,
+            &["dkms.conf", "ended early (exit status 4)"],
+        ),
+        (
+            "a file that hangs",
+            format!("{HEAD}{MAKE}sleep 600\n"),
+            3,
+            &["dkms.conf", "did not finish in 10 s"],
+        ),
+        (
+            "a module the build never makes",
+            format!("{HEAD}{MAKE}BUILT_MODULE_NAME[1]=ghost\nDEST_MODULE_LOCATION[1]=/extra\n"),
+            17,
+            &[
+                "dkms.conf: MAKE failed",
+                "the build made no ghost.ko",
+                "make.log",
+            ],
+        ),
+        (
+            "a MAKE that fails",
+            format!("{HEAD}MAKE[0]=\"echo broken-on-purpose >&2; false\"\n"),
+            17,
+            &["dkms.conf: MAKE failed", "broken-on-purpose", "make.log"],
+        ),
+    ];
+    for (what, conf, code, says) in cases {
+        let (_d, dir) = crafted(&conf, &[]);
+        let before = tree_of(&dir);
+        let started = std::time::Instant::now();
+        let o = kmod()
+            .current_dir(&dir)
+            .arg("build")
+            .arg("--kdir")
+            .arg(&headers)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(code), "{what}: {}", stderr(&o));
+        for s in says {
+            assert!(stderr(&o).contains(s), "{what}: no {s:?} in {}", stderr(&o));
+        }
+        assert!(stderr(&o).contains("help: "), "{what}: {}", stderr(&o));
+        assert!(started.elapsed().as_secs() < 60, "{what}: bounded");
+        assert_eq!(tree_of(&dir), before, "{what}: the project changed");
+    }
+    // Nothing Kbuild can build: build and init say so, and write nothing.
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("README"), "notes\n").unwrap();
+    let before = tree_of(d.path());
+    for cmd in ["build", "init"] {
+        let o = kmod().current_dir(d.path()).arg(cmd).output().unwrap();
+        assert_eq!(o.status.code(), Some(3), "{cmd}: {}", stderr(&o));
+        assert!(stderr(&o).contains("help: "), "{cmd}: {}", stderr(&o));
+        assert_eq!(tree_of(d.path()), before, "{cmd} wrote into the directory");
+    }
+    let o = kmod().current_dir(d.path()).arg("init").output().unwrap();
+    assert!(
+        stderr(&o).contains("nothing Kbuild can build here"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn init_adopts_a_dkms_tree_writing_only_its_cargo_toml_and_build_uses_it() {
+    let d = tempfile::tempdir().unwrap();
+    copy_tree(&package_source("jool-dkms"), d.path());
+    let dir = d.path().join("jool-dkms-4.1.9");
+    let before = tree_of(&dir);
+    let headers = debian_61_headers();
+    let o = kmod()
+        .current_dir(&dir)
+        .arg("init")
+        .arg("--kdir")
+        .arg(&headers)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut after = tree_of(&dir);
+    let manifest = after
+        .iter()
+        .position(|(p, _)| p.ends_with("Cargo.toml"))
+        .expect("Cargo.toml written");
+    let (_, text) = after.remove(manifest);
+    assert_eq!(after, before, "init wrote more than Cargo.toml");
+    let text = String::from_utf8(text).unwrap();
+    for line in [
+        "name = \"jool-dkms\"",
+        "version = \"4.1.9\"",
+        "modules = [\"jool_common\", \"jool\", \"jool_siit\"]",
+    ] {
+        assert!(text.contains(line), "{text}");
+    }
+    // A second init refuses; the Cargo.toml stays as it was.
+    let o = kmod().current_dir(&dir).arg("init").output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already a project"), "{}", stderr(&o));
+    // The adopted project builds against the tree it names (its kdir), as a DKMS tree.
+    let o = kmod()
+        .current_dir(&dir)
+        .args(["build", "--message-format", "json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let names: Vec<&str> = v["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["jool_common", "jool", "jool_siit"], "{v}");
+}
