@@ -305,10 +305,25 @@ impl Project {
             .unwrap_or("cargo-kmod <root@localhost>")
     }
 
+    /// Whether Kbuild builds Rust here: a `.rs` file beside a Kbuild or Makefile, in
+    /// any directory of the project (not `target/`; cargo's `src/lib.rs` has none).
     pub fn is_rust(&self) -> bool {
-        self.sources()
-            .iter()
-            .any(|p| p.extension().is_some_and(|e| e == "rs"))
+        let mut walk = walkdir::WalkDir::new(&self.dir).into_iter();
+        while let Some(Ok(e)) = walk.next() {
+            if e.file_type().is_dir()
+                && (e.path() == self.target_dir || e.file_name() == ".git")
+            {
+                walk.skip_current_dir();
+                continue;
+            }
+            let dir = e.path().parent().unwrap_or(&self.dir);
+            if e.path().extension().is_some_and(|x| x == "rs")
+                && (dir.join("Kbuild").is_file() || dir.join("Makefile").is_file())
+            {
+                return true;
+            }
+        }
+        false
     }
 
     /// `target/kmod/`: everything the tool makes for the project.
