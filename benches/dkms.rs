@@ -41,7 +41,12 @@ fn source(deb: &str, into: &Path) -> PathBuf {
         .unwrap()
         .unwrap()
         .path();
-    let st = Command::new("cp").arg("-a").arg(&dir).arg(into).status().unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(&dir)
+        .arg(into)
+        .status()
+        .unwrap();
     assert!(st.success());
     into.join(dir.file_name().unwrap())
 }
@@ -69,7 +74,8 @@ fn main() {
         let d = tempfile::tempdir().unwrap();
         let dir = source(deb, d.path());
         let mut c = Command::new(&bin);
-        c.current_dir(&dir).args(["kmod", "build", "-q", "-j", &jobs]);
+        c.current_dir(&dir)
+            .args(["kmod", "build", "-q", "-j", &jobs]);
         for h in &headers {
             c.arg("--kdir").arg(h);
         }

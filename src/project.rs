@@ -310,9 +310,7 @@ impl Project {
     pub fn is_rust(&self) -> bool {
         let mut walk = walkdir::WalkDir::new(&self.dir).into_iter();
         while let Some(Ok(e)) = walk.next() {
-            if e.file_type().is_dir()
-                && (e.path() == self.target_dir || e.file_name() == ".git")
-            {
+            if e.file_type().is_dir() && (e.path() == self.target_dir || e.file_name() == ".git") {
                 walk.skip_current_dir();
                 continue;
             }

@@ -550,3 +550,46 @@ pub fn output_within(
         stderr: err.join().unwrap_or_default(),
     })
 }
+
+/// A GNU make jobserver (a pipe of tokens) shared by the makes of a matrix build: the
+/// kernels build at once, `jobs` slots in all (and one more per running make, each
+/// make's own), so a kernel that finishes or fails early leaves its slots to the
+/// others instead of idling a fixed share.
+pub struct Jobserver {
+    read: std::os::fd::OwnedFd,
+    write: std::os::fd::OwnedFd,
+    jobs: usize,
+}
+
+impl Jobserver {
+    pub fn new(jobs: usize) -> std::io::Result<Jobserver> {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        let mut fds = [0; 2];
+        // SAFETY: pipe writes two descriptors we then own; without O_CLOEXEC, so that
+        // every make started inherits them (as make's own jobserver pipe is inherited).
+        if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fresh descriptors from pipe(2), owned here only.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let tokens = vec![b'+'; jobs.saturating_sub(1)];
+        // SAFETY: a write of our own buffer to our own pipe (far below its capacity).
+        let n = unsafe { libc::write(write.as_raw_fd(), tokens.as_ptr().cast(), tokens.len()) };
+        if n < 0 || n as usize != tokens.len() {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Jobserver { read, write, jobs })
+    }
+
+    /// MAKEFLAGS that make a make (and the makes it starts) a client of this jobserver
+    /// (GNU make 4.x; with no `-j` on its command line).
+    pub fn makeflags(&self) -> String {
+        use std::os::fd::AsRawFd;
+        format!(
+            "-j{} --jobserver-auth={},{}",
+            self.jobs,
+            self.read.as_raw_fd(),
+            self.write.as_raw_fd()
+        )
+    }
+}

@@ -13,6 +13,7 @@ pub fn run(a: BuildArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
         cross_compile: a.cross_compile,
         verbose: cx.ui.verbose,
         rust_analyzer: a.rust_analyzer,
+        makeflags: None,
     };
     let req = kbuild::BuildRequest {
         kdirs: &a.kdir,

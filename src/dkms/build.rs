@@ -42,14 +42,15 @@ pub struct Made {
     pub skipped: Option<String>,
 }
 
-/// Builds `project` (whose dkms.conf is `conf_path`) for `target`, `jobs` at once.
+/// Builds `project` (whose dkms.conf is `conf_path`) for `target`, `jobs` at once (or
+/// with the jobserver of `makeflags`).
 pub fn build(
     s: &Settings,
     project: &Project,
     conf_path: &Path,
     target: &Target,
     make_vars: &MakeVars,
-    jobs: usize,
+    jobs: (usize, Option<&str>),
     r: &dyn Reporter,
 ) -> Result<Made> {
     let kdir = target.tree("building a module")?;
@@ -118,6 +119,9 @@ pub fn build(
     }
     path.push(&s.path);
     env.push(("PATH", path.to_string_lossy().into_owned()));
+    if let Some(flags) = jobs.1 {
+        env.push(("MAKEFLAGS", flags.to_string()));
+    }
     for (k, v) in [
         ("CC", &make_vars.cc),
         ("ARCH", &make_vars.arch),
@@ -149,13 +153,15 @@ pub fn build(
     }
     // DKMS cleans first and goes on whatever the clean says.
     let _ = run.step("CLEAN", &conf.clean, false, r);
-    let make = match conf.make.strip_prefix("make") {
-        Some(rest) => format!(
+    // DKMS's own rewrite of a leading `make`; a jobserver's makes take no -j.
+    let make = match (conf.make.strip_prefix("make"), jobs.1) {
+        (Some(rest), None) => format!(
             "make -j{} KERNELRELEASE={}{rest}",
-            jobs.max(1),
+            jobs.0.max(1),
             target.release
         ),
-        None => conf.make.clone(),
+        (Some(rest), Some(_)) => format!("make KERNELRELEASE={}{rest}", target.release),
+        (None, _) => conf.make.clone(),
     };
     run.step("MAKE", &make, false, r)?;
     let mut modules = Vec::new();

@@ -123,6 +123,9 @@ pub fn preflight(
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
     pub jobs: usize,
+    /// When several kernels build at once: the MAKEFLAGS of their shared jobserver
+    /// ([`toolchain::Jobserver`]), given to every make instead of `-j`.
+    pub makeflags: Option<String>,
     pub arch: Option<String>,
     pub cross_compile: Option<String>,
     pub verbose: bool,
@@ -326,16 +329,15 @@ fn build_all(
             s, project, &j.target, &j.vars, o, signing, r,
         )];
     }
-    let n = jobs.len();
     let total = o.jobs.max(1);
+    // One jobserver for all: kept open until every build has ended.
+    let server = toolchain::Jobserver::new(total).ok();
     std::thread::scope(|scope| {
         let handles: Vec<_> = jobs
             .iter()
-            .enumerate()
-            .map(|(i, j)| {
+            .map(|j| {
                 let mut o = o.clone();
-                // An even share, the remainder to the first; at least one each.
-                o.jobs = (total / n + usize::from(i < total % n)).max(1);
+                o.makeflags = server.as_ref().map(toolchain::Jobserver::makeflags);
                 let rep = crate::report::Prefixed {
                     inner: r,
                     prefix: j.target.release.clone(),
@@ -373,7 +375,15 @@ pub fn build_one(
     let built = match &project.source {
         crate::project::Source::Kbuild => kbuild_copy(s, project, target, env, o, r)?,
         crate::project::Source::Dkms { conf } => {
-            let m = crate::dkms::build::build(s, project, conf, target, env, o.jobs, r)?;
+            let m = crate::dkms::build::build(
+                s,
+                project,
+                conf,
+                target,
+                env,
+                (o.jobs, o.makeflags.as_deref()),
+                r,
+            )?;
             Made {
                 modules: m
                     .modules
@@ -535,7 +545,14 @@ fn kbuild_make(
     }
     let mut c = toolchain::make(s, kdir, &vars);
     c.arg(format!("M={}", m.display()));
-    c.arg(format!("-j{}", o.jobs.max(1)));
+    match &o.makeflags {
+        Some(flags) => {
+            c.env("MAKEFLAGS", flags);
+        }
+        None => {
+            c.arg(format!("-j{}", o.jobs.max(1)));
+        }
+    }
     c
 }
 
