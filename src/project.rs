@@ -344,6 +344,12 @@ impl Project {
         self.out_dir(release).join(format!("{}.ko", self.name))
     }
 
+    /// Beside the built modules: which they are, and where each installs
+    /// (`[{"file": "jool.ko", "dest_location": "/extra"}]`).
+    pub fn built_record(&self, release: &str) -> PathBuf {
+        self.out_dir(release).join("modules.json")
+    }
+
     /// Beside the built modules: the tree they were built against (one line).
     pub fn built_for(&self, release: &str) -> PathBuf {
         self.out_dir(release).join("kdir")

@@ -9,7 +9,6 @@ pub fn install(a: InstallArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
     let (project, key) = cx.project(a.manifest_path.as_deref(), &a.signing)?;
     let rep = cx.ui.reporter();
     let signing = key.as_ref().map(ProjectSigning::signing);
-    let dir = a.dir.unwrap_or_else(|| project.install_dir.clone());
     let rels = package::releases(&project, &a.kernel_release)?;
     let mut status = Status::default();
     for r in rels {
@@ -19,10 +18,14 @@ pub fn install(a: InstallArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
             &project,
             &target,
             &a.root,
-            &dir,
+            a.dir.as_deref(),
             signing.as_ref(),
         ) {
-            Ok(p) => outln!("{r}: installed {}", p.display()),
+            Ok(paths) => {
+                for p in paths {
+                    outln!("{r}: installed {}", p.display());
+                }
+            }
             Err(e) => status.add(rep.error(&e)),
         }
     }

@@ -428,6 +428,22 @@ pub fn build_one(
             let _ = std::fs::remove_file(&p);
         }
     }
+    let record: Vec<serde_json::Value> = modules
+        .iter()
+        .map(|(p, loc)| {
+            serde_json::json!({
+                "file": p.file_name().map(|n| n.to_string_lossy().into_owned()),
+                "dest_location": loc,
+            })
+        })
+        .collect();
+    crate::fsutil::write_atomic(
+        &project.built_record(&target.release),
+        serde_json::to_string_pretty(&record)
+            .expect("serialises")
+            .as_bytes(),
+        None,
+    )?;
     // Packaging later resolves the same kernel (architecture, compression) from this.
     crate::fsutil::write_atomic(
         &project.built_for(&target.release),

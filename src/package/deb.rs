@@ -1,7 +1,7 @@
 //! `cargo kmod package --deb`: one binary package per kernel release, holding the
 //! (signed) module under /lib/modules/<R>/updates/ and running depmod.
 
-use super::install::{kernel_compression, module_bytes};
+use super::install::{kernel_compression, modules_bytes};
 use super::run_tool;
 use crate::error::{Error, Result};
 use crate::project::Project;
@@ -51,10 +51,11 @@ pub fn build_deb(
     let staging = tempfile::tempdir_in(out).map_err(|e| werr(out, e))?;
     let root = staging.path().join("root");
     let compression = kernel_compression(Path::new("/"), target);
-    let (file, bytes) = module_bytes(s, project, target, compression, signing)?;
-    let moddir = root.join(format!("lib/modules/{release}/updates"));
-    std::fs::create_dir_all(&moddir).map_err(|e| werr(&moddir, e))?;
-    std::fs::write(moddir.join(&file), bytes).map_err(|e| werr(&moddir, e))?;
+    for (dir, file, bytes) in modules_bytes(s, project, target, compression, signing, "updates")? {
+        let moddir = root.join(format!("lib/modules/{release}/{dir}"));
+        std::fs::create_dir_all(&moddir).map_err(|e| werr(&moddir, e))?;
+        std::fs::write(moddir.join(&file), bytes).map_err(|e| werr(&moddir, e))?;
+    }
     let debian = root.join("DEBIAN");
     std::fs::create_dir_all(&debian).map_err(|e| werr(&debian, e))?;
     let arch = match target.arch {

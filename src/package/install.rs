@@ -1,7 +1,7 @@
 //! `cargo kmod install`: sign (before compressing), compress like the target kernel's
 //! modules, place under /lib/modules/<R>/<dir>/, and run the real depmod.
 
-use super::{built_module, run_tool};
+use super::{BuiltModule, built_modules, run_tool};
 use crate::error::{Error, Result};
 use crate::modfile::compress::Compression;
 use crate::modfile::trailer;
@@ -47,17 +47,18 @@ pub fn suffix(c: Compression) -> &'static str {
     }
 }
 
-/// The installed file name and bytes: strip → sign → compress, in that order.
+/// The installed file name and bytes of a built module: strip → sign → compress, in
+/// that order.
 pub fn module_bytes(
     s: &Settings,
-    project: &Project,
+    built: &BuiltModule,
     target: &Target,
     compression: Compression,
     signing: Option<&Signing>,
 ) -> Result<(String, Vec<u8>)> {
     let hash = signing.map(|s| s.hash_for(target)).transpose()?;
-    let src = built_module(project, &target.release)?;
-    let m = crate::modfile::ModuleFile::open(&src, s.max_module_bytes)?;
+    let src = &built.path;
+    let m = crate::modfile::ModuleFile::open(src, s.max_module_bytes)?;
     let body = m.unsigned_body()?;
     let signed;
     let data: &[u8] = match signing.zip(hash) {
@@ -74,10 +75,30 @@ pub fn module_bytes(
             path: src.clone(),
             source,
         })?;
-    Ok((format!("{}{}", project.name, suffix(compression)), bytes))
+    Ok((format!("{}{}", built.stem, suffix(compression)), bytes))
 }
 
-/// Installs into `<root>/lib/modules/<release>/<dir>/`, runs `depmod -b <root> <release>`
+/// Every built module of a release, as installed files: (directory under
+/// `/lib/modules/<release>/`, file name, bytes).
+pub fn modules_bytes(
+    s: &Settings,
+    project: &Project,
+    target: &Target,
+    compression: Compression,
+    signing: Option<&Signing>,
+    default_dir: &str,
+) -> Result<Vec<(String, String, Vec<u8>)>> {
+    built_modules(project, &target.release)?
+        .iter()
+        .map(|m| {
+            let (file, bytes) = module_bytes(s, m, target, compression, signing)?;
+            Ok((m.install_dir(default_dir).to_string(), file, bytes))
+        })
+        .collect()
+}
+
+/// Installs every module into `<root>/lib/modules/<release>/<dir>/` (`dir`: `--dir`,
+/// else the module's DEST_MODULE_LOCATION, else the project's install-dir), runs `depmod -b <root> <release>`
 /// and checks that modules.dep lists the module. Replaces an earlier install. Every
 /// write stays under `root`; when anything fails, what was written is taken back (the
 /// module, directories made for it, an earlier install, depmod's files).
@@ -86,43 +107,55 @@ pub fn install(
     project: &Project,
     target: &Target,
     root: &Path,
-    dir: &str,
+    dir: Option<&str>,
     signing: Option<&Signing>,
-) -> Result<PathBuf> {
+) -> Result<Vec<PathBuf>> {
     let release = target.release.as_str();
-    crate::names::install_dir(dir).map_err(|reason| {
+    let default_dir = dir.unwrap_or(&project.install_dir);
+    crate::names::install_dir(default_dir).map_err(|reason| {
         Error::usage(
             reason,
             "give --dir updates or extra, or a plain relative install-dir",
         )
     })?;
     let compression = kernel_compression(root, target);
-    let (file, bytes) = module_bytes(s, project, target, compression, signing)?;
+    let mut files = modules_bytes(s, project, target, compression, signing, default_dir)?;
+    if let Some(d) = dir {
+        // --dir puts every module there, whatever the project says.
+        for f in &mut files {
+            f.0 = d.to_string();
+        }
+    }
     let moddir = root.join(format!("lib/modules/{release}"));
-    let dest_dir = moddir.join(dir);
     let mut undo = Undo {
         limit: s.max_module_bytes,
         ..Undo::default()
     };
     let r = (|| {
-        undo.make_dirs(root, &dest_dir)?;
-        let dest = dest_dir.join(&file);
         // depmod's outputs as they were, to put back if it fails half-way.
         undo.keep_all(&moddir, |n| n.starts_with("modules."))?;
-        undo.keep(&dest)?;
-        crate::fsutil::write_atomic(&dest, &bytes, Some(0o644))?;
-        // A different compression from an earlier install would be a second copy.
-        for c in [
-            Compression::None,
-            Compression::Xz,
-            Compression::Zstd,
-            Compression::Gzip,
-        ] {
-            let other = dest_dir.join(format!("{}{}", project.name, suffix(c)));
-            if other != dest && other.exists() {
-                undo.keep(&other)?;
-                let _ = std::fs::remove_file(&other);
+        let mut installed = Vec::new();
+        for (dir, file, bytes) in &files {
+            let dest_dir = moddir.join(dir);
+            undo.make_dirs(root, &dest_dir)?;
+            let dest = dest_dir.join(file);
+            undo.keep(&dest)?;
+            crate::fsutil::write_atomic(&dest, bytes, Some(0o644))?;
+            // A different compression from an earlier install would be a second copy.
+            let stem = file.split(".ko").next().unwrap_or(file);
+            for c in [
+                Compression::None,
+                Compression::Xz,
+                Compression::Zstd,
+                Compression::Gzip,
+            ] {
+                let other = dest_dir.join(format!("{stem}{}", suffix(c)));
+                if other != dest && other.exists() {
+                    undo.keep(&other)?;
+                    let _ = std::fs::remove_file(&other);
+                }
             }
+            installed.push((dir, file, dest));
         }
         run_tool(
             std::process::Command::new("depmod")
@@ -132,19 +165,21 @@ pub fn install(
             &moddir,
         )?;
         let dep = std::fs::read_to_string(moddir.join("modules.dep")).unwrap_or_default();
-        let entry = format!("{dir}/{file}:");
-        if !dep.lines().any(|l| l.starts_with(&entry)) {
-            return Err(Error::Package {
-                path: moddir.join("modules.dep"),
-                reason: format!("depmod ran but modules.dep does not list {entry}"),
-                fix: "run `depmod -b ROOT RELEASE` by hand to see why; nothing was left installed"
-                    .into(),
-            });
+        for (dir, file, _) in &installed {
+            let entry = format!("{dir}/{file}:");
+            if !dep.lines().any(|l| l.starts_with(&entry)) {
+                return Err(Error::Package {
+                    path: moddir.join("modules.dep"),
+                    reason: format!("depmod ran but modules.dep does not list {entry}"),
+                    fix: "run `depmod -b ROOT RELEASE` by hand to see why; nothing was left installed"
+                        .into(),
+                });
+            }
         }
-        Ok(dest)
+        Ok(installed.into_iter().map(|(_, _, d)| d).collect())
     })();
     match r {
-        Ok(dest) => Ok(dest),
+        Ok(dests) => Ok(dests),
         Err(e) => {
             undo.roll_back(&moddir);
             Err(e)

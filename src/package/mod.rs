@@ -12,7 +12,73 @@ use crate::project::Project;
 use crate::target::Target;
 use std::path::{Path, PathBuf};
 
-/// The module `cargo kmod build` made for `release`.
+/// A module `cargo kmod build` made for a release.
+#[derive(Debug, Clone)]
+pub struct BuiltModule {
+    pub path: PathBuf,
+    /// Its file name without `.ko`: what it installs as.
+    pub stem: String,
+    /// `DEST_MODULE_LOCATION` (`/extra`), when the project says where it installs.
+    pub dest_location: Option<String>,
+}
+
+impl BuiltModule {
+    /// The directory under `/lib/modules/<release>/` it installs into: its
+    /// DEST_MODULE_LOCATION, else `default`.
+    pub fn install_dir<'a>(&'a self, default: &'a str) -> &'a str {
+        self.dest_location
+            .as_deref()
+            .map(|d| d.trim_matches('/'))
+            .filter(|d| !d.is_empty())
+            .unwrap_or(default)
+    }
+}
+
+/// Every module `cargo kmod build` made for `release`, as its record lists them (one
+/// named after the project, for a build made before there was a record).
+pub fn built_modules(project: &Project, release: &str) -> Result<Vec<BuiltModule>> {
+    let record = project.built_record(release);
+    let Ok(text) = crate::fsutil::read_bounded(&record, 1 << 20) else {
+        let path = built_module(project, release)?;
+        return Ok(vec![BuiltModule {
+            stem: project.name.clone(),
+            path,
+            dest_location: None,
+        }]);
+    };
+    let bad = |reason: String| Error::Package {
+        path: record.clone(),
+        reason,
+        fix: format!("run `cargo kmod build` for {release} again"),
+    };
+    let v: Vec<serde_json::Value> = serde_json::from_slice(&text)
+        .map_err(|e| bad(format!("not the record build writes: {e}")))?;
+    let mut out = Vec::new();
+    for m in v {
+        let file = m["file"].as_str().unwrap_or_default();
+        let stem = file.strip_suffix(".ko").unwrap_or_default();
+        crate::names::package_name(stem).map_err(bad)?;
+        let dest_location = m["dest_location"].as_str().map(str::to_string);
+        if let Some(d) = &dest_location {
+            crate::names::install_dir(d.trim_matches('/')).map_err(bad)?;
+        }
+        let path = project.out_dir(release).join(file);
+        if !path.is_file() {
+            return Err(bad(format!("{} is listed but missing", path.display())));
+        }
+        out.push(BuiltModule {
+            path,
+            stem: stem.to_string(),
+            dest_location,
+        });
+    }
+    if out.is_empty() {
+        return Err(bad(format!("no module built for {release}")));
+    }
+    Ok(out)
+}
+
+/// The module `cargo kmod build` made for `release`, named after the project.
 pub fn built_module(project: &Project, release: &str) -> Result<PathBuf> {
     let p = project.built_module(release);
     if !p.is_file() {
@@ -130,7 +196,10 @@ pub fn built_releases(project: &Project) -> Vec<String> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         // Only names a release can have: a directory made by hand is not one, and a
         // release reaches paths and maintainer scripts.
-        .filter(|r| crate::names::release(r).is_ok() && project.built_module(r).is_file())
+        .filter(|r| {
+            crate::names::release(r).is_ok()
+                && (project.built_record(r).is_file() || project.built_module(r).is_file())
+        })
         .collect();
     v.sort();
     v

@@ -5,7 +5,7 @@
 //! `modprobe -d /opt`. Written directly (no container daemon), reproducibly: sorted
 //! entries, fixed mtimes ($SOURCE_DATE_EPOCH, else 0), owner root.
 
-use super::install::{kernel_compression, module_bytes};
+use super::install::{kernel_compression, modules_bytes};
 use super::run_tool;
 use crate::error::{Error, Result};
 use crate::project::Project;
@@ -124,17 +124,21 @@ fn layer(
 ) -> Result<(Vec<u8>, String)> {
     let release = target.release.as_str();
     let compression = kernel_compression(Path::new("/"), target);
-    let (file, bytes) = module_bytes(o.settings, project, target, compression, o.signing)?;
     let root = scratch.join(tag(release)).join(MODULES_ROOT);
     let moddir = root.join("lib/modules").join(release);
-    std::fs::create_dir_all(&moddir).map_err(|source| Error::Write {
-        path: moddir.clone(),
-        source,
-    })?;
-    std::fs::write(moddir.join(&file), bytes).map_err(|source| Error::Write {
-        path: moddir.clone(),
-        source,
-    })?;
+    for (dir, file, bytes) in
+        modules_bytes(o.settings, project, target, compression, o.signing, "")?
+    {
+        let to = moddir.join(dir);
+        std::fs::create_dir_all(&to).map_err(|source| Error::Write {
+            path: to.clone(),
+            source,
+        })?;
+        std::fs::write(to.join(&file), bytes).map_err(|source| Error::Write {
+            path: to.clone(),
+            source,
+        })?;
+    }
     run_tool(
         std::process::Command::new("depmod")
             .arg("-b")

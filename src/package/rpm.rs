@@ -3,7 +3,7 @@
 //! `rpmbuild` from the spec templates in `templates/files/rpm/`, in a temporary top
 //! directory that is removed afterwards.
 
-use super::install::{kernel_compression, module_bytes};
+use super::install::{kernel_compression, modules_bytes};
 use super::run_tool;
 use crate::error::{Error, Result};
 use crate::project::Project;
@@ -151,7 +151,10 @@ pub struct KmodSpec {
     pub release: String,
     pub kernel_requires: bool,
     pub arch: String,
-    pub file: String,
+    /// The module files, as installed (`hello.ko.xz`).
+    pub files: Vec<String>,
+    /// Their names without `.ko` (for `Provides: kmod(<name>.ko)`).
+    pub modules: Vec<String>,
     #[serde(flatten)]
     pub common: SpecCommon,
 }
@@ -164,7 +167,8 @@ impl crate::templates::Generated for KmodSpec {
             release: "6.12.0".into(),
             kernel_requires: true,
             arch: "x86_64".into(),
-            file: "hello.ko.xz".into(),
+            files: vec!["hello.ko.xz".into(), "hello_helper.ko.xz".into()],
+            modules: vec!["hello".into(), "hello_helper".into()],
             common: SpecCommon::example(),
         }
     }
@@ -269,10 +273,10 @@ pub fn build_rpm(
 ) -> Result<PathBuf> {
     let release = target.release.as_str();
     let arch = target.known_arch("packaging an RPM")?.package_names().rpm;
-    let built = super::built_module(project, release)?;
-    let license = license(s, project, Some(&built))?;
+    let built = super::built_modules(project, release)?;
+    let license = license(s, project, Some(&built[0].path))?;
     let compression = kernel_compression(Path::new("/"), target);
-    let (file, bytes) = module_bytes(s, project, target, compression, signing)?;
+    let files = modules_bytes(s, project, target, compression, signing, "")?;
     super::out_dir(out)?;
     let top = temp_top()?;
     let sources = top.path().join("SOURCES");
@@ -281,13 +285,16 @@ pub fn build_rpm(
         source,
     };
     std::fs::create_dir_all(&sources).map_err(|e| werr(&sources, e))?;
-    std::fs::write(sources.join(&file), bytes).map_err(|e| werr(&sources, e))?;
+    for (_, file, bytes) in &files {
+        std::fs::write(sources.join(file), bytes).map_err(|e| werr(&sources, e))?;
+    }
     let spec_text = crate::templates::render(&KmodSpec {
         package: package_name(project, release),
         release: release.to_string(),
         kernel_requires: release.matches('-').count() <= 1,
         arch: arch.to_string(),
-        file: file.clone(),
+        files: files.iter().map(|(_, f, _)| f.clone()).collect(),
+        modules: built.iter().map(|m| m.stem.clone()).collect(),
         common: spec_common(s, project, license),
     });
     let spec = top

@@ -574,3 +574,83 @@ fn init_adopts_a_dkms_tree_writing_only_its_cargo_toml_and_build_uses_it() {
         .collect();
     assert_eq!(names, ["jool_common", "jool", "jool_siit"], "{v}");
 }
+
+#[test]
+fn jool_packages_carry_every_module_and_depmod_resolves_them() {
+    let d = tempfile::tempdir().unwrap();
+    copy_tree(&package_source("jool-dkms"), d.path());
+    let dir = d.path().join("jool-dkms-4.1.9");
+    let headers = debian_61_headers();
+    let release = release_of(&headers);
+    let k = crate::fixtures::test_key("rsa2048");
+    let o = kmod()
+        .current_dir(&dir)
+        .args(["build", "--sign", "--key"])
+        .arg(&k.key)
+        .arg("--cert")
+        .arg(&k.cert)
+        .arg("--kdir")
+        .arg(&headers)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = d.path().join("out");
+    let o = kmod()
+        .current_dir(&dir)
+        .args(["package", "--deb", "--rpm", "--oci", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let file = |ext: &str| {
+        std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().ends_with(ext))
+            .unwrap_or_else(|| panic!("no {ext} in {}", out.display()))
+    };
+    // One .deb with the three modules where DKMS puts them; installed by dpkg into a
+    // root, whose depmod (the postinst) resolves jool's dependency on jool_common.
+    let deb = file(".deb");
+    let root = d.path().join("root");
+    crate::fixtures::dpkg_install(&root, &deb);
+    for m in ["jool_common", "jool", "jool_siit"] {
+        let p = root.join(format!("lib/modules/{release}/extra/{m}.ko"));
+        let signer = stdout(&run(std::process::Command::new("modinfo")
+            .args(["-F", "signer"])
+            .arg(&p)));
+        assert!(!signer.trim().is_empty(), "{m} is signed");
+    }
+    let deps = stdout(&run(std::process::Command::new("modprobe")
+        .arg("-d")
+        .arg(&root)
+        .args(["-S", &release, "--show-depends", "jool"])));
+    let lines: Vec<&str> = deps.lines().map(str::trim_end).collect();
+    assert_eq!(lines.len(), 2, "{deps}");
+    assert!(lines[0].ends_with("/extra/jool_common.ko"), "{deps}");
+    assert!(lines[1].ends_with("/extra/jool.ko"), "{deps}");
+    // The RPM and the OCI image carry every module too.
+    let rpm = stdout(&run(std::process::Command::new("rpm")
+        .args(["-qpl", "--nosignature"])
+        .arg(file(".rpm"))));
+    for m in ["jool_common", "jool", "jool_siit"] {
+        assert!(rpm.contains(&format!("/extra/jool-dkms/{m}.ko")), "{rpm}");
+    }
+    let tar = stdout(&run(std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(file("-oci.tar"))));
+    assert!(tar.contains("blobs/sha256/"), "{tar}");
+    let layout = file("-oci");
+    let listing = stdout(&run(std::process::Command::new("sh").arg("-c").arg(
+        format!(
+            "for b in {}/blobs/sha256/*; do tar -tzf $b 2>/dev/null || true; done",
+            layout.display()
+        ),
+    )));
+    for m in ["jool_common", "jool", "jool_siit"] {
+        assert!(
+            listing.contains(&format!("opt/lib/modules/{release}/extra/{m}.ko")),
+            "{listing}"
+        );
+    }
+}

@@ -354,3 +354,26 @@ pub fn debian_arm64() -> (PathBuf, PathBuf) {
         .join(format!("debian-{release}/usr/lib/modules/{release}"));
     (dir.join("vmlinuz"), dir.join("kernel"))
 }
+
+/// `dpkg -i` into `root`, a fresh dpkg database there; the maintainer scripts run
+/// outside a chroot with DPKG_ROOT set.
+pub fn dpkg_install(root: &Path, deb: &Path) {
+    for dir in [
+        "var/lib/dpkg/info",
+        "var/lib/dpkg/updates",
+        "var/lib/dpkg/triggers",
+    ] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    std::fs::write(root.join("var/lib/dpkg/status"), "").unwrap();
+    run(std::process::Command::new("dpkg")
+        .arg("--root")
+        .arg(root)
+        .args([
+            "--force-depends",
+            "--force-script-chrootless",
+            "--log=/dev/null",
+            "-i",
+        ])
+        .arg(deb));
+}

@@ -221,26 +221,8 @@ fn deb_installs_with_dpkg_root_and_modinfo_reads_it() {
         contents.contains(&format!("./lib/modules/{rel}/updates/pkg_c_minimal.ko.xz")),
         "{contents}"
     );
-    // A dpkg database in a fresh root; scripts run outside a chroot with DPKG_ROOT set.
     let root = d.path().join("root");
-    for dir in [
-        "var/lib/dpkg/info",
-        "var/lib/dpkg/updates",
-        "var/lib/dpkg/triggers",
-    ] {
-        std::fs::create_dir_all(root.join(dir)).unwrap();
-    }
-    std::fs::write(root.join("var/lib/dpkg/status"), "").unwrap();
-    run(Std::new("dpkg")
-        .arg("--root")
-        .arg(&root)
-        .args([
-            "--force-depends",
-            "--force-script-chrootless",
-            "--log=/dev/null",
-            "-i",
-        ])
-        .arg(&deb));
+    crate::fixtures::dpkg_install(&root, &deb);
     let installed = root.join(format!("lib/modules/{rel}/updates/pkg_c_minimal.ko.xz"));
     let mi = stdout(&run(Std::new("modinfo").arg(&installed)));
     assert!(mi.contains("name:           pkg_c_minimal"), "{mi}");
