@@ -46,10 +46,12 @@ fn options(a: RunArgs, cx: &super::Ctx) -> cargo_kmod::Result<qemu::RunOptions> 
         });
     };
     let modules = if a.modules.is_empty() {
-        vec![build_project(a.manifest_path.as_deref(), &target, cx)?]
+        build_project(a.manifest_path.as_deref(), &target, cx)?
     } else {
         a.modules
     };
+    // Loaded each after those of them it needs; unloaded in reverse.
+    let modules = qemu::load_order(&modules, cx.settings.max_module_bytes)?;
     // An image's modules are where its distribution installs them; a build tree's
     // test kernel has none there.
     use cargo_kmod::modtree::ModuleTree;
@@ -154,7 +156,7 @@ fn build_project(
     manifest: Option<&std::path::Path>,
     target: &Target,
     cx: &super::Ctx,
-) -> cargo_kmod::Result<std::path::PathBuf> {
+) -> cargo_kmod::Result<Vec<std::path::PathBuf>> {
     use cargo_kmod::kbuild;
     let kdir = target.tree("no --module given: building the project")?;
     let project = cargo_kmod::dkms::load_project(&cx.settings, &cx.cwd, manifest)?;
@@ -187,5 +189,12 @@ fn build_project(
         signing.as_ref(),
         &cx.ui.reporter(),
     )?;
-    Ok(art.path)
+    if let Some(why) = art.skipped {
+        return Err(Error::TargetRefuses {
+            target: target.release.clone(),
+            reason: format!("the project builds nothing for it: {why}"),
+            fix: "boot a kernel the project's dkms.conf builds for".into(),
+        });
+    }
+    Ok(art.modules.into_iter().map(|m| m.path).collect())
 }

@@ -654,3 +654,90 @@ fn jool_packages_carry_every_module_and_depmod_resolves_them() {
         );
     }
 }
+
+/// acpi-call (the one of the five that builds for 6.12), built and signed as a DKMS
+/// tree against Debian's 6.12 headers: `check` against Debian's own kernel (headers,
+/// image, module tree) and a boot of that very vmlinuz give the same verdict.
+#[test]
+fn acpi_call_checks_and_boots_on_debians_own_612() {
+    let k = crate::fixtures::debian_612();
+    let d = tempfile::tempdir().unwrap();
+    copy_tree(&package_source("acpi-call-dkms"), d.path());
+    let dir = d.path().join("acpi-call-1.2.2");
+    let key = crate::fixtures::test_key("rsa2048");
+    let o = kmod()
+        .current_dir(&dir)
+        .args(["build", "--message-format", "json", "--sign", "--key"])
+        .arg(&key.key)
+        .arg("--cert")
+        .arg(&key.cert)
+        .arg("--kdir")
+        .arg(&k.headers)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["signed"], true, "{v}");
+    let ko = PathBuf::from(v["modules"][0]["path"].as_str().unwrap());
+    // Signed by a key Debian's kernel does not trust, out of tree: it loads, tainting
+    // O and E, as Debian's kernel enforces no signatures.
+    let (code, verdicts) = crate::fixtures::check_json(&k.args(), std::slice::from_ref(&ko));
+    assert_eq!(code, 0, "{verdicts:?}");
+    assert_eq!(verdicts[0]["verdict"], "loads", "{}", verdicts[0]);
+    assert_eq!(verdicts[0]["taints"], "OE", "{}", verdicts[0]);
+    let (rep, o) = crate::fixtures::run_image(
+        &k.image,
+        &[
+            "--modules-from".as_ref(),
+            k.modules.as_os_str(),
+            "--module".as_ref(),
+            ko.as_os_str(),
+        ],
+    );
+    let m = &rep["modules"][0];
+    assert_eq!(m["loaded"], true, "{rep}\n{}", stderr(&o));
+    assert_eq!(m["unloaded"], true, "{rep}");
+    let tainted = rep["tainted"].as_u64().unwrap();
+    let letters = cargo_kmod::loader::taint_letters(tainted);
+    assert!(letters.contains('O') && letters.contains('E'), "{letters}");
+}
+
+/// Modules given in the wrong order load each after those it needs (vfat after fat),
+/// and unload in reverse: the order a project's modules are built in does not matter.
+#[test]
+fn run_loads_given_modules_dependencies_first() {
+    let k = crate::fixtures::debian_612();
+    let find = |name: &str| {
+        ko_xz_under(&k.modules.join("kernel"))
+            .into_iter()
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n == format!("{name}.ko.xz").as_str())
+            })
+            .unwrap_or_else(|| panic!("{name} not in Debian's 6.12"))
+    };
+    let (vfat, fat) = (find("vfat"), find("fat"));
+    let (rep, o) = crate::fixtures::run_image(
+        &k.image,
+        &[
+            "--modules-from".as_ref(),
+            k.modules.as_os_str(),
+            "--module".as_ref(),
+            vfat.as_os_str(),
+            "--module".as_ref(),
+            fat.as_os_str(),
+        ],
+    );
+    let names: Vec<&str> = rep["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["dependency"] != true)
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["fat", "vfat"], "{rep}\n{}", stderr(&o));
+    for m in rep["modules"].as_array().unwrap() {
+        assert_eq!(m["loaded"], true, "{m}");
+        assert_eq!(m["unloaded"], true, "{m}");
+    }
+}
