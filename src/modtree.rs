@@ -145,6 +145,34 @@ impl ModuleTree {
     }
 }
 
+/// `modules` in an order they load in: each after those of them it depends on (jool
+/// after jool_common), otherwise as given; modules that depend on each other in a
+/// circle are refused as depmod refuses them.
+pub fn order_files(modules: &[PathBuf], max_module_bytes: u64) -> Result<Vec<PathBuf>> {
+    let tree = ModuleTree::empty(Path::new("the modules given"));
+    let mut names = Vec::new();
+    for p in modules {
+        let m = crate::modfile::ModuleFile::open(p, max_module_bytes)?;
+        let name = crate::modfile::name_of_path(&p.to_string_lossy());
+        tree.remember_depends(&name, depends_field(&m).unwrap_or_default());
+        names.push(name);
+    }
+    let order = tree.load_order(&names).map_err(|cycle| Error::KernelFacts {
+        path: modules.first().cloned().unwrap_or_default(),
+        reason: format!("depmod: ERROR: {cycle}"),
+        fix: "modules that depend on each other in a circle cannot be loaded; rebuild them so that one does not need the other".into(),
+    })?;
+    Ok(order
+        .iter()
+        .filter_map(|n| {
+            names
+                .iter()
+                .position(|m| m == n)
+                .map(|i| modules[i].clone())
+        })
+        .collect())
+}
+
 /// Modules that depend on each other in a circle: the chain, its first module last too.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cycle(pub Vec<String>);

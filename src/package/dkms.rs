@@ -1,5 +1,6 @@
 //! `cargo kmod package --dkms`: a DKMS source tree (`/usr/src/<name>-<version>/` layout)
-//! and a tarball for `dkms ldtarball`.
+//! and a tarball for `dkms ldtarball`. A project that is a DKMS tree already keeps its
+//! own dkms.conf; others get one made from `templates/files/dkms.conf`.
 
 use super::run_tool;
 use crate::error::{Error, Result};
@@ -110,9 +111,18 @@ pub fn package(project: &Project, out: &Path, tc: &Toolchain) -> Result<(PathBuf
     // The tarball holds dkms_source_tree/, the layout `dkms ldtarball` takes.
     let staging = tempfile::tempdir_in(super::out_dir(out)?).map_err(|e| werr(out, e))?;
     let src_tree = staging.path().join("dkms_source_tree");
-    super::copy_sources(project, &src_tree)?;
-    std::fs::write(src_tree.join("dkms.conf"), dkms_conf(project, tc)?)
-        .map_err(|e| werr(&src_tree, e))?;
+    match &project.source {
+        // A DKMS tree already: all of it, its own dkms.conf saying how it builds.
+        crate::project::Source::Dkms { .. } => {
+            crate::fsutil::sync_tree(&project.dir, &src_tree, &[&project.target_dir])?;
+            let _ = std::fs::remove_file(src_tree.join("Cargo.toml"));
+        }
+        crate::project::Source::Kbuild => {
+            super::copy_sources(project, &src_tree)?;
+            std::fs::write(src_tree.join("dkms.conf"), dkms_conf(project, tc)?)
+                .map_err(|e| werr(&src_tree, e))?;
+        }
+    }
     let tarball = out.join(format!("{base}.dkms.tar.gz"));
     let tmp_tar = staging.path().join("t.tar.gz");
     run_tool(

@@ -573,6 +573,48 @@ fn init_adopts_a_dkms_tree_writing_only_its_cargo_toml_and_build_uses_it() {
         .map(|m| m["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["jool_common", "jool", "jool_siit"], "{v}");
+    // package --dkms keeps the project's own dkms.conf; the real dkms builds the tree.
+    let out = d.path().join("out");
+    let o = kmod()
+        .current_dir(&dir)
+        .args(["package", "--dkms", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let conf = std::fs::read(out.join("jool-dkms-4.1.9/dkms.conf")).unwrap();
+    assert_eq!(conf, std::fs::read(dir.join("dkms.conf")).unwrap());
+    let s = tempfile::tempdir().unwrap();
+    let (tree, sources, install) = (s.path().join("t"), s.path().join("s"), s.path().join("i"));
+    let scratch = |c: &mut std::process::Command| {
+        c.arg("--dkmstree")
+            .arg(&tree)
+            .arg("--sourcetree")
+            .arg(&sources)
+            .arg("--installtree")
+            .arg(&install);
+    };
+    for p in [&tree, &sources, &install] {
+        std::fs::create_dir_all(p).unwrap();
+    }
+    let mut c = std::process::Command::new("dkms");
+    c.arg("ldtarball")
+        .arg(out.join("jool-dkms-4.1.9.dkms.tar.gz"));
+    scratch(&mut c);
+    run(&mut c);
+    let release = release_of(&headers);
+    let mut c = std::process::Command::new("dkms");
+    c.args(["build", "-m", "jool-dkms", "-v", "4.1.9", "-k", &release])
+        .arg(format!("--kernelsourcedir={}", headers.display()));
+    scratch(&mut c);
+    run(&mut c);
+    let mut made: Vec<String> =
+        std::fs::read_dir(tree.join(format!("jool-dkms/4.1.9/{release}/x86_64/module")))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+    made.sort();
+    assert_eq!(made, ["jool.ko", "jool_common.ko", "jool_siit.ko"]);
 }
 
 #[test]
@@ -736,6 +778,101 @@ fn run_loads_given_modules_dependencies_first() {
         .map(|m| m["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["fat", "vfat"], "{rep}\n{}", stderr(&o));
+    for m in rep["modules"].as_array().unwrap() {
+        assert_eq!(m["loaded"], true, "{m}");
+        assert_eq!(m["unloaded"], true, "{m}");
+    }
+}
+
+/// A DKMS project of two modules in subdirectories, `b` using what `a` exports (as
+/// jool does): built for Debian's 6.12, `check` judges them together whatever order
+/// they are named in, and `run` boots Debian's own kernel, loads `a`
+/// then `b` and unloads them in reverse.
+#[test]
+fn two_modules_that_need_each_other_are_checked_and_loaded_together() {
+    let k = crate::fixtures::debian_612();
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("pair-1.0");
+    let files = [
+        ("a/Kbuild", "obj-m += pair_a.o\n"),
+        (
+            "a/pair_a.c",
+            "#include <linux/module.h>\nint pair_a_answer(void) { return 42; }\nEXPORT_SYMBOL_GPL(pair_a_answer);\nMODULE_LICENSE(\"GPL\");\n",
+        ),
+        ("b/Kbuild", "obj-m += pair_b.o\n"),
+        (
+            "b/pair_b.c",
+            "#include <linux/module.h>\nint pair_a_answer(void);\nstatic int __init b_init(void) { return pair_a_answer() == 42 ? 0 : -EINVAL; }\nstatic void __exit b_exit(void) {}\nmodule_init(b_init);\nmodule_exit(b_exit);\nMODULE_LICENSE(\"GPL\");\n",
+        ),
+        (
+            "dkms.conf",
+            concat!(
+                "PACKAGE_NAME=pair\nPACKAGE_VERSION=1.0\n",
+                "B=${dkms_tree}/${PACKAGE_NAME}/${PACKAGE_VERSION}/build\n",
+                "MAKE[0]=\"make -C ${kernel_source_dir} M=$B/a modules && make -C ${kernel_source_dir} M=$B/b KBUILD_EXTRA_SYMBOLS=$B/a/Module.symvers modules\"\n",
+                "BUILT_MODULE_NAME[0]=pair_b\nBUILT_MODULE_LOCATION[0]=b/\nDEST_MODULE_LOCATION[0]=/extra\n",
+                "BUILT_MODULE_NAME[1]=pair_a\nBUILT_MODULE_LOCATION[1]=a/\nDEST_MODULE_LOCATION[1]=/extra\n",
+            ),
+        ),
+    ];
+    for (name, text) in files {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+    }
+    let o = kmod()
+        .current_dir(&dir)
+        .args(["build", "--message-format", "json", "--kdir"])
+        .arg(&k.headers)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let paths: Vec<PathBuf> = v["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| PathBuf::from(m["path"].as_str().unwrap()))
+        .collect();
+    assert_eq!(paths.len(), 2, "{v}");
+    // Named b first: both load (b with a's export), each verdict its own.
+    let (code, verdicts) = crate::fixtures::check_json(&k.args(), &paths);
+    assert_eq!(code, 0, "{verdicts:?}");
+    for v in &verdicts {
+        assert_eq!(v["verdict"], "loads", "{v}");
+    }
+    // Booted on Debian's own kernel, named b first: a, then b; unloaded b, then a.
+    let o = kmod()
+        .current_dir(&dir)
+        .args([
+            "run",
+            "--accel",
+            "tcg",
+            "--message-format",
+            "json",
+            "--timeout",
+            "300",
+        ])
+        .arg("--kernel")
+        .arg(&k.image)
+        .arg("--modules-from")
+        .arg(&k.modules)
+        .args(
+            paths
+                .iter()
+                .flat_map(|p| ["--module".as_ref(), p.as_os_str()]),
+        )
+        .output()
+        .unwrap();
+    let rep: serde_json::Value = serde_json::from_str(stdout(&o).trim())
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
+    let names: Vec<&str> = rep["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["pair_a", "pair_b"], "{rep}");
     for m in rep["modules"].as_array().unwrap() {
         assert_eq!(m["loaded"], true, "{m}");
         assert_eq!(m["unloaded"], true, "{m}");
