@@ -527,8 +527,8 @@ fn a_bad_dkms_conf_or_build_is_named_with_its_step_and_changes_nothing() {
 #[test]
 fn init_adopts_a_dkms_tree_writing_only_its_cargo_toml_and_build_uses_it() {
     let d = tempfile::tempdir().unwrap();
-    copy_tree(&package_source("jool-dkms"), d.path());
-    let dir = d.path().join("jool-dkms-4.1.9");
+    copy_tree(&package_source("ddcci-dkms"), d.path());
+    let dir = d.path().join("ddcci-0.4.2");
     let before = tree_of(&dir);
     let headers = debian_61_headers();
     let o = kmod()
@@ -548,9 +548,9 @@ fn init_adopts_a_dkms_tree_writing_only_its_cargo_toml_and_build_uses_it() {
     assert_eq!(after, before, "init wrote more than Cargo.toml");
     let text = String::from_utf8(text).unwrap();
     for line in [
-        "name = \"jool-dkms\"",
-        "version = \"4.1.9\"",
-        "modules = [\"jool_common\", \"jool\", \"jool_siit\"]",
+        "name = \"ddcci\"",
+        "version = \"0.4.2\"",
+        "modules = [\"ddcci\", \"ddcci-backlight\"]",
     ] {
         assert!(text.contains(line), "{text}");
     }
@@ -572,7 +572,7 @@ fn init_adopts_a_dkms_tree_writing_only_its_cargo_toml_and_build_uses_it() {
         .iter()
         .map(|m| m["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["jool_common", "jool", "jool_siit"], "{v}");
+    assert_eq!(names, ["ddcci", "ddcci_backlight"], "{v}");
     // package --dkms keeps the project's own dkms.conf; the real dkms builds the tree.
     let out = d.path().join("out");
     let o = kmod()
@@ -582,7 +582,7 @@ fn init_adopts_a_dkms_tree_writing_only_its_cargo_toml_and_build_uses_it() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    let conf = std::fs::read(out.join("jool-dkms-4.1.9/dkms.conf")).unwrap();
+    let conf = std::fs::read(out.join("ddcci-0.4.2/dkms.conf")).unwrap();
     assert_eq!(conf, std::fs::read(dir.join("dkms.conf")).unwrap());
     let s = tempfile::tempdir().unwrap();
     let (tree, sources, install) = (s.path().join("t"), s.path().join("s"), s.path().join("i"));
@@ -598,23 +598,22 @@ fn init_adopts_a_dkms_tree_writing_only_its_cargo_toml_and_build_uses_it() {
         std::fs::create_dir_all(p).unwrap();
     }
     let mut c = std::process::Command::new("dkms");
-    c.arg("ldtarball")
-        .arg(out.join("jool-dkms-4.1.9.dkms.tar.gz"));
+    c.arg("ldtarball").arg(out.join("ddcci-0.4.2.dkms.tar.gz"));
     scratch(&mut c);
     run(&mut c);
     let release = release_of(&headers);
     let mut c = std::process::Command::new("dkms");
-    c.args(["build", "-m", "jool-dkms", "-v", "4.1.9", "-k", &release])
+    c.args(["build", "-m", "ddcci", "-v", "0.4.2", "-k", &release])
         .arg(format!("--kernelsourcedir={}", headers.display()));
     scratch(&mut c);
     run(&mut c);
     let mut made: Vec<String> =
-        std::fs::read_dir(tree.join(format!("jool-dkms/4.1.9/{release}/x86_64/module")))
+        std::fs::read_dir(tree.join(format!("ddcci/0.4.2/{release}/x86_64/module")))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
     made.sort();
-    assert_eq!(made, ["jool.ko", "jool_common.ko", "jool_siit.ko"]);
+    assert_eq!(made, ["ddcci-backlight.ko", "ddcci.ko"]);
 }
 
 #[test]
