@@ -138,8 +138,8 @@ pub fn adopt(s: &Settings, dir: &Path, name: Option<&str>, kdirs: &[PathBuf]) ->
     Ok(Adopted { manifest, values })
 }
 
-/// The modules a Kbuild (else Makefile) names on its `obj-m`/`obj-y`/`obj-$(CONFIG_…)`
-/// lines: `foo.o` is module `foo`; a `sub/` entry is looked into.
+/// The modules a Kbuild (else Makefile) names on its `obj-m`/`obj-$(CONFIG_…)` lines:
+/// `foo.o` is module `foo`; a `sub/` entry (on those lines or `obj-y`) is looked into.
 fn kbuild_modules(dir: &Path) -> Vec<String> {
     let mut found = Vec::new();
     let mut dirs = vec![dir.to_path_buf()];
@@ -156,7 +156,8 @@ fn kbuild_modules(dir: &Path) -> Vec<String> {
                 continue;
             };
             let lhs = lhs.trim().trim_end_matches([':', '+']).trim();
-            if !(lhs == "obj-m" || lhs.starts_with("obj-$(")) {
+            // obj-y names the subdirectories Kbuild descends into.
+            if !(lhs == "obj-m" || lhs == "obj-y" || lhs.starts_with("obj-$(")) {
                 continue;
             }
             for word in rhs.split_whitespace() {

@@ -877,3 +877,114 @@ fn two_modules_that_need_each_other_are_checked_and_loaded_together() {
         assert_eq!(m["unloaded"], true, "{m}");
     }
 }
+
+/// A Rust project of two modules in subdirectories, adopted by `init`: `rpair_a`
+/// exports a Rust function (a C line beside it exports the symbol), `rpair_b` calls it.
+/// On the 6.12 and 7.2 test kernels both build, are signed, and load — named b first,
+/// they load a then b — and unload.
+#[test]
+fn rust_modules_in_subdirectories_export_to_each_other_and_load_on_612_and_72() {
+    let key = crate::fixtures::test_key("rsa2048");
+    for (k, authors) in [
+        (crate::fixtures::test_kernel(), "author: \"cargo-kmod\""),
+        (
+            crate::fixtures::test_kernel_72(),
+            "authors: [\"cargo-kmod\"]",
+        ),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("rpair");
+        let module = |name: &str, body: &str| {
+            format!(
+                "// SPDX-License-Identifier: GPL-2.0\n//! {name}\nuse kernel::prelude::*;\n\nmodule! {{\n    type: M,\n    name: \"{name}\",\n    {authors},\n    description: \"{name}\",\n    license: \"GPL\",\n}}\n\nstruct M;\n\n{body}"
+            )
+        };
+        let a = module(
+            "rpair_a",
+            "#[no_mangle]\npub extern \"C\" fn rpair_answer() -> i32 {\n    42\n}\n\nimpl kernel::Module for M {\n    fn init(_module: &'static ThisModule) -> Result<Self> {\n        Ok(M)\n    }\n}\n",
+        );
+        let b = module(
+            "rpair_b",
+            "extern \"C\" {\n    fn rpair_answer() -> i32;\n}\n\nimpl kernel::Module for M {\n    fn init(_module: &'static ThisModule) -> Result<Self> {\n        // SAFETY: rpair_a exports it; the loader resolved it before init.\n        let a = unsafe { rpair_answer() };\n        pr_info!(\"rpair_answer() = {}\\n\", a);\n        if a == 42 { Ok(M) } else { Err(EINVAL) }\n    }\n}\n",
+        );
+        let files = [
+            ("Kbuild", "obj-y += a/ b/\n".to_string()),
+            (
+                "a/Kbuild",
+                "obj-m += rpair_a.o\nrpair_a-y := rpair_a_main.o rpair_a_export.o\n".into(),
+            ),
+            ("a/rpair_a_main.rs", a),
+            (
+                "a/rpair_a_export.c",
+                "#include <linux/export.h>\nint rpair_answer(void);\nEXPORT_SYMBOL_GPL(rpair_answer);\n"
+                    .into(),
+            ),
+            ("b/Kbuild", "obj-m += rpair_b.o\n".into()),
+            ("b/rpair_b.rs", b),
+        ];
+        for (name, text) in files {
+            let p = dir.join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, text).unwrap();
+        }
+        let o = kmod()
+            .current_dir(&dir)
+            .arg("init")
+            .arg("--kdir")
+            .arg(&k.kdir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = kmod()
+            .current_dir(&dir)
+            .args(["build", "--message-format", "json", "--sign", "--key"])
+            .arg(&key.key)
+            .arg("--cert")
+            .arg(&key.cert)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}: {}", k.release, stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        assert_eq!(v["signed"], true, "{v}");
+        let out = dir.join("target/kmod").join(&k.release);
+        let (ka, kb) = (out.join("rpair_a.ko"), out.join("rpair_b.ko"));
+        let o = kmod()
+            .current_dir(&dir)
+            .args([
+                "run",
+                "--message-format",
+                "json",
+                "--accel",
+                "tcg",
+                "--kdir",
+            ])
+            .arg(&k.kdir)
+            .arg("--module")
+            .arg(&kb)
+            .arg("--module")
+            .arg(&ka)
+            .output()
+            .unwrap();
+        let rep: serde_json::Value = serde_json::from_str(stdout(&o).trim())
+            .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
+        let names: Vec<&str> = rep["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["rpair_a", "rpair_b"], "{}: {rep}", k.release);
+        for m in rep["modules"].as_array().unwrap() {
+            assert_eq!(m["loaded"], true, "{}: {m}", k.release);
+            assert_eq!(m["unloaded"], true, "{}: {m}", k.release);
+        }
+        assert!(
+            rep["modules"][1]["kernel_log"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l.as_str().unwrap().contains("rpair_answer() = 42")),
+            "{rep}"
+        );
+    }
+}
