@@ -162,13 +162,15 @@ pub fn order_files(modules: &[PathBuf], max_module_bytes: u64) -> Result<Vec<Pat
         reason: format!("depmod: ERROR: {cycle}"),
         fix: "modules that depend on each other in a circle cannot be loaded; rebuild them so that one does not need the other".into(),
     })?;
+    // Every one given stays, those of one name together.
     Ok(order
         .iter()
-        .filter_map(|n| {
+        .flat_map(|n| {
             names
                 .iter()
-                .position(|m| m == n)
-                .map(|i| modules[i].clone())
+                .zip(modules)
+                .filter(move |(m, _)| *m == n)
+                .map(|(_, p)| p.clone())
         })
         .collect())
 }

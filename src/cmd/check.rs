@@ -16,22 +16,8 @@ pub fn run(a: CheckArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
         rep.note(&describe(k));
     }
     let mut status = Status::default();
-    let mut modules = expand(&a.modules, &mut status, &rep);
+    let modules = expand(&a.modules, &mut status, &rep);
     let named: Vec<bool> = modules.iter().map(|m| a.modules.contains(m)).collect();
-    // Modules named as files load in the order they need each other (jool_common
-    // before jool), whatever order they were given in.
-    let given: Vec<std::path::PathBuf> = modules
-        .iter()
-        .zip(&named)
-        .filter(|(_, n)| **n)
-        .map(|(m, _)| m.clone())
-        .collect();
-    if let Ok(ordered) = cargo_kmod::modtree::order_files(&given, cx.settings.max_module_bytes) {
-        let mut next = ordered.into_iter();
-        for (m, _) in modules.iter_mut().zip(&named).filter(|(_, n)| **n) {
-            *m = next.next().expect("as many");
-        }
-    }
     let mut table: Vec<Vec<Option<Report>>> = Vec::new();
     let (mut loads, mut refused) = (0, 0);
     for k in &kernels {
