@@ -209,22 +209,11 @@ impl Run<'_> {
 
     /// Runs one step in the build copy, its output into make.log.
     fn step(&mut self, step: &str, command: &str, script: bool, r: &dyn Reporter) -> Result<()> {
-        let mut c = std::process::Command::new("bash");
-        c.arg("-c")
-            .arg(crate::templates::render(&Step {}))
-            .env_clear()
-            .env("LC_ALL", "C")
-            .envs(self.env.iter().map(|(k, v)| (*k, v)))
+        let mut c = self.vars.bash(&crate::templates::render(&Step {}));
+        c.envs(self.env.iter().map(|(k, v)| (*k, v)))
             .env("CK_DIR", &self.build)
             .env("CK_COMMAND", command)
-            .env("CK_SCRIPT", if script { "1" } else { "" })
-            .env("CK_KERNELVER", self.vars.kernelver)
-            .env("CK_ARCH", self.vars.arch)
-            .env("CK_KERNEL_SOURCE_DIR", self.vars.kernel_source_dir)
-            .env("CK_DKMS_TREE", self.vars.dkms_tree)
-            .env("CK_SOURCE_TREE", self.vars.source_tree)
-            .env("CK_MODULE", self.vars.module)
-            .env("CK_MODULE_VERSION", self.vars.module_version);
+            .env("CK_SCRIPT", if script { "1" } else { "" });
         let _ = writeln!(self.log, "$ {step}: {command}");
         let log = &mut self.log;
         crate::toolchain::run_step(&mut c, 20, |line| {

@@ -32,6 +32,38 @@ pub struct Vars<'a> {
     pub path: &'a std::ffi::OsStr,
 }
 
+/// DKMS's variables as a script's first lines (static: the values go in its environment).
+#[derive(serde::Serialize)]
+pub struct VarsPrelude {}
+
+impl crate::templates::Generated for VarsPrelude {
+    const TEMPLATE: &'static str = "dkms/vars.sh";
+    fn example() -> Self {
+        VarsPrelude {}
+    }
+}
+
+impl Vars<'_> {
+    /// `bash -c` of `script` (a rendered template) after DKMS's variables, in a clean
+    /// environment: `PATH` and `LC_ALL=C` only, never the user's secrets.
+    pub fn bash(&self, script: &str) -> std::process::Command {
+        let mut c = std::process::Command::new("bash");
+        c.arg("-c")
+            .arg(crate::templates::render(&VarsPrelude {}) + script)
+            .env_clear()
+            .env("PATH", self.path)
+            .env("LC_ALL", "C")
+            .env("CK_KERNELVER", self.kernelver)
+            .env("CK_ARCH", self.arch)
+            .env("CK_KERNEL_SOURCE_DIR", self.kernel_source_dir)
+            .env("CK_DKMS_TREE", self.dkms_tree)
+            .env("CK_SOURCE_TREE", self.source_tree)
+            .env("CK_MODULE", self.module)
+            .env("CK_MODULE_VERSION", self.module_version);
+        c
+    }
+}
+
 /// The reader itself, a bash script (static: the values go in its environment).
 #[derive(serde::Serialize)]
 pub struct ReadConf {}
@@ -93,21 +125,8 @@ impl DkmsConf {
         // Bounded before bash sees it: a dkms.conf is a few lines of shell.
         crate::fsutil::read_bounded(conf, 1 << 20)?;
         syntax_check(conf, v.path).map_err(&fail)?;
-        let script = crate::templates::render(&ReadConf {});
-        let mut cmd = std::process::Command::new("bash");
-        cmd.arg("-c")
-            .arg(script)
-            .env_clear()
-            .env("PATH", v.path)
-            .env("LC_ALL", "C")
-            .env("CK_CONF", conf)
-            .env("CK_KERNELVER", v.kernelver)
-            .env("CK_ARCH", v.arch)
-            .env("CK_KERNEL_SOURCE_DIR", v.kernel_source_dir)
-            .env("CK_DKMS_TREE", v.dkms_tree)
-            .env("CK_SOURCE_TREE", v.source_tree)
-            .env("CK_MODULE", v.module)
-            .env("CK_MODULE_VERSION", v.module_version)
+        let mut cmd = v.bash(&crate::templates::render(&ReadConf {}));
+        cmd.env("CK_CONF", conf)
             .current_dir(conf.parent().unwrap_or(Path::new("/")));
         let out = crate::toolchain::output_within(&mut cmd, limit).map_err(|e| {
             fail(match e {

@@ -273,6 +273,7 @@ mod tests {
             rendered::<super::rpm::AkmodSpec>(),
             rendered::<crate::qemu::GuestInit>(),
             rendered::<crate::dkms::conf::ReadConf>(),
+            rendered::<crate::dkms::conf::VarsPrelude>(),
             rendered::<crate::dkms::build::Step>(),
             rendered::<crate::dkms::AdoptManifest>(),
         ];

@@ -841,30 +841,11 @@ fn two_modules_that_need_each_other_are_checked_and_loaded_together() {
         assert_eq!(v["verdict"], "loads", "{v}");
     }
     // Booted on Debian's own kernel, named b first: a, then b; unloaded b, then a.
-    let o = kmod()
-        .current_dir(&dir)
-        .args([
-            "run",
-            "--accel",
-            "tcg",
-            "--message-format",
-            "json",
-            "--timeout",
-            "300",
-        ])
-        .arg("--kernel")
-        .arg(&k.image)
-        .arg("--modules-from")
-        .arg(&k.modules)
-        .args(
-            paths
-                .iter()
-                .flat_map(|p| ["--module".as_ref(), p.as_os_str()]),
-        )
-        .output()
-        .unwrap();
-    let rep: serde_json::Value = serde_json::from_str(stdout(&o).trim())
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
+    let mut args: Vec<&std::ffi::OsStr> = vec!["--modules-from".as_ref(), k.modules.as_os_str()];
+    for p in &paths {
+        args.extend(["--module".as_ref(), p.as_os_str()]);
+    }
+    let (rep, _) = crate::fixtures::run_image(&k.image, &args);
     let names: Vec<&str> = rep["modules"]
         .as_array()
         .unwrap()

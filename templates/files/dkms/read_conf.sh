@@ -1,26 +1,16 @@
-#!/bin/bash
 # A dkms.conf read as DKMS 3.x reads it for one kernel (dkms.in: read_conf,
 # safe_source): sourced by bash in a subshell, its values echoed and sourced again
 # beside DKMS's own variables, then defaulted and checked as DKMS does. cargo-kmod
 # runs this in a clean environment, with a time limit; the values come back on
 # descriptor 3 as NUL-separated records, the errors on stderr (exit 1).
 #
-# In (environment): CK_CONF, CK_KERNELVER, CK_ARCH, CK_KERNEL_SOURCE_DIR, CK_DKMS_TREE,
-# CK_SOURCE_TREE, CK_MODULE, CK_MODULE_VERSION. DKMS's own variables are plain shell
-# variables (not exported), as in DKMS.
+# In (environment): CK_CONF; DKMS's own variables come from templates/files/dkms/vars.sh,
+# which comes first.
 exec 3>&1 1>&2
 shopt -s extglob
 
 conf=$CK_CONF
-kernelver=$CK_KERNELVER
-arch=$CK_ARCH
-kernel_source_dir=$CK_KERNEL_SOURCE_DIR
-dkms_tree=$CK_DKMS_TREE
-source_tree=$CK_SOURCE_TREE
-module=$CK_MODULE
-module_version=$CK_MODULE_VERSION
-unset CK_CONF CK_KERNELVER CK_ARCH CK_KERNEL_SOURCE_DIR CK_DKMS_TREE CK_SOURCE_TREE \
-    CK_MODULE CK_MODULE_VERSION
+unset CK_CONF
 if [[ -e $kernel_source_dir/include/config/auto.conf ]]; then
     kernel_config=$kernel_source_dir/include/config/auto.conf
 else
