@@ -11,7 +11,7 @@ pub use facts::KernelFacts;
 
 use crate::modfile::{ModuleFile, elf};
 use crate::verify::{self, Verdict};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub use crate::loader::Refusal;
 
@@ -92,72 +92,36 @@ pub fn check_all(
     max_module_bytes: u64,
     r: &dyn crate::report::Reporter,
 ) -> Vec<crate::Result<Report>> {
-    // The named modules' `depends:` give the order they load in, whatever order they
-    // were named in (jool_common before jool); each one's rank in it.
-    let tree = crate::modtree::ModuleTree::empty(Path::new("the modules named"));
-    let mut names = Vec::new();
-    let mut exporters = Vec::new();
+    let mut loaded: Vec<(usize, Loaded)> = Vec::new();
     for (i, m) in modules.iter().enumerate().filter(|(i, _)| named[*i]) {
         let Ok(f) = ModuleFile::read(m, max_module_bytes) else {
-            continue;
-        };
-        let name = crate::modfile::name_of_path(&m.to_string_lossy());
-        tree.remember_depends(&name, crate::modtree::depends_field(&f).unwrap_or_default());
-        if f.elf().is_ok_and(|e| !e.loader_view().exports.is_empty()) {
-            exporters.push(i);
-        }
-        names.push((i, name));
-    }
-    let given: Vec<String> = names.iter().map(|(_, n)| n.clone()).collect();
-    // A cycle is reported by each module's own check; the order given stands then.
-    let order = tree.load_order(&given).unwrap_or(given);
-    let position: std::collections::HashMap<&str, usize> = order
-        .iter()
-        .enumerate()
-        .map(|(p, n)| (n.as_str(), p))
-        .collect();
-    let ranks: std::collections::HashMap<usize, usize> = names
-        .iter()
-        .filter_map(|(i, n)| position.get(n.as_str()).map(|p| (*i, *p)))
-        .collect();
-    let rank = |i: usize| ranks.get(&i).copied();
-    // Those that export symbols are loaded in that order, when they load.
-    exporters.sort_by_key(|i| rank(*i));
-    let mut loaded: Vec<(usize, Option<usize>, Loaded)> = Vec::new();
-    for i in exporters {
-        let Ok(f) = ModuleFile::read(&modules[i], max_module_bytes) else {
             continue;
         };
         let Ok(view) = f.elf().map(|e| e.loader_view()) else {
             continue;
         };
-        let before: Vec<&Loaded> = loaded.iter().map(|(_, _, l)| l).collect();
+        if view.exports.is_empty() {
+            continue;
+        }
+        let before: Vec<&Loaded> = loaded.iter().map(|(_, l)| l).collect();
         if let Ok(rep) = check(k, &f, &before)
             && !rep.refused()
         {
-            let exports = view.exports;
             loaded.push((
                 i,
-                rank(i),
                 Loaded {
                     name: rep.name,
-                    exports,
+                    exports: view.exports,
                 },
             ));
         }
     }
     let indexed: Vec<(usize, &PathBuf)> = modules.iter().enumerate().collect();
     crate::tree::par_map(&indexed, jobs, r, "checking", |(i, m)| {
-        // A named module sees those that load before it; one found in a directory,
-        // the named ones given before it.
-        let mine = rank(*i);
         let before: Vec<&Loaded> = loaded
             .iter()
-            .filter(|(j, rj, _)| match (mine, rj) {
-                (Some(me), Some(them)) => them < &me,
-                _ => j < i,
-            })
-            .map(|(_, _, l)| l)
+            .filter(|(j, _)| j < i)
+            .map(|(_, l)| l)
             .collect();
         // check() parses the ELF once, refusing what is not a module.
         ModuleFile::read(m, max_module_bytes).and_then(|f| check(k, &f, &before))

@@ -50,8 +50,6 @@ fn options(a: RunArgs, cx: &super::Ctx) -> cargo_kmod::Result<qemu::RunOptions> 
     } else {
         a.modules
     };
-    // Loaded each after those of them it needs; unloaded in reverse.
-    let modules = cargo_kmod::modtree::order_files(&modules, cx.settings.max_module_bytes)?;
     // An image's modules are where its distribution installs them; a build tree's
     // test kernel has none there.
     use cargo_kmod::modtree::ModuleTree;

@@ -193,8 +193,14 @@ pub fn build_and_sign(
             crate::sign::sign_module_file(g.key, &opts, path, None)?;
         }
     }
+    // In the order they load: each after those of them it needs (a cycle is left as
+    // it is, for check and run to name).
+    let paths: Vec<PathBuf> = built.modules.iter().map(|(p, _)| p.clone()).collect();
+    let order = crate::modtree::order_files(&paths, s.max_module_bytes).unwrap_or(paths);
+    let mut built_modules = built.modules;
+    built_modules.sort_by_key(|(p, _)| order.iter().position(|o| o == p));
     let mut modules = Vec::new();
-    for (path, dest_location) in built.modules {
+    for (path, dest_location) in built_modules {
         modules.push(BuiltModule {
             name: crate::modfile::name_of_path(&path.to_string_lossy()),
             sha256: sha256_hex(&path)?,

@@ -743,46 +743,6 @@ fn acpi_call_checks_and_boots_on_debians_own_612() {
     assert!(letters.contains('O') && letters.contains('E'), "{letters}");
 }
 
-/// Modules given in the wrong order load each after those it needs (vfat after fat),
-/// and unload in reverse: the order a project's modules are built in does not matter.
-#[test]
-fn run_loads_given_modules_dependencies_first() {
-    let k = crate::fixtures::debian_612();
-    let find = |name: &str| {
-        ko_xz_under(&k.modules.join("kernel"))
-            .into_iter()
-            .find(|p| {
-                p.file_name()
-                    .is_some_and(|n| n == format!("{name}.ko.xz").as_str())
-            })
-            .unwrap_or_else(|| panic!("{name} not in Debian's 6.12"))
-    };
-    let (vfat, fat) = (find("vfat"), find("fat"));
-    let (rep, o) = crate::fixtures::run_image(
-        &k.image,
-        &[
-            "--modules-from".as_ref(),
-            k.modules.as_os_str(),
-            "--module".as_ref(),
-            vfat.as_os_str(),
-            "--module".as_ref(),
-            fat.as_os_str(),
-        ],
-    );
-    let names: Vec<&str> = rep["modules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["dependency"] != true)
-        .map(|m| m["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["fat", "vfat"], "{rep}\n{}", stderr(&o));
-    for m in rep["modules"].as_array().unwrap() {
-        assert_eq!(m["loaded"], true, "{m}");
-        assert_eq!(m["unloaded"], true, "{m}");
-    }
-}
-
 /// A DKMS project of two modules in subdirectories, `b` using what `a` exports (as
 /// jool does): built for Debian's 6.12, `check` judges them together whatever order
 /// they are named in, and `run` boots Debian's own kernel, loads `a`
@@ -833,14 +793,26 @@ fn two_modules_that_need_each_other_are_checked_and_loaded_together() {
         .iter()
         .map(|m| PathBuf::from(m["path"].as_str().unwrap()))
         .collect();
-    assert_eq!(paths.len(), 2, "{v}");
-    // Named b first: both load (b with a's export), each verdict its own.
+    // Listed in the order they load, whatever order dkms.conf names them in.
+    let names: Vec<&str> = v["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["pair_a", "pair_b"], "{v}");
+    // Judged together in that order: b loads with a's export.
     let (code, verdicts) = crate::fixtures::check_json(&k.args(), &paths);
     assert_eq!(code, 0, "{verdicts:?}");
     for v in &verdicts {
         assert_eq!(v["verdict"], "loads", "{v}");
     }
-    // Booted on Debian's own kernel, named b first: a, then b; unloaded b, then a.
+    // Named b first, b is refused as the kernel would refuse it loaded first.
+    let reversed = [paths[1].clone(), paths[0].clone()];
+    let (code, verdicts) = crate::fixtures::check_json(&k.args(), &reversed);
+    assert_eq!(code, 20, "{verdicts:?}");
+    assert_eq!(verdicts[0]["refusal"], "unknown-symbol", "{}", verdicts[0]);
+    // Booted on Debian's own kernel in that order: a, then b; unloaded b, then a.
     let mut args: Vec<&std::ffi::OsStr> = vec!["--modules-from".as_ref(), k.modules.as_os_str()];
     for p in &paths {
         args.extend(["--module".as_ref(), p.as_os_str()]);
@@ -861,8 +833,8 @@ fn two_modules_that_need_each_other_are_checked_and_loaded_together() {
 
 /// A Rust project of two modules in subdirectories, adopted by `init`: `rpair_a`
 /// exports a Rust function (a C line beside it exports the symbol), `rpair_b` calls it.
-/// On the 6.12 and 7.2 test kernels both build, are signed, and load — named b first,
-/// they load a then b — and unload.
+/// On the 6.12 and 7.2 test kernels both build, are signed (listed a then b, the
+/// order they load in), load and unload.
 #[test]
 fn rust_modules_in_subdirectories_export_to_each_other_and_load_on_612_and_72() {
     let key = crate::fixtures::test_key("rsa2048");
@@ -927,9 +899,9 @@ fn rust_modules_in_subdirectories_export_to_each_other_and_load_on_612_and_72() 
         assert!(o.status.success(), "{}: {}", k.release, stderr(&o));
         let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
         assert_eq!(v["signed"], true, "{v}");
-        let out = dir.join("target/kmod").join(&k.release);
-        let (ka, kb) = (out.join("rpair_a.ko"), out.join("rpair_b.ko"));
-        let o = kmod()
+        // Listed in the order they load (a first), as `run` takes them.
+        let mut run_cmd = kmod();
+        run_cmd
             .current_dir(&dir)
             .args([
                 "run",
@@ -939,13 +911,11 @@ fn rust_modules_in_subdirectories_export_to_each_other_and_load_on_612_and_72() 
                 "tcg",
                 "--kdir",
             ])
-            .arg(&k.kdir)
-            .arg("--module")
-            .arg(&kb)
-            .arg("--module")
-            .arg(&ka)
-            .output()
-            .unwrap();
+            .arg(&k.kdir);
+        for m in v["modules"].as_array().unwrap() {
+            run_cmd.arg("--module").arg(m["path"].as_str().unwrap());
+        }
+        let o = run_cmd.output().unwrap();
         let rep: serde_json::Value = serde_json::from_str(stdout(&o).trim())
             .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
         let names: Vec<&str> = rep["modules"]
