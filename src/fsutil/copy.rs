@@ -4,7 +4,8 @@ use crate::error::{Error, Result};
 use std::path::Path;
 
 /// Makes `dst` a copy of `src` (files with their permissions, directories, symbolic
-/// links as links), leaving out `skip` (the project's target directory) and `.git`.
+/// links as links), leaving out `skip` (the project's target directory), `.git`, and
+/// `dst` itself when it lies inside `src`.
 /// Files whose bytes are already the same are left alone, timestamps too, so Kbuild
 /// rebuilds only what changed; what `dst` has beyond `src` (Kbuild's outputs) stays.
 pub fn sync_tree(src: &Path, dst: &Path, skip: &[&Path]) -> Result<()> {
@@ -17,11 +18,15 @@ pub fn sync_tree(src: &Path, dst: &Path, skip: &[&Path]) -> Result<()> {
         source,
     };
     std::fs::create_dir_all(dst).map_err(|e| werr(dst, e))?;
+    let skip: Vec<std::path::PathBuf> = skip
+        .iter()
+        .copied()
+        .chain([dst])
+        .filter_map(|s| std::fs::canonicalize(s).ok())
+        .collect();
     let skipped = |p: &Path| {
         p.file_name().is_some_and(|n| n == ".git")
-            || skip
-                .iter()
-                .any(|s| p == *s || std::fs::canonicalize(p).ok() == std::fs::canonicalize(s).ok())
+            || std::fs::canonicalize(p).is_ok_and(|c| skip.contains(&c))
     };
     let mut walk = walkdir::WalkDir::new(src).min_depth(1).into_iter();
     while let Some(e) = walk.next() {

@@ -412,7 +412,19 @@ pub fn build_one(
         source,
     })?;
     let mut modules = Vec::new();
+    // Where each was in a Kbuild copy, for the dkms.conf `package --dkms` writes.
+    let copy = project.build_dir(&target.release);
+    let mut locations = Vec::new();
     for (from, dest_name, dest_location) in built.modules {
+        let location = matches!(project.source, crate::project::Source::Kbuild)
+            .then(|| {
+                from.parent()?
+                    .strip_prefix(&copy)
+                    .ok()
+                    .map(Path::to_path_buf)
+            })
+            .flatten();
+        locations.push(location);
         let out = out_dir.join(format!("{dest_name}.ko"));
         if modules.iter().any(|(p, _)| *p == out) {
             return Err(Error::ModuleBuild {
@@ -436,10 +448,12 @@ pub fn build_one(
     }
     let record: Vec<serde_json::Value> = modules
         .iter()
-        .map(|(p, loc)| {
+        .zip(&locations)
+        .map(|((p, loc), built)| {
             serde_json::json!({
                 "file": p.file_name().map(|n| n.to_string_lossy().into_owned()),
                 "dest_location": loc,
+                "built_location": built,
             })
         })
         .collect();

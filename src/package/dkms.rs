@@ -58,9 +58,31 @@ pub fn dkms_conf(project: &Project, tc: &Toolchain) -> Result<String> {
         ),
         None => "${kernel_source_dir}".into(),
     };
+    // The modules the newest build made, where it made them; else one named after it.
+    let modules = super::built_releases(project)
+        .first()
+        .and_then(|r| super::built_modules(project, r).ok())
+        .map(|ms| {
+            ms.into_iter()
+                .map(|m| DkmsModule {
+                    location: m
+                        .built_location
+                        .filter(|l| !l.is_empty())
+                        .map(|l| format!("{}/", l.trim_end_matches('/'))),
+                    name: m.stem,
+                })
+                .collect()
+        })
+        .unwrap_or_else(|| {
+            vec![DkmsModule {
+                name: project.name.clone(),
+                location: None,
+            }]
+        });
     Ok(crate::templates::render(&DkmsConf {
         name: project.name.clone(),
         version: project.version.clone(),
+        modules,
         make,
         kdir,
         extra,
@@ -73,11 +95,20 @@ pub fn dkms_conf(project: &Project, tc: &Toolchain) -> Result<String> {
     }))
 }
 
+/// A module in a dkms.conf: BUILT_MODULE_NAME and BUILT_MODULE_LOCATION.
+#[derive(serde::Serialize)]
+pub struct DkmsModule {
+    pub name: String,
+    pub location: Option<String>,
+}
+
 /// `dkms.conf`. `make`, `kdir` and `extra` are shell text made of checked parts.
 #[derive(serde::Serialize)]
 pub struct DkmsConf {
     pub name: String,
     pub version: String,
+    /// Every module, and where in the tree the build makes it.
+    pub modules: Vec<DkmsModule>,
     pub make: String,
     pub kdir: String,
     pub extra: String,
@@ -91,6 +122,16 @@ impl crate::templates::Generated for DkmsConf {
         DkmsConf {
             name: "hello".into(),
             version: "0.1.0".into(),
+            modules: vec![
+                DkmsModule {
+                    name: "hello".into(),
+                    location: None,
+                },
+                DkmsModule {
+                    name: "hello_helper".into(),
+                    location: Some("helper/".into()),
+                },
+            ],
             make: "make PATH=/usr/lib/llvm-19/bin:${PATH}".into(),
             kdir: "${kernel_source_dir}".into(),
             extra: " LLVM=1 RUSTC=/usr/bin/rustc".into(),
@@ -114,11 +155,12 @@ pub fn package(project: &Project, out: &Path, tc: &Toolchain) -> Result<(PathBuf
     match &project.source {
         // A DKMS tree already: all of it, its own dkms.conf saying how it builds.
         crate::project::Source::Dkms { .. } => {
-            crate::fsutil::sync_tree(&project.dir, &src_tree, &[&project.target_dir])?;
+            crate::fsutil::sync_tree(&project.dir, &src_tree, &[&project.target_dir, out])?;
             let _ = std::fs::remove_file(src_tree.join("Cargo.toml"));
         }
         crate::project::Source::Kbuild => {
-            super::copy_sources(project, &src_tree)?;
+            // The whole project: its modules may be built in subdirectories.
+            crate::fsutil::sync_tree(&project.dir, &src_tree, &[&project.target_dir, out])?;
             std::fs::write(src_tree.join("dkms.conf"), dkms_conf(project, tc)?)
                 .map_err(|e| werr(&src_tree, e))?;
         }

@@ -20,6 +20,8 @@ pub struct BuiltModule {
     pub stem: String,
     /// `DEST_MODULE_LOCATION` (`/extra`), when the project says where it installs.
     pub dest_location: Option<String>,
+    /// Where a Kbuild project's build made it, relative to the project (`a/`).
+    pub built_location: Option<String>,
 }
 
 impl BuiltModule {
@@ -44,6 +46,7 @@ pub fn built_modules(project: &Project, release: &str) -> Result<Vec<BuiltModule
             stem: project.name.clone(),
             path,
             dest_location: None,
+            built_location: None,
         }]);
     };
     let bad = |reason: String| Error::Package {
@@ -62,6 +65,10 @@ pub fn built_modules(project: &Project, release: &str) -> Result<Vec<BuiltModule
         if let Some(d) = &dest_location {
             crate::names::install_dir(d.trim_matches('/')).map_err(bad)?;
         }
+        let built_location = m["built_location"].as_str().map(str::to_string);
+        if let Some(b) = built_location.as_deref().filter(|b| !b.is_empty()) {
+            crate::names::install_dir(b).map_err(bad)?;
+        }
         let path = project.out_dir(release).join(file);
         if !path.is_file() {
             return Err(bad(format!("{} is listed but missing", path.display())));
@@ -70,6 +77,7 @@ pub fn built_modules(project: &Project, release: &str) -> Result<Vec<BuiltModule
             path,
             stem: stem.to_string(),
             dest_location,
+            built_location,
         });
     }
     if out.is_empty() {

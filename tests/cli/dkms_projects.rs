@@ -584,35 +584,11 @@ fn init_adopts_a_dkms_tree_writing_only_its_cargo_toml_and_build_uses_it() {
     assert!(o.status.success(), "{}", stderr(&o));
     let conf = std::fs::read(out.join("ddcci-0.4.2/dkms.conf")).unwrap();
     assert_eq!(conf, std::fs::read(dir.join("dkms.conf")).unwrap());
-    let s = tempfile::tempdir().unwrap();
-    let (tree, sources, install) = (s.path().join("t"), s.path().join("s"), s.path().join("i"));
-    let scratch = |c: &mut std::process::Command| {
-        c.arg("--dkmstree")
-            .arg(&tree)
-            .arg("--sourcetree")
-            .arg(&sources)
-            .arg("--installtree")
-            .arg(&install);
-    };
-    for p in [&tree, &sources, &install] {
-        std::fs::create_dir_all(p).unwrap();
-    }
-    let mut c = std::process::Command::new("dkms");
-    c.arg("ldtarball").arg(out.join("ddcci-0.4.2.dkms.tar.gz"));
-    scratch(&mut c);
-    run(&mut c);
-    let release = release_of(&headers);
-    let mut c = std::process::Command::new("dkms");
-    c.args(["build", "-m", "ddcci", "-v", "0.4.2", "-k", &release])
-        .arg(format!("--kernelsourcedir={}", headers.display()));
-    scratch(&mut c);
-    run(&mut c);
-    let mut made: Vec<String> =
-        std::fs::read_dir(tree.join(format!("ddcci/0.4.2/{release}/x86_64/module")))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-    made.sort();
+    let made = dkms_ldtarball_build(
+        &out.join("ddcci-0.4.2.dkms.tar.gz"),
+        ("ddcci", "0.4.2"),
+        &headers,
+    );
     assert_eq!(made, ["ddcci-backlight.ko", "ddcci.ko"]);
 }
 
@@ -938,4 +914,86 @@ fn rust_modules_in_subdirectories_export_to_each_other_and_load_on_612_and_72() 
             "{rep}"
         );
     }
+}
+
+/// The real dkms: `ldtarball` of a tarball `package --dkms` wrote, then `build` for the
+/// kernel of `headers`, in scratch trees; the modules it made.
+fn dkms_ldtarball_build(
+    tarball: &Path,
+    (name, version): (&str, &str),
+    headers: &Path,
+) -> Vec<String> {
+    let s = tempfile::tempdir().unwrap();
+    let (tree, sources, install) = (s.path().join("t"), s.path().join("s"), s.path().join("i"));
+    let scratch = |c: &mut std::process::Command| {
+        c.arg("--dkmstree")
+            .arg(&tree)
+            .arg("--sourcetree")
+            .arg(&sources)
+            .arg("--installtree")
+            .arg(&install);
+    };
+    for p in [&tree, &sources, &install] {
+        std::fs::create_dir_all(p).unwrap();
+    }
+    let mut c = std::process::Command::new("dkms");
+    c.arg("ldtarball").arg(tarball);
+    scratch(&mut c);
+    run(&mut c);
+    let release = release_of(headers);
+    let mut c = std::process::Command::new("dkms");
+    c.args(["build", "-m", name, "-v", version, "-k", &release])
+        .arg(format!("--kernelsourcedir={}", headers.display()));
+    scratch(&mut c);
+    run(&mut c);
+    let mut made: Vec<String> =
+        std::fs::read_dir(tree.join(format!("{name}/{version}/{release}/x86_64/module")))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+    made.sort();
+    made
+}
+
+/// A plain Kbuild project of two modules in subdirectories (no dkms.conf), adopted:
+/// `package --dkms` writes a DKMS tree of the whole project whose dkms.conf names both
+/// modules where the build makes them, and the real dkms builds them.
+#[test]
+fn package_dkms_of_a_kbuild_project_carries_every_module() {
+    let headers = debian_61_headers();
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("kpair");
+    for (name, text) in [
+        ("Kbuild", "obj-y += one/ two/\n"),
+        ("one/Kbuild", "obj-m += kpair_one.o\n"),
+        ("two/Kbuild", "obj-m += kpair_two.o\n"),
+        (
+            "one/kpair_one.c",
+            "#include <linux/module.h>\nMODULE_LICENSE(\"GPL\");\n",
+        ),
+        (
+            "two/kpair_two.c",
+            "#include <linux/module.h>\nMODULE_LICENSE(\"GPL\");\n",
+        ),
+    ] {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+    }
+    for args in [
+        vec!["init", "--kdir", headers.to_str().unwrap()],
+        vec!["build"],
+        vec!["package", "--dkms", "--out", "out"],
+    ] {
+        let o = kmod().current_dir(&dir).args(&args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    }
+    let conf = std::fs::read_to_string(dir.join("out/kpair-0.1.0/dkms.conf")).unwrap();
+    assert!(conf.contains("BUILT_MODULE_LOCATION[0]=\"one/\""), "{conf}");
+    let made = dkms_ldtarball_build(
+        &dir.join("out/kpair-0.1.0.dkms.tar.gz"),
+        ("kpair", "0.1.0"),
+        &headers,
+    );
+    assert_eq!(made, ["kpair_one.ko", "kpair_two.ko"]);
 }
