@@ -284,15 +284,8 @@ fn crafted(conf: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
         ("Kbuild", "obj-m += hello.o\nccflags-y += $(EXTRA)\n"),
         ("dkms.conf", conf),
     ];
-    for (name, text) in base.iter().chain(files) {
-        let p = dir.join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, text).unwrap();
-        if name.ends_with(".sh") {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-    }
+    write_files(&dir, &base);
+    write_files(&dir, files);
     (d, dir)
 }
 
@@ -566,12 +559,7 @@ fn init_adopts_a_dkms_tree_writing_only_its_cargo_toml_and_build_uses_it() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
-    let names: Vec<&str> = v["modules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap())
-        .collect();
+    let names = module_names(&v);
     assert_eq!(names, ["ddcci", "ddcci_backlight"], "{v}");
     // package --dkms keeps the project's own dkms.conf; the real dkms builds the tree.
     let out = d.path().join("out");
@@ -750,11 +738,7 @@ fn two_modules_that_need_each_other_are_checked_and_loaded_together() {
             ),
         ),
     ];
-    for (name, text) in files {
-        let p = dir.join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, text).unwrap();
-    }
+    write_files(&dir, &files);
     let o = kmod()
         .current_dir(&dir)
         .args(["build", "--message-format", "json", "--kdir"])
@@ -770,12 +754,7 @@ fn two_modules_that_need_each_other_are_checked_and_loaded_together() {
         .map(|m| PathBuf::from(m["path"].as_str().unwrap()))
         .collect();
     // Listed in the order they load, whatever order dkms.conf names them in.
-    let names: Vec<&str> = v["modules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap())
-        .collect();
+    let names = module_names(&v);
     assert_eq!(names, ["pair_a", "pair_b"], "{v}");
     // Judged together in that order: b loads with a's export.
     let (code, verdicts) = crate::fixtures::check_json(&k.args(), &paths);
@@ -794,12 +773,7 @@ fn two_modules_that_need_each_other_are_checked_and_loaded_together() {
         args.extend(["--module".as_ref(), p.as_os_str()]);
     }
     let (rep, _) = crate::fixtures::run_image(&k.image, &args);
-    let names: Vec<&str> = rep["modules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap())
-        .collect();
+    let names = module_names(&rep);
     assert_eq!(names, ["pair_a", "pair_b"], "{rep}");
     for m in rep["modules"].as_array().unwrap() {
         assert_eq!(m["loaded"], true, "{m}");
@@ -851,11 +825,7 @@ fn rust_modules_in_subdirectories_export_to_each_other_and_load_on_612_and_72() 
             ("b/Kbuild", "obj-m += rpair_b.o\n".into()),
             ("b/rpair_b.rs", b),
         ];
-        for (name, text) in files {
-            let p = dir.join(name);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(&p, text).unwrap();
-        }
+        write_files(&dir, &files);
         let o = kmod()
             .current_dir(&dir)
             .arg("init")
@@ -894,12 +864,7 @@ fn rust_modules_in_subdirectories_export_to_each_other_and_load_on_612_and_72() 
         let o = run_cmd.output().unwrap();
         let rep: serde_json::Value = serde_json::from_str(stdout(&o).trim())
             .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
-        let names: Vec<&str> = rep["modules"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["name"].as_str().unwrap())
-            .collect();
+        let names = module_names(&rep);
         assert_eq!(names, ["rpair_a", "rpair_b"], "{}: {rep}", k.release);
         for m in rep["modules"].as_array().unwrap() {
             assert_eq!(m["loaded"], true, "{}: {m}", k.release);
@@ -963,23 +928,22 @@ fn package_dkms_of_a_kbuild_project_carries_every_module() {
     let headers = debian_61_headers();
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().join("kpair");
-    for (name, text) in [
-        ("Kbuild", "obj-y += one/ two/\n"),
-        ("one/Kbuild", "obj-m += kpair_one.o\n"),
-        ("two/Kbuild", "obj-m += kpair_two.o\n"),
-        (
-            "one/kpair_one.c",
-            "#include <linux/module.h>\nMODULE_LICENSE(\"GPL\");\n",
-        ),
-        (
-            "two/kpair_two.c",
-            "#include <linux/module.h>\nMODULE_LICENSE(\"GPL\");\n",
-        ),
-    ] {
-        let p = dir.join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, text).unwrap();
-    }
+    write_files(
+        &dir,
+        &[
+            ("Kbuild", "obj-y += one/ two/\n"),
+            ("one/Kbuild", "obj-m += kpair_one.o\n"),
+            ("two/Kbuild", "obj-m += kpair_two.o\n"),
+            (
+                "one/kpair_one.c",
+                "#include <linux/module.h>\nMODULE_LICENSE(\"GPL\");\n",
+            ),
+            (
+                "two/kpair_two.c",
+                "#include <linux/module.h>\nMODULE_LICENSE(\"GPL\");\n",
+            ),
+        ],
+    );
     for args in [
         vec!["init", "--kdir", headers.to_str().unwrap()],
         vec!["build"],
@@ -996,4 +960,27 @@ fn package_dkms_of_a_kbuild_project_carries_every_module() {
         &headers,
     );
     assert_eq!(made, ["kpair_one.ko", "kpair_two.ko"]);
+}
+
+/// The `name` of each of `v["modules"]` (a build's JSON or a boot's report).
+fn module_names(v: &serde_json::Value) -> Vec<&str> {
+    v["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect()
+}
+
+/// Writes `files` (path under `dir`, text); a `*.sh` is made executable.
+fn write_files<T: AsRef<str>>(dir: &Path, files: &[(&str, T)]) {
+    use std::os::unix::fs::PermissionsExt;
+    for (name, text) in files {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text.as_ref()).unwrap();
+        if name.ends_with(".sh") {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
 }
