@@ -181,7 +181,11 @@ pub fn build(
         if m.strip {
             run.step(
                 "STRIP",
-                &format!("strip -g '{}'", built.display()),
+                // One shell word, whatever the project's path holds.
+                &format!(
+                    "strip -g '{}'",
+                    built.display().to_string().replace('\'', r"'\''")
+                ),
                 false,
                 r,
             )?;
