@@ -46,7 +46,7 @@ pub mod exit {
         (USAGE, "usage error"),
         (
             INPUT,
-            "input: missing or unreadable file, not a kernel module, damaged compression or trailer, larger than any module or kernel",
+            "input: missing or unreadable file, not a kernel module, damaged compression or trailer, larger than any module or kernel; a dkms.conf that does not read (syntax, exit, hang, DKMS's checks)",
         ),
         (
             KEY,
@@ -91,7 +91,10 @@ pub mod exit {
             PREFLIGHT,
             "`build`: preflight refused a tree (the line says the fix)",
         ),
-        (MODULE_BUILD, "`build`: Kbuild failed"),
+        (
+            MODULE_BUILD,
+            "`build`: Kbuild failed, or a step of a DKMS build (PATCH, PRE_BUILD, MAKE, a module it never made)",
+        ),
         (
             CHANGED,
             "another process changed a module while `sign`/`unsign` rewrote it; it was left as that process made it",
