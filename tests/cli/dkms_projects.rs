@@ -60,7 +60,39 @@ fn release_of(headers: &Path) -> String {
 }
 
 /// `dkms build` in scratch trees: its `module/` directory, or the refusal.
+/// Which real dkms judges: Debian 12's 3.0.10 (installed), or sid's newer one (which
+/// knows BUILD_EXCLUSIVE_KERNEL_MIN/_MAX), a bash script run from the sid root
+/// scripts/test-deps.sh made.
+#[derive(Clone, Copy)]
+enum Dkms {
+    Bookworm,
+    Sid,
+}
+
+impl Dkms {
+    fn command(self) -> std::process::Command {
+        match self {
+            Dkms::Bookworm => std::process::Command::new("dkms"),
+            Dkms::Sid => {
+                let script = cache_dir().join("roots/sid/usr/sbin/dkms");
+                assert!(
+                    script.is_file(),
+                    "missing test prerequisite: {} — run scripts/test-deps.sh",
+                    script.display()
+                );
+                let mut c = std::process::Command::new("bash");
+                c.arg(script);
+                c
+            }
+        }
+    }
+}
+
 fn real_dkms(src: &Path, headers: &Path) -> Outcome {
+    real_dkms_of(Dkms::Bookworm, src, headers)
+}
+
+fn real_dkms_of(dkms: Dkms, src: &Path, headers: &Path) -> Outcome {
     let d = tempfile::tempdir().unwrap();
     let (tree, sources, install) = (
         d.path().join("tree"),
@@ -74,7 +106,8 @@ fn real_dkms(src: &Path, headers: &Path) -> Outcome {
     let dir = src.file_name().unwrap().to_string_lossy().into_owned();
     let (name, version) = dir.rsplit_once('-').unwrap();
     let release = release_of(headers);
-    let o = std::process::Command::new("dkms")
+    let o = dkms
+        .command()
         .args(["build", "-m", name, "-v", version, "-k", &release])
         .arg(format!("--kernelsourcedir={}", headers.display()))
         .arg("--dkmstree")
@@ -111,8 +144,10 @@ fn real_dkms(src: &Path, headers: &Path) -> Outcome {
     Outcome::Built(
         std::fs::read_dir(&modules)
             .unwrap()
-            .map(|e| {
-                let p = e.unwrap().path();
+            .map(|e| e.unwrap().path())
+            // Newer dkms keeps the build's Module.symvers beside the modules.
+            .filter(|p| p.to_string_lossy().contains(".ko"))
+            .map(|p| {
                 let n = p.file_name().unwrap().to_string_lossy().into_owned();
                 // DKMS compresses as the kernel's own modules are (6.12's: xz).
                 let n = n.split(".ko").next().unwrap().to_string();
@@ -298,11 +333,15 @@ const MAKE: &str = "MAKE[0]=\"make -C ${kernel_source_dir} M=${dkms_tree}/${PACK
 type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, Outcome);
 
 fn crafted_same_as_dkms(cases: &[Case]) {
+    crafted_same_as(Dkms::Bookworm, cases)
+}
+
+fn crafted_same_as(dkms: Dkms, cases: &[Case]) {
     let headers = debian_61_headers();
     let release = release_of(&headers);
     for (what, conf, files, want) in cases {
         let (_d, dir) = crafted(conf, files);
-        let real = real_dkms(&dir, &headers);
+        let real = real_dkms_of(dkms, &dir, &headers);
         let (mine, json) = ours(&dir, &headers);
         assert_eq!(mine, real, "{what}: ours vs dkms: {json}");
         let want = match want {
@@ -384,6 +423,41 @@ fn build_exclusive_rules_skip_the_kernels_dkms_skips() {
             Outcome::Skipped,
         ),
     ]);
+}
+
+/// BUILD_EXCLUSIVE_KERNEL_MIN/_MAX, which Debian 12's dkms does not know: judged by
+/// sid's, on Debian 12's 6.1.0-57 headers.
+#[test]
+fn build_exclusive_kernel_min_and_max_as_a_newer_dkms_reads_them() {
+    crafted_same_as(
+        Dkms::Sid,
+        &[
+            (
+                "BUILD_EXCLUSIVE_KERNEL_MIN above",
+                format!("{HEAD}{MAKE}BUILD_EXCLUSIVE_KERNEL_MIN=6.2\n"),
+                vec![],
+                Outcome::Skipped,
+            ),
+            (
+                "BUILD_EXCLUSIVE_KERNEL_MIN at",
+                format!("{HEAD}{MAKE}BUILD_EXCLUSIVE_KERNEL_MIN=6.1\n"),
+                vec![],
+                built("hello", "plain"),
+            ),
+            (
+                "BUILD_EXCLUSIVE_KERNEL_MAX below",
+                format!("{HEAD}{MAKE}BUILD_EXCLUSIVE_KERNEL_MAX=5.19\n"),
+                vec![],
+                Outcome::Skipped,
+            ),
+            (
+                "BUILD_EXCLUSIVE_KERNEL_MAX above",
+                format!("{HEAD}{MAKE}BUILD_EXCLUSIVE_KERNEL_MAX=6.1.99\n"),
+                vec![],
+                built("hello", "plain"),
+            ),
+        ],
+    );
 }
 
 #[test]
