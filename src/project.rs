@@ -29,6 +29,20 @@ pub struct Project {
     pub rustc: Option<PathBuf>,
     pub install_dir: String,
     pub source: Source,
+    /// [`Project::is_rust`], found once (a walk of the project).
+    rust: std::sync::OnceLock<bool>,
+}
+
+/// One module of a build, as `target/kmod/<release>/modules.json` lists it (written by
+/// `build`, read by `install` and `package`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ModuleRecord {
+    /// Its file in `target/kmod/<release>/` (`jool.ko`).
+    pub file: String,
+    /// `DEST_MODULE_LOCATION` (`/extra`), when the project says where it installs.
+    pub dest_location: Option<String>,
+    /// Where a Kbuild project's build made it, relative to the project (`a`).
+    pub built_location: Option<String>,
 }
 
 /// How a project builds.
@@ -195,6 +209,7 @@ impl Project {
                 .to_string(),
             target_dir: target_dir.to_path_buf(),
             source: Source::of(&dir),
+            rust: Default::default(),
             dir,
         };
         project.validate(m.path)?;
@@ -223,6 +238,7 @@ impl Project {
             rustc: None,
             install_dir: "updates".into(),
             source: Source::Dkms { conf: conf.clone() },
+            rust: Default::default(),
         };
         project.validate(&conf).map_err(|e| match e {
             Error::Manifest { reason, field, .. } => Error::DkmsConf {
@@ -308,6 +324,10 @@ impl Project {
     /// Whether Kbuild builds Rust here: a `.rs` file beside a Kbuild or Makefile, in
     /// any directory of the project (not `target/`; cargo's `src/lib.rs` has none).
     pub fn is_rust(&self) -> bool {
+        *self.rust.get_or_init(|| self.has_rust())
+    }
+
+    fn has_rust(&self) -> bool {
         let mut walk = walkdir::WalkDir::new(&self.dir).into_iter();
         while let Some(Ok(e)) = walk.next() {
             if e.file_type().is_dir() && (e.path() == self.target_dir || e.file_name() == ".git") {

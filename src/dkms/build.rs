@@ -35,10 +35,11 @@ struct Run<'a> {
     env: Vec<(&'static str, String)>,
 }
 
-/// What a DKMS build made: each module (the built file, its DEST_MODULE_NAME, its
-/// DEST_MODULE_LOCATION), or why this kernel is skipped.
+/// What a build made (this DKMS build, or `kbuild`'s of a Kbuild directory): each
+/// module (the built file, its installed name, its DEST_MODULE_LOCATION when the
+/// project names one), or why this kernel is skipped.
 pub struct Made {
-    pub modules: Vec<(PathBuf, String, String)>,
+    pub modules: Vec<(PathBuf, String, Option<String>)>,
     pub skipped: Option<String>,
 }
 
@@ -190,7 +191,7 @@ pub fn build(
                 r,
             )?;
         }
-        modules.push((built, m.dest_name.clone(), m.dest_location.clone()));
+        modules.push((built, m.dest_name.clone(), Some(m.dest_location.clone())));
     }
     if let Some(post) = &conf.post_build {
         run.step("POST_BUILD", post, true, r)?;

@@ -2,7 +2,7 @@
 //! checks that turn Kbuild's cryptic failures into one line that says the fix.
 
 use crate::error::{Error, Result};
-pub use crate::project::{Manifest, Project};
+pub use crate::project::{Manifest, ModuleRecord, Project};
 use crate::report::Reporter;
 use crate::settings::Settings;
 use crate::target::Target;
@@ -161,7 +161,8 @@ pub struct BuiltModule {
     pub sha256: String,
 }
 
-/// What a build leaves in `target/kmod/<release>/`, before signing.
+/// What a build leaves in `target/kmod/<release>/`, before signing, in the order the
+/// modules load.
 pub struct Built {
     pub modules: Vec<(PathBuf, Option<String>)>,
     pub skipped: Option<String>,
@@ -193,14 +194,8 @@ pub fn build_and_sign(
             crate::sign::sign_module_file(g.key, &opts, path, None)?;
         }
     }
-    // In the order they load: each after those of them it needs (a cycle is left as
-    // it is, for check and run to name).
-    let paths: Vec<PathBuf> = built.modules.iter().map(|(p, _)| p.clone()).collect();
-    let order = crate::modtree::order_files(&paths, s.max_module_bytes).unwrap_or(paths);
-    let mut built_modules = built.modules;
-    built_modules.sort_by_key(|(p, _)| order.iter().position(|o| o == p));
     let mut modules = Vec::new();
-    for (path, dest_location) in built_modules {
+    for (path, dest_location) in built.modules {
         modules.push(BuiltModule {
             name: crate::modfile::name_of_path(&path.to_string_lossy()),
             sha256: sha256_hex(&path)?,
@@ -381,7 +376,7 @@ pub fn build_one(
     let built = match &project.source {
         crate::project::Source::Kbuild => kbuild_copy(s, project, target, env, o, r)?,
         crate::project::Source::Dkms { conf } => {
-            let m = crate::dkms::build::build(
+            let m: Made = crate::dkms::build::build(
                 s,
                 project,
                 conf,
@@ -390,14 +385,7 @@ pub fn build_one(
                 (o.jobs, o.makeflags.as_deref()),
                 r,
             )?;
-            Made {
-                modules: m
-                    .modules
-                    .into_iter()
-                    .map(|(p, name, loc)| (p, name, Some(loc)))
-                    .collect(),
-                skipped: m.skipped,
-            }
+            m
         }
     };
     if built.skipped.is_some() {
@@ -412,21 +400,16 @@ pub fn build_one(
         source,
     })?;
     let mut modules = Vec::new();
+    let mut records: Vec<ModuleRecord> = Vec::new();
     // Where each was in a Kbuild copy, for the dkms.conf `package --dkms` writes.
     let copy = project.build_dir(&target.release);
-    let mut locations = Vec::new();
     for (from, dest_name, dest_location) in built.modules {
-        let location = matches!(project.source, crate::project::Source::Kbuild)
-            .then(|| {
-                from.parent()?
-                    .strip_prefix(&copy)
-                    .ok()
-                    .map(Path::to_path_buf)
-            })
-            .flatten();
-        locations.push(location);
+        let built_location = matches!(project.source, crate::project::Source::Kbuild)
+            .then(|| from.parent()?.strip_prefix(&copy).ok())
+            .flatten()
+            .map(|l| l.to_string_lossy().into_owned());
         let out = out_dir.join(format!("{dest_name}.ko"));
-        if modules.iter().any(|(p, _)| *p == out) {
+        if modules.contains(&out) {
             return Err(Error::ModuleBuild {
                 kdir: kdir.to_path_buf(),
                 tail: format!(
@@ -437,29 +420,29 @@ pub fn build_one(
         }
         let bytes = crate::fsutil::read_bounded(&from, s.max_module_bytes)?;
         crate::fsutil::write_atomic(&out, &bytes, None)?;
-        modules.push((out, dest_location));
+        records.push(ModuleRecord {
+            file: format!("{dest_name}.ko"),
+            dest_location,
+            built_location,
+        });
+        modules.push(out);
     }
     // Modules an earlier build made and this one did not are not this build's.
     for e in std::fs::read_dir(&out_dir).into_iter().flatten().flatten() {
         let p = e.path();
-        if crate::tree::is_module_name(&p) && !modules.iter().any(|(m, _)| *m == p) {
+        if crate::tree::is_module_name(&p) && !modules.contains(&p) {
             let _ = std::fs::remove_file(&p);
         }
     }
-    let record: Vec<serde_json::Value> = modules
-        .iter()
-        .zip(&locations)
-        .map(|((p, loc), built)| {
-            serde_json::json!({
-                "file": p.file_name().map(|n| n.to_string_lossy().into_owned()),
-                "dest_location": loc,
-                "built_location": built,
-            })
-        })
-        .collect();
+    // Listed in the order they load: each after those of them it needs (a cycle is
+    // left as it is, for check and run to name).
+    let order = crate::modtree::order_files(&modules, s.max_module_bytes).unwrap_or_default();
+    let mut listed: Vec<(PathBuf, ModuleRecord)> = modules.into_iter().zip(records).collect();
+    listed.sort_by_key(|(p, _)| order.iter().position(|o| o == p));
+    let records: Vec<&ModuleRecord> = listed.iter().map(|(_, r)| r).collect();
     crate::fsutil::write_atomic(
         &project.built_record(&target.release),
-        serde_json::to_string_pretty(&record)
+        serde_json::to_string_pretty(&records)
             .expect("serialises")
             .as_bytes(),
         None,
@@ -471,16 +454,15 @@ pub fn build_one(
         None,
     )?;
     Ok(Built {
-        modules,
+        modules: listed
+            .into_iter()
+            .map(|(p, r)| (p, r.dest_location))
+            .collect(),
         skipped: None,
     })
 }
 
-/// What a builder made: (the built file, its installed name, its DEST_MODULE_LOCATION).
-struct Made {
-    modules: Vec<(PathBuf, String, Option<String>)>,
-    skipped: Option<String>,
-}
+use crate::dkms::build::Made;
 
 /// A Kbuild project: the directory copied (changed files only, so Kbuild's own
 /// timestamps keep rebuilds incremental), `make M=<copy> modules`, and every `.ko`

@@ -54,30 +54,27 @@ pub fn built_modules(project: &Project, release: &str) -> Result<Vec<BuiltModule
         reason,
         fix: format!("run `cargo kmod build` for {release} again"),
     };
-    let v: Vec<serde_json::Value> = serde_json::from_slice(&text)
+    let v: Vec<crate::project::ModuleRecord> = serde_json::from_slice(&text)
         .map_err(|e| bad(format!("not the record build writes: {e}")))?;
     let mut out = Vec::new();
     for m in v {
-        let file = m["file"].as_str().unwrap_or_default();
-        let stem = file.strip_suffix(".ko").unwrap_or_default();
+        let stem = m.file.strip_suffix(".ko").unwrap_or_default();
         crate::names::package_name(stem).map_err(bad)?;
-        let dest_location = m["dest_location"].as_str().map(str::to_string);
-        if let Some(d) = &dest_location {
-            crate::names::install_dir(d.trim_matches('/')).map_err(bad)?;
+        for d in [&m.dest_location, &m.built_location].into_iter().flatten() {
+            let d = d.trim_matches('/');
+            if !d.is_empty() {
+                crate::names::install_dir(d).map_err(bad)?;
+            }
         }
-        let built_location = m["built_location"].as_str().map(str::to_string);
-        if let Some(b) = built_location.as_deref().filter(|b| !b.is_empty()) {
-            crate::names::install_dir(b).map_err(bad)?;
-        }
-        let path = project.out_dir(release).join(file);
+        let path = project.out_dir(release).join(&m.file);
         if !path.is_file() {
             return Err(bad(format!("{} is listed but missing", path.display())));
         }
         out.push(BuiltModule {
             path,
             stem: stem.to_string(),
-            dest_location,
-            built_location,
+            dest_location: m.dest_location,
+            built_location: m.built_location,
         });
     }
     if out.is_empty() {

@@ -661,18 +661,7 @@ fn jool_packages_carry_every_module_and_depmod_resolves_them() {
     let dir = d.path().join("jool-dkms-4.1.9");
     let headers = debian_61_headers();
     let release = release_of(&headers);
-    let k = crate::fixtures::test_key("rsa2048");
-    let o = kmod()
-        .current_dir(&dir)
-        .args(["build", "--sign", "--key"])
-        .arg(&k.key)
-        .arg("--cert")
-        .arg(&k.cert)
-        .arg("--kdir")
-        .arg(&headers)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
+    signed_build(&dir, Some(&headers));
     let out = d.path().join("out");
     let o = kmod()
         .current_dir(&dir)
@@ -743,20 +732,7 @@ fn acpi_call_checks_and_boots_on_debians_own_612() {
     let d = tempfile::tempdir().unwrap();
     copy_tree(&package_source("acpi-call-dkms"), d.path());
     let dir = d.path().join("acpi-call-1.2.2");
-    let key = crate::fixtures::test_key("rsa2048");
-    let o = kmod()
-        .current_dir(&dir)
-        .args(["build", "--message-format", "json", "--sign", "--key"])
-        .arg(&key.key)
-        .arg("--cert")
-        .arg(&key.cert)
-        .arg("--kdir")
-        .arg(&k.headers)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
-    assert_eq!(v["signed"], true, "{v}");
+    let v = signed_build(&dir, Some(&k.headers));
     let ko = PathBuf::from(v["modules"][0]["path"].as_str().unwrap());
     // Signed by a key Debian's kernel does not trust, out of tree: it loads, tainting
     // O and E, as Debian's kernel enforces no signatures.
@@ -861,7 +837,6 @@ fn two_modules_that_need_each_other_are_checked_and_loaded_together() {
 /// order they load in), load and unload.
 #[test]
 fn rust_modules_in_subdirectories_export_to_each_other_and_load_on_612_and_72() {
-    let key = crate::fixtures::test_key("rsa2048");
     for (k, authors) in [
         (crate::fixtures::test_kernel(), "author: \"cargo-kmod\""),
         (
@@ -908,17 +883,7 @@ fn rust_modules_in_subdirectories_export_to_each_other_and_load_on_612_and_72() 
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", stderr(&o));
-        let o = kmod()
-            .current_dir(&dir)
-            .args(["build", "--message-format", "json", "--sign", "--key"])
-            .arg(&key.key)
-            .arg("--cert")
-            .arg(&key.cert)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}: {}", k.release, stderr(&o));
-        let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
-        assert_eq!(v["signed"], true, "{v}");
+        let v = signed_build(&dir, None);
         // Listed in the order they load (a first), as `run` takes them.
         let mut run_cmd = kmod();
         run_cmd
@@ -1057,4 +1022,24 @@ fn write_files<T: AsRef<str>>(dir: &Path, files: &[(&str, T)]) {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
     }
+}
+
+/// `build --sign` of the project in `dir` with the rsa2048 test key (for one kernel:
+/// `kdir`, else the project's own), which must succeed: its JSON, every module signed.
+fn signed_build(dir: &Path, kdir: Option<&Path>) -> serde_json::Value {
+    let key = crate::fixtures::test_key("rsa2048");
+    let mut c = kmod();
+    c.current_dir(dir)
+        .args(["build", "--message-format", "json", "--sign", "--key"])
+        .arg(&key.key)
+        .arg("--cert")
+        .arg(&key.cert);
+    if let Some(k) = kdir {
+        c.arg("--kdir").arg(k);
+    }
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["signed"], true, "{v}");
+    v
 }
