@@ -13,6 +13,21 @@ pub fn kernels(s: &Settings) -> PathBuf {
     dir(s).join("kernels")
 }
 
+/// `kernel fetch`'s kernels: `<distro>/<suite>/<arch>/<release>/`.
+pub fn distro(s: &Settings) -> PathBuf {
+    dir(s).join("distro")
+}
+
+/// Private apt configurations, one per suite and architecture.
+pub fn apt(s: &Settings) -> PathBuf {
+    dir(s).join("apt")
+}
+
+/// Downloaded packages, kept to be unpacked again without the network.
+pub fn debs(s: &Settings) -> PathBuf {
+    dir(s).join("debs")
+}
+
 /// `kernel prepare`'s trees.
 pub fn prepared(s: &Settings) -> PathBuf {
     dir(s).join("prepared")
@@ -35,6 +50,11 @@ pub struct Record {
 /// What `kernel build` leaves beside each kernel.
 pub const KERNEL: Record = Record {
     file: "cargo-kmod-kernel.json",
+};
+
+/// What `kernel fetch` leaves beside each fetched kernel's `root/`.
+pub const DISTRO: Record = Record {
+    file: "cargo-kmod-distro.json",
 };
 
 /// What `kernel prepare` leaves beside each prepared tree.

@@ -337,8 +337,51 @@ pub enum KernelCommand {
     /// modules for that very kernel: its source, its .config unchanged, its compilers.
     #[command(after_help = PREPARE_EXAMPLES)]
     Prepare(KernelPrepareArgs),
-    /// List the cached kernels.
+    /// Fetch a distribution's kernel by name: headers, kbuild, signed image, module tree
+    /// (and for a Rust-enabled kernel its source), through a private apt configuration
+    /// under the cache; never installed. Offline once fetched.
+    #[command(after_help = FETCH_EXAMPLES)]
+    Fetch(KernelFetchArgs),
+    /// List the cached kernels: built ones and fetched ones (DISTRO column).
     List,
+    /// Remove a fetched kernel (by name: every release fetched of it; or by release).
+    Remove {
+        /// `debian/sid[/arm64]` or a release (`7.2.13+deb14-amd64`).
+        #[arg(value_name = "NAME|RELEASE")]
+        what: String,
+    },
+}
+
+const FETCH_EXAMPLES: &str = "\
+Examples:
+  cargo kmod kernel fetch debian/bookworm              # Debian 12's 6.1
+  cargo kmod kernel fetch debian/bookworm-backports    # its 6.12
+  cargo kmod kernel fetch debian/sid/arm64             # sid's newest, for arm64
+  cargo kmod kernel fetch debian/bookworm --release 6.1.0-41-amd64
+  cargo kmod build --kernel debian/sid                 # any command takes the name
+
+Names: <distribution>/<suite>[/<architecture>]; the architecture defaults to this
+machine's. The newest release of the suite is fetched once; later uses are offline
+(--refresh asks the archive again). Kernels live under $CARGO_KMOD_CACHE/distro.";
+
+#[derive(Args, Debug)]
+pub struct KernelFetchArgs {
+    /// `debian/<suite>[/<arch>]`: suites bookworm, bookworm-backports, trixie,
+    /// trixie-backports, forky, sid, experimental; arch amd64 or arm64.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Kernel flavour (default: the architecture's own, amd64 or arm64; also e.g. cloud-amd64, rt-amd64).
+    #[arg(long, value_name = "F")]
+    pub flavour: Option<String>,
+    /// A release the suite has (default: its newest).
+    #[arg(long, value_name = "R")]
+    pub release: Option<String>,
+    /// Ask the archive for the suite's newest release even when one is fetched.
+    #[arg(long)]
+    pub refresh: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
 }
 
 const PREPARE_EXAMPLES: &str = "\
@@ -353,8 +396,11 @@ The tree is cached by its inputs under $CARGO_KMOD_CACHE/prepared (without it
 #[derive(Args, Debug)]
 pub struct KernelPrepareArgs {
     /// The distribution's headers tree (e.g. /usr/src/linux-headers-7.2.13+deb14-amd64).
-    #[arg(long, value_name = "DIR")]
-    pub headers: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "kernel")]
+    pub headers: Option<PathBuf>,
+    /// A fetched kernel by name (`debian/sid`): its headers, and its source as the default.
+    #[arg(long, value_name = "NAME", conflicts_with = "headers")]
+    pub kernel: Option<String>,
     /// The kernel's source: a tarball or an unpacked tree (default:
     /// /usr/src/linux-source-<major>.<minor>.tar.xz, Debian's linux-source package).
     #[arg(long, value_name = "TARBALL_OR_DIR")]

@@ -35,6 +35,7 @@ pub mod exit {
     pub const TARGET: i32 = 25;
     pub const PACKAGE: i32 = 26;
     pub const PREPARE: i32 = 27;
+    pub const DISTRO: i32 = 28;
 
     /// Every code with its meaning, in order.
     pub const TABLE: &[(i32, &str)] = &[
@@ -121,6 +122,10 @@ pub mod exit {
         (
             PREPARE,
             "`kernel prepare`: the headers, source or tools do not match the kernel (both sides named); nothing left behind",
+        ),
+        (
+            DISTRO,
+            "a kernel by name (`kernel fetch`, `--kernel debian/sid`): unknown distribution, suite, architecture, flavour or release (the known ones listed), or the archive unreachable; kernels already fetched stay usable",
         ),
     ];
 
@@ -270,6 +275,12 @@ pub enum Error {
         reason: String,
         fix: String,
     },
+    #[error("{name}: {reason}")]
+    Distro {
+        name: String,
+        reason: String,
+        fix: String,
+    },
     #[error("{reason}")]
     Usage { reason: String, fix: String },
 }
@@ -302,6 +313,7 @@ impl Error {
             Package { .. } => exit::PACKAGE,
             Preflight { .. } => exit::PREFLIGHT,
             Prepare { .. } => exit::PREPARE,
+            Distro { .. } => exit::DISTRO,
             ModuleBuild { .. } | DkmsBuild { .. } => exit::MODULE_BUILD,
         }
     }
@@ -346,7 +358,10 @@ impl Error {
             Run { .. } => "check the path; `cargo kmod kernel build` makes a kernel to boot".into(),
             KernelConfig { .. } => "give the kernel's .config (in its build tree, or /boot/config-RELEASE)".into(),
             TargetRefuses { fix, .. } | KernelFacts { fix, .. } => fix.clone(),
-            Package { fix, .. } | Prepare { fix, .. } | HashForKey { fix, .. } => fix.clone(),
+            Package { fix, .. }
+            | Prepare { fix, .. }
+            | Distro { fix, .. }
+            | HashForKey { fix, .. } => fix.clone(),
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod arch;
 pub mod cache;
 pub mod check;
+pub mod distro;
 pub mod dkms;
 pub mod error;
 pub mod fsutil;

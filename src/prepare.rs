@@ -147,7 +147,9 @@ pub fn prepare(s: &Settings, o: &PrepareOptions, r: &dyn Reporter) -> Result<Pre
         ));
         return Ok(p);
     }
-    let _lock = lock(&base, &format!("{release}-{inputs}"))?;
+    // One prepare per tree at a time (DKMS may build several modules at once): the
+    // second waits, then finds the first one's tree.
+    let _lock = crate::fsutil::lock(&base, &format!("{release}-{inputs}"))?;
     if let Some(p) = load(&final_dir) {
         r.note(&format!(
             "{release}: prepared meanwhile: {}",
@@ -234,23 +236,6 @@ fn source_for(o: &PrepareOptions, release: &str) -> Result<PathBuf> {
         }
     }
     Ok(source)
-}
-
-/// One prepare per tree at a time (DKMS may build several modules at once): the
-/// second waits, then finds the first one's tree. Held until dropped.
-fn lock(base: &Path, name: &str) -> Result<std::fs::File> {
-    let werr = |path: &Path, source| Error::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    std::fs::create_dir_all(base).map_err(|e| werr(base, e))?;
-    let lock_path = base.join(format!(".{name}.lock"));
-    let lock = std::fs::File::create(&lock_path).map_err(|e| werr(&lock_path, e))?;
-    // SAFETY: flock on a descriptor we own; released when `lock` closes.
-    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0 {
-        return Err(werr(&lock_path, std::io::Error::last_os_error()));
-    }
-    Ok(lock)
 }
 
 /// The kernel's own compilers, found here.

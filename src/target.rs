@@ -424,6 +424,10 @@ pub struct Target {
     /// The image to boot, when known.
     pub image: Option<PathBuf>,
     pub config: Option<Config>,
+    /// Its module tree (`lib/modules/<release>`), when known: what its modules export.
+    pub modules: Option<PathBuf>,
+    /// The name it was fetched under (`debian/sid/amd64`), for a distribution's kernel.
+    pub distro: Option<String>,
 }
 
 impl Target {
@@ -488,6 +492,8 @@ impl Target {
             tree: Some(kdir.to_path_buf()),
             image,
             config: Some(config),
+            modules: None,
+            distro: None,
         })
     }
 
@@ -521,6 +527,8 @@ impl Target {
             tree: None,
             image: None,
             config: None,
+            modules: None,
+            distro: None,
         }
     }
 
@@ -562,6 +570,8 @@ impl Target {
             tree: None,
             image: Some(image.to_path_buf()),
             config,
+            modules: None,
+            distro: None,
         })
     }
 
@@ -580,6 +590,8 @@ impl Target {
             tree: None,
             image: None,
             config: Some(config),
+            modules: None,
+            distro: None,
         })
     }
 

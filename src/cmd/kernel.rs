@@ -1,5 +1,6 @@
 use crate::cli::KernelCommand;
-use cargo_kmod::kernel;
+use crate::cli::MessageFormat;
+use cargo_kmod::{distro, kernel};
 
 pub fn run(c: KernelCommand, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
     match c {
@@ -27,9 +28,18 @@ pub fn run(c: KernelCommand, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
             Ok(0)
         }
         KernelCommand::Prepare(a) => {
+            let (headers, source) = match (a.headers, a.kernel) {
+                (Some(h), _) => (h, a.source),
+                (None, Some(name)) => {
+                    let spec = distro::Spec::parse(&name, None, None)?;
+                    let f = distro::fetch(&cx.settings, &spec, Default::default(), &cx.ui.reporter())?;
+                    (f.kdir, a.source.or(f.source))
+                }
+                (None, None) => unreachable!("clap requires --headers or --kernel"),
+            };
             let o = cargo_kmod::prepare::PrepareOptions {
-                headers: a.headers,
-                source: a.source,
+                headers,
+                source,
                 rustc: a.rustc,
                 bindgen: a.bindgen,
                 jobs: a.jobs.unwrap_or_else(cargo_kmod::tree::default_jobs),
@@ -39,21 +49,50 @@ pub fn run(c: KernelCommand, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
             outln!("{}", p.kdir.display());
             Ok(0)
         }
+        KernelCommand::Fetch(a) => {
+            let spec =
+                distro::Spec::parse(&a.name, a.flavour.as_deref(), a.release.as_deref())?;
+            let o = distro::FetchOptions { refresh: a.refresh };
+            let f = distro::fetch(&cx.settings, &spec, o, &cx.ui.reporter())?;
+            for finding in &f.audit {
+                warning!(cx.ui, "{}: {finding}", f.release);
+            }
+            if a.message_format == MessageFormat::Json {
+                outln!("{}", serde_json::to_string(&f).expect("a record serialises"));
+            } else {
+                outln!("{}: {}", f.name, f.release);
+                outln!("kdir:    {}", f.kdir.display());
+                outln!("image:   {}", f.image.display());
+                outln!("modules: {}", f.modules.display());
+                if let Some(src) = &f.source {
+                    outln!("source:  {}", src.display());
+                }
+            }
+            Ok(0)
+        }
+        KernelCommand::Remove { what } => {
+            for f in distro::remove(&cx.settings, &what)? {
+                note!(cx.ui, "removed {} {}", f.name, f.release);
+            }
+            Ok(0)
+        }
         KernelCommand::List => {
             let list = kernel::list(&cx.settings);
-            if list.is_empty() {
+            let fetched = distro::list(&cx.settings);
+            if list.is_empty() && fetched.is_empty() {
                 note!(
                     cx.ui,
                     "no kernels in {}; make one with `cargo kmod kernel build --source ...`",
                     cargo_kmod::cache::kernels(&cx.settings).display()
                 );
             }
-            let rows: Vec<[String; 6]> = list
+            let mut rows: Vec<[String; 7]> = list
                 .iter()
                 .map(|k| {
                     [
                         k.release.clone(),
                         k.arch.name().to_string(),
+                        "-".into(),
                         if k.rust { "yes" } else { "no" }.into(),
                         // "rustc 1.96.0 (ac68faa20 2026-05-25) (...)": the version.
                         match k.rustc.split_whitespace().nth(1) {
@@ -69,8 +108,30 @@ pub fn run(c: KernelCommand, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
                     ]
                 })
                 .collect();
-            let head = ["RELEASE", "ARCH", "RUST", "RUSTC", "KDIR", "TRUSTED"].map(String::from);
-            let w: Vec<usize> = (0..5)
+            rows.extend(fetched.iter().map(|f| {
+                let config = cargo_kmod::target::Config::read(&f.kdir.join(".config")).ok();
+                let rust = config.as_ref().is_some_and(|c| c.rust());
+                [
+                    f.release.clone(),
+                    f.arch.name().to_string(),
+                    f.name.clone(),
+                    if rust { "yes" } else { "no" }.into(),
+                    config
+                        .as_ref()
+                        .and_then(|c| c.rustc_version_text())
+                        .and_then(|t| t.split_whitespace().nth(1))
+                        .filter(|_| rust)
+                        .unwrap_or("-")
+                        .to_string(),
+                    f.kdir.display().to_string(),
+                    "(the distribution's keys)".into(),
+                ]
+            }));
+            let head = [
+                "RELEASE", "ARCH", "DISTRO", "RUST", "RUSTC", "KDIR", "TRUSTED",
+            ]
+            .map(String::from);
+            let w: Vec<usize> = (0..6)
                 .map(|i| {
                     rows.iter()
                         .chain([&head])
@@ -81,10 +142,10 @@ pub fn run(c: KernelCommand, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
                 .collect();
             let lines = (!rows.is_empty()).then_some(&head).into_iter().chain(&rows);
             for r in lines {
-                let cols: String = (0..5)
+                let cols: String = (0..6)
                     .map(|i| format!("{:<w$}  ", r[i], w = w[i]))
                     .collect();
-                outln!("{cols}{}", r[5]);
+                outln!("{cols}{}", r[6]);
             }
             Ok(0)
         }

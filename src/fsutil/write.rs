@@ -154,3 +154,20 @@ impl AtomicWriter {
         Ok(())
     }
 }
+
+/// An exclusive lock on `<base>/.<name>.lock` (made with its directories), held until
+/// the file returned is dropped: two processes never make the same cached tree at once.
+pub fn lock(base: &Path, name: &str) -> Result<std::fs::File> {
+    let werr = |path: &Path, source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(base).map_err(|e| werr(base, e))?;
+    let lock_path = base.join(format!(".{name}.lock"));
+    let lock = std::fs::File::create(&lock_path).map_err(|e| werr(&lock_path, e))?;
+    // SAFETY: flock on a descriptor we own; released when `lock` closes.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0 {
+        return Err(werr(&lock_path, std::io::Error::last_os_error()));
+    }
+    Ok(lock)
+}

@@ -1,0 +1,585 @@
+//! Distribution kernels by name: `debian/sid/arm64` becomes that suite's newest kernel
+//! (its headers with their shared part, `linux-kbuild`, the signed image and its module
+//! tree, and for a Rust-enabled kernel the source `kernel prepare` needs), fetched
+//! through a private apt configuration under the cache ([`apt`]), unpacked once into
+//! `<cache>/distro/<distro>/<suite>/<arch>/<release>/`, and resolved into a [`Target`]
+//! with its tree, image and module tree. A distribution is a row of [`DISTROS`]: another
+//! apt-based one (Ubuntu) differs in archive, keyring, flavours and package names only.
+
+pub mod apt;
+
+use crate::arch::Arch;
+use crate::error::{Error, Result};
+use crate::report::Reporter;
+use crate::settings::Settings;
+use crate::target::{Target, Version};
+use std::path::{Path, PathBuf};
+
+/// An apt-based distribution's archive and how its kernels are packaged.
+pub struct Distro {
+    pub name: &'static str,
+    pub mirror: &'static str,
+    /// The keyring apt checks the suites' signatures with, and its package.
+    pub keyring: &'static str,
+    pub keyring_package: &'static str,
+    pub suites: &'static [&'static str],
+    /// The suites a suite's users also have (its updates and security archives): the
+    /// kernel they run may be in one of them.
+    pub companions: fn(&str) -> Vec<(&'static str, String)>,
+    /// Per architecture (its package name) the kernel flavours; the first is the default.
+    pub flavours: &'static [(Arch, &'static [&'static str])],
+    /// Metapackages naming a flavour's newest headers: `{}` is the flavour.
+    pub headers_meta: &'static str,
+    /// The packages of one release (`{}`): where the walk of their `Depends:` starts.
+    pub roots: &'static [&'static str],
+    /// A dependency is part of the kernel when its name starts so (others — initramfs
+    /// tools, compilers — are the machine's business).
+    pub parts: &'static [&'static str],
+    /// The kernel source `kernel prepare` needs for a Rust-enabled kernel: `{}` is
+    /// `<major>.<minor>`.
+    pub source: &'static str,
+}
+
+/// The distributions `kernel fetch` knows.
+pub const DISTROS: &[Distro] = &[Distro {
+    name: "debian",
+    mirror: "http://deb.debian.org/debian",
+    keyring: "/usr/share/keyrings/debian-archive-keyring.gpg",
+    keyring_package: "debian-archive-keyring",
+    suites: &[
+        "bookworm",
+        "bookworm-backports",
+        "trixie",
+        "trixie-backports",
+        "forky",
+        "sid",
+        "experimental",
+    ],
+    companions: |suite| match suite {
+        "bookworm" | "trixie" | "forky" => vec![
+            ("http://deb.debian.org/debian", format!("{suite}-updates")),
+            ("http://deb.debian.org/debian-security", format!("{suite}-security")),
+        ],
+        _ => Vec::new(),
+    },
+    flavours: &[
+        (Arch::X86_64, &["amd64", "cloud-amd64", "rt-amd64"]),
+        (Arch::Arm64, &["arm64", "cloud-arm64", "rt-arm64", "arm64-16k"]),
+    ],
+    headers_meta: "linux-headers-{}",
+    roots: &["linux-image-{}", "linux-headers-{}"],
+    parts: &[
+        "linux-image-",
+        "linux-binary-",
+        "linux-modules-",
+        "linux-headers-",
+        "linux-kbuild-",
+    ],
+    source: "linux-source-{}",
+}];
+
+/// A kernel by name: `<distro>/<suite>[/<arch>]`, with a flavour and maybe a release.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub distro: &'static Distro,
+    pub suite: String,
+    pub arch: Arch,
+    pub flavour: String,
+    /// A release the suite must have (`6.1.0-41-amd64`); else its newest.
+    pub release: Option<String>,
+}
+
+impl std::fmt::Debug for Distro {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// True when `s` reads as a distribution kernel's name rather than a path.
+pub fn is_name(s: &str) -> bool {
+    s.split('/')
+        .next()
+        .is_some_and(|d| DISTROS.iter().any(|x| x.name == d))
+        && !Path::new(s).exists()
+        && s.contains('/')
+}
+
+impl Spec {
+    /// Parses `debian/sid`, `debian/sid/arm64`; an unknown distribution, suite,
+    /// architecture or flavour is an error listing the known ones.
+    pub fn parse(name: &str, flavour: Option<&str>, release: Option<&str>) -> Result<Spec> {
+        let bad = |reason: String, fix: String| Error::Distro {
+            name: name.to_string(),
+            reason,
+            fix,
+        };
+        let parts: Vec<&str> = name.split('/').collect();
+        let distro = DISTROS.iter().find(|d| d.name == parts[0]).ok_or_else(|| {
+            bad(
+                "not a distribution cargo kmod knows".into(),
+                format!(
+                    "name one of: {}",
+                    DISTROS.iter().map(|d| d.name).collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })?;
+        if !(2..=3).contains(&parts.len()) {
+            return Err(bad(
+                "a kernel by name is <distribution>/<suite>[/<architecture>]".into(),
+                format!("e.g. {0}/{1} or {0}/{1}/arm64", distro.name, distro.suites[0]),
+            ));
+        }
+        let suite = parts[1];
+        if !distro.suites.contains(&suite) {
+            return Err(bad(
+                format!("{} has no suite {suite:?} that cargo kmod knows", distro.name),
+                format!("name one of: {}", distro.suites.join(", ")),
+            ));
+        }
+        let archs = || {
+            distro
+                .flavours
+                .iter()
+                .map(|(a, _)| a.debian())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (arch, flavours) = match parts.get(2) {
+            None => distro
+                .flavours
+                .iter()
+                .find(|(a, _)| Some(*a) == Arch::host())
+                .unwrap_or(&distro.flavours[0]),
+            Some(a) => distro
+                .flavours
+                .iter()
+                .find(|(x, _)| x.debian() == *a || x.name() == *a)
+                .ok_or_else(|| {
+                    bad(
+                        format!("no architecture {a:?} here"),
+                        format!("name one of: {}", archs()),
+                    )
+                })?,
+        };
+        let flavour = match flavour {
+            None => flavours[0],
+            Some(f) => *flavours.iter().find(|x| **x == f).ok_or_else(|| {
+                bad(
+                    format!("no flavour {f:?} for {}", arch.debian()),
+                    format!("name one of: {}", flavours.join(", ")),
+                )
+            })?,
+        };
+        if let Some(r) = release {
+            crate::names::release(r)
+                .map_err(|why| bad(format!("--release {r:?}: {why}"), "give a release as `uname -r` prints it, e.g. 6.1.0-41-amd64".into()))?;
+        }
+        Ok(Spec {
+            distro,
+            suite: suite.to_string(),
+            arch: *arch,
+            flavour: flavour.to_string(),
+            release: release.map(String::from),
+        })
+    }
+
+    /// `debian/sid/amd64`: the name in full, as `kernel list` shows it.
+    pub fn name(&self) -> String {
+        format!("{}/{}/{}", self.distro.name, self.suite, self.arch.debian())
+    }
+
+    fn dir(&self, s: &Settings) -> PathBuf {
+        crate::cache::distro(s)
+            .join(self.distro.name)
+            .join(&self.suite)
+            .join(self.arch.debian())
+    }
+
+    fn apt(&self, s: &Settings) -> Result<apt::Apt> {
+        let keyring = Path::new(self.distro.keyring);
+        if !keyring.is_file() {
+            return Err(Error::Distro {
+                name: self.name(),
+                reason: format!("no archive keyring {}", keyring.display()),
+                fix: format!(
+                    "install {} (apt checks the archive's signatures with it)",
+                    self.distro.keyring_package
+                ),
+            });
+        }
+        apt::Apt::new(
+            crate::cache::apt(s).join(format!(
+                "{}-{}-{}",
+                self.distro.name,
+                self.suite,
+                self.arch.debian()
+            )),
+            &self.name(),
+            &std::iter::once((self.distro.mirror, self.suite.clone()))
+                .chain((self.distro.companions)(&self.suite))
+                .collect::<Vec<_>>(),
+            keyring,
+            self.arch.debian(),
+        )
+    }
+}
+
+/// A fetched kernel, stored as its [`crate::cache::DISTRO`] record.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Fetched {
+    /// `debian/sid/amd64`.
+    pub name: String,
+    pub distro: String,
+    pub suite: String,
+    pub arch: Arch,
+    pub flavour: String,
+    pub release: String,
+    /// The packages, `name=version`.
+    pub packages: Vec<String>,
+    /// Bytes downloaded (the packages' sizes).
+    pub bytes: u64,
+    /// The headers tree (KDIR).
+    pub kdir: PathBuf,
+    pub image: PathBuf,
+    /// Its module tree (`lib/modules/<release>`).
+    pub modules: PathBuf,
+    /// The kernel source tarball, for a Rust-enabled kernel (`kernel prepare --source`).
+    pub source: Option<PathBuf>,
+    /// What the headers lack to build modules here (tools, files), each with its fix.
+    pub audit: Vec<String>,
+}
+
+impl Fetched {
+    /// The kernel as one [`Target`]: its headers tree, image and module tree.
+    pub fn target(&self) -> Result<Target> {
+        let mut t = Target::from_tree(&self.kdir)?;
+        t.image = Some(self.image.clone());
+        t.modules = Some(self.modules.clone());
+        t.distro = Some(self.name.clone());
+        Ok(t)
+    }
+}
+
+/// What `kernel fetch` may do.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FetchOptions {
+    /// Ask the archive for its newest release even when one is fetched already.
+    pub refresh: bool,
+}
+
+/// The kernel `spec` names: fetched already (offline), else fetched now.
+pub fn fetch(s: &Settings, spec: &Spec, o: FetchOptions, r: &dyn Reporter) -> Result<Fetched> {
+    let base = spec.dir(s);
+    let _lock = crate::fsutil::lock(&base, "fetch")?;
+    if !o.refresh
+        && let Some(f) = fetched(&base, spec.release.as_deref())
+    {
+        return Ok(f);
+    }
+    let apt = spec.apt(s)?;
+    if o.refresh || !apt.has_lists() {
+        apt.update(r)?;
+    }
+    let release = resolve_release(&apt, spec)?;
+    if let Some(f) = fetched(&base, Some(&release)) {
+        return Ok(f);
+    }
+    let dir = base.join(&release);
+    // Unfinished (no record): whatever is there is redone.
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|source| Error::Write {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).map_err(|source| Error::Write {
+        path: root.clone(),
+        source,
+    })?;
+    let debs = crate::cache::debs(s);
+    std::fs::create_dir_all(&debs).map_err(|source| Error::Write {
+        path: debs.clone(),
+        source,
+    })?;
+    let mut stanzas = packages(&apt, spec, &release)?;
+    let mut bytes = 0;
+    let unpack = |p: &apt::Stanza, bytes: &mut u64| -> Result<()> {
+        let deb = apt.download(p, &debs, r)?;
+        *bytes += p.size();
+        apt.unpack(&deb, &root)
+    };
+    for p in &stanzas {
+        unpack(p, &mut bytes)?;
+    }
+    let kdir = root.join(format!("usr/src/linux-headers-{release}"));
+    let config = crate::target::Config::read(&kdir.join(".config"))?;
+    let mut source = None;
+    if config.rust() {
+        // `kernel prepare` makes the Rust parts the headers lack from the source.
+        let v = Version::of(&release);
+        let (maj, min) = v.major_minor();
+        let name = spec.distro.source.replace("{}", &format!("{maj}.{min}"));
+        if let Some(p) = apt.show(&name)? {
+            unpack(&p, &mut bytes)?;
+            source = std::fs::read_dir(root.join("usr/src"))
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .find(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{name}.tar")))
+                });
+            stanzas.push(p);
+        } else {
+            r.warn(&format!(
+                "{}: the kernel enables Rust, but the suite has no {name}: `kernel prepare` will need --source",
+                spec.name()
+            ));
+        }
+    }
+    let image = ["boot/vmlinuz-{}", "usr/lib/modules/{}/vmlinuz", "lib/modules/{}/vmlinuz"]
+        .iter()
+        .map(|p| root.join(p.replace("{}", &release)))
+        .find(|p| p.is_file())
+        .ok_or_else(|| Error::Distro {
+            name: spec.name(),
+            reason: format!("the packages of {release} hold no kernel image"),
+            fix: "report it: the distribution's packaging changed".into(),
+        })?;
+    let modules = ["usr/lib/modules/{}", "lib/modules/{}"]
+        .iter()
+        .map(|p| root.join(p.replace("{}", &release)))
+        .find(|p| p.join("kernel").is_dir())
+        .unwrap_or_else(|| root.join(format!("lib/modules/{release}")));
+    let f = Fetched {
+        name: spec.name(),
+        distro: spec.distro.name.to_string(),
+        suite: spec.suite.clone(),
+        arch: spec.arch,
+        flavour: spec.flavour.clone(),
+        audit: audit(s, &kdir, &config),
+        release,
+        packages: stanzas
+            .iter()
+            .map(|p| format!("{}={}", p.package(), p.version()))
+            .collect(),
+        bytes,
+        kdir,
+        image,
+        modules,
+        source,
+    };
+    crate::cache::DISTRO.finish(&dir, &f)?;
+    Ok(f)
+}
+
+/// The newest finished kernel under `base` (or the one of `release`).
+fn fetched(base: &Path, release: Option<&str>) -> Option<Fetched> {
+    let mut all: Vec<Fetched> = std::fs::read_dir(base)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| crate::cache::DISTRO.read::<Fetched>(&e.path()))
+        .filter(|f| release.is_none_or(|r| f.release == r))
+        .collect();
+    all.sort_by_key(|f| Version::of(&f.release));
+    all.pop()
+}
+
+/// The release the suite's newest headers are for, or the one asked for if it has it.
+fn resolve_release(apt: &apt::Apt, spec: &Spec) -> Result<String> {
+    let prefix = spec.distro.headers_meta.replace("{}", "");
+    let suffix = format!("-{}", spec.flavour);
+    let has = || -> Result<Vec<String>> {
+        let mut v: Vec<String> = apt
+            .names(&format!(
+                "^{}.*{}$",
+                regex_quote(&prefix),
+                regex_quote(&suffix)
+            ))?
+            .into_iter()
+            .filter_map(|n| n.strip_prefix(&prefix).map(String::from))
+            .filter(|r| r.ends_with(&suffix) && r.chars().next().is_some_and(|c| c.is_ascii_digit()))
+            .collect();
+        v.sort_by_key(|r| Version::of(r));
+        Ok(v)
+    };
+    if let Some(r) = &spec.release {
+        if apt.show(&format!("{prefix}{r}"))?.is_some() {
+            return Ok(r.clone());
+        }
+        let list = has()?;
+        return Err(Error::Distro {
+            name: spec.name(),
+            reason: format!("the suite has no release {r} (any more)"),
+            fix: if list.is_empty() {
+                "fetch without --release: the suite names no release of this flavour".into()
+            } else {
+                format!("name one it has: {}", list.join(", "))
+            },
+        });
+    }
+    let meta = spec.distro.headers_meta.replace("{}", &spec.flavour);
+    let newest = apt
+        .show(&meta)?
+        .and_then(|m| {
+            m.depends()
+                .into_iter()
+                .find_map(|d| d.strip_prefix(&prefix).map(String::from))
+        })
+        .or_else(|| has().ok().and_then(|mut v| v.pop()));
+    newest.ok_or_else(|| Error::Distro {
+        name: spec.name(),
+        reason: format!("the suite has no kernel of flavour {}", spec.flavour),
+        fix: "name another suite or flavour (`--flavour`)".into(),
+    })
+}
+
+fn regex_quote(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let special = ".+*?()[]{}|^$\\".contains(c);
+            special.then_some('\\').into_iter().chain([c])
+        })
+        .collect()
+}
+
+/// The packages the release is made of: its roots and, following `Depends:`, every
+/// package that is part of the kernel.
+fn packages(apt: &apt::Apt, spec: &Spec, release: &str) -> Result<Vec<apt::Stanza>> {
+    let mut todo: Vec<String> = spec
+        .distro
+        .roots
+        .iter()
+        .map(|r| r.replace("{}", release))
+        .collect();
+    let mut seen: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    while let Some(name) = todo.pop() {
+        if seen.contains(&name) {
+            continue;
+        }
+        seen.push(name.clone());
+        let Some(p) = apt.show(&name)? else {
+            return Err(Error::Distro {
+                name: spec.name(),
+                reason: format!("{name}: the suite's index does not have it"),
+                fix: "fetch again with --refresh (the index may be older than the suite)".into(),
+            });
+        };
+        for d in p.depends() {
+            if spec.distro.parts.iter().any(|x| d.starts_with(x)) && !d.ends_with("-dbg") {
+                todo.push(d);
+            }
+        }
+        // A metapackage (an image that only depends on its binary and modules) is
+        // still unpacked: it is small, and it is what users install.
+        out.push(p);
+    }
+    Ok(out)
+}
+
+/// What the headers lack to build modules on this machine, each with its fix.
+pub fn audit(s: &Settings, kdir: &Path, config: &crate::target::Config) -> Vec<String> {
+    let mut v = Vec::new();
+    if !kdir.join("Module.symvers").is_file() {
+        v.push("no Module.symvers: modpost cannot check symbols (it only warns); the headers package is incomplete".into());
+    }
+    let tool = |path: &str| kdir.join(path).exists();
+    if config.enabled("CONFIG_OBJTOOL") && !tool("tools/objtool/objtool") {
+        v.push("CONFIG_OBJTOOL is set but tools/objtool/objtool is missing (the headers' linux-kbuild package)".into());
+    }
+    if config.enabled("CONFIG_GENDWARFKSYMS") && !tool("scripts/gendwarfksyms/gendwarfksyms") {
+        v.push("CONFIG_GENDWARFKSYMS is set but scripts/gendwarfksyms/gendwarfksyms is missing (the headers' linux-kbuild package)".into());
+    }
+    if config.enabled("CONFIG_DEBUG_INFO_BTF_MODULES")
+        && crate::toolchain::which(s, "pahole").is_none()
+    {
+        v.push("CONFIG_DEBUG_INFO_BTF_MODULES is set but pahole is not installed (Debian package dwarves)".into());
+    }
+    if let Err((reason, fix)) = crate::toolchain::KernelCc::find(s, config) {
+        v.push(format!("{reason} ({fix})"));
+    }
+    // Kbuild's own programs come with the headers, built for the suite's C library.
+    let fixdep = kdir.join("scripts/basic/fixdep");
+    if fixdep.exists() {
+        let ran = std::process::Command::new(&fixdep).output();
+        if let Ok(o) = ran {
+            let err = String::from_utf8_lossy(&o.stderr);
+            if err.contains("GLIBC_") || (err.contains("not found") && err.contains("version")) {
+                v.push(format!(
+                    "scripts/basic/fixdep does not run here ({}): the headers' Kbuild programs need the suite's newer C library; build in a system of that suite",
+                    err.lines().next().unwrap_or_default().trim()
+                ));
+            }
+        }
+    }
+    v
+}
+
+/// Every fetched kernel, newest release first.
+pub fn list(s: &Settings) -> Vec<Fetched> {
+    let mut v: Vec<Fetched> = walkdir::WalkDir::new(crate::cache::distro(s))
+        .min_depth(4)
+        .max_depth(4)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| crate::cache::DISTRO.read::<Fetched>(e.path()))
+        .collect();
+    v.sort_by(|a, b| {
+        Version::of(&b.release)
+            .cmp(&Version::of(&a.release))
+            .then(a.name.cmp(&b.name))
+    });
+    v
+}
+
+/// The fetched kernel `what` names (its release, or `distro/suite[/arch]`: every
+/// release fetched of it); removes them and says which.
+pub fn remove(s: &Settings, what: &str) -> Result<Vec<Fetched>> {
+    let spec = is_name(what)
+        .then(|| Spec::parse(what, None, None))
+        .transpose()?;
+    let gone: Vec<Fetched> = list(s)
+        .into_iter()
+        .filter(|f| match &spec {
+            Some(sp) => f.name == sp.name(),
+            None => f.release == what,
+        })
+        .collect();
+    if gone.is_empty() {
+        return Err(Error::Distro {
+            name: what.to_string(),
+            reason: "no fetched kernel has this name or release".into(),
+            fix: "`cargo kmod kernel list` shows the fetched ones".into(),
+        });
+    }
+    for f in &gone {
+        let dir = f
+            .kdir
+            .ancestors()
+            .find(|d| d.join(crate::cache::DISTRO.file).is_file())
+            .unwrap_or(&f.kdir)
+            .to_path_buf();
+        // The record first: a removal cut short leaves an unfinished tree, never a
+        // finished one with parts missing.
+        let _ = std::fs::remove_file(dir.join(crate::cache::DISTRO.file));
+        std::fs::remove_dir_all(&dir).map_err(|source| Error::Write { path: dir, source })?;
+    }
+    Ok(gone)
+}
+
+/// A kernel by name, as commands take it: fetched on first use, offline afterwards.
+pub fn target(s: &Settings, name: &str, r: &dyn Reporter) -> Result<Target> {
+    // The release a name resolved to names the same kernel.
+    if !is_name(name)
+        && let Some(f) = list(s).into_iter().find(|f| f.release == name)
+    {
+        return f.target();
+    }
+    let spec = Spec::parse(name, None, None)?;
+    let f = fetch(s, &spec, FetchOptions::default(), r)?;
+    f.target()
+}
