@@ -721,6 +721,10 @@ pub struct BuildArgs {
     /// Kernel release, meaning /lib/modules/R/build (repeatable).
     #[arg(long, value_name = "R", value_parser = release_arg)]
     pub kernel_release: Vec<String>,
+    /// A distribution's kernel by name, e.g. debian/sid or debian/bookworm/arm64
+    /// (repeatable; fetched on first use, see `cargo kmod kernel fetch`).
+    #[arg(long, value_name = "NAME", value_parser = kernel_name_arg)]
+    pub kernel: Vec<String>,
     #[command(flatten)]
     pub signing: ProjectSignArgs,
     /// Parallel Kbuild jobs (default: all cores).
@@ -743,6 +747,11 @@ pub struct BuildArgs {
 /// `--kernel-release`: a release as `uname -r` prints it (it becomes a path).
 fn release_arg(s: &str) -> Result<String, String> {
     cargo_kmod::names::release(s).map(|()| s.to_string())
+}
+
+/// `--kernel NAME`: a kernel by name (which ones exist, `kernel fetch` says).
+fn kernel_name_arg(s: &str) -> Result<String, String> {
+    cargo_kmod::names::kernel_name(s).map(|()| s.to_string())
 }
 
 /// `--image`: an OCI repository (it lands in the KMM YAML and the image names).

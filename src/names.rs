@@ -79,6 +79,27 @@ pub fn release(r: &str) -> Result<(), String> {
     }
 }
 
+/// A kernel by name (`debian/sid/arm64`): two or three parts of lowercase letters,
+/// digits and `-`, split by `/`. Which names exist is `distro`'s to say.
+pub fn kernel_name(n: &str) -> Result<(), String> {
+    let parts: Vec<&str> = n.split('/').collect();
+    let ok = (2..=3).contains(&parts.len())
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.len() <= 40
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not a kernel by name: <distribution>/<suite>[/<architecture>], e.g. debian/sid or debian/sid/arm64",
+            n.escape_debug()
+        ))
+    }
+}
+
 /// A directory under `/lib/modules/<release>/` (`install-dir`, `--dir`): relative, made
 /// of plain names (letters, digits, '.', '-', '_'), no `.` or `..` component.
 pub fn install_dir(d: &str) -> Result<(), String> {

@@ -20,6 +20,8 @@ pub struct Project {
     pub author: Option<String>,
     pub url: Option<String>,
     pub kdirs: Vec<PathBuf>,
+    /// `kernels = ["debian/bookworm", "debian/sid/arm64"]`: kernels by name.
+    pub kernels: Vec<String>,
     /// `dkms-arch = ["arm64", ...]`: DKMS builds it only on these (BUILD_EXCLUSIVE_ARCH).
     pub dkms_arch: Vec<crate::target::Arch>,
     pub sign: bool,
@@ -182,6 +184,22 @@ impl Project {
                 .as_array()
                 .map(|a| a.iter().filter_map(rel).collect())
                 .unwrap_or_default(),
+            kernels: match kmod["kernels"].as_array() {
+                None => Vec::new(),
+                Some(a) => a
+                    .iter()
+                    .map(|v| {
+                        v.as_str()
+                            .ok_or_else(|| "not a string".to_string())
+                            .and_then(|n| crate::names::kernel_name(n).map(|()| n.to_string()))
+                            .map_err(|reason| Error::Manifest {
+                                path: m.path.to_path_buf(),
+                                field: "package.metadata.kmod.kernels".into(),
+                                reason: format!("{v}: {reason}"),
+                            })
+                    })
+                    .collect::<Result<_>>()?,
+            },
             dkms_arch: match kmod["dkms-arch"].as_array() {
                 None => Vec::new(),
                 Some(a) => a
@@ -230,6 +248,7 @@ impl Project {
             author: None,
             url: None,
             kdirs: Vec::new(),
+            kernels: Vec::new(),
             dkms_arch: Vec::new(),
             sign: false,
             key: None,

@@ -247,6 +247,7 @@ fn vermagic(target: &Target, c: &Config, arch: Arch, tree: &Path) -> Option<Stri
 /// The kernels `check` was asked about: one per `--kdir` and `--kernel-release`; each
 /// image and module tree goes with the kernel of its release (or with the only kernel).
 pub fn targets(
+    named: Vec<Target>,
     kdirs: &[PathBuf],
     releases: &[String],
     images: &[PathBuf],
@@ -264,7 +265,8 @@ pub fn targets(
         },
         e => e,
     };
-    let mut ts = Vec::new();
+    // Kernels by name come whole: tree, image and module tree.
+    let mut ts = named;
     for k in kdirs {
         ts.push(Target::from_tree(k).map_err(facts_err)?);
     }
@@ -318,8 +320,10 @@ pub fn targets(
                 d.file_name()
                     .is_some_and(|n| n.to_string_lossy() == t.release)
             })
-            .or((modules_dirs.len() == 1).then(|| &modules_dirs[0]));
-        out.push(KernelFacts::resolve(t, dir.map(PathBuf::as_path), certs)?);
+            .or((modules_dirs.len() == 1).then(|| &modules_dirs[0]))
+            .cloned()
+            .or(t.modules.clone());
+        out.push(KernelFacts::resolve(t, dir.as_deref(), certs)?);
     }
     if out.is_empty() {
         return Err(Error::usage(

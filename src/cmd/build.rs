@@ -18,6 +18,7 @@ pub fn run(a: BuildArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
     let req = kbuild::BuildRequest {
         kdirs: &a.kdir,
         releases: &a.kernel_release,
+        names: &a.kernel,
         options: o,
         signing: signing.as_ref(),
     };

@@ -5,10 +5,12 @@ use cargo_kmod::report::Reporter;
 
 pub fn run(a: CheckArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
     let rep = cx.ui.reporter();
+    let (named, images) = cx.named_kernels(&a.kernel)?;
     let kernels = check::facts::targets(
+        named,
         &a.kdir,
         &a.kernel_release,
-        &a.kernel,
+        &images,
         &a.modules_dir,
         &a.cert,
     )?;

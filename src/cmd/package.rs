@@ -38,7 +38,7 @@ pub fn package(a: PackageArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
     let out = a.out.clone().unwrap_or_else(|| project.package_dir());
     let mut status = Status::default();
     if a.dkms {
-        let tc = dkms_toolchain(&cx.settings, &project);
+        let tc = dkms_toolchain(&cx.settings, &project, &cx.ui.reporter());
         match dkms::package(&project, &out, &tc) {
             Ok((tree, tarball)) => {
                 outln!("{}", tree.display());
@@ -138,11 +138,15 @@ pub fn package(a: PackageArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
 }
 
 /// LLVM and rustc for DKMS's MAKE line, as preflight finds them for the project's trees.
-fn dkms_toolchain(s: &cargo_kmod::settings::Settings, project: &Project) -> dkms::Toolchain {
+fn dkms_toolchain(
+    s: &cargo_kmod::settings::Settings,
+    project: &Project,
+    r: &dyn cargo_kmod::report::Reporter,
+) -> dkms::Toolchain {
     let mut tc = dkms::Toolchain::default();
-    let trees: Vec<Target> = kbuild::choose_trees(s, &[], &[], project)
+    let trees: Vec<Target> = kbuild::choose_trees(s, &[], &[], &[], project)
         .iter()
-        .filter_map(|k| Target::from_tree(k).ok())
+        .filter_map(|k| Target::from_tree(&k.tree(s, r).ok()?).ok())
         .collect();
     // The kernels' own compiler; a Rust module for an unknown kernel assumes clang
     // (the kernels `kernel build` makes).

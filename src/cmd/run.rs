@@ -25,6 +25,7 @@ pub fn run(a: RunArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
 /// when no module is named, the modules' dependencies from the kernel's module tree.
 fn options(a: RunArgs, cx: &super::Ctx) -> cargo_kmod::Result<qemu::RunOptions> {
     let target = match (&a.kernel, &a.kdir) {
+        (Some(k), _) if k.to_str().is_some_and(cargo_kmod::distro::is_name) => cx.kernel(k),
         (Some(k), _) => Target::from_image(k),
         (None, Some(d)) => Target::from_tree(d),
         (None, None) => cargo_kmod::kernel::newest(&cx.settings).ok_or_else(|| {
@@ -55,6 +56,9 @@ fn options(a: RunArgs, cx: &super::Ctx) -> cargo_kmod::Result<qemu::RunOptions> 
     use cargo_kmod::modtree::ModuleTree;
     let tree = match (&a.modules_from, &a.kernel) {
         (Some(d), _) => ModuleTree::open(d).map(Some),
+        (None, Some(_)) if target.modules.is_some() => {
+            ModuleTree::open(target.modules.as_deref().expect("checked")).map(Some)
+        }
         (None, Some(_)) => ModuleTree::installed(&target.release),
         (None, None) => Ok(None),
     };

@@ -14,6 +14,8 @@ pub struct Ctx {
     pub cwd: std::path::PathBuf,
 }
 
+use cargo_kmod::target::Target;
+
 impl Ctx {
     /// The project and its signing (when signing is asked for), resolved once before
     /// any work: a wrong key or hash is refused before anything is built or written.
@@ -32,6 +34,31 @@ impl Ctx {
             &super::sign_request(signing),
         )?;
         Ok((p, key))
+    }
+
+    /// What `--kernel` names: a kernel by name (`debian/sid`, fetched on first use),
+    /// else a path (an image, a `.config`, a tree).
+    pub fn kernel(&self, what: &std::path::Path) -> cargo_kmod::Result<Target> {
+        match what.to_str().filter(|w| cargo_kmod::distro::is_name(w)) {
+            Some(name) => cargo_kmod::distro::target(&self.settings, name, &self.ui.reporter()),
+            None => Target::from_path(what),
+        }
+    }
+
+    /// `--kernel` values split: kernels by name resolved, the rest (paths) as given.
+    pub fn named_kernels(
+        &self,
+        given: &[std::path::PathBuf],
+    ) -> cargo_kmod::Result<(Vec<Target>, Vec<std::path::PathBuf>)> {
+        let mut named = Vec::new();
+        let mut paths = Vec::new();
+        for g in given {
+            match g.to_str().filter(|w| cargo_kmod::distro::is_name(w)) {
+                Some(_) => named.push(self.kernel(g)?),
+                None => paths.push(g.clone()),
+            }
+        }
+        Ok((named, paths))
     }
 }
 

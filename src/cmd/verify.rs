@@ -11,7 +11,7 @@ pub fn run(a: VerifyArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
     let rep = cx.ui.reporter();
     let mut crypto = None;
     for k in &a.kernel {
-        let t = cargo_kmod::target::Target::from_path(k)?;
+        let t = cx.kernel(k)?;
         keyring.certs.extend(Keyring::of(&t)?.certs);
         crypto = Some(t.crypto());
         if let Some(c) = &t.config {

@@ -313,6 +313,7 @@ pub fn fetch(s: &Settings, spec: &Spec, o: FetchOptions, r: &dyn Reporter) -> Re
         unpack(p, &mut bytes)?;
     }
     let kdir = root.join(format!("usr/src/linux-headers-{release}"));
+    relocate(&root, &kdir)?;
     let config = crate::target::Config::read(&kdir.join(".config"))?;
     let mut source = None;
     if config.rust() {
@@ -373,6 +374,27 @@ pub fn fetch(s: &Settings, spec: &Spec, o: FetchOptions, r: &dyn Reporter) -> Re
     };
     crate::cache::DISTRO.finish(&dir, &f)?;
     Ok(f)
+}
+
+/// Debian's headers Makefile includes the shared part by its installed path
+/// (`include /usr/src/linux-headers-<R>-common/Makefile`): made to point into `root`.
+fn relocate(root: &Path, kdir: &Path) -> Result<()> {
+    let mk = kdir.join("Makefile");
+    let Ok(text) = crate::fsutil::read_bounded(&mk, 1 << 20) else {
+        return Ok(());
+    };
+    let text = String::from_utf8_lossy(&text);
+    let fixed: String = text
+        .lines()
+        .map(|l| match l.strip_prefix("include /") {
+            Some(rest) => format!("include {}\n", root.join(rest).display()),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    if fixed != text {
+        crate::fsutil::write_atomic(&mk, fixed.as_bytes(), None)?;
+    }
+    Ok(())
 }
 
 /// The newest finished kernel under `base` (or the one of `release`).

@@ -223,6 +223,8 @@ pub fn build_and_sign(
 pub struct BuildRequest<'a> {
     pub kdirs: &'a [PathBuf],
     pub releases: &'a [String],
+    /// Kernels by name (`debian/sid`).
+    pub names: &'a [String],
     pub options: BuildOptions,
     pub signing: Option<&'a crate::sign::Signing<'a>>,
 }
@@ -247,8 +249,9 @@ pub fn build_project(
 ) -> Vec<KernelBuild> {
     let mut out = Vec::new();
     let mut jobs: Vec<Job> = Vec::new();
-    for kdir in choose_trees(s, req.kdirs, req.releases, project) {
-        let ready = resolve_tree(s, &kdir, project, r).and_then(|t| {
+    for chosen in choose_trees(s, req.kdirs, req.releases, req.names, project) {
+        let kdir = chosen.label();
+        let ready = chosen.tree(s, r).and_then(|k| resolve_tree(s, &k, project, r)).and_then(|t| {
             if let Some(other) = jobs.iter().find(|j| j.target.release == t.release) {
                 return Err(Error::usage(
                     format!(
@@ -594,32 +597,69 @@ fn run_streamed(
     })
 }
 
-/// The trees to build against, in the documented order of precedence.
+/// A kernel a build is asked for: a tree, or a kernel by name (fetched on first use).
+#[derive(Debug, Clone)]
+pub enum Chosen {
+    Tree(PathBuf),
+    Named(String),
+}
+
+impl Chosen {
+    /// Its tree: a named kernel's headers (fetched now when they are not yet).
+    pub fn tree(&self, s: &Settings, r: &dyn Reporter) -> Result<PathBuf> {
+        match self {
+            Chosen::Tree(k) => Ok(k.clone()),
+            Chosen::Named(n) => {
+                let spec = crate::distro::Spec::parse(n, None, None)?;
+                Ok(crate::distro::fetch(s, &spec, Default::default(), r)?.kdir)
+            }
+        }
+    }
+
+    /// How to name it before it is resolved.
+    pub fn label(&self) -> PathBuf {
+        match self {
+            Chosen::Tree(k) => k.clone(),
+            Chosen::Named(n) => PathBuf::from(n),
+        }
+    }
+}
+
+/// The kernels to build for, in the documented order of precedence: the command
+/// line's (trees, releases, names), else the manifest's (`kdir`, `kernels`), else
+/// `KDIR`, else the running kernel's.
 pub fn choose_trees(
     s: &Settings,
     cli_kdirs: &[PathBuf],
     releases: &[String],
+    names: &[String],
     project: &Project,
-) -> Vec<PathBuf> {
-    if !cli_kdirs.is_empty() {
-        return cli_kdirs.to_vec();
+) -> Vec<Chosen> {
+    let release_tree = |r: &String| Chosen::Tree(PathBuf::from(format!("/lib/modules/{r}/build")));
+    let cli: Vec<Chosen> = cli_kdirs
+        .iter()
+        .cloned()
+        .map(Chosen::Tree)
+        .chain(releases.iter().map(release_tree))
+        .chain(names.iter().cloned().map(Chosen::Named))
+        .collect();
+    if !cli.is_empty() {
+        return cli;
     }
-    if !releases.is_empty() {
-        return releases
-            .iter()
-            .map(|r| PathBuf::from(format!("/lib/modules/{r}/build")))
-            .collect();
-    }
-    if !project.kdirs.is_empty() {
-        return project.kdirs.clone();
+    let manifest: Vec<Chosen> = project
+        .kdirs
+        .iter()
+        .cloned()
+        .map(Chosen::Tree)
+        .chain(project.kernels.iter().cloned().map(Chosen::Named))
+        .collect();
+    if !manifest.is_empty() {
+        return manifest;
     }
     if let Some(k) = &s.kdir {
-        return vec![k.clone()];
+        return vec![Chosen::Tree(k.clone())];
     }
-    vec![PathBuf::from(format!(
-        "/lib/modules/{}/build",
-        running_release()
-    ))]
+    vec![release_tree(&running_release())]
 }
 
 pub fn sha256_hex(p: &Path) -> Result<String> {
