@@ -112,6 +112,11 @@ pub enum Command {
     /// Boot a kernel in QEMU, load and unload modules, and report what the kernel said.
     #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
+    /// Prove the project on every kernel: build (modpost strict), sign, check against
+    /// the kernel's own tree, image and module tree, boot it and load every module; a
+    /// module x kernel table of the kernels' verdicts, exit code the worst.
+    #[command(after_help = TEST_EXAMPLES)]
+    Test(TestArgs),
     /// Will these modules load on that kernel? Answered offline, as its loader decides.
     #[command(after_help = CHECK_EXAMPLES)]
     Check(CheckArgs),
@@ -547,6 +552,16 @@ pub enum AccelArg {
     Tcg,
 }
 
+impl From<AccelArg> for cargo_kmod::qemu::Accel {
+    fn from(a: AccelArg) -> Self {
+        match a {
+            AccelArg::Auto => cargo_kmod::qemu::Accel::Auto,
+            AccelArg::Kvm => cargo_kmod::qemu::Accel::Kvm,
+            AccelArg::Tcg => cargo_kmod::qemu::Accel::Tcg,
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct TemplateArgs {
     /// Module name (default: the directory name, '-' as '_').
@@ -740,6 +755,48 @@ pub struct BuildArgs {
     #[arg(long)]
     pub cross_compile: Option<String>,
     /// Output format: human lines, or one JSON object per built module.
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
+}
+
+const TEST_EXAMPLES: &str = "\
+Examples:
+  cargo kmod test --kernel debian/bookworm --kernel debian/bookworm-backports --kernel debian/sid
+  cargo kmod test          # the kernels of [package.metadata.kmod] kernels = [...]
+
+Each cell is the booted kernel's own verdict; `check`'s prediction is shown beside it
+when they differ (exit 1: a cargo-kmod bug). Distribution kernels do not enforce
+signatures unless --enforce is given.";
+
+#[derive(Args, Debug)]
+pub struct TestArgs {
+    /// Path to the project's Cargo.toml.
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// A distribution's kernel by name, e.g. debian/sid or debian/bookworm/arm64 (repeatable).
+    #[arg(long, value_name = "NAME", value_parser = kernel_name_arg)]
+    pub kernel: Vec<String>,
+    /// Kernel build tree with its image (repeatable), e.g. one `kernel build` made.
+    #[arg(long, value_name = "DIR")]
+    pub kdir: Vec<PathBuf>,
+    /// An installed kernel: /lib/modules/R/build, /boot/vmlinuz-R, /lib/modules/R (repeatable).
+    #[arg(long, value_name = "R", value_parser = release_arg)]
+    pub kernel_release: Vec<String>,
+    #[command(flatten)]
+    pub signing: ProjectSignArgs,
+    /// Parallel Kbuild jobs (default: all cores).
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Seconds before a hanging guest is killed.
+    #[arg(long, default_value_t = 180, value_name = "S", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+    /// Accelerator: kvm when /dev/kvm works, else tcg.
+    #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
+    pub accel: AccelArg,
+    /// Enforce module signatures in the guests (module.sig_enforce=1).
+    #[arg(long)]
+    pub enforce: bool,
+    /// Output format: a table, or one JSON object per module x kernel.
     #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
 }

@@ -21,6 +21,7 @@ pub mod package;
 pub mod pki;
 pub mod prepare;
 pub mod project;
+pub mod proof;
 pub mod qemu;
 pub mod report;
 pub mod settings;

@@ -14,6 +14,7 @@ pub fn run(a: BuildArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
         verbose: cx.ui.verbose,
         rust_analyzer: a.rust_analyzer,
         makeflags: None,
+        strict_modpost: false,
     };
     let req = kbuild::BuildRequest {
         kdirs: &a.kdir,

@@ -32,7 +32,8 @@ pub fn run(c: KernelCommand, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
                 (Some(h), _) => (h, a.source),
                 (None, Some(name)) => {
                     let spec = distro::Spec::parse(&name, None, None)?;
-                    let f = distro::fetch(&cx.settings, &spec, Default::default(), &cx.ui.reporter())?;
+                    let f =
+                        distro::fetch(&cx.settings, &spec, Default::default(), &cx.ui.reporter())?;
                     (f.kdir, a.source.or(f.source))
                 }
                 (None, None) => unreachable!("clap requires --headers or --kernel"),
@@ -50,15 +51,17 @@ pub fn run(c: KernelCommand, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
             Ok(0)
         }
         KernelCommand::Fetch(a) => {
-            let spec =
-                distro::Spec::parse(&a.name, a.flavour.as_deref(), a.release.as_deref())?;
+            let spec = distro::Spec::parse(&a.name, a.flavour.as_deref(), a.release.as_deref())?;
             let o = distro::FetchOptions { refresh: a.refresh };
             let f = distro::fetch(&cx.settings, &spec, o, &cx.ui.reporter())?;
             for finding in &f.audit {
                 warning!(cx.ui, "{}: {finding}", f.release);
             }
             if a.message_format == MessageFormat::Json {
-                outln!("{}", serde_json::to_string(&f).expect("a record serialises"));
+                outln!(
+                    "{}",
+                    serde_json::to_string(&f).expect("a record serialises")
+                );
             } else {
                 outln!("{}: {}", f.name, f.release);
                 outln!("kdir:    {}", f.kdir.display());

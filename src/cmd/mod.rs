@@ -13,6 +13,7 @@ mod run;
 mod session;
 mod sign;
 mod signfile;
+mod test;
 mod unsign;
 mod verify;
 
@@ -40,6 +41,7 @@ pub fn run(cmd: Command, cx: &Ctx) -> i32 {
         Command::Kernel(c) => kernel::run(c, cx),
         Command::Certs(a) => certs::run(a),
         Command::Run(a) => run::run(a, cx),
+        Command::Test(a) => test::run(a, cx),
         Command::Check(a) => check::run(a, cx),
         Command::Completions { shell } => {
             let mut c = crate::cli::binary_command();

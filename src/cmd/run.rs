@@ -88,11 +88,7 @@ fn options(a: RunArgs, cx: &super::Ctx) -> cargo_kmod::Result<qemu::RunOptions> 
         exec: a.exec,
         timeout: std::time::Duration::from_secs(a.timeout),
         busybox,
-        accel: match a.accel {
-            crate::cli::AccelArg::Auto => qemu::Accel::Auto,
-            crate::cli::AccelArg::Kvm => qemu::Accel::Kvm,
-            crate::cli::AccelArg::Tcg => qemu::Accel::Tcg,
-        },
+        accel: a.accel.into(),
         max_module_bytes: cx.settings.max_module_bytes,
     })
 }

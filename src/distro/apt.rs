@@ -107,7 +107,10 @@ impl Apt {
         let line: String = sources
             .iter()
             .map(|(mirror, suite)| {
-                format!("deb [signed-by={}] {mirror} {suite} main\n", keyring.display())
+                format!(
+                    "deb [signed-by={}] {mirror} {suite} main\n",
+                    keyring.display()
+                )
             })
             .collect();
         if crate::fsutil::read_bounded(&list, 1 << 16).ok().as_deref() != Some(line.as_bytes()) {
@@ -200,10 +203,16 @@ impl Apt {
     /// The candidate stanza of `pkg`, None when the suite has no such package.
     pub fn show(&self, pkg: &str) -> Result<Option<Stanza>> {
         let out = crate::toolchain::output_within(
-            self.cmd("apt-cache").args(["show", "--no-all-versions", pkg]),
+            self.cmd("apt-cache")
+                .args(["show", "--no-all-versions", pkg]),
             APT_LIMIT,
         )
-        .map_err(|_| self.err(format!("apt-cache show {pkg} failed"), "run the fetch again"))?;
+        .map_err(|_| {
+            self.err(
+                format!("apt-cache show {pkg} failed"),
+                "run the fetch again",
+            )
+        })?;
         Ok(out
             .status
             .success()
@@ -229,9 +238,12 @@ impl Apt {
     /// index gives, else downloaded (into a private directory first: a download
     /// killed half-way never looks like a package).
     pub fn download(&self, p: &Stanza, debs: &Path, r: &dyn Reporter) -> Result<PathBuf> {
-        let name = p
-            .file_name()
-            .ok_or_else(|| self.err(format!("{}: no Filename in the index", p.package()), "fetch again with --refresh"))?;
+        let name = p.file_name().ok_or_else(|| {
+            self.err(
+                format!("{}: no Filename in the index", p.package()),
+                "fetch again with --refresh",
+            )
+        })?;
         let want = p.get("SHA256").unwrap_or_default().to_string();
         let file = debs.join(name);
         if file.is_file() && sha256_file(&file).as_deref() == Some(want.as_str()) {
@@ -261,7 +273,10 @@ impl Apt {
         let got = tmp.path().join(name);
         if sha256_file(&got).as_deref() != Some(want.as_str()) {
             return Err(self.err(
-                format!("{}: the download does not match the index's SHA-256", got.display()),
+                format!(
+                    "{}: the download does not match the index's SHA-256",
+                    got.display()
+                ),
                 "fetch again; if it repeats, the mirror serves a damaged file",
             ));
         }

@@ -58,13 +58,19 @@ pub const DISTROS: &[Distro] = &[Distro {
     companions: |suite| match suite {
         "bookworm" | "trixie" | "forky" => vec![
             ("http://deb.debian.org/debian", format!("{suite}-updates")),
-            ("http://deb.debian.org/debian-security", format!("{suite}-security")),
+            (
+                "http://deb.debian.org/debian-security",
+                format!("{suite}-security"),
+            ),
         ],
         _ => Vec::new(),
     },
     flavours: &[
         (Arch::X86_64, &["amd64", "cloud-amd64", "rt-amd64"]),
-        (Arch::Arm64, &["arm64", "cloud-arm64", "rt-arm64", "arm64-16k"]),
+        (
+            Arch::Arm64,
+            &["arm64", "cloud-arm64", "rt-arm64", "arm64-16k"],
+        ),
     ],
     headers_meta: "linux-headers-{}",
     roots: &["linux-image-{}", "linux-headers-{}"],
@@ -119,20 +125,30 @@ impl Spec {
                 "not a distribution cargo kmod knows".into(),
                 format!(
                     "name one of: {}",
-                    DISTROS.iter().map(|d| d.name).collect::<Vec<_>>().join(", ")
+                    DISTROS
+                        .iter()
+                        .map(|d| d.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )
         })?;
         if !(2..=3).contains(&parts.len()) {
             return Err(bad(
                 "a kernel by name is <distribution>/<suite>[/<architecture>]".into(),
-                format!("e.g. {0}/{1} or {0}/{1}/arm64", distro.name, distro.suites[0]),
+                format!(
+                    "e.g. {0}/{1} or {0}/{1}/arm64",
+                    distro.name, distro.suites[0]
+                ),
             ));
         }
         let suite = parts[1];
         if !distro.suites.contains(&suite) {
             return Err(bad(
-                format!("{} has no suite {suite:?} that cargo kmod knows", distro.name),
+                format!(
+                    "{} has no suite {suite:?} that cargo kmod knows",
+                    distro.name
+                ),
                 format!("name one of: {}", distro.suites.join(", ")),
             ));
         }
@@ -171,8 +187,12 @@ impl Spec {
             })?,
         };
         if let Some(r) = release {
-            crate::names::release(r)
-                .map_err(|why| bad(format!("--release {r:?}: {why}"), "give a release as `uname -r` prints it, e.g. 6.1.0-41-amd64".into()))?;
+            crate::names::release(r).map_err(|why| {
+                bad(
+                    format!("--release {r:?}: {why}"),
+                    "give a release as `uname -r` prints it, e.g. 6.1.0-41-amd64".into(),
+                )
+            })?;
         }
         Ok(Spec {
             distro,
@@ -340,15 +360,19 @@ pub fn fetch(s: &Settings, spec: &Spec, o: FetchOptions, r: &dyn Reporter) -> Re
             ));
         }
     }
-    let image = ["boot/vmlinuz-{}", "usr/lib/modules/{}/vmlinuz", "lib/modules/{}/vmlinuz"]
-        .iter()
-        .map(|p| root.join(p.replace("{}", &release)))
-        .find(|p| p.is_file())
-        .ok_or_else(|| Error::Distro {
-            name: spec.name(),
-            reason: format!("the packages of {release} hold no kernel image"),
-            fix: "report it: the distribution's packaging changed".into(),
-        })?;
+    let image = [
+        "boot/vmlinuz-{}",
+        "usr/lib/modules/{}/vmlinuz",
+        "lib/modules/{}/vmlinuz",
+    ]
+    .iter()
+    .map(|p| root.join(p.replace("{}", &release)))
+    .find(|p| p.is_file())
+    .ok_or_else(|| Error::Distro {
+        name: spec.name(),
+        reason: format!("the packages of {release} hold no kernel image"),
+        fix: "report it: the distribution's packaging changed".into(),
+    })?;
     let modules = ["usr/lib/modules/{}", "lib/modules/{}"]
         .iter()
         .map(|p| root.join(p.replace("{}", &release)))
@@ -423,7 +447,9 @@ fn resolve_release(apt: &apt::Apt, spec: &Spec) -> Result<String> {
             ))?
             .into_iter()
             .filter_map(|n| n.strip_prefix(&prefix).map(String::from))
-            .filter(|r| r.ends_with(&suffix) && r.chars().next().is_some_and(|c| c.is_ascii_digit()))
+            .filter(|r| {
+                r.ends_with(&suffix) && r.chars().next().is_some_and(|c| c.is_ascii_digit())
+            })
             .collect();
         v.sort_by_key(|r| Version::of(r));
         Ok(v)

@@ -43,15 +43,23 @@ pub struct Made {
     pub skipped: Option<String>,
 }
 
-/// Builds `project` (whose dkms.conf is `conf_path`) for `target`, `jobs` at once (or
-/// with the jobserver of `makeflags`).
+/// How many jobs, and what every make is told (MAKEFLAGS: a shared jobserver's,
+/// overrides such as strict modpost).
+pub struct Jobs<'a> {
+    pub jobs: usize,
+    /// MAKEFLAGS hold a jobserver: makes take no -j.
+    pub jobserver: bool,
+    pub makeflags: Option<&'a str>,
+}
+
+/// Builds `project` (whose dkms.conf is `conf_path`) for `target` with `jobs`.
 pub fn build(
     s: &Settings,
     project: &Project,
     conf_path: &Path,
     target: &Target,
     make_vars: &MakeVars,
-    jobs: (usize, Option<&str>),
+    jobs: Jobs,
     r: &dyn Reporter,
 ) -> Result<Made> {
     let kdir = target.tree("building a module")?;
@@ -120,7 +128,7 @@ pub fn build(
     }
     path.push(&s.path);
     env.push(("PATH", path.to_string_lossy().into_owned()));
-    if let Some(flags) = jobs.1 {
+    if let Some(flags) = jobs.makeflags {
         env.push(("MAKEFLAGS", flags.to_string()));
     }
     for (k, v) in [
@@ -155,13 +163,13 @@ pub fn build(
     // DKMS cleans first and goes on whatever the clean says.
     let _ = run.step("CLEAN", &conf.clean, false, r);
     // DKMS's own rewrite of a leading `make`; a jobserver's makes take no -j.
-    let make = match (conf.make.strip_prefix("make"), jobs.1) {
-        (Some(rest), None) => format!(
+    let make = match (conf.make.strip_prefix("make"), jobs.jobserver) {
+        (Some(rest), false) => format!(
             "make -j{} KERNELRELEASE={}{rest}",
-            jobs.0.max(1),
+            jobs.jobs.max(1),
             target.release
         ),
-        (Some(rest), Some(_)) => format!("make KERNELRELEASE={}{rest}", target.release),
+        (Some(rest), true) => format!("make KERNELRELEASE={}{rest}", target.release),
         (None, _) => conf.make.clone(),
     };
     run.step("MAKE", &make, false, r)?;

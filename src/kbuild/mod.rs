@@ -130,6 +130,21 @@ pub struct BuildOptions {
     pub cross_compile: Option<String>,
     pub verbose: bool,
     pub rust_analyzer: bool,
+    /// modpost refuses unresolved symbols, whatever the project's Makefile says
+    /// (`KBUILD_MODPOST_WARN` emptied on every make's command line).
+    pub strict_modpost: bool,
+}
+
+impl BuildOptions {
+    /// MAKEFLAGS for every make of the build (sub-makes of a project's own Makefile,
+    /// DKMS's MAKE lines): the jobserver's, and the strict modpost override.
+    pub fn make_env(&self) -> Option<String> {
+        let strict = self.strict_modpost.then_some("-- KBUILD_MODPOST_WARN=");
+        match (self.makeflags.as_deref(), strict) {
+            (None, None) => None,
+            (f, st) => Some([f, st].into_iter().flatten().collect::<Vec<_>>().join(" ")),
+        }
+    }
 }
 
 /// One kernel's build: every module it made (signed when asked), or why this kernel
@@ -232,6 +247,8 @@ pub struct BuildRequest<'a> {
 /// One kernel's outcome: the tree it was asked for, its release when known, and the
 /// module built (or why not).
 pub struct KernelBuild {
+    /// The kernel as asked for: a tree, or a name (`debian/sid`).
+    pub asked: PathBuf,
     pub kdir: PathBuf,
     pub release: Option<String>,
     pub result: Result<Artifact>,
@@ -249,6 +266,7 @@ pub fn build_project(
 ) -> Vec<KernelBuild> {
     let mut out = Vec::new();
     let mut jobs: Vec<Job> = Vec::new();
+    let mut asked: Vec<PathBuf> = Vec::new();
     for chosen in choose_trees(s, req.kdirs, req.releases, req.names, project) {
         let kdir = chosen.label();
         let ready = chosen.tree(s, r).and_then(|k| resolve_tree(s, &k, project, r)).and_then(|t| {
@@ -266,8 +284,12 @@ pub fn build_project(
             preflight(s, &t, project, s.rustc.as_deref()).map(|vars| Job { target: t, vars })
         });
         match ready {
-            Ok(job) => jobs.push(job),
+            Ok(job) => {
+                jobs.push(job);
+                asked.push(kdir);
+            }
             Err(e) => out.push(KernelBuild {
+                asked: kdir.clone(),
                 kdir,
                 release: None,
                 result: Err(e),
@@ -278,7 +300,9 @@ pub fn build_project(
     out.extend(
         jobs.into_iter()
             .zip(results)
-            .map(|(j, result)| KernelBuild {
+            .zip(asked)
+            .map(|((j, result), asked)| KernelBuild {
+                asked,
                 kdir: j.target.tree.clone().expect("built from a tree"),
                 release: Some(j.target.release),
                 result,
@@ -385,7 +409,11 @@ pub fn build_one(
                 conf,
                 target,
                 env,
-                (o.jobs, o.makeflags.as_deref()),
+                crate::dkms::build::Jobs {
+                    jobs: o.jobs,
+                    jobserver: o.makeflags.is_some(),
+                    makeflags: o.make_env().as_deref(),
+                },
                 r,
             )?;
             m
@@ -566,13 +594,11 @@ fn kbuild_make(
     }
     let mut c = toolchain::make(s, kdir, &vars);
     c.arg(format!("M={}", m.display()));
-    match &o.makeflags {
-        Some(flags) => {
-            c.env("MAKEFLAGS", flags);
-        }
-        None => {
-            c.arg(format!("-j{}", o.jobs.max(1)));
-        }
+    if o.makeflags.is_none() {
+        c.arg(format!("-j{}", o.jobs.max(1)));
+    }
+    if let Some(flags) = o.make_env() {
+        c.env("MAKEFLAGS", flags);
     }
     c
 }
