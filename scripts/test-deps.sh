@@ -66,9 +66,13 @@ fetch() { # fetch PKG -> unpacked dir
 # Packages from other Debian suites (sid, experimental) through a private apt
 # configuration under the cache: the machine's own sources are never touched.
 apt_suite() { # apt_suite SUITE[/ARCH] -> $opts: apt-get/apt-cache options for SUITE (lists fetched once)
-  local suite=${1%/*} a="$cache/apt/${1/\//-}"
+  local suite=${1%/*} arch=amd64
+  [[ $1 == */* ]] && arch=${1#*/}
+  # The directory `cargo kmod kernel fetch` uses for the same suite: its lists are shared.
+  local a="$cache/apt/debian-$suite-$arch"
   mkdir -p "$a/lists/partial" "$a/cache/archives/partial"
-  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" > "$a/sources.list"
+  [ -e "$a/sources.list" ] ||
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" > "$a/sources.list"
   opts=(-o "Dir::Etc::sourcelist=$a/sources.list" -o Dir::Etc::sourceparts=/nonexistent
         -o "Dir::State::Lists=$a/lists" -o "Dir::Cache=$a/cache" -o APT::Sandbox::User=root)
   if [[ $1 == */* ]]; then opts+=(-o "APT::Architecture=${1#*/}" -o "APT::Architectures=${1#*/}"); fi
@@ -92,28 +96,30 @@ apt_unpack() { # apt_unpack SUITE DIR PKG... -> all unpacked into $cache/fixture
   touch "$dir/.done"
 }
 apt_other() { apt_unpack "$1" "$2" "$2"; } # apt_other SUITE PKG -> $cache/fixtures/PKG
-apt_other sid linux-source-7.2
-
-# Debian sid's 7.2 kernel as shipped (image, modules, headers): `check` judges its
-# modules against it. The newest 7.2 the lists name (versions rotate).
-apt_suite sid
-v72=$(apt-cache "${opts[@]}" search --names-only '^linux-modules-7\.2\.[0-9]+\+deb14-amd64$' | awk '{print $1}' \
-      | sed 's/^linux-modules-//; s/-amd64$//' | sort -V | tail -n1)
-[ -n "$v72" ] || { echo "test-deps: sid lists no linux-modules-7.2.*+deb14-amd64" >&2; exit 1; }
-apt_unpack sid "debian-$v72-amd64" "linux-binary-$v72-amd64" "linux-modules-$v72-amd64" \
-  "linux-headers-$v72-amd64" "linux-headers-$v72-common"
+# Debian's own kernels, fetched by name with `cargo kmod kernel fetch` (headers, kbuild,
+# signed image, module tree; for sid's Rust-enabled 7.2 its source too), each record
+# kept as $cache/kernel-<name>.json for the tests: bookworm's 6.1, bookworm-backports'
+# 6.12, and sid's 7.2 for amd64 and arm64 (`check` judges Debian's own modules against
+# them, `run` and `cargo kmod test` boot them). Versions rotate: the newest is fetched.
+fetch_kernel() { # fetch_kernel NAME
+  local file="$cache/kernel-${1//\//-}.json"
+  cargo run --quiet -- kmod kernel fetch "$1" --message-format json > "$file.tmp"
+  mv "$file.tmp" "$file"
+}
+for k in debian/sid debian/sid/arm64 debian/bookworm debian/bookworm-backports; do fetch_kernel "$k"; done
+field() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$cache/kernel-$1.json" "$2"; }
+v72=$(field debian-sid release); v72=${v72%-amd64}
 echo "$v72-amd64" > "$cache/debian-7.2-release"
-# The same kernel for arm64 (image and modules): arm64 images are read, its modules verified.
-apt_unpack sid/arm64 "debian-$v72-arm64" "linux-binary-$v72-arm64" "linux-modules-$v72-arm64"
-# Its headers (with the common part they link into): `check` judges arm64 modules.
-apt_unpack sid/arm64 "debian-$v72-arm64-headers" "linux-headers-$v72-arm64" "linux-headers-$v72-common"
+src72=$(field debian-sid source)
 
 # A Debian sid system as a sid user has it, made once with debootstrap (never touching
 # the host's packages): Rust and C modules are built in it against Debian's own 7.2
 # headers with sid's rustc and gcc-16 (tests/sid/in-root.sh runs commands in it).
 sid="$cache/roots/sid"
 sid_pkgs=(rustc rust-src cargo dkms bindgen libclang-dev gcc-16 make flex bison bc libelf-dev
-          libssl-dev dwarves openssl python3 kmod xz-utils linux-source-7.2 "linux-headers-$v72-amd64")
+          libssl-dev dwarves openssl python3 kmod xz-utils linux-source-7.2 "linux-headers-$v72-amd64"
+          # `cargo kmod test` of sid's kernels runs here: arm64 cross builds, and boots.
+          gcc-16-aarch64-linux-gnu qemu-system-x86 qemu-system-arm busybox-static)
 if [ ! -e "$sid/.done" ]; then
   echo "test-deps: making a Debian sid root in $sid (debootstrap, then about 1 GB of packages; 2-4 minutes, once)" >&2
   started=$SECONDS
@@ -137,6 +143,19 @@ if [ ! -e "$sid/.done" ]; then
   mv "$sid.tmp" "$sid"
   touch "$sid/.done"
   echo "test-deps: sid root ready in $((SECONDS - started)) s" >&2
+fi
+# A root made before a package joined the list gets it now.
+# shellcheck disable=SC2016
+absent=$(tests/sid/in-root.sh "$sid" /bin/true /tmp sh -c \
+  'for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || printf "%s " "$p"; done' sh "${sid_pkgs[@]}")
+if [ -n "$absent" ]; then
+  echo "test-deps: installing into the sid root:" $absent >&2
+  # shellcheck disable=SC2086
+  if ! tests/sid/in-root.sh "$sid" /bin/true /tmp sh -c \
+      "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $absent && rm -f /var/cache/apt/archives/*.deb" \
+      > "$cache/roots/sid-add.log" 2>&1; then
+    tail -n 20 "$cache/roots/sid-add.log" >&2; echo "test-deps: installing into the sid root failed" >&2; exit 1
+  fi
 fi
 
 # A static arm64 busybox for arm64 guests' initramfs (unpacked, not installed), where
@@ -239,7 +258,7 @@ test_kernel() { # test_kernel SOURCE RECORD [kernel build options]
 }
 test_kernel /usr/src/linux-source-6.12.tar.xz test-kernel.txt
 # shellcheck disable=SC2086
-test_kernel "$cache/fixtures/linux-source-7.2/usr/src/linux-source-7.2.tar.xz" test-kernel-7.2.txt $mldsa
+test_kernel "$src72" test-kernel-7.2.txt $mldsa
 # With symbol versions (CRCs), for `check`'s CRC test; 6.12 has them only without Rust.
 test_kernel /usr/src/linux-source-6.12.tar.xz test-kernel-modversions.txt --no-rust \
   --config tests/kernels/modversions.config

@@ -207,7 +207,7 @@ impl KernelCc {
         let have = tool_version(&program, "--version")
             .and_then(|v| v.lines().next().map(str::to_string))
             .unwrap_or_else(|| "not runnable".into());
-        if have != text {
+        if !same_compiler(&have, text) {
             return Err((
                 format!("{built_by}; {} here is `{have}`", program.display()),
                 format!(
@@ -240,6 +240,29 @@ impl KernelCc {
             v.path_prefix.clone_from(&self.path_prefix);
         }
     }
+}
+
+/// The same compiler version, whatever the distribution's package revision says
+/// (`gcc-16 (Debian 16.2.0-3) 16.2.0` builds for a kernel of `(Debian 16.2.0-4)`:
+/// Kbuild itself only warns; Debian's cross compilers trail their native ones).
+fn same_compiler(a: &str, b: &str) -> bool {
+    let bare = |t: &str| -> String {
+        let mut depth = 0;
+        t.chars()
+            .filter(|c| {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth -= 1,
+                    _ => return depth == 0,
+                }
+                false
+            })
+            .collect::<String>()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    bare(a) == bare(b)
 }
 
 /// Debian's package for a gcc the kernel names: `x86_64-linux-gnu-gcc-16` (native)

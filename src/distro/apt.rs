@@ -16,6 +16,8 @@ pub struct Apt {
     /// What the user named (`debian/sid/arm64`): errors say it.
     name: String,
     opts: Vec<String>,
+    /// The sources and architectures: lists fetched for others are not these.
+    fingerprint: String,
 }
 
 /// How long one apt call may take (a sid index is ~15 MB; a modules package 110 MB).
@@ -94,6 +96,7 @@ impl Apt {
         sources: &[(&str, String)],
         keyring: &Path,
         arch: &str,
+        host: &str,
     ) -> Result<Apt> {
         let werr = |path: &Path, source| Error::Write {
             path: path.to_path_buf(),
@@ -126,7 +129,15 @@ impl Apt {
             // Nothing here is installed: the machine's package state is not ours.
             o("Dir::State::status", &"/dev/null"),
             o("APT::Architecture", &arch),
-            o("APT::Architectures", &arch),
+            // A foreign architecture's kernel still needs the build host's Kbuild programs.
+            o(
+                "APT::Architectures",
+                &if host == arch {
+                    arch.to_string()
+                } else {
+                    format!("{arch},{host}")
+                },
+            ),
             // Mirrors may serve a snapshot whose Release is past its Valid-Until; the
             // signature is still checked.
             o("Acquire::Check-Valid-Until", &"false"),
@@ -141,10 +152,12 @@ impl Apt {
         if unsafe { libc::geteuid() } == 0 {
             opts.extend(o("APT::Sandbox::User", &"root"));
         }
+        let fingerprint = format!("{line}{}\n", opts.join(" "));
         Ok(Apt {
             dir,
             name: name.to_string(),
             opts,
+            fingerprint,
         })
     }
 
@@ -189,7 +202,8 @@ impl Apt {
 
     /// True once the suite's index was fetched.
     pub fn has_lists(&self) -> bool {
-        self.dir.join("lists/.updated").exists()
+        crate::fsutil::read_bounded(&self.dir.join("lists/.updated"), 1 << 16)
+            .is_ok_and(|f| f == self.fingerprint.as_bytes())
     }
 
     /// Fetches the suite's index (apt checks its signature).
@@ -197,7 +211,7 @@ impl Apt {
         r.note(&format!("{}: fetching the package index", self.name));
         self.run(self.cmd("apt-get").args(["-q", "update"]), "apt-get update")?;
         let marker = self.dir.join("lists/.updated");
-        crate::fsutil::write_atomic(&marker, b"", None)
+        crate::fsutil::write_atomic(&marker, self.fingerprint.as_bytes(), None)
     }
 
     /// The candidate stanza of `pkg`, None when the suite has no such package.
@@ -263,7 +277,12 @@ impl Apt {
                 path: debs.to_path_buf(),
                 source,
             })?;
-        let spec = format!("{}={}", p.package(), p.version());
+        let spec = format!(
+            "{}:{}={}",
+            p.package(),
+            p.get("Architecture").unwrap_or("all"),
+            p.version()
+        );
         self.run(
             self.cmd("apt-get")
                 .args(["-q", "download", &spec])

@@ -35,6 +35,9 @@ pub struct Distro {
     /// A dependency is part of the kernel when its name starts so (others — initramfs
     /// tools, compilers — are the machine's business).
     pub parts: &'static [&'static str],
+    /// Parts holding programs that run where modules are built (Kbuild's `scripts/`):
+    /// taken for this machine's architecture, whatever the kernel's.
+    pub host_parts: &'static [&'static str],
     /// The kernel source `kernel prepare` needs for a Rust-enabled kernel: `{}` is
     /// `<major>.<minor>`.
     pub source: &'static str,
@@ -81,6 +84,7 @@ pub const DISTROS: &[Distro] = &[Distro {
         "linux-headers-",
         "linux-kbuild-",
     ],
+    host_parts: &["linux-kbuild-"],
     source: "linux-source-{}",
 }];
 
@@ -240,13 +244,20 @@ impl Spec {
                 .collect::<Vec<_>>(),
             keyring,
             self.arch.debian(),
+            Arch::host().unwrap_or(self.arch).debian(),
         )
     }
 }
 
+/// Raised when fetched trees are unpacked or fixed up differently.
+pub const FORMAT: u32 = 1;
+
 /// A fetched kernel, stored as its [`crate::cache::DISTRO`] record.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Fetched {
+    /// How the tree was unpacked ([`FORMAT`]): a record of another is redone.
+    #[serde(default)]
+    pub format: u32,
     /// `debian/sid/amd64`.
     pub name: String,
     pub distro: String,
@@ -379,6 +390,7 @@ pub fn fetch(s: &Settings, spec: &Spec, o: FetchOptions, r: &dyn Reporter) -> Re
         .find(|p| p.join("kernel").is_dir())
         .unwrap_or_else(|| root.join(format!("lib/modules/{release}")));
     let f = Fetched {
+        format: FORMAT,
         name: spec.name(),
         distro: spec.distro.name.to_string(),
         suite: spec.suite.clone(),
@@ -400,19 +412,26 @@ pub fn fetch(s: &Settings, spec: &Spec, o: FetchOptions, r: &dyn Reporter) -> Re
     Ok(f)
 }
 
-/// Debian's headers Makefile includes the shared part by its installed path
-/// (`include /usr/src/linux-headers-<R>-common/Makefile`): made to point into `root`.
+/// Debian's headers Makefile names the shared part and itself by their installed paths
+/// (`export KBUILD_OUTPUT = /usr/src/linux-headers-<R>`, `include
+/// /usr/src/linux-headers-<R>-common/Makefile`): made to name them inside `root`.
 fn relocate(root: &Path, kdir: &Path) -> Result<()> {
     let mk = kdir.join("Makefile");
     let Ok(text) = crate::fsutil::read_bounded(&mk, 1 << 20) else {
         return Ok(());
     };
     let text = String::from_utf8_lossy(&text);
+    let inside = format!("{}/usr/src/", root.display());
     let fixed: String = text
         .lines()
-        .map(|l| match l.strip_prefix("include /") {
-            Some(rest) => format!("include {}\n", root.join(rest).display()),
-            None => format!("{l}\n"),
+        .map(|l| {
+            if l.starts_with('#') {
+                return format!("{l}\n");
+            }
+            let l = l
+                .replace(" /usr/src/", &format!(" {inside}"))
+                .replace("=/usr/src/", &format!("={inside}"));
+            format!("{l}\n")
         })
         .collect();
     if fixed != text {
@@ -428,7 +447,7 @@ fn fetched(base: &Path, release: Option<&str>) -> Option<Fetched> {
         .flatten()
         .filter_map(|e| e.ok())
         .filter_map(|e| crate::cache::DISTRO.read::<Fetched>(&e.path()))
-        .filter(|f| release.is_none_or(|r| f.release == r))
+        .filter(|f| f.format == FORMAT && release.is_none_or(|r| f.release == r))
         .collect();
     all.sort_by_key(|f| Version::of(&f.release));
     all.pop()
@@ -519,7 +538,13 @@ fn packages(apt: &apt::Apt, spec: &Spec, release: &str) -> Result<Vec<apt::Stanz
         };
         for d in p.depends() {
             if spec.distro.parts.iter().any(|x| d.starts_with(x)) && !d.ends_with("-dbg") {
-                todo.push(d);
+                let host = Arch::host().filter(|h| *h != spec.arch);
+                match host {
+                    Some(h) if spec.distro.host_parts.iter().any(|x| d.starts_with(x)) => {
+                        todo.push(format!("{d}:{}", h.debian()))
+                    }
+                    _ => todo.push(d),
+                }
             }
         }
         // A metapackage (an image that only depends on its binary and modules) is
@@ -575,6 +600,7 @@ pub fn list(s: &Settings) -> Vec<Fetched> {
         .into_iter()
         .filter_map(|e| e.ok())
         .filter_map(|e| crate::cache::DISTRO.read::<Fetched>(e.path()))
+        .filter(|f| f.format == FORMAT)
         .collect();
     v.sort_by(|a, b| {
         Version::of(&b.release)
