@@ -69,13 +69,15 @@ fn main() {
         .unwrap_or(3);
     let work = cache().join("bench/boot");
     std::fs::create_dir_all(&work).unwrap();
-    let release = std::fs::read_to_string(cache().join("debian-7.2-release")).unwrap();
-    let release = release.trim();
+    // Debian sid's kernels, as scripts/test-deps.sh fetched them by name.
     let debian = |arch: &str| {
-        let r = release.replace("-amd64", &format!("-{arch}"));
-        cache()
-            .join("fixtures")
-            .join(format!("debian-{r}/usr/lib/modules/{r}"))
+        let file = match arch {
+            "amd64" => "kernel-debian-sid.json".to_string(),
+            a => format!("kernel-debian-sid-{a}.json"),
+        };
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(cache().join(file)).unwrap()).unwrap();
+        PathBuf::from(v["modules"].as_str().unwrap())
     };
     println!("boot + load + unload + report under TCG, best of {runs} runs");
     let mut rows = Vec::new();

@@ -33,13 +33,15 @@ fn best(runs: usize, mut cmd: impl FnMut() -> Command) -> Duration {
 }
 
 fn main() {
-    let release = std::fs::read_to_string(cache().join("debian-7.2-release"))
-        .expect("run scripts/test-deps.sh first")
-        .trim()
-        .to_string();
-    let root = cache().join("fixtures").join(format!("debian-{release}"));
-    let modules = root.join(format!("usr/lib/modules/{release}"));
-    let headers = root.join(format!("usr/src/linux-headers-{release}"));
+    // The kernel scripts/test-deps.sh fetched with `cargo kmod kernel fetch debian/sid`.
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(cache().join("kernel-debian-sid.json"))
+            .expect("run scripts/test-deps.sh first"),
+    )
+    .unwrap();
+    let modules = std::path::PathBuf::from(record["modules"].as_str().unwrap());
+    let headers = std::path::PathBuf::from(record["kdir"].as_str().unwrap());
+    let release = record["release"].as_str().unwrap();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let count = walkdir::WalkDir::new(modules.join("kernel"))
         .into_iter()

@@ -152,7 +152,7 @@ impl Apt {
         if unsafe { libc::geteuid() } == 0 {
             opts.extend(o("APT::Sandbox::User", &"root"));
         }
-        let fingerprint = format!("{line}{}\n", opts.join(" "));
+        let fingerprint = format!("{line}{arch} {host}\n");
         Ok(Apt {
             dir,
             name: name.to_string(),

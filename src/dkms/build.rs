@@ -33,6 +33,10 @@ struct Run<'a> {
     log: std::fs::File,
     log_path: PathBuf,
     env: Vec<(&'static str, String)>,
+    /// Steps run in a private mount namespace where `/lib/modules/<release>/build` is
+    /// the kernel's tree (a fetched kernel's, not installed here): DKMS projects' own
+    /// Makefiles look for it there.
+    private_modlib: bool,
 }
 
 /// What a build made (this DKMS build, or `kbuild`'s of a Kbuild directory): each
@@ -140,6 +144,12 @@ pub fn build(
             env.push((k, v.clone()));
         }
     }
+    let installed = std::fs::canonicalize(format!("/lib/modules/{}/build", target.release)).ok();
+    let private_modlib = installed != std::fs::canonicalize(kdir).ok();
+    if private_modlib {
+        env.push(("CK_MODLIB_RELEASE", target.release.clone()));
+        env.push(("CK_MODLIB_BUILD", kdir.display().to_string()));
+    }
     let mut run = Run {
         conf_path,
         vars,
@@ -147,6 +157,7 @@ pub fn build(
         log,
         log_path,
         env,
+        private_modlib,
     };
     for p in &conf.patches {
         if !run.build.join("patches").join(p).is_file() {
@@ -222,7 +233,23 @@ impl Run<'_> {
 
     /// Runs one step in the build copy, its output into make.log.
     fn step(&mut self, step: &str, command: &str, script: bool, r: &dyn Reporter) -> Result<()> {
-        let mut c = self.vars.bash(&crate::templates::render(&Step {}));
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let wrapper: &[&str] = match (self.private_modlib, root) {
+            (false, _) => &[],
+            (true, true) => &["unshare", "--mount", "--propagation", "private", "--"],
+            (true, false) => &[
+                "unshare",
+                "--map-root-user",
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+            ],
+        };
+        let mut c = self
+            .vars
+            .bash_in(wrapper, &crate::templates::render(&Step {}));
         c.envs(self.env.iter().map(|(k, v)| (*k, v)))
             .env("CK_DIR", &self.build)
             .env("CK_COMMAND", command)

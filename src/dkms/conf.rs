@@ -47,7 +47,20 @@ impl Vars<'_> {
     /// `bash -c` of `script` (a rendered template) after DKMS's variables, in a clean
     /// environment: `PATH` and `LC_ALL=C` only, never the user's secrets.
     pub fn bash(&self, script: &str) -> std::process::Command {
-        let mut c = std::process::Command::new("bash");
+        self.bash_in(&[], script)
+    }
+
+    /// [`Vars::bash`] started through `wrapper` (a program and its arguments, which
+    /// then run bash), e.g. `unshare`.
+    pub fn bash_in(&self, wrapper: &[&str], script: &str) -> std::process::Command {
+        let mut c = match wrapper.split_first() {
+            None => std::process::Command::new("bash"),
+            Some((program, args)) => {
+                let mut c = std::process::Command::new(program);
+                c.args(args).arg("bash");
+                c
+            }
+        };
         c.arg("-c")
             .arg(crate::templates::render(&VarsPrelude {}) + script)
             .env_clear()

@@ -208,18 +208,29 @@ pub fn recorded_release(file: &str) -> String {
         .to_string()
 }
 
-/// Debian sid's 7.2 (scripts/test-deps.sh unpacks its packages into one root).
-pub fn debian_72() -> Packaged {
-    let release = recorded_release("debian-7.2-release");
-    let root = cache_dir()
-        .join("fixtures")
-        .join(format!("debian-{release}"));
+/// A Debian kernel scripts/test-deps.sh fetched by name (`cargo kmod kernel fetch
+/// debian/sid`), from the record it kept of the fetch.
+pub fn fetched(name: &str) -> Packaged {
+    let p = cache_dir().join(format!("kernel-{}.json", name.replace('/', "-")));
+    let v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|_| {
+        panic!(
+            "missing test prerequisite: {} — run scripts/test-deps.sh",
+            p.display()
+        )
+    }))
+    .unwrap();
+    let path = |k: &str| PathBuf::from(v[k].as_str().unwrap());
     Packaged {
-        headers: root.join(format!("usr/src/linux-headers-{release}")),
-        image: root.join(format!("usr/lib/modules/{release}/vmlinuz")),
-        modules: root.join(format!("usr/lib/modules/{release}")),
-        release,
+        headers: path("kdir"),
+        image: path("image"),
+        modules: path("modules"),
+        release: v["release"].as_str().unwrap().to_string(),
     }
+}
+
+/// Debian sid's 7.2 for amd64.
+pub fn debian_72() -> Packaged {
+    fetched("debian/sid")
 }
 
 /// Debian's 6.12 (trixie's, for bookworm): installed headers, unpacked image package.
@@ -337,22 +348,10 @@ pub fn debian_61_headers() -> PathBuf {
     p
 }
 
-/// Debian sid's arm64 7.2 (scripts/test-deps.sh unpacks its image and modules).
+/// Debian sid's arm64 7.2: its image, and its modules' `kernel/` directory.
 pub fn debian_arm64() -> (PathBuf, PathBuf) {
-    let p = cache_dir().join("debian-7.2-release");
-    let release = std::fs::read_to_string(&p)
-        .unwrap_or_else(|_| {
-            panic!(
-                "missing test prerequisite: {} — run scripts/test-deps.sh",
-                p.display()
-            )
-        })
-        .trim()
-        .replace("-amd64", "-arm64");
-    let dir = cache_dir()
-        .join("fixtures")
-        .join(format!("debian-{release}/usr/lib/modules/{release}"));
-    (dir.join("vmlinuz"), dir.join("kernel"))
+    let k = fetched("debian/sid/arm64");
+    (k.image, k.modules.join("kernel"))
 }
 
 /// `dpkg -i` into `root`, a fresh dpkg database there; the maintainer scripts run

@@ -14,6 +14,7 @@ mod extended;
 mod fixtures;
 mod generations;
 mod info;
+mod kernels_by_name;
 mod layout;
 mod limits;
 mod mldsa;
