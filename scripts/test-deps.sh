@@ -280,4 +280,6 @@ fi
 cargo build --quiet
 bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug/cargo-kmod"
 echo "test-deps: Debian's $v72-amd64 headers prepared for Rust in the sid root (cached by their inputs; about 3 minutes once)" >&2
-tests/sid/in-root.sh "$sid" "$bin" /tmp cargo-kmod kmod kernel prepare --headers "/usr/src/linux-headers-$v72-amd64" >&2
+# Into this cache (bound into the root): the same headers, installed in the root or
+# fetched by name, find this one tree.
+IN_ROOT_CACHE="$cache" tests/sid/in-root.sh "$sid" "$bin" /tmp cargo-kmod kmod kernel prepare --kernel debian/sid >&2

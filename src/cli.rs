@@ -255,8 +255,9 @@ pub struct CheckArgs {
     #[arg(long, value_name = "RELEASE", value_parser = release_arg)]
     pub kernel_release: Vec<String>,
     /// The kernel image (bzImage/vmlinuz), for its builtin trusted certificates; goes
-    /// with the --kdir of its release (repeatable).
-    #[arg(long, value_name = "IMAGE")]
+    /// with the --kdir of its release (repeatable). Or a kernel by name (debian/sid):
+    /// its headers, image and module tree at once.
+    #[arg(long, value_name = "IMAGE|NAME")]
     pub kernel: Vec<PathBuf>,
     /// The kernel's module tree: other modules' exports and dependencies (default
     /// /lib/modules/RELEASE; goes with the kernel of its release, repeatable).
@@ -280,8 +281,9 @@ pub struct VerifyArgs {
     pub cert: Vec<PathBuf>,
     /// Judge as this kernel does (repeatable): an image (bzImage/vmlinuz or vmlinux) gives
     /// its builtin certificates; its .config, or a build tree, also the digests and key
-    /// types it was built with (a digest it lacks is ENOPKG there).
-    #[arg(long, value_name = "IMAGE|CONFIG|TREE")]
+    /// types it was built with (a digest it lacks is ENOPKG there); a kernel by name
+    /// (debian/sid), all of these.
+    #[arg(long, value_name = "IMAGE|CONFIG|TREE|NAME")]
     pub kernel: Vec<PathBuf>,
     #[command(flatten)]
     pub tree: TreeArgs,
@@ -482,8 +484,9 @@ impl From<ArchArg> for cargo_kmod::target::Arch {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Kernel image (bzImage) to boot.
-    #[arg(long, value_name = "IMAGE", conflicts_with = "kdir")]
+    /// Kernel image (bzImage) to boot, or a kernel by name (debian/sid: its image and
+    /// module tree).
+    #[arg(long, value_name = "IMAGE|NAME", conflicts_with = "kdir")]
     pub kernel: Option<PathBuf>,
     /// Kernel build tree whose arch/x86/boot/bzImage to boot (default: newest cached kernel).
     #[arg(long, value_name = "DIR")]

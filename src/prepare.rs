@@ -46,15 +46,17 @@ pub fn prepared_dir(s: &Settings) -> PathBuf {
     crate::cache::prepared(s)
 }
 
-/// The prepared tree for these headers (as they are now), if one was made.
+/// The prepared tree for these headers (as they are now), if one was made: from
+/// these or the same headers elsewhere (the package installed, or fetched by name),
+/// known by their release and `.config`.
 pub fn find(s: &Settings, headers: &Path) -> Option<Prepared> {
-    let canon = std::fs::canonicalize(headers).ok()?;
+    let release = crate::target::tree_release(headers)?;
     let sha = hex::encode(openssl::sha::sha256(
-        &std::fs::read(canon.join(".config")).ok()?,
+        &std::fs::read(headers.join(".config")).ok()?,
     ));
     finished(s)
         .into_iter()
-        .find(|p| p.headers == canon && p.config_sha256 == sha)
+        .find(|p| p.release == release && p.config_sha256 == sha)
 }
 
 fn finished(s: &Settings) -> Vec<Prepared> {
@@ -365,7 +367,7 @@ fn inputs_hash(headers: &Path, config: &[u8], source: &Path, tools: &Tools) -> R
         h.update(bytes);
     };
     feed("tool", env!("CARGO_PKG_VERSION").as_bytes());
-    feed("headers", headers.as_os_str().as_encoded_bytes());
+    // By content, not path: the same headers installed or fetched are one input.
     feed("config", config);
     for f in ["Module.symvers", "include/config/kernel.release"] {
         feed(f, &std::fs::read(headers.join(f)).unwrap_or_default());

@@ -211,14 +211,7 @@ pub fn recorded_release(file: &str) -> String {
 /// A Debian kernel scripts/test-deps.sh fetched by name (`cargo kmod kernel fetch
 /// debian/sid`), from the record it kept of the fetch.
 pub fn fetched(name: &str) -> Packaged {
-    let p = cache_dir().join(format!("kernel-{}.json", name.replace('/', "-")));
-    let v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|_| {
-        panic!(
-            "missing test prerequisite: {} — run scripts/test-deps.sh",
-            p.display()
-        )
-    }))
-    .unwrap();
+    let v = fetched_record(name);
     let path = |k: &str| PathBuf::from(v[k].as_str().unwrap());
     Packaged {
         headers: path("kdir"),
@@ -226,6 +219,18 @@ pub fn fetched(name: &str) -> Packaged {
         modules: path("modules"),
         release: v["release"].as_str().unwrap().to_string(),
     }
+}
+
+/// The record `kernel fetch NAME --message-format json` printed for scripts/test-deps.sh.
+pub fn fetched_record(name: &str) -> Value {
+    let p = cache_dir().join(format!("kernel-{}.json", name.replace('/', "-")));
+    serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|_| {
+        panic!(
+            "missing test prerequisite: {} — run scripts/test-deps.sh",
+            p.display()
+        )
+    }))
+    .unwrap()
 }
 
 /// Debian sid's 7.2 for amd64.

@@ -495,3 +495,67 @@ fn test_proves_a_project_on_sids_72_for_x86_64_and_arm64() {
         .unwrap();
     assert!(stdout(&arm).contains("ARM aarch64"), "{}", stdout(&arm));
 }
+
+/// A Rust project over debian/sid, inside the sid root (sid's rustc is the one that
+/// built Debian's 7.2): `kernel prepare --kernel debian/sid` finds the tree test-deps
+/// prepared from those headers, then `cargo kmod test --kernel debian/sid` builds the
+/// module in it, and Debian's own 7.2 loads it, as `check` said.
+#[test]
+fn test_proves_a_rust_project_on_sids_72() {
+    let root = cache_dir().join("roots/sid");
+    assert!(
+        root.join(".done").exists(),
+        "missing test prerequisite: the Debian sid root {} — run scripts/test-deps.sh",
+        root.display()
+    );
+    let d = tempfile::tempdir().unwrap();
+    let in_root = |args: &[&str]| {
+        Std::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sid/in-root.sh"))
+            .env("IN_ROOT_CACHE", cache_dir())
+            .arg(&root)
+            .arg(assert_cmd::cargo::cargo_bin("cargo-kmod"))
+            .arg(d.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let k = fetched("debian/sid");
+    let o = in_root(&[
+        "cargo-kmod",
+        "kmod",
+        "kernel",
+        "prepare",
+        "--kernel",
+        "debian/sid",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already prepared"), "{}", stderr(&o));
+    let headers = k.headers.to_str().unwrap();
+    let o = in_root(&[
+        "cargo-kmod",
+        "kmod",
+        "new",
+        "rusty",
+        "--template",
+        "rust-minimal",
+        "--kdir",
+        headers,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = in_root(&[
+        "sh",
+        "-c",
+        "cd rusty && cargo-kmod kmod test --accel tcg --message-format json --kernel debian/sid",
+    ]);
+    let cells = json_lines(&o);
+    assert_eq!(o.status.code(), Some(0), "{cells:?}\n{}", stderr(&o));
+    assert_eq!(cells.len(), 1, "{cells:?}");
+    assert_eq!(cells[0]["release"], k.release.as_str(), "{cells:?}");
+    assert_eq!(cells[0]["verdict"]["verdict"], "loads", "{cells:?}");
+    assert_eq!(cells[0]["agrees"], true, "{cells:?}");
+    assert!(
+        stderr(&o).contains("building in the tree prepared from these headers"),
+        "{}",
+        stderr(&o)
+    );
+}

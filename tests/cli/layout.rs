@@ -28,10 +28,12 @@ const LAYERS: &[&str] = &[
     "templates",
     "dkms",
     "kernel",
+    "distro",
     "prepare",
     "check",
     "kbuild",
     "qemu",
+    "proof",
     "package",
 ];
 

@@ -39,6 +39,8 @@ impl Sid {
     /// `args` run inside the root in /project, which is `project` on the host.
     fn run(&self, project: &Path, args: &[&str]) -> std::process::Output {
         Std::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sid/in-root.sh"))
+            // The host's cache, where test-deps prepared sid's headers and fetched sid.
+            .env("IN_ROOT_CACHE", cache_dir())
             .arg(&self.root)
             .arg(assert_cmd::cargo::cargo_bin("cargo-kmod"))
             .arg(project)
@@ -118,8 +120,7 @@ fn sid_builds_rust_and_c_modules_that_load_in_debians_own_72() {
     eprintln!("kernel prepare, second call: {:.2} s", reuse.as_secs_f64());
     let meta: Value = serde_json::from_slice(
         &std::fs::read(
-            s.root
-                .join(prepared.trim_start_matches('/'))
+            Path::new(&prepared)
                 .parent()
                 .unwrap()
                 .join("cargo-kmod-prepared.json"),
@@ -423,7 +424,12 @@ fn kernel_prepare_refuses_with_both_sides_named() {
     let k = debian_72();
     let d = tempfile::tempdir().unwrap();
     let cache = d.path().join("cache");
-    let src72 = cache_dir().join("fixtures/linux-source-7.2/usr/src/linux-source-7.2.tar.xz");
+    // The source `kernel fetch debian/sid` brought with the headers.
+    let src72 = PathBuf::from(
+        crate::fixtures::fetched_record("debian/sid")["source"]
+            .as_str()
+            .unwrap(),
+    );
     let source: [&std::ffi::OsStr; 2] = ["--source".as_ref(), src72.as_os_str()];
     let config = std::fs::read_to_string(k.headers.join(".config")).unwrap();
     let want_rustc = config
@@ -457,10 +463,11 @@ fn kernel_prepare_refuses_with_both_sides_named() {
         ],
         "apt-get install gcc-16",
     );
-    // ... the same compiler, another build of it.
+    // ... the same compiler, another version of it (a package revision alone,
+    // `(Debian 12.2.0-13) 12.2.0` for `-14`, is the same compiler, as Kbuild judges).
     edits.push((
         "CONFIG_CC_VERSION_TEXT",
-        "CONFIG_CC_VERSION_TEXT=\"x86_64-linux-gnu-gcc-12 (Debian 12.2.0-13) 12.2.0\"".into(),
+        "CONFIG_CC_VERSION_TEXT=\"x86_64-linux-gnu-gcc-12 (Debian 12.1.0-8) 12.1.0\"".into(),
     ));
     let h = headers_copy(&d.path().join("gcc12"), &edits);
     let (o, left) = prepare(&cache, &h, &source);
@@ -468,7 +475,7 @@ fn kernel_prepare_refuses_with_both_sides_named() {
         &o,
         &left,
         &[
-            "(Debian 12.2.0-13) 12.2.0",
+            "(Debian 12.1.0-8) 12.1.0",
             &first_line("x86_64-linux-gnu-gcc-12"),
         ],
         "Debian package gcc-12",
