@@ -664,6 +664,9 @@ pub struct InstallArgs {
     /// Kernel release to install for (repeatable; default: those of the kdir metadata, else the last build's).
     #[arg(long, value_name = "R", value_parser = release_arg)]
     pub kernel_release: Vec<String>,
+    /// A kernel by name (debian/sid): its release (repeatable; fetched on first use).
+    #[arg(long, value_name = "NAME", value_parser = kernel_name_arg)]
+    pub kernel: Vec<String>,
     /// Install under this root instead of /.
     #[arg(long, default_value = "/", value_name = "DIR")]
     pub root: PathBuf,
@@ -724,6 +727,9 @@ pub struct PackageArgs {
     /// Kernel release for --deb, --rpm and --oci (repeatable; default: those of the kdir metadata, else the last build's).
     #[arg(long, value_name = "R", value_parser = release_arg)]
     pub kernel_release: Vec<String>,
+    /// A kernel by name (debian/sid): its release (repeatable; fetched on first use).
+    #[arg(long, value_name = "NAME", value_parser = kernel_name_arg)]
+    pub kernel: Vec<String>,
     #[command(flatten)]
     pub signing: ProjectSignArgs,
 }

@@ -219,6 +219,9 @@ pub enum Refusal {
     InvalidArgument,
     /// Lockdown forbids unsigned or untrusted modules (EPERM).
     Lockdown,
+    /// Not the loader: it accepted the module, and the module's own init returned this
+    /// error (what it needs, hardware or configuration, is absent).
+    InitFailed(i32),
     Other(String),
 }
 
@@ -244,6 +247,14 @@ impl std::fmt::Display for Refusal {
                 "invalid argument (EINVAL; for a signature: a form the kernel refuses)"
             }
             Refusal::Lockdown => "kernel lockdown refuses it (EPERM)",
+            Refusal::InitFailed(ret) => {
+                let e = std::io::Error::from_raw_os_error(-ret).to_string();
+                let e = e.split(" (os error").next().unwrap_or_default().to_string();
+                return write!(
+                    f,
+                    "loaded, but its own init failed: {e} ({ret}); not a load refusal"
+                );
+            }
             Refusal::Other(s) => s,
         })
     }

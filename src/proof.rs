@@ -31,6 +31,9 @@ pub struct Boot {
 pub enum Verdict {
     Loads,
     Refused(Refusal),
+    /// The loader accepted it; its own init returned this error (what it drives is
+    /// not in the guest). Beyond what `check` judges.
+    InitFailed(i32),
     /// The boot gave no result for it (the guest died or timed out before).
     NoResult,
 }
@@ -47,6 +50,7 @@ impl std::fmt::Display for Verdict {
                     .and_then(|v| v.as_str().map(String::from))
                     .unwrap_or_else(|| r.to_string())
             ),
+            Verdict::InitFailed(ret) => write!(f, "init failed ({ret})"),
             Verdict::NoResult => f.write_str("no result"),
         }
     }
@@ -61,11 +65,15 @@ pub struct Cell {
     pub check: Verdict,
     /// The booted kernel's verdict.
     pub kernel: Verdict,
+    /// Whether `rmmod` took it out again (None: not loaded, or the guest ended first).
+    pub unloaded: Option<bool>,
 }
 
 impl Cell {
+    /// `check` judges the loader: a module whose own init fails was loadable.
     pub fn agrees(&self) -> bool {
         self.check == self.kernel
+            || (self.check == Verdict::Loads && matches!(self.kernel, Verdict::InitFailed(_)))
     }
 }
 
@@ -253,20 +261,22 @@ fn check_and_boot(
             Outcome::Loads { .. } => Verdict::Loads,
             Outcome::Refused { refusal, .. } => Verdict::Refused(refusal),
         };
-        let kernel = run
+        let booted = run
             .modules
             .iter()
-            .find(|x| !x.dependency && x.path == m.path)
-            .map_or(Verdict::NoResult, |x| match (&x.refusal, x.loaded) {
-                (_, true) => Verdict::Loads,
-                (Some(f), false) => Verdict::Refused(f.clone()),
-                (None, false) => Verdict::NoResult,
-            });
+            .find(|x| !x.dependency && x.path == m.path);
+        let kernel = booted.map_or(Verdict::NoResult, |x| match (&x.refusal, x.loaded) {
+            (_, true) => Verdict::Loads,
+            (Some(Refusal::InitFailed(ret)), false) => Verdict::InitFailed(*ret),
+            (Some(f), false) => Verdict::Refused(f.clone()),
+            (None, false) => Verdict::NoResult,
+        });
         cells.push(Cell {
             module: m.name.clone(),
             path: m.path.clone(),
             check,
             kernel,
+            unloaded: booted.and_then(|b| b.unloaded),
         });
     }
     Ok(Proved {

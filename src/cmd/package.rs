@@ -9,7 +9,7 @@ pub fn install(a: InstallArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
     let (project, key) = cx.project(a.manifest_path.as_deref(), &a.signing)?;
     let rep = cx.ui.reporter();
     let signing = key.as_ref().map(ProjectSigning::signing);
-    let rels = package::releases(&project, &a.kernel_release)?;
+    let rels = package::releases(&project, &cx.releases(&a.kernel_release, &a.kernel)?)?;
     let mut status = Status::default();
     for r in rels {
         let target = Target::from_release(&a.root, &r);
@@ -70,7 +70,10 @@ pub fn package(a: PackageArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
         return Ok(status.code());
     }
     let signing = key.as_ref().map(ProjectSigning::signing);
-    let rels = match package::releases(&project, &a.kernel_release) {
+    let rels = match cx
+        .releases(&a.kernel_release, &a.kernel)
+        .and_then(|given| package::releases(&project, &given))
+    {
         Ok(r) => r,
         Err(e) => {
             status.add(rep.error(&e));

@@ -45,6 +45,15 @@ impl Ctx {
         }
     }
 
+    /// Releases as given, then those of kernels by name (`--kernel debian/sid`).
+    pub fn releases(&self, given: &[String], names: &[String]) -> cargo_kmod::Result<Vec<String>> {
+        let mut v = given.to_vec();
+        for n in names {
+            v.push(self.kernel(std::path::Path::new(n))?.release);
+        }
+        Ok(v)
+    }
+
     /// `--kernel` values split: kernels by name resolved, the rest (paths) as given.
     pub fn named_kernels(
         &self,

@@ -77,6 +77,7 @@ pub fn run(a: TestArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
                                 "verdict": c.kernel,
                                 "check": c.check,
                                 "agrees": c.agrees(),
+                                "unloaded": c.unloaded,
                             })
                         );
                     }
@@ -127,8 +128,16 @@ fn table(proofs: &[KernelProof]) {
             Ok(done) => match (&done.skipped, done.cells.iter().find(|c| c.module == m)) {
                 (Some(_), _) => "skipped".into(),
                 (None, None) => "-".into(),
-                (None, Some(c)) if c.agrees() => c.kernel.to_string(),
-                (None, Some(c)) => format!("{} (check said {})", c.kernel, c.check),
+                (None, Some(c)) => {
+                    let mut t = c.kernel.to_string();
+                    if c.unloaded == Some(false) {
+                        t += ", unload failed";
+                    }
+                    if !c.agrees() {
+                        t += &format!(" (check said {})", c.check);
+                    }
+                    t
+                }
             },
         }
     };

@@ -20,6 +20,8 @@ enum Mark<'a> {
     /// Loading or unloading module i: what follows is its.
     Module(usize),
     Insmod(usize, bool),
+    /// The module's own init ran and returned this (the loader had accepted it).
+    InitRet(usize, i32),
     Rmmod(usize, bool),
     Exec(usize),
     ExecRc(usize, Option<i32>),
@@ -40,6 +42,10 @@ fn classify_line(line: &str) -> Line<'_> {
             (Some("load" | "unload"), Some(i)) => Mark::Module(i),
             (Some("insmod"), Some(i)) if ok.is_some() => Mark::Insmod(i, ok == Some("0")),
             (Some("rmmod"), Some(i)) if ok.is_some() => Mark::Rmmod(i, ok == Some("0")),
+            (Some("initret"), Some(i)) => match ok.and_then(|r| r.parse().ok()) {
+                Some(r) => Mark::InitRet(i, r),
+                None => Mark::Other,
+            },
             (Some("exec"), Some(k)) => Mark::Exec(k),
             (Some("exec-rc"), Some(k)) if ok.is_some() => {
                 Mark::ExecRc(k, ok.and_then(|r| r.parse().ok()))
@@ -94,6 +100,11 @@ impl Console {
                     self.tried[i] = true;
                 }
                 self.ctx = Ctx::None;
+            }
+            Mark::InitRet(i, ret) => {
+                if let Some(m) = rep.modules.get_mut(i) {
+                    m.init_returned = Some(ret);
+                }
             }
             Mark::Rmmod(i, ok) => {
                 if let Some(m) = rep.modules.get_mut(i) {
@@ -220,7 +231,10 @@ pub(super) fn parse_console(
         .zip(c.tried)
         .filter(|(m, t)| *t && !m.loaded)
     {
-        m.refusal = Some(crate::loader::classify(&m.kernel_log, &m.tool_output));
+        m.refusal = Some(match m.init_returned {
+            Some(ret) => crate::loader::Refusal::InitFailed(ret),
+            None => crate::loader::classify(&m.kernel_log, &m.tool_output),
+        });
     }
     rep
 }
@@ -247,6 +261,8 @@ mod tests {
         assert_eq!(m("param 0 greeting=hi there"), "param 0 greeting hi there");
         assert_eq!(m("tainted 8194"), "Tainted(Some(8194))");
         assert_eq!(m("insmod x"), "Other");
+        assert_eq!(m("initret 3 -22"), "InitRet(3, -22)");
+        assert_eq!(m("initret 3 x"), "Other");
         assert_eq!(
             classify_line("[    1.5] dummy: loaded"),
             Line::Kernel("dummy: loaded")

@@ -54,6 +54,10 @@ pub struct ModuleReport {
     pub tool_output: Vec<String>,
     pub params: Vec<(String, String)>,
     pub unloaded: Option<bool>,
+    /// What its own init returned when it failed (the loader had accepted it), where
+    /// the kernel tells (tracefs' initcall_finish).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_returned: Option<i32>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]

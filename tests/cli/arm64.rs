@@ -160,15 +160,7 @@ fn run_refuses_a_module_for_another_machine_before_booting() {
 fn check_judges_debian_arm64_modules_on_their_kernel() {
     let (image, modules) = debian_arm64();
     let tree = modules.parent().unwrap().to_path_buf();
-    let release = tree.file_name().unwrap().to_string_lossy().into_owned();
-    let headers = cache_dir().join("fixtures").join(format!(
-        "debian-{release}-headers/usr/src/linux-headers-{release}"
-    ));
-    assert!(
-        headers.join(".config").exists(),
-        "missing test prerequisite: {} — run scripts/test-deps.sh",
-        headers.display()
-    );
+    let headers = crate::fixtures::fetched("debian/sid/arm64").headers;
     let d = tempfile::tempdir().unwrap();
     let x86 = unsigned_module(d.path(), "tun");
     let mut mods = ko_xz_under(&modules);
@@ -423,16 +415,7 @@ fn debian_arm64_kernel_boots_and_loads_its_own_module() {
 #[test]
 fn arm64_needs_are_named_with_their_packages() {
     let (image, modules) = debian_arm64();
-    let release = modules
-        .parent()
-        .unwrap()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    let headers = cache_dir().join("fixtures").join(format!(
-        "debian-{release}-headers/usr/src/linux-headers-{release}"
-    ));
+    let headers = crate::fixtures::fetched("debian/sid/arm64").headers;
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("cross_c");
     kmod()
