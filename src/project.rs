@@ -315,24 +315,6 @@ impl Project {
         self.hash.as_deref().map(str::parse).transpose()
     }
 
-    /// Source files Kbuild needs, at the top of the project.
-    pub fn sources(&self) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| {
-                p.is_file()
-                    && (p.file_name().is_some_and(|n| n == "Kbuild")
-                        || p.extension()
-                            .is_some_and(|e| e == "c" || e == "h" || e == "rs"))
-            })
-            .collect();
-        v.sort();
-        v
-    }
-
     /// Who packages it: Cargo.toml's first author, else a placeholder.
     pub fn maintainer(&self) -> &str {
         self.author

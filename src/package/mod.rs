@@ -173,25 +173,6 @@ pub fn releases(project: &Project, given: &[String]) -> Result<Vec<String>> {
     Ok(v)
 }
 
-/// Copies what Kbuild needs (sources, Kbuild, Makefile) into `dst`, for source packages.
-pub(crate) fn copy_sources(project: &Project, dst: &Path) -> Result<()> {
-    let werr = |p: &Path, source| Error::Write {
-        path: p.to_path_buf(),
-        source,
-    };
-    std::fs::create_dir_all(dst).map_err(|e| werr(dst, e))?;
-    let mk = project.dir.join("Makefile");
-    for src in project
-        .sources()
-        .into_iter()
-        .chain(mk.is_file().then_some(mk))
-    {
-        let to = dst.join(src.file_name().expect("file"));
-        std::fs::copy(&src, &to).map_err(|e| werr(&to, e))?;
-    }
-    Ok(())
-}
-
 /// Releases with a built module, from `target/kmod/<release>/`.
 pub fn built_releases(project: &Project) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(project.kmod_dir())

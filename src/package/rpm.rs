@@ -179,8 +179,17 @@ impl crate::templates::Generated for KmodSpec {
 pub struct AkmodSpec {
     pub tarball: String,
     pub rust: bool,
+    /// Each module: where the build makes it in the tree (`a/x.ko`), and its file.
+    pub modules: Vec<SrpmModule>,
     #[serde(flatten)]
     pub common: SpecCommon,
+}
+
+/// A module of a source RPM's build.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SrpmModule {
+    pub built: String,
+    pub file: String,
 }
 
 impl crate::templates::Generated for AkmodSpec {
@@ -189,6 +198,16 @@ impl crate::templates::Generated for AkmodSpec {
         AkmodSpec {
             tarball: "hello-0.1.0.tar.gz".into(),
             rust: true,
+            modules: vec![
+                SrpmModule {
+                    built: "hello.ko".into(),
+                    file: "hello.ko".into(),
+                },
+                SrpmModule {
+                    built: "sub/helper.ko".into(),
+                    file: "helper.ko".into(),
+                },
+            ],
             common: SpecCommon::example(),
         }
     }
@@ -319,19 +338,43 @@ pub fn build_srpm(
     out: &Path,
     gpg_key: Option<&str>,
 ) -> Result<PathBuf> {
-    let license = license(
-        s,
-        project,
-        super::built_releases(project)
-            .first()
-            .and_then(|r| super::built_module(project, r).ok())
-            .as_deref(),
-    )?;
+    if let crate::project::Source::Dkms { conf } = &project.source {
+        return Err(Error::Package {
+            path: conf.clone(),
+            reason: "a DKMS tree: its dkms.conf says how it builds, a source RPM's spec would not".into(),
+            fix: "package it with --dkms (DKMS rebuilds it for each kernel), or --rpm for the kernels built".into(),
+        });
+    }
+    // The modules a build made, and where in the tree: the spec installs each.
+    let release = super::built_releases(project).into_iter().next();
+    let built = match &release {
+        Some(r) => super::built_modules(project, r)?,
+        None => Vec::new(),
+    };
+    let license = license(s, project, built.first().map(|m| m.path.as_path()))?;
+    let modules = built
+        .iter()
+        .map(|m| {
+            let file = format!("{}.ko", m.stem);
+            SrpmModule {
+                built: match m.built_location.as_deref().map(|l| l.trim_matches('/')) {
+                    Some(l) if !l.is_empty() => format!("{l}/{file}"),
+                    _ => file.clone(),
+                },
+                file,
+            }
+        })
+        .collect();
     super::out_dir(out)?;
     let top = temp_top()?;
     let sources = top.path().join("SOURCES");
     let base = format!("{}-{}", project.name, project.version);
-    super::copy_sources(project, &top.path().join(&base))?;
+    // The whole project: its modules may be built in subdirectories.
+    crate::fsutil::sync_tree(
+        &project.dir,
+        &top.path().join(&base),
+        &[&project.target_dir, out],
+    )?;
     let tarball = format!("{base}.tar.gz");
     std::fs::create_dir_all(&sources).map_err(|source| Error::Write {
         path: sources.clone(),
@@ -350,6 +393,7 @@ pub fn build_srpm(
     let spec_text = crate::templates::render(&AkmodSpec {
         tarball,
         rust: project.is_rust(),
+        modules,
         common: spec_common(s, project, license),
     });
     let spec = top.path().join(format!("{}-kmod.spec", project.name));

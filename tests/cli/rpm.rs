@@ -300,3 +300,105 @@ fn packaging_without_a_build_an_unknown_release_or_a_file_as_out_writes_nothing(
         assert_eq!(std::fs::read_to_string(&out).unwrap(), "not a directory");
     }
 }
+
+/// A Kbuild project with a module in each of two subdirectories: its source RPM
+/// carries the whole tree, and `rpmbuild --rebuild` against Debian's headers (as against
+/// a kernel-devel) makes one kmod package holding both, each provided by name. A DKMS
+/// tree is refused for --srpm, saying to use --dkms.
+#[test]
+fn the_srpm_of_a_project_with_modules_in_subdirectories_rebuilds_them_all() {
+    let debian = debian_headers();
+    let rel = std::fs::read_to_string(debian.join("include/config/kernel.release")).unwrap();
+    let rel = rel.trim();
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("pair");
+    for (f, text) in [
+        ("Kbuild", "obj-m += alpha/ beta/\n"),
+        ("alpha/Kbuild", "obj-m := alpha.o\n"),
+        ("beta/Kbuild", "obj-m := beta.o\n"),
+    ] {
+        std::fs::create_dir_all(p.join(f).parent().unwrap()).unwrap();
+        std::fs::write(p.join(f), text).unwrap();
+    }
+    for m in ["alpha", "beta"] {
+        std::fs::write(
+            p.join(m).join(format!("{m}.c")),
+            format!(
+                "#include <linux/module.h>\nstatic int __init i(void) {{ return 0; }}\nstatic void __exit e(void) {{}}\nmodule_init(i);\nmodule_exit(e);\nMODULE_LICENSE(\"GPL\");\nMODULE_DESCRIPTION(\"{m}\");\n"
+            ),
+        )
+        .unwrap();
+    }
+    let o = kmod()
+        .arg("init")
+        .arg("--kdir")
+        .arg(&debian)
+        .current_dir(&p)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = build(&p, &[&debian], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = d.path().join("out");
+    let o = kmod()
+        .args(["package", "--srpm", "--out"])
+        .arg(&out)
+        .current_dir(&p)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let srpm = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".src.rpm"))
+        .unwrap();
+    let top = d.path().join("top");
+    run(Std::new("rpmbuild")
+        .arg("--define")
+        .arg(format!("_topdir {}", top.display()))
+        .args(["--rebuild", "--nodeps"])
+        .arg(&srpm)
+        .arg("--define")
+        .arg(format!("kversion {rel}"))
+        .arg("--define")
+        .arg(format!("ksrc {}", debian.display())));
+    let rebuilt = std::fs::read_dir(top.join("RPMS/x86_64"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .next()
+        .unwrap();
+    let files = query(&rebuilt, &["-l"]);
+    for m in ["alpha", "beta"] {
+        assert!(
+            files.contains(&format!("/lib/modules/{rel}/extra/pair/{m}.ko\n")),
+            "{files}"
+        );
+        assert!(
+            query(&rebuilt, &["--provides"]).contains(&format!("kmod({m}.ko)")),
+            "{}",
+            query(&rebuilt, &["--provides"])
+        );
+    }
+    // A DKMS tree says how it builds in its dkms.conf: not a source RPM's business.
+    let dk = d.path().join("dk");
+    std::fs::create_dir_all(&dk).unwrap();
+    std::fs::write(
+        dk.join("dkms.conf"),
+        "PACKAGE_NAME=dk\nPACKAGE_VERSION=1\nBUILT_MODULE_NAME[0]=dk\nDEST_MODULE_LOCATION[0]=/extra\nAUTOINSTALL=yes\n",
+    )
+    .unwrap();
+    let before = std::fs::read_dir(&dk).unwrap().count();
+    let o = kmod()
+        .args(["package", "--srpm", "--out"])
+        .arg(d.path().join("out2"))
+        .current_dir(&dk)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(26), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("use --dkms") || stderr(&o).contains("with --dkms"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read_dir(&dk).unwrap().count(), before);
+}

@@ -214,7 +214,9 @@ fn kernel_build_reuses_the_cache_and_lists_it() {
     let head = list.lines().next().unwrap_or_default();
     assert!(
         head.split_whitespace().collect::<Vec<_>>()
-            == ["RELEASE", "ARCH", "RUST", "RUSTC", "KDIR", "TRUSTED"],
+            == [
+                "RELEASE", "ARCH", "DISTRO", "RUST", "RUSTC", "KDIR", "TRUSTED"
+            ],
         "{list}"
     );
     let row = list
@@ -224,7 +226,8 @@ fn kernel_build_reuses_the_cache_and_lists_it() {
     assert!(
         row.starts_with(&format!("{} ", k.release))
             && row.split_whitespace().nth(1) == Some("x86_64")
-            && row.split_whitespace().nth(2) == Some("yes")
+            && row.split_whitespace().nth(2) == Some("-")
+            && row.split_whitespace().nth(3) == Some("yes")
             && row.contains("cargo-kmod test p384"),
         "{list}"
     );
