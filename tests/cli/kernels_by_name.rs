@@ -443,20 +443,11 @@ fn test_proves_an_adopted_dkms_project_on_debians_61_and_612() {
 /// booted (arm64 under qemu-system-aarch64), loading as `check` said.
 #[test]
 fn test_proves_a_project_on_sids_72_for_x86_64_and_arm64() {
-    let root = cache_dir().join("roots/sid");
-    assert!(
-        root.join(".done").exists(),
-        "missing test prerequisite: the Debian sid root {} — run scripts/test-deps.sh",
-        root.display()
-    );
     let d = tempfile::tempdir().unwrap();
     let p = c_project(d.path(), "sidproved");
-    let o = Std::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sid/in-root.sh"))
-        .env("IN_ROOT_CACHE", cache_dir())
-        .arg(&root)
-        .arg(assert_cmd::cargo::cargo_bin("cargo-kmod"))
-        .arg(&p)
-        .args([
+    let o = crate::sid::sid().run(
+        &p,
+        &[
             "cargo-kmod",
             "kmod",
             "test",
@@ -464,10 +455,12 @@ fn test_proves_a_project_on_sids_72_for_x86_64_and_arm64() {
             "tcg",
             "--message-format",
             "json",
-        ])
-        .args(["--kernel", "debian/sid", "--kernel", "debian/sid/arm64"])
-        .output()
-        .unwrap();
+            "--kernel",
+            "debian/sid",
+            "--kernel",
+            "debian/sid/arm64",
+        ],
+    );
     let cells = json_lines(&o);
     assert_eq!(o.status.code(), Some(0), "{cells:?}\n{}", stderr(&o));
     let releases: Vec<&str> = cells
@@ -502,23 +495,9 @@ fn test_proves_a_project_on_sids_72_for_x86_64_and_arm64() {
 /// module in it, and Debian's own 7.2 loads it, as `check` said.
 #[test]
 fn test_proves_a_rust_project_on_sids_72() {
-    let root = cache_dir().join("roots/sid");
-    assert!(
-        root.join(".done").exists(),
-        "missing test prerequisite: the Debian sid root {} — run scripts/test-deps.sh",
-        root.display()
-    );
     let d = tempfile::tempdir().unwrap();
-    let in_root = |args: &[&str]| {
-        Std::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sid/in-root.sh"))
-            .env("IN_ROOT_CACHE", cache_dir())
-            .arg(&root)
-            .arg(assert_cmd::cargo::cargo_bin("cargo-kmod"))
-            .arg(d.path())
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let sid = crate::sid::sid();
+    let in_root = |args: &[&str]| sid.run(d.path(), args);
     let k = fetched("debian/sid");
     let o = in_root(&[
         "cargo-kmod",

@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 
 /// The sid root, and Debian's 7.2 headers inside it.
-struct Sid {
+pub struct Sid {
     root: PathBuf,
     release: String,
 }
 
-fn sid() -> Sid {
+pub fn sid() -> Sid {
     let root = cache_dir().join("roots/sid");
     assert!(
         root.join(".done").exists(),
@@ -37,7 +37,7 @@ impl Sid {
     }
 
     /// `args` run inside the root in /project, which is `project` on the host.
-    fn run(&self, project: &Path, args: &[&str]) -> std::process::Output {
+    pub fn run(&self, project: &Path, args: &[&str]) -> std::process::Output {
         Std::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sid/in-root.sh"))
             // The host's cache, where test-deps prepared sid's headers and fetched sid.
             .env("IN_ROOT_CACHE", cache_dir())
