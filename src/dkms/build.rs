@@ -47,6 +47,18 @@ pub struct Made {
     pub skipped: Option<String>,
 }
 
+/// Where DKMS keeps what it built and installed on this machine.
+const DKMS_TREE: &str = "/var/lib/dkms";
+
+/// Whether DKMS installed module `m` (any version) for the kernel, as `dkms status`
+/// says `installed`: its `kernel-<release>-<arch>` link in DKMS's tree.
+fn installed_by_dkms(m: &str, release: &str, arch: &str) -> bool {
+    Path::new(DKMS_TREE)
+        .join(m)
+        .join(format!("kernel-{release}-{arch}"))
+        .exists()
+}
+
 /// How many jobs, and what every make is told (MAKEFLAGS: a shared jobserver's,
 /// overrides such as strict modpost).
 pub struct Jobs<'a> {
@@ -117,6 +129,30 @@ pub fn build(
         return Ok(Made {
             modules: Vec::new(),
             skipped: Some(why),
+        });
+    }
+    // DKMS 3.x aborts a build whose BUILD_DEPENDS are not installed for the kernel
+    // (exit 13): the modules it needs must be there first.
+    let missing: Vec<&str> = conf
+        .build_depends
+        .iter()
+        .map(String::as_str)
+        .filter(|bd| !installed_by_dkms(bd, &target.release, arch))
+        .collect();
+    if !missing.is_empty() {
+        let _ = std::fs::remove_dir_all(&pkg);
+        return Err(Error::Preflight {
+            kdir: kdir.to_path_buf(),
+            reason: format!(
+                "{}'s BUILD_DEPENDS are not installed by DKMS for {} ({arch}): {} (DKMS aborts this build too)",
+                conf_path.display(),
+                target.release,
+                missing.join(" ")
+            ),
+            fix: format!(
+                "install them for this kernel first (dkms install -m {} -k {})",
+                missing[0], target.release
+            ),
         });
     }
     let build = pkg.join("build");

@@ -19,6 +19,8 @@ enum Outcome {
     MakeFailed,
     /// The make command succeeded without making a module BUILT_MODULE_NAME names.
     NotMade,
+    /// A module BUILD_DEPENDS names is not installed for the kernel.
+    MissingDepends,
 }
 
 /// The package's source as Debian ships it (`/usr/src/<name>-<version>`).
@@ -122,6 +124,7 @@ fn real_dkms_of(dkms: Dkms, src: &Path, headers: &Path) -> Outcome {
         Some(0) => {}
         Some(77) => return Outcome::Skipped,
         Some(7) => return Outcome::NotMade,
+        Some(13) => return Outcome::MissingDepends,
         Some(10) => {
             let log = tree.join(name).join(version).join("build/make.log");
             eprintln!(
@@ -204,6 +207,11 @@ fn ours(src: &Path, headers: &Path) -> (Outcome, serde_json::Value) {
                 .collect(),
         ),
         Some("skipped") => Outcome::Skipped,
+        Some("failed")
+            if v["exit_code"] == 16 && v["error"].as_str().unwrap().contains("BUILD_DEPENDS") =>
+        {
+            Outcome::MissingDepends
+        }
         Some("failed")
             if v["exit_code"] == 17 && v["error"].as_str().unwrap().contains("MAKE failed") =>
         {
@@ -425,10 +433,11 @@ fn build_exclusive_rules_skip_the_kernels_dkms_skips() {
     ]);
 }
 
-/// BUILD_EXCLUSIVE_KERNEL_MIN/_MAX, which Debian 12's dkms does not know: judged by
-/// sid's, on Debian 12's 6.1.0-57 headers.
+/// BUILD_EXCLUSIVE_KERNEL_MIN/_MAX, which Debian 12's dkms does not know, and
+/// BUILD_DEPENDS, which it only orders by: judged by sid's, on Debian 12's 6.1.0-57
+/// headers.
 #[test]
-fn build_exclusive_kernel_min_and_max_as_a_newer_dkms_reads_them() {
+fn build_exclusive_kernel_min_max_and_build_depends_as_a_newer_dkms_reads_them() {
     crafted_same_as(
         Dkms::Sid,
         &[
@@ -455,6 +464,14 @@ fn build_exclusive_kernel_min_and_max_as_a_newer_dkms_reads_them() {
                 format!("{HEAD}{MAKE}BUILD_EXCLUSIVE_KERNEL_MAX=6.1.99\n"),
                 vec![],
                 built("hello", "plain"),
+            ),
+            // 3.x aborts the build (exit 13) when a module it depends on is not
+            // installed for the kernel (this machine's DKMS has none installed).
+            (
+                "BUILD_DEPENDS not installed",
+                format!("{HEAD}{MAKE}BUILD_DEPENDS=(spl-not-here)\n"),
+                vec![],
+                Outcome::MissingDepends,
             ),
         ],
     );
