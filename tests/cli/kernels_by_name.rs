@@ -61,6 +61,25 @@ fn fetched_kernels_are_found_again_offline_and_listed() {
             k.release
         );
         assert!(k.modules.join("kernel").is_dir(), "{name}: no module tree");
+        // The name judges as the kernel does: Debian's own signed module is OK there.
+        let own = walkdir::WalkDir::new(k.modules.join("kernel/net"))
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .find(|e| e.file_name().to_string_lossy().contains(".ko"))
+            .unwrap()
+            .into_path();
+        let o = kmod()
+            .args(["verify", "--message-format", "json", "--kernel", name])
+            .arg(&own)
+            .env("http_proxy", NO_NETWORK)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success() && stdout(&o).contains("\"verdict\":\"OK\""),
+            "{name}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
         let packages: Vec<&str> = v["packages"]
             .as_array()
             .unwrap()
