@@ -305,7 +305,7 @@ pub fn fetch(s: &Settings, spec: &Spec, o: FetchOptions, r: &dyn Reporter) -> Re
     if !o.refresh
         && let Some(f) = fetched(&base, spec.release.as_deref())
     {
-        return Ok(f);
+        return Ok(audited(s, f));
     }
     let apt = spec.apt(s)?;
     if o.refresh || !apt.has_lists() {
@@ -313,7 +313,7 @@ pub fn fetch(s: &Settings, spec: &Spec, o: FetchOptions, r: &dyn Reporter) -> Re
     }
     let release = resolve_release(&apt, spec)?;
     if let Some(f) = fetched(&base, Some(&release)) {
-        return Ok(f);
+        return Ok(audited(s, f));
     }
     let dir = base.join(&release);
     // Unfinished (no record): whatever is there is redone.
@@ -438,6 +438,14 @@ fn relocate(root: &Path, kdir: &Path) -> Result<()> {
         crate::fsutil::write_atomic(&mk, fixed.as_bytes(), None)?;
     }
     Ok(())
+}
+
+/// A kernel fetched before, audited again: the tools here may have changed since.
+fn audited(s: &Settings, mut f: Fetched) -> Fetched {
+    if let Ok(config) = crate::target::Config::read(&f.kdir.join(".config")) {
+        f.audit = audit(s, &f.kdir, &config);
+    }
+    f
 }
 
 /// The newest finished kernel under `base` (or the one of `release`).
@@ -572,6 +580,7 @@ pub fn audit(s: &Settings, kdir: &Path, config: &crate::target::Config) -> Vec<S
     {
         v.push("CONFIG_DEBUG_INFO_BTF_MODULES is set but pahole is not installed (Debian package dwarves)".into());
     }
+    v.extend(changed_by_olddefconfig(s, config));
     if let Err((reason, fix)) = crate::toolchain::KernelCc::find(s, config) {
         v.push(format!("{reason} ({fix})"));
     }
@@ -590,6 +599,66 @@ pub fn audit(s: &Settings, kdir: &Path, config: &crate::target::Config) -> Vec<S
         }
     }
     v
+}
+
+/// The `.config` lines Kconfig derives from the tools (`CONFIG_LD_VERSION`,
+/// `CONFIG_AS_VERSION`, `CONFIG_PAHOLE_VERSION`) that `olddefconfig` would change with
+/// the tools here: the headers ship no Kconfig files to run it, but these lines are
+/// computed as Kbuild's scripts/*-version.sh compute them.
+fn changed_by_olddefconfig(s: &Settings, config: &crate::target::Config) -> Vec<String> {
+    if config.cc_is_clang() {
+        // LLVM=1 names its own tools; the C compiler check covers them.
+        return Vec::new();
+    }
+    // The binutils beside the kernel's gcc: `x86_64-linux-gnu-gcc-16` → `x86_64-linux-gnu-`.
+    let prefix = config
+        .cc_version_text()
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|cc| cc.find("gcc").map(|at| cc[..at].to_string()))
+        .unwrap_or_default();
+    let ld = format!("{prefix}ld");
+    let asm = format!("{prefix}as");
+    let mut tools = vec![
+        ("CONFIG_LD_VERSION", ld.as_str(), "binutils", 3),
+        ("CONFIG_AS_VERSION", asm.as_str(), "binutils", 3),
+    ];
+    if config.enabled("CONFIG_DEBUG_INFO_BTF_MODULES") {
+        tools.push(("CONFIG_PAHOLE_VERSION", "pahole", "dwarves", 2));
+    }
+    let mut v = Vec::new();
+    for (key, tool, package, parts) in tools {
+        let Some(want) = config.get(key).filter(|w| !w.is_empty() && *w != "0") else {
+            continue;
+        };
+        let have = crate::toolchain::which(s, tool)
+            .and_then(|p| crate::toolchain::tool_version(&p, "--version"))
+            .and_then(|out| kconfig_version(out.lines().next()?, parts));
+        match have {
+            Some(h) if h.to_string() == want => {}
+            Some(h) => v.push(format!(
+                "{key}={want}, but {tool} here gives {h}: olddefconfig would change it (Debian package {package} of the kernel's own suite)"
+            )),
+            None => v.push(format!(
+                "{key}={want}, but {tool} is not installed (Debian package {package})"
+            )),
+        }
+    }
+    v
+}
+
+/// A tool's version as Kconfig records it: `2.47.50` → 24750 (ld, as: three parts),
+/// `v1.24` → 124 (pahole: two).
+fn kconfig_version(line: &str, parts: usize) -> Option<u64> {
+    let word = line
+        .split_whitespace()
+        .map(|w| w.trim_start_matches('v'))
+        .rfind(|w| w.split('.').count() >= 2 && w.split('.').all(|p| p.parse::<u64>().is_ok()))?;
+    let n: Vec<u64> = word.split('.').map(|p| p.parse().unwrap_or(0)).collect();
+    let at = |i: usize| n.get(i).copied().unwrap_or(0);
+    Some(match parts {
+        3 => at(0) * 10000 + at(1) * 100 + at(2),
+        _ => at(0) * 100 + at(1),
+    })
 }
 
 /// Every fetched kernel, newest release first.
@@ -656,4 +725,22 @@ pub fn target(s: &Settings, name: &str, r: &dyn Reporter) -> Result<Target> {
     let spec = Spec::parse(name, None, None)?;
     let f = fetch(s, &spec, FetchOptions::default(), r)?;
     f.target()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tool_versions_as_kconfig_records_them() {
+        let v = |l, p| super::kconfig_version(l, p);
+        assert_eq!(v("GNU ld (GNU Binutils for Debian) 2.40", 3), Some(24000));
+        assert_eq!(
+            v(
+                "GNU assembler (GNU Binutils for Debian) 2.47.50.20251225",
+                3
+            ),
+            Some(24750)
+        );
+        assert_eq!(v("v1.24", 2), Some(124));
+        assert_eq!(v("no version here", 2), None);
+    }
 }

@@ -43,6 +43,19 @@ fn fetched_kernels_are_found_again_offline_and_listed() {
             .unwrap();
         let took = started.elapsed();
         assert!(o.status.success(), "{name}: {}", stderr(&o));
+        // Audited against the tools here (Debian 12's): bookworm's kernels are built by
+        // them; sid's by gcc-16 and newer binutils, each line named.
+        if name.starts_with("debian/bookworm") {
+            assert!(!stderr(&o).contains("warning:"), "{name}: {}", stderr(&o));
+        } else {
+            for said in [
+                "gcc-16 is not installed",
+                "CONFIG_LD_VERSION=",
+                "olddefconfig would change it",
+            ] {
+                assert!(stderr(&o).contains(said), "{name}: {}", stderr(&o));
+            }
+        }
         let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
         eprintln!(
             "kernel fetch {name}, fetched already: {:.3} s",
