@@ -303,7 +303,7 @@ pub fn fetch(s: &Settings, spec: &Spec, o: FetchOptions, r: &dyn Reporter) -> Re
     let base = spec.dir(s);
     let _lock = crate::fsutil::lock(&base, "fetch")?;
     if !o.refresh
-        && let Some(f) = fetched(&base, spec.release.as_deref())
+        && let Some(f) = fetched(&base, &spec.flavour, spec.release.as_deref())
     {
         return Ok(audited(s, f));
     }
@@ -312,28 +312,36 @@ pub fn fetch(s: &Settings, spec: &Spec, o: FetchOptions, r: &dyn Reporter) -> Re
         apt.update(r)?;
     }
     let release = resolve_release(&apt, spec)?;
-    if let Some(f) = fetched(&base, Some(&release)) {
+    if let Some(f) = fetched(&base, &spec.flavour, Some(&release)) {
         return Ok(audited(s, f));
     }
-    let dir = base.join(&release);
-    // Unfinished (no record): whatever is there is redone.
+    let f = unpack_release(s, spec, &apt, &release, &base.join(&release), r)?;
+    crate::cache::DISTRO.finish(&base.join(&f.release), &f)?;
+    Ok(f)
+}
+
+/// Downloads and unpacks the release's packages into `dir/root` (anything there
+/// before is an unfinished fetch, redone), and finds its parts.
+fn unpack_release(
+    s: &Settings,
+    spec: &Spec,
+    apt: &apt::Apt,
+    release: &str,
+    dir: &Path,
+    r: &dyn Reporter,
+) -> Result<Fetched> {
+    let werr = |path: &Path, source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    };
     if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(|source| Error::Write {
-            path: dir.clone(),
-            source,
-        })?;
+        std::fs::remove_dir_all(dir).map_err(|e| werr(dir, e))?;
     }
     let root = dir.join("root");
-    std::fs::create_dir_all(&root).map_err(|source| Error::Write {
-        path: root.clone(),
-        source,
-    })?;
+    std::fs::create_dir_all(&root).map_err(|e| werr(&root, e))?;
     let debs = crate::cache::debs(s);
-    std::fs::create_dir_all(&debs).map_err(|source| Error::Write {
-        path: debs.clone(),
-        source,
-    })?;
-    let mut stanzas = packages(&apt, spec, &release)?;
+    std::fs::create_dir_all(&debs).map_err(|e| werr(&debs, e))?;
+    let mut stanzas = packages(apt, spec, release)?;
     let mut bytes = 0;
     let unpack = |p: &apt::Stanza, bytes: &mut u64| -> Result<()> {
         let deb = apt.download(p, &debs, r)?;
@@ -349,47 +357,44 @@ pub fn fetch(s: &Settings, spec: &Spec, o: FetchOptions, r: &dyn Reporter) -> Re
     let mut source = None;
     if config.rust() {
         // `kernel prepare` makes the Rust parts the headers lack from the source.
-        let v = Version::of(&release);
-        let (maj, min) = v.major_minor();
+        let (maj, min) = Version::of(release).major_minor();
         let name = spec.distro.source.replace("{}", &format!("{maj}.{min}"));
-        if let Some(p) = apt.show(&name)? {
-            unpack(&p, &mut bytes)?;
-            source = std::fs::read_dir(root.join("usr/src"))
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .find(|p| {
-                    p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{name}.tar")))
-                });
-            stanzas.push(p);
-        } else {
-            r.warn(&format!(
+        match apt.show(&name)? {
+            Some(p) => {
+                unpack(&p, &mut bytes)?;
+                source = Some(root.join(format!("usr/src/{name}.tar.xz"))).filter(|t| t.is_file());
+                stanzas.push(p);
+            }
+            None => r.warn(&format!(
                 "{}: the kernel enables Rust, but the suite has no {name}: `kernel prepare` will need --source",
                 spec.name()
-            ));
+            )),
         }
     }
-    let image = [
-        "boot/vmlinuz-{}",
-        "usr/lib/modules/{}/vmlinuz",
-        "lib/modules/{}/vmlinuz",
-    ]
-    .iter()
-    .map(|p| root.join(p.replace("{}", &release)))
-    .find(|p| p.is_file())
+    let found = |candidates: &[&str], ok: fn(&Path) -> bool| {
+        candidates
+            .iter()
+            .map(|p| root.join(p.replace("{}", release)))
+            .find(|p| ok(p))
+    };
+    let image = found(
+        &[
+            "boot/vmlinuz-{}",
+            "usr/lib/modules/{}/vmlinuz",
+            "lib/modules/{}/vmlinuz",
+        ],
+        |p| p.is_file(),
+    )
     .ok_or_else(|| Error::Distro {
         name: spec.name(),
         reason: format!("the packages of {release} hold no kernel image"),
         fix: "report it: the distribution's packaging changed".into(),
     })?;
-    let modules = ["usr/lib/modules/{}", "lib/modules/{}"]
-        .iter()
-        .map(|p| root.join(p.replace("{}", &release)))
-        .find(|p| p.join("kernel").is_dir())
-        .unwrap_or_else(|| root.join(format!("lib/modules/{release}")));
-    let f = Fetched {
+    let modules = found(&["usr/lib/modules/{}", "lib/modules/{}"], |p| {
+        p.join("kernel").is_dir()
+    })
+    .unwrap_or_else(|| root.join(format!("lib/modules/{release}")));
+    Ok(Fetched {
         format: FORMAT,
         name: spec.name(),
         distro: spec.distro.name.to_string(),
@@ -397,7 +402,7 @@ pub fn fetch(s: &Settings, spec: &Spec, o: FetchOptions, r: &dyn Reporter) -> Re
         arch: spec.arch,
         flavour: spec.flavour.clone(),
         audit: audit(s, &kdir, &config),
-        release,
+        release: release.to_string(),
         packages: stanzas
             .iter()
             .map(|p| format!("{}={}", p.package(), p.version()))
@@ -407,11 +412,8 @@ pub fn fetch(s: &Settings, spec: &Spec, o: FetchOptions, r: &dyn Reporter) -> Re
         image,
         modules,
         source,
-    };
-    crate::cache::DISTRO.finish(&dir, &f)?;
-    Ok(f)
+    })
 }
-
 /// Debian's headers Makefile names the shared part and itself by their installed paths
 /// (`export KBUILD_OUTPUT = /usr/src/linux-headers-<R>`, `include
 /// /usr/src/linux-headers-<R>-common/Makefile`): made to name them inside `root`.
@@ -448,14 +450,16 @@ fn audited(s: &Settings, mut f: Fetched) -> Fetched {
     f
 }
 
-/// The newest finished kernel under `base` (or the one of `release`).
-fn fetched(base: &Path, release: Option<&str>) -> Option<Fetched> {
+/// The newest finished kernel of the flavour under `base` (or the one of `release`).
+fn fetched(base: &Path, flavour: &str, release: Option<&str>) -> Option<Fetched> {
     let mut all: Vec<Fetched> = std::fs::read_dir(base)
         .into_iter()
         .flatten()
         .filter_map(|e| e.ok())
         .filter_map(|e| crate::cache::DISTRO.read::<Fetched>(&e.path()))
-        .filter(|f| f.format == FORMAT && release.is_none_or(|r| f.release == r))
+        .filter(|f| {
+            f.format == FORMAT && f.flavour == flavour && release.is_none_or(|r| f.release == r)
+        })
         .collect();
     all.sort_by_key(|f| Version::of(&f.release));
     all.pop()
