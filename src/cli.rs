@@ -525,6 +525,18 @@ pub struct RunArgs {
     /// CONFIG_MODULE_SIG_FORCE, such as distributions').
     #[arg(long)]
     pub enforce: bool,
+    /// Boot through UEFI Secure Boot as machines do: OVMF (Microsoft's keys enrolled) →
+    /// the distribution's signed shim → its signed GRUB → the (signed) kernel. Needs
+    /// Debian's ovmf, shim-signed, grub-efi-amd64-signed and mtools.
+    #[arg(long)]
+    pub secure_boot: bool,
+    /// With --secure-boot: a certificate enrolled as a MOK (shim's MokList, what
+    /// `mokutil --import` does), repeatable.
+    #[arg(long, value_name = "CERT", requires = "secure_boot")]
+    pub mok: Vec<PathBuf>,
+    /// With --secure-boot: a certificate added to the UEFI db, repeatable.
+    #[arg(long, value_name = "CERT", requires = "secure_boot")]
+    pub db: Vec<PathBuf>,
     /// The kernel's module tree: modules that --module ones depend on (`depends:`) are
     /// loaded from it first, as modprobe would (default with --kernel:
     /// /lib/modules/<release> when it exists).

@@ -36,6 +36,7 @@ pub mod exit {
     pub const PACKAGE: i32 = 26;
     pub const PREPARE: i32 = 27;
     pub const DISTRO: i32 = 28;
+    pub const CHAIN: i32 = 29;
 
     /// Every code with its meaning, in order.
     pub const TABLE: &[(i32, &str)] = &[
@@ -126,6 +127,10 @@ pub mod exit {
         (
             DISTRO,
             "a kernel by name (`kernel fetch`, `--kernel debian/sid`): unknown distribution, suite, architecture, flavour or release (the known ones listed), or the archive unreachable; kernels already fetched stay usable",
+        ),
+        (
+            CHAIN,
+            "`run --secure-boot`: the boot chain refused the kernel (shim or GRUB: its signature does not verify; their words shown)",
         ),
     ];
 

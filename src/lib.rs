@@ -7,6 +7,7 @@ pub mod cache;
 pub mod check;
 pub mod distro;
 pub mod dkms;
+pub mod efivars;
 pub mod error;
 pub mod fsutil;
 pub mod hash;

@@ -241,6 +241,7 @@ fn check_and_boot(
     ));
     let run = qemu::run(
         &qemu::RunOptions {
+            secure_boot: None,
             image,
             arch,
             modules: paths.clone(),

@@ -79,6 +79,11 @@ fn options(a: RunArgs, cx: &super::Ctx) -> cargo_kmod::Result<qemu::RunOptions> 
         .busybox
         .map_or_else(|| qemu::default_busybox(&cx.settings, arch), Ok)?;
     Ok(qemu::RunOptions {
+        secure_boot: a.secure_boot.then(|| qemu::uefi::SecureBoot {
+            mok: a.mok,
+            db: a.db,
+            path: cx.settings.path.clone(),
+        }),
         image,
         arch,
         modules,
@@ -94,6 +99,21 @@ fn options(a: RunArgs, cx: &super::Ctx) -> cargo_kmod::Result<qemu::RunOptions> 
 }
 
 fn print(rep: &qemu::RunReport, timeout: u64) {
+    if let Some(why) = &rep.chain_refused {
+        outln!("BOOT CHAIN REFUSED THE KERNEL (Secure Boot): {why}");
+        return;
+    }
+    if let Some(l) = &rep.lockdown {
+        outln!("lockdown: {l}");
+    }
+    for c in &rep.firmware_certs {
+        outln!(
+            "certificate '{}' (UEFI:{}): in {}",
+            c.name,
+            c.source,
+            c.keyring
+        );
+    }
     for m in &rep.modules {
         if m.loaded {
             outln!(

@@ -258,6 +258,7 @@ mod tests {
             rendered::<super::rpm::KmodSpec>(),
             rendered::<super::rpm::AkmodSpec>(),
             rendered::<crate::qemu::GuestInit>(),
+            rendered::<crate::qemu::uefi::GrubCfg>(),
             rendered::<crate::dkms::conf::ReadConf>(),
             rendered::<crate::dkms::conf::VarsPrelude>(),
             rendered::<crate::dkms::build::Step>(),

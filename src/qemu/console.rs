@@ -27,6 +27,9 @@ enum Mark<'a> {
     ExecRc(usize, Option<i32>),
     Param(usize, &'a str, &'a str),
     Tainted(Option<u64>),
+    Lockdown(&'a str),
+    /// A system keyring and how many keys it holds.
+    Keyring(&'a str, usize),
     End,
     Other,
 }
@@ -61,6 +64,13 @@ fn classify_line(line: &str) -> Line<'_> {
                 Mark::Tainted(rest.split_whitespace().nth(1).and_then(|t| t.parse().ok()))
             }
             (Some("end"), _) => Mark::End,
+            (Some("keyring"), _) => match rest.split_whitespace().collect::<Vec<_>>()[..] {
+                [_, name, n] => n.parse().map_or(Mark::Other, |n| Mark::Keyring(name, n)),
+                _ => Mark::Other,
+            },
+            (Some("lockdown"), _) => {
+                Mark::Lockdown(rest.strip_prefix("lockdown").unwrap_or_default().trim())
+            }
             _ => Mark::Other,
         };
         return Line::Mark(mark);
@@ -125,6 +135,14 @@ impl Console {
                 }
             }
             Mark::Tainted(t) => rep.tainted = t,
+            Mark::Keyring(name, n) => rep.keyrings.push((name.to_string(), n)),
+            Mark::Lockdown(modes) => {
+                // "none [integrity] confidentiality": the one in brackets is in force.
+                rep.lockdown = modes
+                    .split_whitespace()
+                    .find_map(|m| m.strip_prefix('[')?.strip_suffix(']'))
+                    .map(String::from);
+            }
             Mark::End => rep.finished = true,
             _ => {}
         }
@@ -172,6 +190,77 @@ impl Console {
     }
 }
 
+/// A console line without its terminal escapes (GRUB and OVMF print in colour).
+fn strip_escapes(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(ch) = chars.next() {
+        if ch == '\u{1b}' {
+            // CSI: ESC [ parameters final-byte.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// The certificates the kernel loads from firmware at boot, from its own lines.
+#[derive(Default)]
+struct FirmwareCerts {
+    /// The kernel has the machine keyring (`integrity: Machine keyring initialized`).
+    machine: bool,
+    /// The source the next `Loaded X.509 cert` line is from.
+    source: Option<String>,
+    certs: Vec<super::FirmwareCert>,
+}
+
+impl FirmwareCerts {
+    fn line(&mut self, text: &str) {
+        if text.starts_with("integrity: Machine keyring initialized") {
+            self.machine = true;
+        } else if let Some(src) = text.strip_prefix("integrity: Loading X.509 certificate: UEFI:") {
+            self.source = Some(src.trim().to_string());
+        } else if let Some(rest) = text.strip_prefix("integrity: Loaded X.509 cert '")
+            && let Some(source) = self.source.take()
+        {
+            // security/integrity/platform_certs/load_uefi.c: MokListRT goes to the
+            // machine keyring where the kernel has one (and shim says it is trusted),
+            // everything else from firmware to the platform keyring.
+            let mok = source.starts_with("MokList");
+            self.certs.push(super::FirmwareCert {
+                name: rest.trim_end_matches('\'').to_string(),
+                keyring: if mok && self.machine {
+                    ".machine"
+                } else {
+                    ".platform"
+                }
+                .into(),
+                source,
+            });
+        }
+    }
+
+    /// The keyrings' own counts correct the inference: MOKs the kernel did not trust
+    /// (shim's MokListTrustedRT unset) went to .platform, leaving .machine empty.
+    fn done(mut self, keyrings: &[(String, usize)]) -> Vec<super::FirmwareCert> {
+        let machine = keyrings
+            .iter()
+            .find(|(k, _)| k == ".machine")
+            .map(|(_, n)| *n);
+        if machine == Some(0) {
+            for c in &mut self.certs {
+                c.keyring = ".platform".into();
+            }
+        }
+        self.certs
+    }
+}
+
 pub(super) fn parse_console(
     console: &str,
     mods: &[(String, Vec<u8>)],
@@ -205,7 +294,19 @@ pub(super) fn parse_console(
         ctx: Ctx::None,
         begun: false,
     };
+    let mut certs = FirmwareCerts::default();
+    let mut chain: Vec<String> = Vec::new();
     for line in console.lines() {
+        // GRUB's errors, before any kernel line (it prints in colour: escapes dropped).
+        let plain: String = strip_escapes(line);
+        if let Some(at) = plain.find("error: ") {
+            chain.push(plain[at..].trim().to_string());
+        } else if plain.contains("cargo-kmod: GRUB did not boot the kernel") && !chain.is_empty() {
+            c.rep.chain_refused = Some(chain.join("; "));
+        }
+        if let Line::Kernel(t) = classify_line(line) {
+            certs.line(t);
+        }
         let (text, is_kernel) = match classify_line(line) {
             Line::Mark(m) => {
                 c.mark(m);
@@ -225,6 +326,7 @@ pub(super) fn parse_console(
     }
     // Classified at the end: an asynchronous console may print the reason late.
     let mut rep = c.rep;
+    rep.firmware_certs = certs.done(&rep.keyrings);
     for (m, _) in rep
         .modules
         .iter_mut()

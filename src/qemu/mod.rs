@@ -3,6 +3,7 @@
 
 pub mod console;
 pub mod cpio;
+pub mod uefi;
 
 use crate::error::{Error, Result};
 use crate::modfile::{ModuleFile, elf};
@@ -14,6 +15,8 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
+    /// Boot through UEFI Secure Boot (OVMF → shim → GRUB) with these enrolled.
+    pub secure_boot: Option<uefi::SecureBoot>,
     pub image: PathBuf,
     pub arch: crate::target::Arch,
     pub modules: Vec<PathBuf>,
@@ -79,8 +82,37 @@ pub struct RunReport {
     pub timed_out: bool,
     /// The guest ran our init to its end.
     pub finished: bool,
+    /// `/sys/kernel/security/lockdown` (`none [integrity] confidentiality`): the mode
+    /// in brackets, when the kernel has lockdown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lockdown: Option<String>,
+    /// The boot chain's own words when it refused to start the kernel (`run
+    /// --secure-boot`: GRUB's "error: bad shim signature.").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain_refused: Option<String>,
+    /// The system keyrings (`.builtin_trusted_keys`, `.machine`, `.platform`, ...) and
+    /// how many keys each holds, from the guest's /proc/keys.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keyrings: Vec<(String, usize)>,
+    /// Certificates the kernel loaded from firmware at boot, and the keyring each went to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub firmware_certs: Vec<FirmwareCert>,
     #[serde(skip)]
     pub console: String,
+}
+
+/// A certificate the kernel took from firmware (`integrity: Loading X.509 certificate:
+/// UEFI:<source>`, then `Loaded X.509 cert '<name>'`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct FirmwareCert {
+    /// Its subject and key id, as the kernel names it.
+    pub name: String,
+    /// `db`, `MokListRT (MOKvar table)`, ...
+    pub source: String,
+    /// `.machine` (shim's MOKs, where the kernel has that keyring: those sign modules)
+    /// or `.platform` (db, and MOKs elsewhere: trusted for kexec, for modules only where
+    /// the distribution patched it so).
+    pub keyring: String,
 }
 
 use crate::loader::BAD_TAINT;
@@ -91,7 +123,9 @@ impl RunReport {
     /// 22 oops/panic/bad taint, 23 timeout, 24 guest did not finish.
     pub fn exit_code(&self) -> i32 {
         use crate::error::exit;
-        if self.timed_out {
+        if self.chain_refused.is_some() {
+            exit::CHAIN
+        } else if self.timed_out {
             exit::HUNG
         } else if !self.finished {
             exit::UNFINISHED
@@ -364,8 +398,13 @@ pub fn run(o: &RunOptions, r: &dyn Reporter) -> Result<RunReport> {
         path: std::env::temp_dir(),
         source,
     };
+    let initramfs = initramfs(o, &mods)?;
     let mut initrd = tempfile::tempfile().map_err(werr)?;
-    std::io::Write::write_all(&mut initrd, &initramfs(o, &mods)?).map_err(werr)?;
+    std::io::Write::write_all(&mut initrd, &initramfs).map_err(werr)?;
+    let firmware = match &o.secure_boot {
+        Some(sb) => Some(uefi::prepare(o, sb, cmdline(o), &initramfs)?),
+        None => None,
+    };
 
     let kvm = match o.accel {
         Accel::Tcg => false,
@@ -381,14 +420,15 @@ pub fn run(o: &RunOptions, r: &dyn Reporter) -> Result<RunReport> {
     let started = Instant::now();
     // Nested or half-working KVM can leave a guest silent: auto falls back to TCG.
     let silent_limit = (o.accel == Accel::Auto && kvm).then_some(Duration::from_secs(3));
-    let mut boot = boot(o, &initrd, kvm, silent_limit)?;
+    let fw = firmware.as_ref();
+    let mut boot = boot(o, &initrd, fw, kvm, silent_limit)?;
     let mut kvm = kvm;
     if boot.silent {
         r.warn(
             "the KVM guest printed nothing; booting again under TCG (use --accel tcg to skip KVM)",
         );
         kvm = false;
-        boot = self::boot(o, &initrd, false, None)?;
+        boot = self::boot(o, &initrd, fw, false, None)?;
     }
     let Boot {
         console, timed_out, ..
@@ -427,25 +467,43 @@ fn pass_initrd(q: &mut Command, initrd: &std::fs::File) {
     }
 }
 
-/// QEMU's command line for this run: no display, the serial console on stdio, no
-/// network, no reboot.
-fn qemu_command(o: &RunOptions, initrd: &std::fs::File, kvm: bool) -> Command {
-    let crate::target::Qemu {
-        binary: qemu,
-        console,
-        machine,
-        ..
-    } = o.arch.qemu();
-    let mut q = Command::new(qemu);
-    q.args(machine);
-    q.arg("-kernel").arg(&o.image);
-    pass_initrd(&mut q, initrd);
+/// The kernel's command line: its console, no reboot on panic, every message shown.
+fn cmdline(o: &RunOptions) -> String {
+    let console = o.arch.qemu().console;
     let mut cmdline = format!("console={console} panic=-1 printk.time=1 loglevel=8");
     for a in &o.append {
         cmdline.push(' ');
         cmdline.push_str(a);
     }
-    q.arg("-append").arg(cmdline);
+    cmdline
+}
+
+/// QEMU's command line for this run: no display, the serial console on stdio, no
+/// network, no reboot. With firmware: the ESP it boots from instead of -kernel.
+fn qemu_command(
+    o: &RunOptions,
+    initrd: &std::fs::File,
+    firmware: Option<&uefi::Prepared>,
+    kvm: bool,
+) -> Command {
+    let crate::target::Qemu {
+        binary: qemu,
+        machine,
+        ..
+    } = o.arch.qemu();
+    let mut q = Command::new(qemu);
+    match firmware {
+        Some(fw) => {
+            q.args(uefi::qemu_args(fw));
+        }
+        None => {
+            q.args(machine);
+            q.arg("-kernel").arg(&o.image);
+            pass_initrd(&mut q, initrd);
+            q.arg("-append").arg(cmdline(o));
+            q.args(["-m", "256"]);
+        }
+    }
     q.args([
         "-display",
         "none",
@@ -456,8 +514,6 @@ fn qemu_command(o: &RunOptions, initrd: &std::fs::File, kvm: bool) -> Command {
         "-no-reboot",
         "-nic",
         "none",
-        "-m",
-        "256",
     ]);
     if kvm {
         q.arg("-enable-kvm");
@@ -471,6 +527,7 @@ fn qemu_command(o: &RunOptions, initrd: &std::fs::File, kvm: bool) -> Command {
 fn boot(
     o: &RunOptions,
     initrd: &std::fs::File,
+    firmware: Option<&uefi::Prepared>,
     kvm: bool,
     silent_limit: Option<Duration>,
 ) -> Result<Boot> {
@@ -479,7 +536,7 @@ fn boot(
         package: qemu_pkg,
         ..
     } = o.arch.qemu();
-    let mut q = qemu_command(o, initrd, kvm);
+    let mut q = qemu_command(o, initrd, firmware, kvm);
     let started = Instant::now();
     let mut child = q.spawn().map_err(|e| Error::Run {
         path: qemu.into(),
