@@ -37,9 +37,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${downgrade[@]}" "${missing[@]}" >/dev/null
 fi
 
-# Without their recommends: dkms's pull the distribution's default kernel headers.
+# Without their recommends: dkms's pull the distribution's default kernel headers;
+# shim-signed's and GRUB's would install GRUB onto this machine (run --secure-boot only
+# copies their signed binaries into an ESP image).
 lean=()
-for p in dkms softhsm2 opensc; do
+for p in dkms softhsm2 opensc ovmf shim-signed grub-efi-amd64-signed mtools; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || lean+=("$p")
 done
 if [ ${#lean[@]} -gt 0 ]; then

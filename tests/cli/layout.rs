@@ -17,6 +17,7 @@ const LAYERS: &[&str] = &[
     "cache",
     "pki",
     "modfile",
+    "efivars",
     "kernel_image",
     "tree",
     "target",

@@ -26,6 +26,7 @@ mod project;
 mod review;
 mod rpm;
 mod run;
+mod secure_boot;
 mod sid;
 mod sign;
 mod tree;

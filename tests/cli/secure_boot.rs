@@ -1,0 +1,285 @@
+//! `run --secure-boot`: Debian's signed kernels booted as machines boot them — OVMF with
+//! Secure Boot on and Microsoft's keys → Debian's Microsoft-signed shim → its signed
+//! GRUB → the kernel — with a `keygen --mok` certificate enrolled into the varstore by
+//! our own writer. The booted kernel is the judge.
+
+use crate::common::*;
+use crate::fixtures::fetched;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// A MOK made by `keygen --mok` (RSA-2048, as DKMS makes them: 6.1 cannot verify ECDSA).
+fn mok(dir: &Path) -> PathBuf {
+    let out = dir.join("mok");
+    let o = kmod()
+        .args([
+            "keygen",
+            "--mok",
+            "--algo",
+            "rsa2048",
+            "--cn",
+            "cargo-kmod SB test",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    out
+}
+
+/// The c-minimal module built for the named kernel, copied as `<tag>.ko`, signed with
+/// `key` (a keygen directory) unless None.
+fn module_for(dir: &Path, kernel: &str, key: Option<&Path>, tag: &str) -> PathBuf {
+    let p = dir.join("sbmod");
+    if !p.exists() {
+        let o = kmod()
+            .args(["new", "--template", "c-minimal"])
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let o = kmod()
+        .args(["build", "--message-format", "json", "--kernel", kernel])
+        .current_dir(&p)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(stdout(&o).lines().next().unwrap()).unwrap();
+    let m = dir.join(format!("{tag}.ko"));
+    std::fs::copy(v["path"].as_str().unwrap(), &m).unwrap();
+    if let Some(k) = key {
+        let o = kmod()
+            .args(["sign", "--hash", "sha256", "--key"])
+            .arg(k.join("signing_key.pem"))
+            .arg("--cert")
+            .arg(k.join("signing_key.crt"))
+            .arg(&m)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    m
+}
+
+fn secure_run(kernel: &str, extra: &[&std::ffi::OsStr], modules: &[&Path]) -> (i32, Value) {
+    let mut c = kmod();
+    c.args([
+        "run",
+        "--accel",
+        "tcg",
+        "--timeout",
+        "240",
+        "--message-format",
+        "json",
+    ])
+    .args(["--kernel", kernel, "--secure-boot"])
+    .args(extra);
+    for m in modules {
+        c.arg("--module").arg(m);
+    }
+    let o = c.output().unwrap();
+    let v: Value = serde_json::from_str(stdout(&o).trim())
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
+    (o.status.code().unwrap(), v)
+}
+
+/// Debian 12's 6.1 and bookworm-backports' 6.12, each through the whole chain with a
+/// MOK enrolled: lockdown `integrity`; the MOK in `.machine`; a module signed by it
+/// loads without the E taint; an unsigned one and one signed by another key are
+/// refused ("Key was rejected by service", with the kernel's own line); Debian's own
+/// signed module loads. `verify` judged each the same way beforehand.
+#[test]
+fn a_mok_signed_module_loads_under_secure_boot_on_debians_61_and_612() {
+    let d = tempfile::tempdir().unwrap();
+    let key = mok(d.path());
+    let other = cache_dir().join("test-keys/rsa2048");
+    for kernel in ["debian/bookworm", "debian/bookworm-backports"] {
+        let k = fetched(kernel);
+        let tag = kernel.replace('/', "-");
+        let unsigned = module_for(d.path(), kernel, None, &format!("{tag}-unsigned"));
+        let foreign = module_for(d.path(), kernel, Some(&other), &format!("{tag}-other"));
+        let signed = module_for(d.path(), kernel, Some(&key), &format!("{tag}-mok"));
+        let debian = walkdir::WalkDir::new(k.modules.join("kernel/drivers/net"))
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .find(|e| e.file_name().to_string_lossy().starts_with("dummy.ko"))
+            .unwrap()
+            .into_path();
+        let cert = key.join("signing_key.crt");
+        let (code, v) = secure_run(
+            kernel,
+            &["--mok".as_ref(), cert.as_os_str()],
+            &[&unsigned, &foreign, &debian, &signed],
+        );
+        assert_eq!(code, 20, "{kernel}: {v}");
+        assert_eq!(v["lockdown"], "integrity", "{kernel}: {v}");
+        let ours = v["firmware_certs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| {
+                c["name"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("cargo-kmod SB test")
+            })
+            .unwrap_or_else(|| panic!("{kernel}: our MOK was not loaded: {v}"));
+        assert_eq!(ours["keyring"], ".machine", "{kernel}: {v}");
+        let m = v["modules"].as_array().unwrap();
+        for (i, (refusal, line)) in [
+            ("unsigned", "Loading of unsigned module is rejected"),
+            (
+                "unavailable-key",
+                "Loading of module with unavailable key is rejected",
+            ),
+        ]
+        .iter()
+        .enumerate()
+        {
+            assert_eq!(m[i]["loaded"], false, "{kernel}: {}", m[i]);
+            assert_eq!(m[i]["refusal"], *refusal, "{kernel}: {}", m[i]);
+            assert!(
+                m[i]["kernel_log"].to_string().contains(line),
+                "{kernel}: {}",
+                m[i]
+            );
+            assert!(
+                m[i]["tool_output"]
+                    .to_string()
+                    .contains("Key was rejected by service"),
+                "{kernel}: {}",
+                m[i]
+            );
+        }
+        assert_eq!(m[2]["loaded"], true, "{kernel}: Debian's own: {}", m[2]);
+        assert_eq!(m[3]["loaded"], true, "{kernel}: ours: {}", m[3]);
+        let taint = v["tainted"].as_u64().unwrap();
+        assert_eq!(taint & (1 << 13), 0, "{kernel}: E taint: {v}");
+        // verify, offline, said the same of the two signed ones and the foreign key.
+        let o = kmod()
+            .args([
+                "verify",
+                "--message-format",
+                "json",
+                "--kernel",
+                kernel,
+                "--cert",
+            ])
+            .arg(&cert)
+            .arg(&signed)
+            .arg(&foreign)
+            .output()
+            .unwrap();
+        let said: Vec<Value> = stdout(&o)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(said[0]["verdict"], "OK", "{said:?}");
+        assert_eq!(said[1]["verdict"], "ENOKEY", "{said:?}");
+    }
+}
+
+/// The same certificate in the UEFI db instead: the kernel puts it in `.platform`, and
+/// Debian's 6.1 (patched to trust the platform keyring for modules, unlike mainline)
+/// loads a module it signed.
+#[test]
+fn a_db_certificate_lands_in_the_platform_keyring() {
+    let d = tempfile::tempdir().unwrap();
+    let key = mok(d.path());
+    let signed = module_for(d.path(), "debian/bookworm", Some(&key), "db");
+    let cert = key.join("signing_key.crt");
+    let (code, v) = secure_run(
+        "debian/bookworm",
+        &["--db".as_ref(), cert.as_os_str()],
+        &[&signed],
+    );
+    assert_eq!(code, 0, "{v}");
+    let ours = v["firmware_certs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| {
+            c["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("cargo-kmod SB test")
+        })
+        .unwrap_or_else(|| panic!("not loaded from db: {v}"));
+    assert_eq!(ours["source"], "db", "{v}");
+    assert_eq!(ours["keyring"], ".platform", "{v}");
+    assert_eq!(v["modules"][0]["loaded"], true, "{v}");
+}
+
+/// The chain verifies: Debian's 6.1 image with one byte flipped is refused by GRUB
+/// through shim ("bad shim signature"), and `run` says so with exit 29; an image that
+/// is not an EFI program and a certificate that is not one are refused before booting.
+#[test]
+fn the_chain_refuses_a_tampered_kernel_and_bad_input_is_named() {
+    let d = tempfile::tempdir().unwrap();
+    let image = d.path().join("vmlinuz-tampered");
+    let mut bytes = std::fs::read(fetched("debian/bookworm").image).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&image, &bytes).unwrap();
+    let m = module_for(d.path(), "debian/bookworm", None, "tamper");
+    let (code, v) = secure_run(image.to_str().unwrap(), &[], &[&m]);
+    assert_eq!(code, 29, "{v}");
+    assert!(
+        v["chain_refused"]
+            .as_str()
+            .unwrap()
+            .contains("bad shim signature"),
+        "{v}"
+    );
+    // Not an EFI image: refused before booting, nothing started.
+    let not_efi = d.path().join("not-efi");
+    std::fs::write(&not_efi, vec![0x7fu8; 4096]).unwrap();
+    let o = kmod()
+        .args(["run", "--secure-boot", "--kernel"])
+        .arg(&not_efi)
+        .arg("--module")
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not an EFI image"), "{}", stderr(&o));
+    // A certificate that is not one.
+    let bad = d.path().join("bad.crt");
+    std::fs::write(&bad, "not a certificate\n").unwrap();
+    let o = kmod()
+        .args([
+            "run",
+            "--secure-boot",
+            "--kernel",
+            "debian/bookworm",
+            "--mok",
+        ])
+        .arg(&bad)
+        .arg("--module")
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("bad.crt"), "{}", stderr(&o));
+    // mtools missing (a PATH without them): named with the package.
+    let o = kmod()
+        .env("PATH", "/nonexistent")
+        .args([
+            "run",
+            "--secure-boot",
+            "--kernel",
+            "debian/bookworm",
+            "--module",
+        ])
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(8), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("apt-get install mtools"),
+        "{}",
+        stderr(&o)
+    );
+}
