@@ -73,6 +73,14 @@ pub fn run(a: KeygenArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
             "  - Secure Boot machines: mokutil --import {} , then reboot and enroll it",
             f.cert_der.display()
         );
+        if a.mok && matches!(algo, Algo::EcdsaP256 | Algo::EcdsaP384) {
+            // Measured: shim enrolls it and the kernel loads it into .machine, but a
+            // kernel without CONFIG_CRYPTO_ECDSA cannot verify what it signs.
+            warning!(
+                cx.ui,
+                "shim enrolls an ECDSA MOK, but kernels built without CONFIG_CRYPTO_ECDSA (Debian 12's 6.1) refuse modules it signs; RSA-2048 (what DKMS makes) loads on every Secure Boot kernel"
+            );
+        }
     }
     note!(
         cx.ui,

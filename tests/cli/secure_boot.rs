@@ -283,3 +283,58 @@ fn the_chain_refuses_a_tampered_kernel_and_bad_input_is_named() {
         stderr(&o)
     );
 }
+
+/// An ECDSA P-384 MOK: `keygen --mok` warns; shim enrolls it and both kernels load it
+/// into `.machine`, but Debian 12's 6.1 (no CONFIG_CRYPTO_ECDSA) refuses the module it
+/// signed while bookworm-backports' 6.12 loads it.
+#[test]
+fn an_ecdsa_mok_loads_on_612_and_is_refused_by_61() {
+    let d = tempfile::tempdir().unwrap();
+    let key = d.path().join("ecmok");
+    let o = kmod()
+        .args([
+            "keygen",
+            "--mok",
+            "--algo",
+            "ecdsa-p384",
+            "--cn",
+            "cargo-kmod SB test",
+        ])
+        .arg("--out")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("CONFIG_CRYPTO_ECDSA"), "{}", stderr(&o));
+    let cert = key.join("signing_key.crt");
+    for (kernel, loads) in [
+        ("debian/bookworm", false),
+        ("debian/bookworm-backports", true),
+    ] {
+        let tag = format!("ec-{}", kernel.replace('/', "-"));
+        let m = module_for(d.path(), kernel, Some(&key), &tag);
+        let (code, v) = secure_run(kernel, &["--mok".as_ref(), cert.as_os_str()], &[&m]);
+        assert_eq!(code, if loads { 0 } else { 20 }, "{kernel}: {v}");
+        assert_eq!(v["modules"][0]["loaded"], loads, "{kernel}: {v}");
+        let ours = v["firmware_certs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| {
+                c["name"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("cargo-kmod SB test")
+            })
+            .unwrap_or_else(|| panic!("{kernel}: not loaded: {v}"));
+        assert_eq!(ours["keyring"], ".machine", "{kernel}: {v}");
+        if !loads {
+            assert!(
+                v["modules"][0]["tool_output"]
+                    .to_string()
+                    .contains("Key was rejected by service"),
+                "{v}"
+            );
+        }
+    }
+}
