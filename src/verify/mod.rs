@@ -608,6 +608,16 @@ mod tests {
         }) {
             out.insert((q + read_tlv(p7, q).expect("found").hdr, 5));
         }
+        // ecdsa-with-SHA256's last OID byte, bit 0, makes ecdsa-with-SHA384: the kernel
+        // maps every ecdsa-with-SHA* to "ecdsa" and takes the hash from digestAlgorithm
+        // (corpus.rs, ecdsa-signature-algorithm-oid-says-sha384, booted).
+        const ECDSA_SHA256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+        if let Some(q) = p7
+            .windows(ECDSA_SHA256.len())
+            .position(|w| w == ECDSA_SHA256)
+        {
+            out.insert((q + ECDSA_SHA256.len() - 1, 0));
+        }
         out
     }
 

@@ -410,6 +410,19 @@ fn cases(body: &[u8], fx: &Fixtures) -> Vec<(&'static str, Vec<u8>)> {
     p.signer_infos = set(&[&signer_info(1, &ec.issuer_serial(), &ec, &esig, &[])]);
     cases.push(("ecdsa-signature-sequence-tagged-primitive", p.encode()));
 
+    // ECDSA: digestEncryptionAlgorithm says ecdsa-with-SHA384 over a SHA-256 digest.
+    // The kernel maps every ecdsa-with-SHA* OID to "ecdsa" (pkcs7_sig_note_pkey_algo)
+    // and takes the hash from digestAlgorithm alone: one bit of sign-file's OID.
+    let mut p = Parts::standard(&ec, &body);
+    p.signer_infos = set(&[&seq(&[
+        &int(&[1]),
+        &ec.issuer_serial(),
+        &sha256_alg(),
+        &seq(&[&oid("1.2.840.10045.4.3.3")]),
+        &octets(&ec.sign(&body)),
+    ])]);
+    cases.push(("ecdsa-signature-algorithm-oid-says-sha384", p.encode()));
+
     // A certificate in the message with the trusted signer's issuer and serial, but
     // another key: the kernel checks the signature with that key.
     let trusted =
