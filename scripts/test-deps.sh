@@ -46,7 +46,9 @@ for p in dkms softhsm2 opensc ovmf shim-signed grub-efi-amd64-signed mtools; do
 done
 if [ ${#lean[@]} -gt 0 ]; then
   echo "test-deps: installing ${lean[*]}" >&2
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${lean[@]}" >/dev/null
+  lean_install() { as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${lean[@]}" >/dev/null; }
+  # The lists may be older than the archive when nothing above needed an update.
+  lean_install || { as_root apt-get update -qq && lean_install; }
 fi
 
 # Newest 6.12 Debian kernel the archive lists (versions rotate, so ask apt).
