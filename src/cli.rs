@@ -537,6 +537,10 @@ pub struct RunArgs {
     /// With --secure-boot: a certificate added to the UEFI db, repeatable.
     #[arg(long, value_name = "CERT", requires = "secure_boot")]
     pub db: Vec<PathBuf>,
+    /// Without --module: sign the project's build with this key (or the metadata's),
+    /// instead of the kernel tree's own build key.
+    #[command(flatten)]
+    pub signing: ProjectSignArgs,
     /// The kernel's module tree: modules that --module ones depend on (`depends:`) are
     /// loaded from it first, as modprobe would (default with --kernel:
     /// /lib/modules/<release> when it exists).

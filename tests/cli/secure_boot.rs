@@ -63,6 +63,15 @@ fn module_for(dir: &Path, kernel: &str, key: Option<&Path>, tag: &str) -> PathBu
     m
 }
 
+/// The certificate the tests enroll, as the booted kernel reported loading it.
+fn our_cert(v: &Value) -> Option<&Value> {
+    v["firmware_certs"].as_array()?.iter().find(|c| {
+        c["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("cargo-kmod SB test"))
+    })
+}
+
 fn secure_run(kernel: &str, extra: &[&std::ffi::OsStr], modules: &[&Path]) -> (i32, Value) {
     let mut c = kmod();
     c.args([
@@ -115,17 +124,7 @@ fn a_mok_signed_module_loads_under_secure_boot_on_debians_61_and_612() {
         );
         assert_eq!(code, 20, "{kernel}: {v}");
         assert_eq!(v["lockdown"], "integrity", "{kernel}: {v}");
-        let ours = v["firmware_certs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| {
-                c["name"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with("cargo-kmod SB test")
-            })
-            .unwrap_or_else(|| panic!("{kernel}: our MOK was not loaded: {v}"));
+        let ours = our_cert(&v).unwrap_or_else(|| panic!("{kernel}: our MOK was not loaded: {v}"));
         assert_eq!(ours["keyring"], ".machine", "{kernel}: {v}");
         let m = v["modules"].as_array().unwrap();
         for (i, (refusal, line)) in [
@@ -196,17 +195,7 @@ fn a_db_certificate_lands_in_the_platform_keyring() {
         &[&signed],
     );
     assert_eq!(code, 0, "{v}");
-    let ours = v["firmware_certs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| {
-            c["name"]
-                .as_str()
-                .unwrap()
-                .starts_with("cargo-kmod SB test")
-        })
-        .unwrap_or_else(|| panic!("not loaded from db: {v}"));
+    let ours = our_cert(&v).unwrap_or_else(|| panic!("not loaded from db: {v}"));
     assert_eq!(ours["source"], "db", "{v}");
     assert_eq!(ours["keyring"], ".platform", "{v}");
     assert_eq!(v["modules"][0]["loaded"], true, "{v}");
@@ -316,17 +305,7 @@ fn an_ecdsa_mok_loads_on_612_and_is_refused_by_61() {
         let (code, v) = secure_run(kernel, &["--mok".as_ref(), cert.as_os_str()], &[&m]);
         assert_eq!(code, if loads { 0 } else { 20 }, "{kernel}: {v}");
         assert_eq!(v["modules"][0]["loaded"], loads, "{kernel}: {v}");
-        let ours = v["firmware_certs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| {
-                c["name"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with("cargo-kmod SB test")
-            })
-            .unwrap_or_else(|| panic!("{kernel}: not loaded: {v}"));
+        let ours = our_cert(&v).unwrap_or_else(|| panic!("{kernel}: not loaded: {v}"));
         assert_eq!(ours["keyring"], ".machine", "{kernel}: {v}");
         if !loads {
             assert!(
@@ -337,4 +316,53 @@ fn an_ecdsa_mok_loads_on_612_and_is_refused_by_61() {
             );
         }
     }
+}
+
+/// A user's flow on a real project (Debian's acpi-call DKMS package, adopted): `run
+/// --secure-boot --mok CERT --sign --key KEY --cert CERT` builds it, signs it with that
+/// key (not the headers' absent build key) and Debian's 6.1 loads it without E.
+#[test]
+fn run_builds_and_signs_a_dkms_package_with_the_mok_under_secure_boot() {
+    let d = tempfile::tempdir().unwrap();
+    let key = mok(d.path());
+    let src = cache_dir().join("fixtures/acpi-call-dkms/usr/src");
+    let version = std::fs::read_dir(&src)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let p = d.path().join("acpi-call");
+    run(std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&version)
+        .arg(&p));
+    let o = kmod().arg("init").current_dir(&p).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cert = key.join("signing_key.crt");
+    let o = kmod()
+        .args([
+            "run",
+            "--accel",
+            "tcg",
+            "--timeout",
+            "240",
+            "--message-format",
+            "json",
+        ])
+        .args(["--kernel", "debian/bookworm", "--secure-boot", "--mok"])
+        .arg(&cert)
+        .args(["--sign", "--key"])
+        .arg(key.join("signing_key.pem"))
+        .arg("--cert")
+        .arg(&cert)
+        .current_dir(&p)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_str(stdout(&o).trim())
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
+    assert_eq!(o.status.code(), Some(0), "{v}\n{}", stderr(&o));
+    assert_eq!(v["modules"][0]["name"], "acpi_call", "{v}");
+    assert_eq!(v["modules"][0]["loaded"], true, "{v}");
+    assert_eq!(v["tainted"].as_u64().unwrap() & (1 << 13), 0, "{v}");
 }
