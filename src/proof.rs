@@ -147,21 +147,12 @@ pub fn prove(
 }
 
 fn prove_one(s: &Settings, kb: KernelBuild, boot: &Boot, r: &dyn Reporter) -> KernelProof {
-    let target = kb
-        .result
-        .as_ref()
-        .ok()
-        .map(|_| booted_target(s, &kb.asked, r));
-    let distro = target
-        .as_ref()
-        .and_then(|t| t.as_ref().ok())
-        .and_then(|t| t.distro.clone());
-    let result = match (kb.result, target) {
-        (Err(e), _) => Err(e),
-        (Ok(_), Some(Err(e))) => Err(e),
-        (Ok(art), Some(Ok(t))) => check_and_boot(s, &art, &t, boot, r),
-        (Ok(_), None) => unreachable!("a target for every build"),
-    };
+    let mut distro = None;
+    let result = kb.result.and_then(|art| {
+        let t = booted_target(s, &kb.asked, r)?;
+        distro.clone_from(&t.distro);
+        check_and_boot(s, &art, &t, boot, r)
+    });
     KernelProof {
         kernel: kb.asked,
         release: kb.release,

@@ -53,7 +53,8 @@ pub fn run(c: KernelCommand, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
         KernelCommand::Fetch(a) => {
             let spec = distro::Spec::parse(&a.name, a.flavour.as_deref(), a.release.as_deref())?;
             let o = distro::FetchOptions { refresh: a.refresh };
-            let f = distro::fetch(&cx.settings, &spec, o, &cx.ui.reporter())?;
+            let mut f = distro::fetch(&cx.settings, &spec, o, &cx.ui.reporter())?;
+            f.audit_again(&cx.settings);
             for finding in &f.audit {
                 warning!(cx.ui, "{}: {finding}", f.release);
             }

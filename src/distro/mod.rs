@@ -281,6 +281,14 @@ pub struct Fetched {
 }
 
 impl Fetched {
+    /// Audits the headers again, against the tools here now (they may have changed
+    /// since the fetch): what `kernel fetch` shows each time.
+    pub fn audit_again(&mut self, s: &Settings) {
+        if let Ok(config) = crate::target::Config::read(&self.kdir.join(".config")) {
+            self.audit = audit(s, &self.kdir, &config);
+        }
+    }
+
     /// The kernel as one [`Target`]: its headers tree, image and module tree.
     pub fn target(&self) -> Result<Target> {
         let mut t = Target::from_tree(&self.kdir)?;
@@ -305,7 +313,7 @@ pub fn fetch(s: &Settings, spec: &Spec, o: FetchOptions, r: &dyn Reporter) -> Re
     if !o.refresh
         && let Some(f) = fetched(&base, &spec.flavour, spec.release.as_deref())
     {
-        return Ok(audited(s, f));
+        return Ok(f);
     }
     let apt = spec.apt(s)?;
     if o.refresh || !apt.has_lists() {
@@ -313,7 +321,7 @@ pub fn fetch(s: &Settings, spec: &Spec, o: FetchOptions, r: &dyn Reporter) -> Re
     }
     let release = resolve_release(&apt, spec)?;
     if let Some(f) = fetched(&base, &spec.flavour, Some(&release)) {
-        return Ok(audited(s, f));
+        return Ok(f);
     }
     let f = unpack_release(s, spec, &apt, &release, &base.join(&release), r)?;
     crate::cache::DISTRO.finish(&base.join(&f.release), &f)?;
@@ -440,14 +448,6 @@ fn relocate(root: &Path, kdir: &Path) -> Result<()> {
         crate::fsutil::write_atomic(&mk, fixed.as_bytes(), None)?;
     }
     Ok(())
-}
-
-/// A kernel fetched before, audited again: the tools here may have changed since.
-fn audited(s: &Settings, mut f: Fetched) -> Fetched {
-    if let Ok(config) = crate::target::Config::read(&f.kdir.join(".config")) {
-        f.audit = audit(s, &f.kdir, &config);
-    }
-    f
 }
 
 /// The newest finished kernel of the flavour under `base` (or the one of `release`).
