@@ -51,11 +51,13 @@ if [ ${#lean[@]} -gt 0 ]; then
   lean_install || { as_root apt-get update -qq && lean_install; }
 fi
 
-# Newest 6.12 Debian kernel the archive lists (versions rotate, so ask apt).
+# Newest 6.12 Debian kernel the archive lists (versions rotate, so ask apt), by its
+# signed image: the signed build is published after the headers and kbuild, so the
+# newest kbuild may have no signed image yet.
 if ! apt-cache show 'linux-kbuild-6.12.*' >/dev/null 2>&1; then as_root apt-get update -qq; fi
-ver=$(apt-cache search --names-only '^linux-kbuild-6\.12\.[0-9]+\+deb12$' | awk '{print $1}' \
-      | sed 's/^linux-kbuild-//' | sort -V | tail -n1)
-[ -n "$ver" ] || { echo "test-deps: apt lists no linux-kbuild-6.12.*+deb12 package" >&2; exit 1; }
+ver=$(apt-cache search --names-only '^linux-image-6\.12\.[0-9]+\+deb12-amd64$' | awk '{print $1}' \
+      | sed 's/^linux-image-//; s/-amd64$//' | sort -V | tail -n1)
+[ -n "$ver" ] || { echo "test-deps: apt lists no signed linux-image-6.12.*+deb12-amd64 package" >&2; exit 1; }
 
 fetch() { # fetch PKG -> unpacked dir
   local pkg=$1 dir="$cache/fixtures/$1"

@@ -120,6 +120,11 @@ pub enum Command {
     /// Will these modules load on that kernel? Answered offline, as its loader decides.
     #[command(after_help = CHECK_EXAMPLES)]
     Check(CheckArgs),
+    /// On the machine where modules must load: Secure Boot, lockdown, enforcement, MOKs
+    /// and keyrings, and for each module or certificate whether the kernel takes it,
+    /// and if not why and what to do. Read-only.
+    #[command(after_help = DOCTOR_EXAMPLES)]
+    Doctor(DoctorArgs),
     /// Print shell completions (for `cargo-kmod`, the binary cargo runs).
     Completions {
         #[arg(value_enum)]
@@ -243,6 +248,29 @@ const CHECK_EXAMPLES: &str = "Examples:
 
 Verdicts: `loads`, `loads, taints (LETTERS)`, or `refused: <the kernel's own message>`;
 exit status 20 when any module would be refused.";
+
+const DOCTOR_EXAMPLES: &str = "Examples:
+  cargo kmod doctor                                  # the machine's state
+  cargo kmod doctor /lib/modules/$(uname -r)/updates/dkms/hello.ko
+  cargo kmod doctor --cert mok.der --message-format json
+
+Run as root to see the keyrings themselves (/proc/keys, keyctl); without, where each
+key went is inferred as the kernel decides. Exit status 20 when a module would be
+refused or a given certificate signs no module here.";
+
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// A certificate to look for: enrolled? in which keyring? does it sign modules here?
+    /// (repeatable).
+    #[arg(long, value_name = "CERT")]
+    pub cert: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
+    /// Modules to judge: will this kernel load them, and if not, why.
+    #[arg(value_name = "MODULE")]
+    pub modules: Vec<PathBuf>,
+}
 
 /// `check`: the targets and the modules.
 #[derive(Args, Debug)]
@@ -527,9 +555,22 @@ pub struct RunArgs {
     pub enforce: bool,
     /// Boot through UEFI Secure Boot as machines do: OVMF (Microsoft's keys enrolled) →
     /// the distribution's signed shim → its signed GRUB → the (signed) kernel. Needs
-    /// Debian's ovmf, shim-signed, grub-efi-amd64-signed and mtools.
-    #[arg(long)]
-    pub secure_boot: bool,
+    /// Debian's ovmf, shim-signed, grub-efi-amd64-signed and mtools. `--secure-boot=off`:
+    /// the same chain with Secure Boot switched off in the firmware (keys kept).
+    #[arg(long, value_enum, value_name = "on|off", num_args = 0..=1, require_equals = true, default_missing_value = "on")]
+    pub secure_boot: Option<OnOff>,
+    /// With --secure-boot: shim told not to trust MOKs (`MokListTrusted` set, as after
+    /// `mokutil --untrust-mok`), so the kernel puts them in .platform.
+    #[arg(long, requires = "secure_boot")]
+    pub untrusted_mok: bool,
+    /// Shell command run in the guest before the modules are loaded (repeatable).
+    #[arg(long = "before", value_name = "CMD")]
+    pub before: Vec<String>,
+    /// A host file put into the guest: HOST, or HOST=GUEST (an absolute path; default
+    /// /bin/<name>). A program brings the libraries it links, as ldd names them
+    /// (repeatable).
+    #[arg(long = "file", value_name = "HOST[=GUEST]")]
+    pub files: Vec<String>,
     /// With --secure-boot: a certificate enrolled as a MOK (shim's MokList, what
     /// `mokutil --import` does), repeatable.
     #[arg(long, value_name = "CERT", requires = "secure_boot")]
@@ -549,6 +590,12 @@ pub struct RunArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Args, Debug)]

@@ -27,6 +27,21 @@ pub const SHIM_LOCK: [u8; 16] = guid(
     0x4300,
     [0xab, 0xb6, 0x3d, 0xd8, 0x10, 0xdd, 0x8b, 0x23],
 );
+/// EFI_GLOBAL_VARIABLE (SecureBoot, SetupMode, PK, KEK).
+pub const GLOBAL: [u8; 16] = guid(
+    0x8be4df61,
+    0x93ca,
+    0x11d2,
+    [0xaa, 0x0d, 0x00, 0xe0, 0x98, 0x03, 0x2b, 0x8c],
+);
+/// EDK2's Secure Boot configuration (its `SecureBootEnable` switch, what a firmware
+/// setup menu's "Secure Boot: Disabled" writes).
+const SECURE_BOOT_CONFIG: [u8; 16] = guid(
+    0xf0a30bc7,
+    0xaf08,
+    0x4556,
+    [0x99, 0xc4, 0x00, 0x10, 0x09, 0xc9, 0x3a, 0x44],
+);
 /// EFI_IMAGE_SECURITY_DATABASE_GUID (db, dbx).
 pub const IMAGE_SECURITY_DATABASE: [u8; 16] = guid(
     0xd719b2cb,
@@ -240,6 +255,19 @@ impl VarStore {
         self.set("MokList", &SHIM_LOCK, NV_BS, &data)
     }
 
+    /// Sets shim's `MokListTrusted`, as MokManager does after `mokutil --untrust-mok`:
+    /// shim then does not create `MokListTrustedRT`, and the kernel puts MOKs in
+    /// `.platform` instead of `.machine` (shim's mok.c, MOK_VARIABLE_INVERSE).
+    pub fn untrust_mok(&mut self) -> Result<()> {
+        self.set("MokListTrusted", &SHIM_LOCK, NV_BS, &[1])
+    }
+
+    /// Turns Secure Boot off as the firmware's setup menu does: the keys stay enrolled
+    /// (not setup mode), the firmware just stops verifying (`SecureBoot` reads 0).
+    pub fn disable_secure_boot(&mut self) -> Result<()> {
+        self.set("SecureBootEnable", &SECURE_BOOT_CONFIG, NV_BS, &[0])
+    }
+
     /// Appends DER certificates to the UEFI db, keeping what it holds (Microsoft's CAs).
     pub fn add_db(&mut self, certs: &[Vec<u8>]) -> Result<()> {
         let (attributes, old) = self
@@ -271,6 +299,42 @@ pub fn signature_list(der: &[u8]) -> Vec<u8> {
     v.extend_from_slice(&OWNER);
     v.extend_from_slice(der);
     v
+}
+
+/// A variable's file name under efivarfs: `MokListRT-605dab50-e046-4300-abb6-3dd810dd8b23`.
+pub fn efivarfs_name(name: &str, vendor: &[u8; 16]) -> String {
+    let g = vendor;
+    format!(
+        "{name}-{:08x}-{:04x}-{:04x}-{}-{}",
+        u32::from_le_bytes([g[0], g[1], g[2], g[3]]),
+        u16::from_le_bytes([g[4], g[5]]),
+        u16::from_le_bytes([g[6], g[7]]),
+        hex::encode(&g[8..10]),
+        hex::encode(&g[10..16])
+    )
+}
+
+/// The X.509 certificates in a run of EFI_SIGNATURE_LISTs (MokListRT, db), DER each;
+/// lists of other types (hashes) are skipped, a truncated one ends the walk.
+pub fn x509_certs(mut lists: &[u8]) -> Vec<Vec<u8>> {
+    let u32_at = |b: &[u8], at: usize| -> usize {
+        u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as usize
+    };
+    let mut out = Vec::new();
+    while lists.len() >= 28 {
+        let (list_size, header_size, sig_size) =
+            (u32_at(lists, 16), u32_at(lists, 20), u32_at(lists, 24));
+        if list_size < 28 || list_size > lists.len() || sig_size <= 16 {
+            break;
+        }
+        if lists[..16] == CERT_X509 {
+            let body = &lists[28 + header_size.min(list_size - 28)..list_size];
+            // Each entry: the owner GUID, then the certificate.
+            out.extend(body.chunks_exact(sig_size).map(|e| e[16..].to_vec()));
+        }
+        lists = &lists[list_size..];
+    }
+    out
 }
 
 #[cfg(test)]
@@ -320,6 +384,19 @@ mod tests {
             "nothing half-written"
         );
         assert!(VarStore::parse(vec![0u8; 4096]).is_err());
+    }
+
+    #[test]
+    fn certificates_are_read_back_from_signature_lists() {
+        let lists = [signature_list(b"one"), signature_list(b"second")].concat();
+        assert_eq!(x509_certs(&lists), [b"one".to_vec(), b"second".to_vec()]);
+        // Truncated or nonsense input ends the walk without panicking.
+        assert_eq!(x509_certs(&lists[..40]), Vec::<Vec<u8>>::new());
+        assert!(x509_certs(&[0xff; 64]).is_empty());
+        assert_eq!(
+            efivarfs_name("MokListRT", &SHIM_LOCK),
+            "MokListRT-605dab50-e046-4300-abb6-3dd810dd8b23"
+        );
     }
 
     #[test]

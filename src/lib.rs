@@ -7,6 +7,7 @@ pub mod cache;
 pub mod check;
 pub mod distro;
 pub mod dkms;
+pub mod doctor;
 pub mod efivars;
 pub mod error;
 pub mod fsutil;

@@ -575,6 +575,44 @@ impl Target {
         })
     }
 
+    /// The kernel this machine runs, seen under `root` (`/`): its release
+    /// (`/proc/sys/kernel/osrelease`), `.config` (`/boot/config-<release>`, else
+    /// `/proc/config.gz`), image (`/boot/vmlinuz-<release>`, when readable: it holds the
+    /// builtin trusted certificates) and module tree.
+    pub fn running(root: &Path) -> Target {
+        let release = crate::fsutil::read_bounded(&root.join("proc/sys/kernel/osrelease"), 4096)
+            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+            .ok()
+            .filter(|r| crate::names::release(r).is_ok())
+            .unwrap_or_default();
+        let boot = root.join("boot");
+        let config = Config::read(&boot.join(format!("config-{release}")))
+            .ok()
+            .or_else(|| {
+                let gz = root.join("proc/config.gz");
+                let bytes = crate::fsutil::read_bounded(&gz, MAX_CONFIG).ok()?;
+                let mut text = String::new();
+                std::io::Read::read_to_string(
+                    &mut std::io::Read::take(flate2::read::GzDecoder::new(&bytes[..]), MAX_CONFIG),
+                    &mut text,
+                )
+                .ok()?;
+                Some(Config::parse(&gz, &text)).filter(|c| !c.values.is_empty())
+            });
+        let image = boot.join(format!("vmlinuz-{release}"));
+        let modules = root.join("lib/modules").join(&release);
+        Target {
+            version: (!release.is_empty()).then(|| Version::of(&release)),
+            arch: config.as_ref().and_then(Config::arch).or_else(Arch::host),
+            tree: None,
+            image: (!release.is_empty() && std::fs::File::open(&image).is_ok()).then_some(image),
+            config,
+            modules: (!release.is_empty() && modules.is_dir()).then_some(modules),
+            distro: None,
+            release,
+        }
+    }
+
     /// A kernel known by its `.config` alone (`verify --kernel .config`).
     pub fn from_config(path: &Path) -> Result<Target> {
         let config = Config::read(path)?;

@@ -4,6 +4,7 @@
 mod build;
 mod certs;
 mod check;
+mod doctor;
 mod info;
 mod kernel;
 mod keygen;
@@ -43,6 +44,7 @@ pub fn run(cmd: Command, cx: &Ctx) -> i32 {
         Command::Run(a) => run::run(a, cx),
         Command::Test(a) => test::run(a, cx),
         Command::Check(a) => check::run(a, cx),
+        Command::Doctor(a) => doctor::run(a, cx),
         Command::Completions { shell } => {
             let mut c = crate::cli::binary_command();
             let mut buf = Vec::new();

@@ -75,13 +75,32 @@ fn options(a: RunArgs, cx: &super::Ctx) -> cargo_kmod::Result<qemu::RunOptions> 
     if a.enforce {
         append.push("module.sig_enforce=1".into());
     }
+    let mut files = Vec::new();
+    for f in &a.files {
+        let (host, guest) = match f.split_once('=') {
+            Some((h, g)) => (std::path::PathBuf::from(h), g.to_string()),
+            None => {
+                let name = std::path::Path::new(f).file_name().unwrap_or_default();
+                (f.into(), format!("/bin/{}", name.to_string_lossy()))
+            }
+        };
+        if !guest.starts_with('/') || guest.split('/').any(|p| p == "..") {
+            return Err(Error::usage(
+                format!("--file {f}: the guest path must be absolute, without `..`"),
+                "give --file HOST=/path/in/guest",
+            ));
+        }
+        files.extend(qemu::with_libraries(&cx.cwd.join(host), &guest)?);
+    }
     let busybox = a
         .busybox
         .map_or_else(|| qemu::default_busybox(&cx.settings, arch), Ok)?;
     Ok(qemu::RunOptions {
-        secure_boot: a.secure_boot.then(|| qemu::uefi::SecureBoot {
+        secure_boot: a.secure_boot.map(|mode| qemu::uefi::SecureBoot {
             mok: a.mok,
             db: a.db,
+            off: mode == crate::cli::OnOff::Off,
+            untrusted_mok: a.untrusted_mok,
             path: cx.settings.path.clone(),
         }),
         image,
@@ -90,7 +109,9 @@ fn options(a: RunArgs, cx: &super::Ctx) -> cargo_kmod::Result<qemu::RunOptions> 
         dependencies,
         append,
         params: a.params,
+        before: a.before,
         exec: a.exec,
+        files,
         timeout: std::time::Duration::from_secs(a.timeout),
         busybox,
         accel: a.accel.into(),

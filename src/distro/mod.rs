@@ -41,6 +41,16 @@ pub struct Distro {
     /// The kernel source `kernel prepare` needs for a Rust-enabled kernel: `{}` is
     /// `<major>.<minor>`.
     pub source: &'static str,
+    /// How its kernels name it in `/proc/version` (`... (Debian 6.1.158-1) ...`).
+    pub banner: &'static str,
+    /// Its kernels also accept modules signed by keys in `.platform` (UEFI db, MOKs
+    /// shim does not trust): Debian carries Fedora's "KEYS: Make use of platform
+    /// keyring for module signature verify"; mainline does not.
+    pub platform_signs_modules: bool,
+    /// Its kernels put MOKs in `.machine` whatever shim says (`MokListTrustedRT`):
+    /// Debian reverts "integrity: Only use machine keyring when
+    /// uefi_check_trust_mok_keys is true" (its shim did not set the variable).
+    pub moks_always_trusted: bool,
 }
 
 /// The distributions `kernel fetch` knows.
@@ -86,7 +96,15 @@ pub const DISTROS: &[Distro] = &[Distro {
     ],
     host_parts: &["linux-kbuild-"],
     source: "linux-source-{}",
+    banner: "(Debian ",
+    platform_signs_modules: true,
+    moks_always_trusted: true,
 }];
+
+/// The distribution whose kernel wrote this `/proc/version`, when it is one in the table.
+pub fn of_banner(proc_version: &str) -> Option<&'static Distro> {
+    DISTROS.iter().find(|d| proc_version.contains(d.banner))
+}
 
 /// A kernel by name: `<distro>/<suite>[/<arch>]`, with a flavour and maybe a release.
 #[derive(Debug, Clone)]

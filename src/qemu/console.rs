@@ -23,8 +23,9 @@ enum Mark<'a> {
     /// The module's own init ran and returned this (the loader had accepted it).
     InitRet(usize, i32),
     Rmmod(usize, bool),
-    Exec(usize),
-    ExecRc(usize, Option<i32>),
+    /// A command run before loading (`before`) or after (`exec`), k-th of its kind.
+    Exec(bool, usize),
+    ExecRc(bool, usize, Option<i32>),
     Param(usize, &'a str, &'a str),
     Tainted(Option<u64>),
     Lockdown(&'a str),
@@ -49,9 +50,9 @@ fn classify_line(line: &str) -> Line<'_> {
                 Some(r) => Mark::InitRet(i, r),
                 None => Mark::Other,
             },
-            (Some("exec"), Some(k)) => Mark::Exec(k),
-            (Some("exec-rc"), Some(k)) if ok.is_some() => {
-                Mark::ExecRc(k, ok.and_then(|r| r.parse().ok()))
+            (Some(w @ ("exec" | "before")), Some(k)) => Mark::Exec(w == "before", k),
+            (Some(w @ ("exec-rc" | "before-rc")), Some(k)) if ok.is_some() => {
+                Mark::ExecRc(w == "before-rc", k, ok.and_then(|r| r.parse().ok()))
             }
             // "param <i> <name>=<value, may hold spaces>"
             (Some("param"), Some(i)) => {
@@ -96,6 +97,8 @@ struct Console {
     begun: bool,
     /// Modules whose insmod ran.
     tried: Vec<bool>,
+    /// How many of `rep.exec` run before loading (they come first).
+    befores: usize,
 }
 
 impl Console {
@@ -122,8 +125,14 @@ impl Console {
                 }
                 self.ctx = Ctx::None;
             }
-            Mark::Exec(k) if k < rep.exec.len() => self.ctx = Ctx::Exec(k),
-            Mark::ExecRc(k, rc) => {
+            Mark::Exec(before, k) => {
+                let k = if before { k } else { self.befores + k };
+                if k < rep.exec.len() {
+                    self.ctx = Ctx::Exec(k);
+                }
+            }
+            Mark::ExecRc(before, k, rc) => {
+                let k = if before { k } else { self.befores + k };
                 if let Some(e) = rep.exec.get_mut(k) {
                     e.status = rc;
                 }
@@ -279,10 +288,13 @@ pub(super) fn parse_console(
             })
             .collect(),
         exec: o
-            .exec
+            .before
             .iter()
-            .map(|c| ExecReport {
+            .chain(&o.exec)
+            .enumerate()
+            .map(|(k, c)| ExecReport {
                 command: c.clone(),
+                before: k < o.before.len(),
                 ..Default::default()
             })
             .collect(),
@@ -293,6 +305,7 @@ pub(super) fn parse_console(
         rep,
         ctx: Ctx::None,
         begun: false,
+        befores: o.before.len(),
     };
     let mut certs = FirmwareCerts::default();
     let mut chain: Vec<String> = Vec::new();
@@ -320,7 +333,8 @@ pub(super) fn parse_console(
                 c.rep.problems.push(text.to_string());
             }
         }
-        if c.begun {
+        // Before `begin`, only the commands run before loading have output of ours.
+        if c.begun || matches!(c.ctx, Ctx::Exec(_)) {
             c.output(line, text, is_kernel);
         }
     }
@@ -359,7 +373,7 @@ mod tests {
         assert_eq!(m("load 2"), "Module(2)");
         assert_eq!(m("insmod 1 0"), "Insmod(1, true)");
         assert_eq!(m("rmmod 1 1"), "Rmmod(1, false)");
-        assert_eq!(m("exec-rc 0 3"), "ExecRc(0, Some(3))");
+        assert_eq!(m("exec-rc 0 3"), "ExecRc(false, 0, Some(3))");
         assert_eq!(m("param 0 greeting=hi there"), "param 0 greeting hi there");
         assert_eq!(m("tainted 8194"), "Tainted(Some(8194))");
         assert_eq!(m("insmod x"), "Other");

@@ -25,7 +25,12 @@ pub struct RunOptions {
     /// Added to the kernel command line.
     pub append: Vec<String>,
     pub params: Vec<String>,
+    /// Shell commands run before the modules are loaded, and after.
+    pub before: Vec<String>,
     pub exec: Vec<String>,
+    /// Host files put into the guest, at these absolute paths (a program with the
+    /// libraries it links: [`with_libraries`]).
+    pub files: Vec<(PathBuf, String)>,
     pub timeout: Duration,
     pub busybox: PathBuf,
     pub accel: Accel,
@@ -66,6 +71,9 @@ pub struct ModuleReport {
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ExecReport {
     pub command: String,
+    /// Run before the modules were loaded (`--before`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub before: bool,
     pub status: Option<i32>,
     pub output: Vec<String>,
 }
@@ -183,6 +191,7 @@ pub struct GuestInit {
     /// How many of `modules` are dependencies (loaded without `params`).
     pub dependencies: usize,
     pub params: Vec<String>,
+    pub befores: usize,
     pub execs: usize,
 }
 
@@ -194,6 +203,7 @@ impl crate::templates::Generated for GuestInit {
             modules: vec!["xfrm_algo".into(), "af_key".into()],
             dependencies: 1,
             params: vec!["count=3".into(), "greeting=\"hi there\"".into()],
+            befores: 1,
             execs: 1,
         }
     }
@@ -219,6 +229,44 @@ pub fn initramfs(o: &RunOptions, modules: &[(String, Vec<u8>)]) -> Result<Vec<u8
             format!("#!/bin/busybox sh\n{cmd}\n").as_bytes(),
         );
     }
+    for (k, cmd) in o.before.iter().enumerate() {
+        c.file(
+            &format!("exec/before-{k}.sh"),
+            0o755,
+            format!("#!/bin/busybox sh\n{cmd}\n").as_bytes(),
+        );
+    }
+    let mut made: Vec<String> = ["bin", "dev", "proc", "sys", "modules", "exec"]
+        .map(String::from)
+        .to_vec();
+    for (host, guest) in &o.files {
+        let rel = guest.trim_start_matches('/');
+        let mut dir = String::new();
+        for part in rel
+            .split('/')
+            .rev()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+        {
+            dir = if dir.is_empty() {
+                part.to_string()
+            } else {
+                format!("{dir}/{part}")
+            };
+            if !made.contains(&dir) {
+                c.dir(&dir);
+                made.push(dir.clone());
+            }
+        }
+        let data = crate::fsutil::read_bounded(host, 256 << 20)?;
+        let mode = std::fs::metadata(host).map_or(0o644, |m| {
+            use std::os::unix::fs::PermissionsExt;
+            m.permissions().mode() & 0o777
+        });
+        c.file(rel, mode, &data);
+    }
     let init = crate::templates::render(&GuestInit {
         mark: MARK.into(),
         modules: modules.iter().map(|(name, _)| name.clone()).collect(),
@@ -228,6 +276,7 @@ pub fn initramfs(o: &RunOptions, modules: &[(String, Vec<u8>)]) -> Result<Vec<u8
             .iter()
             .map(|p| kernel_param(p))
             .collect::<Result<Vec<_>>>()?,
+        befores: o.before.len(),
         execs: o.exec.len(),
     });
     c.file("init", 0o755, init.as_bytes());
@@ -239,6 +288,30 @@ pub fn initramfs(o: &RunOptions, modules: &[(String, Vec<u8>)]) -> Result<Vec<u8
             path: "initramfs".into(),
             source,
         })
+}
+
+/// A host program and what it links, as `ldd` names them, each at its own path in
+/// the guest (`/lib/x86_64-linux-gnu/libc.so.6`, the loader `/lib64/...`), the program
+/// itself at `guest`. A file that is not a dynamic program comes alone.
+pub fn with_libraries(host: &Path, guest: &str) -> Result<Vec<(PathBuf, String)>> {
+    let mut out = vec![(host.to_path_buf(), guest.to_string())];
+    let Ok(o) = Command::new("ldd").arg(host).output() else {
+        return Ok(out);
+    };
+    if !o.status.success() {
+        return Ok(out);
+    }
+    for line in String::from_utf8_lossy(&o.stdout).lines() {
+        // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or "/lib64/ld-... (0x...)".
+        let path = match line.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        if let Some(p) = path.filter(|p| p.starts_with('/')) {
+            out.push((PathBuf::from(p), p.to_string()));
+        }
+    }
+    Ok(out)
 }
 
 /// The static busybox for an architecture's guests: Debian's busybox-static at

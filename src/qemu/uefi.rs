@@ -17,6 +17,12 @@ pub struct SecureBoot {
     pub mok: Vec<PathBuf>,
     /// Certificates for the UEFI db.
     pub db: Vec<PathBuf>,
+    /// Secure Boot switched off in the firmware (keys kept): the same chain, nothing
+    /// verified, no lockdown.
+    pub off: bool,
+    /// shim told not to trust MOKs (`MokListTrusted` set, as `mokutil --untrust-mok`
+    /// leaves it): the kernel puts them in `.platform`.
+    pub untrusted_mok: bool,
     /// Where mtools are looked for (`Settings::path`).
     pub path: std::ffi::OsString,
 }
@@ -148,6 +154,12 @@ pub(super) fn prepare(
     }
     if !db.is_empty() {
         store.add_db(&db)?;
+    }
+    if sb.untrusted_mok {
+        store.untrust_mok()?;
+    }
+    if sb.off {
+        store.disable_secure_boot()?;
     }
     let vars = dir.path().join("vars.fd");
     std::fs::write(&vars, store.bytes()).map_err(|e| werr(&vars, e))?;

@@ -32,6 +32,7 @@ const LAYERS: &[&str] = &[
     "distro",
     "prepare",
     "check",
+    "doctor",
     "kbuild",
     "qemu",
     "proof",

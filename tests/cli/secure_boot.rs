@@ -366,3 +366,257 @@ fn run_builds_and_signs_a_dkms_package_with_the_mok_under_secure_boot() {
     assert_eq!(v["modules"][0]["loaded"], true, "{v}");
     assert_eq!(v["tainted"].as_u64().unwrap() & (1 << 13), 0, "{v}");
 }
+
+/// A module of the kernel's own tree (`drivers/net/<name>.ko*`), copied into `dir`;
+/// unsigned there, then signed with `key` (a keygen directory) unless None.
+fn own_module(
+    k: &crate::fixtures::Packaged,
+    dir: &Path,
+    name: &str,
+    key: Option<&Path>,
+) -> PathBuf {
+    let found = walkdir::WalkDir::new(&k.modules)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{name}.ko"))
+        })
+        .unwrap_or_else(|| panic!("{name}.ko* not in {}", k.modules.display()))
+        .into_path();
+    let m = dir.join(found.file_name().unwrap());
+    std::fs::copy(&found, &m).unwrap();
+    let o = kmod().arg("unsign").arg(&m).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    if let Some(k) = key {
+        let o = kmod()
+            .args(["sign", "--hash", "sha256", "--key"])
+            .arg(k.join("signing_key.pem"))
+            .arg("--cert")
+            .arg(k.join("signing_key.crt"))
+            .arg(&m)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    m
+}
+
+/// `doctor` run inside the guest — the binary under test, stripped, with the
+/// libraries it links, the kernel's .config and image where a machine has them, efivarfs
+/// mounted as a distribution mounts it — before the modules are loaded; then `insmod`
+/// judges them in the same boot. Four scenarios on Debian's 6.1 and 6.12: a MOK
+/// enrolled and trusted; enrolled with shim told not to trust MOKs (`MokListTrusted`);
+/// not enrolled; Secure Boot off in the firmware. Each module's verdict from `doctor`
+/// equals what `insmod` did.
+#[test]
+fn doctor_in_the_guest_names_each_scenario_as_insmod_then_finds_it() {
+    let d = tempfile::tempdir().unwrap();
+    let key = mok(d.path());
+    let cert = key.join("signing_key.crt");
+    let other = cache_dir().join("test-keys/rsa2048");
+    let doctor = d.path().join("cargo-kmod");
+    let o = std::process::Command::new("strip")
+        .arg("-o")
+        .arg(&doctor)
+        .arg(env!("CARGO_BIN_EXE_cargo-kmod"))
+        .output()
+        .expect("strip (binutils)");
+    assert!(o.status.success(), "{}", stderr(&o));
+    for kernel in ["debian/bookworm", "debian/bookworm-backports"] {
+        let k = fetched(kernel);
+        let dir = d.path().join(kernel.replace('/', "-"));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Distinct modules, so that one loading does not keep the next out.
+        let unsigned = own_module(&k, &dir, "dummy", None);
+        let ours = own_module(&k, &dir, "ifb", Some(&key));
+        let foreign = own_module(&k, &dir, "veth", Some(&other));
+        let efivarfs = walkdir::WalkDir::new(k.modules.join("kernel/fs/efivarfs"))
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .find(|e| e.file_type().is_file())
+            .unwrap()
+            .into_path();
+        // busybox insmod takes it uncompressed.
+        let efivarfs_ko = dir.join("efivarfs.ko");
+        let o = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(r#"case "$1" in *.xz) xz -dc "$1" ;; *) cat "$1" ;; esac > "$2""#)
+            .arg("sh")
+            .arg(&efivarfs)
+            .arg(&efivarfs_ko)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let release = &k.release;
+        let config = k.image.parent().unwrap().join(format!("config-{release}"));
+        let file = |host: &Path, guest: &str| format!("{}={guest}", host.display());
+        let files = [
+            file(&doctor, "/bin/cargo-kmod"),
+            file(&config, &format!("/boot/config-{release}")),
+            file(&k.image, &format!("/boot/vmlinuz-{release}")),
+            file(&efivarfs_ko, "/efivarfs.ko"),
+            file(&cert, "/mok.crt"),
+        ];
+        // Quiet console while doctor prints its one JSON line.
+        let before = "insmod /efivarfs.ko && mount -t efivarfs efivarfs /sys/firmware/efi/efivars; \
+             dmesg -n 1; cargo-kmod doctor --message-format json --cert /mok.crt \
+             /modules/0.ko /modules/1.ko /modules/2.ko; echo doctor-exit=$?; dmesg -n 8";
+        let scenarios: [(&str, &[&str]); 4] = [
+            ("trusted MOK", &["--secure-boot", "--mok"]),
+            (
+                "untrusted MOK",
+                &["--secure-boot", "--untrusted-mok", "--mok"],
+            ),
+            ("not enrolled", &["--secure-boot"]),
+            ("Secure Boot off", &["--secure-boot=off", "--mok"]),
+        ];
+        for (scenario, args) in scenarios {
+            let mut c = kmod();
+            c.args([
+                "run",
+                "--accel",
+                "tcg",
+                "--timeout",
+                "240",
+                "--message-format",
+                "json",
+            ])
+            .args(["--kernel", kernel])
+            .args(args);
+            if args.last() == Some(&"--mok") {
+                c.arg(&cert);
+            }
+            for f in &files {
+                c.arg("--file").arg(f);
+            }
+            c.arg("--before").arg(before);
+            for m in [&unsigned, &ours, &foreign] {
+                c.arg("--module").arg(m);
+            }
+            let o = c.output().unwrap();
+            let v: Value = serde_json::from_str(stdout(&o).trim())
+                .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
+            let what = format!("{kernel}, {scenario}");
+            let out = v["exec"][0]["output"].as_array().unwrap();
+            let line = out
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|l| l.starts_with('{'))
+                .unwrap_or_else(|| panic!("{what}: doctor printed no JSON: {v}"));
+            let doc: Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{what}: {e}: {line}"));
+            let secure = scenario != "Secure Boot off";
+            assert_eq!(doc["secure_boot"], secure, "{what}: {doc}");
+            assert_eq!(
+                doc["lockdown"],
+                if secure { "integrity" } else { "none" },
+                "{what}: {doc}"
+            );
+            assert_eq!(doc["release"], release.as_str(), "{what}");
+            // Each module: doctor's verdict, then what insmod did.
+            let run = v["modules"].as_array().unwrap();
+            let diag = doc["modules"].as_array().unwrap();
+            let mut tainted_expected = false;
+            for (i, (m, r)) in diag.iter().zip(run).enumerate() {
+                let outcome = m["outcome"].as_str().unwrap();
+                assert_eq!(
+                    outcome != "refused",
+                    r["loaded"].as_bool().unwrap(),
+                    "{what}: module {i}: doctor said {m}, insmod: {r}"
+                );
+                tainted_expected |= outcome == "loads-tainted";
+            }
+            let tainted = v["tainted"].as_u64().unwrap();
+            assert_eq!(
+                tainted & (1 << 13) != 0,
+                tainted_expected,
+                "{what}: taint {tainted}, doctor {doc}"
+            );
+            // What each scenario must show.
+            let expect = match scenario {
+                "trusted MOK" | "untrusted MOK" => ["refused", "loads", "refused"],
+                "not enrolled" => ["refused", "refused", "refused"],
+                _ => ["loads-tainted", "loads", "loads-tainted"],
+            };
+            let got: Vec<&str> = diag
+                .iter()
+                .map(|m| m["outcome"].as_str().unwrap())
+                .collect();
+            assert_eq!(got, expect, "{what}: {doc}");
+            let mok = doc["certs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["subject"] == "cargo-kmod SB test")
+                .unwrap_or_else(|| panic!("{what}: the MOK is not reported: {doc}"));
+            match scenario {
+                "not enrolled" => {
+                    assert_eq!(mok["source"], "given", "{what}: {mok}");
+                    assert!(
+                        mok["fix"].as_str().unwrap().contains("mokutil --import"),
+                        "{what}: {mok}"
+                    );
+                    assert!(
+                        diag[1]["fix"]
+                            .as_str()
+                            .unwrap()
+                            .contains("mokutil --import"),
+                        "{what}: {doc}"
+                    );
+                    assert_eq!(stdout_line_code(out), Some(20), "{what}: {v}");
+                }
+                "Secure Boot off" => {
+                    // The kernel reads no MOK without Secure Boot; nothing is refused.
+                    assert_eq!(mok["keyring"], Value::Null, "{what}: {mok}");
+                    assert_eq!(stdout_line_code(out), Some(0), "{what}: {v}");
+                }
+                _ => {
+                    assert_eq!(mok["source"], "mok", "{what}: {mok}");
+                    // Debian's kernels put MOKs in .machine whatever shim says.
+                    assert_eq!(mok["keyring"], ".machine", "{what}: {mok}");
+                    assert_eq!(mok["observed"], true, "{what}: {mok}");
+                    assert_eq!(
+                        doc["mok_trusted"],
+                        scenario == "trusted MOK",
+                        "{what}: shim's MokListTrustedRT: {doc}"
+                    );
+                    assert_eq!(stdout_line_code(out), Some(20), "{what}: {v}");
+                }
+            }
+        }
+    }
+}
+
+/// `doctor-exit=N`, as the guest printed it after doctor.
+fn stdout_line_code(out: &[Value]) -> Option<i32> {
+    out.iter()
+        .filter_map(Value::as_str)
+        .find_map(|l| l.trim().strip_prefix("doctor-exit=")?.parse().ok())
+}
+
+/// Without root, `doctor` reads what a user may (no keyrings: /proc/keys hides the
+/// system ones) and says that the rest is inferred, exit 0 with nothing to judge.
+#[test]
+fn doctor_without_root_says_what_it_inferred() {
+    let o = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_cargo-kmod"))
+        .args(["doctor", "--message-format", "json"])
+        .current_dir("/")
+        .output()
+        .expect("setpriv (util-linux)");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["keyrings"], Value::Null, "{v}");
+    assert!(
+        v["unreadable"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u.as_str().unwrap().contains("keyrings")),
+        "{v}"
+    );
+    assert!(!v["release"].as_str().unwrap().is_empty(), "{v}");
+}
