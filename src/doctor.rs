@@ -403,6 +403,12 @@ impl Rules {
                 true,
                 "built into the kernel".to_string(),
             ),
+            Source::Mok if self.secure_boot_off => (
+                None,
+                false,
+                "a MOK, but Secure Boot is off and the kernel loads MOKs only under Secure Boot"
+                    .to_string(),
+            ),
             Source::Mok if !self.machine => platform(
                 "a MOK, and this kernel has no .machine keyring (CONFIG_INTEGRITY_MACHINE_KEYRING)",
             ),
