@@ -291,9 +291,14 @@ pub struct CheckArgs {
     /// /lib/modules/RELEASE; goes with the kernel of its release, repeatable).
     #[arg(long, value_name = "DIR")]
     pub modules_dir: Vec<PathBuf>,
-    /// More certificates the kernel trusts (its secondary keyring, MOK), repeatable.
+    /// More certificates the kernel trusts (its secondary keyring), repeatable.
     #[arg(long, value_name = "CERT")]
     pub cert: Vec<PathBuf>,
+    /// A certificate enrolled as a MOK (`mokutil --import`), repeatable: it counts only
+    /// where the kernel would put it in a keyring it checks modules against (`.machine`;
+    /// `.platform` on distributions that patched it so), as under Secure Boot.
+    #[arg(long, value_name = "CERT")]
+    pub mok: Vec<PathBuf>,
     #[command(flatten)]
     pub tree: TreeArgs,
     /// Modules, in load order (a later one may use an earlier one's exports), or

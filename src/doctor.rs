@@ -5,17 +5,12 @@
 //! `.config` and builtin certificates, and — where this user may read them — the
 //! system keyrings and the keys in each (`/proc/keys`, `keyctl read`). Where a fact
 //! needs root, it is inferred the way the kernel decides, and the report says so.
-//!
-//! The rules (security/integrity/platform_certs/load_uefi.c, machine_keyring.c,
-//! kernel/module/signing.c): modules are checked against `.builtin_trusted_keys` and
-//! `.secondary_trusted_keys` (which links `.machine`); a MOK goes to `.machine` only
-//! when the kernel has that keyring and shim says MOKs are trusted
-//! (`MokListTrustedRT`), and, with `CONFIG_INTEGRITY_CA_MACHINE_KEYRING`, only when it
-//! is a CA; anything else from firmware goes to `.platform`, which mainline trusts
-//! for kexec only and some distributions' kernels also for modules.
+//! Where the kernel puts each certificate is `firmware_keys`' to say.
 
 use crate::efivars::{self, GLOBAL, IMAGE_SECURITY_DATABASE, SHIM_LOCK};
 use crate::error::Result;
+use crate::firmware_keys::Rules;
+pub use crate::firmware_keys::Source;
 use crate::pki::cert::Cert;
 use crate::target::Target;
 use crate::verify::{self, Keyring, Verdict};
@@ -31,22 +26,6 @@ pub const CONFIG: &[&str] = &[
     "CONFIG_INTEGRITY_CA_MACHINE_KEYRING",
     "CONFIG_LOAD_UEFI_KEYS",
 ];
-
-/// Where a certificate came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Source {
-    /// Built into the kernel image.
-    Builtin,
-    /// Enrolled with shim (`MokListRT`).
-    Mok,
-    /// Waiting for MokManager at the next boot (`MokNew`).
-    Pending,
-    /// The UEFI signature database.
-    Db,
-    /// Given with `--cert`, found nowhere else.
-    Given,
-}
 
 #[derive(Clone, serde::Serialize)]
 pub struct CertFact {
@@ -283,6 +262,7 @@ pub fn diagnose(o: &Options) -> Result<Report> {
 
     let secure_boot = uefi.then(|| global("SecureBoot")).flatten();
     let rules = Rules {
+        firmware: has("CONFIG_LOAD_UEFI_KEYS"),
         machine: has("CONFIG_INTEGRITY_MACHINE_KEYRING"),
         ca_only: cfg("CONFIG_INTEGRITY_CA_MACHINE_KEYRING"),
         mok_trusted: mok_trusted.unwrap_or(false) || distro.is_some_and(|d| d.moks_always_trusted),
@@ -290,7 +270,8 @@ pub fn diagnose(o: &Options) -> Result<Report> {
         platform_signs_modules,
     };
     for f in &mut certs {
-        rules.place(f);
+        let p = rules.place(f.source, &f.cert);
+        (f.keyring, f.signs_modules, f.why) = (p.keyring, p.signs_modules, p.why);
         if let Some(rings) = &keyrings {
             let found = rings.iter().find(|r| {
                 r.keys
@@ -318,7 +299,7 @@ pub fn diagnose(o: &Options) -> Result<Report> {
         if f.signs_modules {
             f.fix = None;
         } else if f.fix.is_none() {
-            f.fix = Some(rules.fix(f));
+            f.fix = Some(rules.fix(f.source));
         }
     }
     // A --cert found among the firmware's is reported once, as that.
@@ -367,107 +348,6 @@ pub fn diagnose(o: &Options) -> Result<Report> {
 /// The key id the kernel files a certificate under, as `/proc/keys` shows it.
 fn key_id(c: &Cert) -> String {
     hex::encode(c.skid.as_deref().unwrap_or(&c.serial))
-}
-
-/// Where the kernel puts firmware certificates (load_uefi.c, machine_keyring.c).
-struct Rules {
-    machine: bool,
-    ca_only: bool,
-    /// shim said so (`MokListTrustedRT`), or the kernel trusts MOKs regardless.
-    mok_trusted: bool,
-    /// The kernel reads no MOK without Secure Boot ("the MOK/MOKx can not be trusted
-    /// when secure boot is disabled").
-    secure_boot_off: bool,
-    platform_signs_modules: bool,
-}
-
-impl Rules {
-    fn place(&self, f: &mut CertFact) {
-        let platform = |why: &str| {
-            (
-                Some(".platform".to_string()),
-                self.platform_signs_modules,
-                format!(
-                    "{why}; {}",
-                    if self.platform_signs_modules {
-                        "this distribution's kernel also checks modules against .platform"
-                    } else {
-                        "the kernel checks modules against .platform only where a distribution patched it so"
-                    }
-                ),
-            )
-        };
-        let (keyring, signs, why) = match f.source {
-            Source::Builtin => (
-                Some(".builtin_trusted_keys".to_string()),
-                true,
-                "built into the kernel".to_string(),
-            ),
-            Source::Mok if self.secure_boot_off => (
-                None,
-                false,
-                "a MOK, but Secure Boot is off and the kernel loads MOKs only under Secure Boot"
-                    .to_string(),
-            ),
-            Source::Mok if !self.machine => platform(
-                "a MOK, and this kernel has no .machine keyring (CONFIG_INTEGRITY_MACHINE_KEYRING)",
-            ),
-            Source::Mok if !self.mok_trusted => platform(
-                "a MOK, but shim does not tell the kernel to trust MOKs (no MokListTrustedRT: `mokutil --untrust-mok` was used)",
-            ),
-            Source::Mok if self.ca_only && !is_ca(&f.cert) => platform(
-                "a MOK, but not a CA certificate, and this kernel's .machine keyring takes CAs only (CONFIG_INTEGRITY_CA_MACHINE_KEYRING)",
-            ),
-            Source::Mok => (
-                Some(".machine".to_string()),
-                true,
-                "a MOK that shim trusts".to_string(),
-            ),
-            Source::Pending => (
-                None,
-                false,
-                "enrolment requested (MokNew), not yet confirmed in MokManager".to_string(),
-            ),
-            Source::Db => platform("in the UEFI db"),
-            Source::Given => (None, false, "not enrolled".to_string()),
-        };
-        (f.keyring, f.signs_modules, f.why) = (keyring, signs, why);
-    }
-
-    fn fix(&self, f: &CertFact) -> String {
-        match f.source {
-            Source::Pending => "reboot and confirm the enrolment in MokManager (with the password given to `mokutil --import`)".into(),
-            Source::Mok if self.secure_boot_off => "turn Secure Boot on in the firmware (with it off, unsigned and unknown-key modules load anyway, tainting the kernel)".into(),
-            Source::Mok if !self.machine => "this kernel cannot trust MOKs for modules: sign with a key built into it, or run a kernel with CONFIG_INTEGRITY_MACHINE_KEYRING".into(),
-            Source::Mok if !self.mok_trusted => "`mokutil --trust-mok`, reboot, and confirm in MokManager".into(),
-            Source::Mok => "enroll a CA certificate (basicConstraints CA:TRUE, keyUsage keyCertSign) and sign modules with a key it issued".into(),
-            Source::Db => "enroll the certificate as a MOK instead (`mokutil --import CERT`, reboot, confirm in MokManager)".into(),
-            Source::Builtin => "the kernel does not trust its own builtin key here: its keyring did not take it".into(),
-            Source::Given => "`mokutil --import CERT`, reboot, and confirm the enrolment in MokManager (DER; `cargo kmod keygen --mok` makes one)".into(),
-        }
-    }
-}
-
-/// A CA certificate as `restrict_link_by_ca` wants it: basicConstraints CA and
-/// keyUsage keyCertSign.
-fn is_ca(c: &Cert) -> bool {
-    use der::Decode;
-    use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
-    let Ok(der) = c.x509.to_der() else {
-        return false;
-    };
-    let Ok(parsed) = x509_cert::Certificate::from_der(&der) else {
-        return false;
-    };
-    let exts = parsed.tbs_certificate.extensions.unwrap_or_default();
-    let get = |oid| exts.iter().find(|e| e.extn_id == oid);
-    let ca = get(const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS)
-        .and_then(|e| BasicConstraints::from_der(e.extn_value.as_bytes()).ok())
-        .is_some_and(|b| b.ca);
-    let sign = get(const_oid::db::rfc5280::ID_CE_KEY_USAGE)
-        .and_then(|e| KeyUsage::from_der(e.extn_value.as_bytes()).ok())
-        .is_some_and(|k| k.0.contains(KeyUsages::KeyCertSign));
-    ca && sign
 }
 
 /// What decides a module's fate besides its signature.

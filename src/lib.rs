@@ -10,6 +10,7 @@ pub mod dkms;
 pub mod doctor;
 pub mod efivars;
 pub mod error;
+pub mod firmware_keys;
 pub mod fsutil;
 pub mod hash;
 pub mod kbuild;

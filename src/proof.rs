@@ -204,7 +204,7 @@ fn check_and_boot(
         inner: r,
     };
     let paths: Vec<PathBuf> = art.modules.iter().map(|m| m.path.clone()).collect();
-    let facts = check::KernelFacts::resolve(t.clone(), t.modules.as_deref(), &[])?;
+    let facts = check::KernelFacts::resolve(t.clone(), t.modules.as_deref(), &[], &[])?;
     let named = vec![true; paths.len()];
     let predicted = check::check_all(&facts, &paths, &named, 1, s.max_module_bytes, &r);
     let arch = t.known_arch("booting")?;

@@ -28,6 +28,9 @@ pub struct KernelFacts {
     /// seed missing).
     pub vermagic: Option<String>,
     pub keyring: Keyring,
+    /// What became of the `--mok` certificates: those the kernel would not check
+    /// modules against (in `.platform`, say), and why.
+    pub moks_left_out: Vec<String>,
     /// The kernel's module tree, when there is one.
     pub modules: Option<ModuleTree>,
     /// Symbol → module, from depmod's `modules.symbols`: also the modules that
@@ -44,6 +47,7 @@ impl KernelFacts {
         target: Target,
         modules_dir: Option<&Path>,
         certs: &[PathBuf],
+        moks: &[PathBuf],
     ) -> Result<KernelFacts> {
         let tree = target.tree.clone().ok_or_else(|| Error::KernelFacts {
             path: target.image.clone().unwrap_or_default(),
@@ -70,6 +74,26 @@ impl KernelFacts {
         for c in certs {
             keyring.add_path(c)?;
         }
+        // A MOK counts only where this kernel would put it in a keyring it checks
+        // modules against.
+        let rules = crate::firmware_keys::Rules::of_target(&target);
+        let mut moks_left_out = Vec::new();
+        for p in moks {
+            for c in crate::pki::cert::load_certs(p)? {
+                let at = rules.place(crate::firmware_keys::Source::Mok, &c);
+                if at.signs_modules {
+                    keyring.certs.push(c);
+                } else {
+                    moks_left_out.push(format!(
+                        "{}: {} ({}): it does not count for modules on {}",
+                        p.display(),
+                        at.why,
+                        at.keyring.as_deref().unwrap_or("no keyring"),
+                        target.name()
+                    ));
+                }
+            }
+        }
         keyring.restrict(target.crypto());
         let struct_module = struct_module(&tree, &target, modules.as_ref());
         let vermagic = vermagic(&target, config, arch, &tree);
@@ -79,6 +103,7 @@ impl KernelFacts {
             struct_module,
             vermagic,
             keyring,
+            moks_left_out,
             modules,
             installed,
             installed_exports: Mutex::default(),
@@ -253,6 +278,7 @@ pub fn targets(
     images: &[PathBuf],
     modules_dirs: &[PathBuf],
     certs: &[PathBuf],
+    moks: &[PathBuf],
 ) -> Result<Vec<KernelFacts>> {
     let facts_err = |e: Error| match e {
         // `check` is not `build`: the same findings, as input errors.
@@ -323,7 +349,7 @@ pub fn targets(
             .or((modules_dirs.len() == 1).then(|| &modules_dirs[0]))
             .cloned()
             .or(t.modules.clone());
-        out.push(KernelFacts::resolve(t, dir.as_deref(), certs)?);
+        out.push(KernelFacts::resolve(t, dir.as_deref(), certs, moks)?);
     }
     if out.is_empty() {
         return Err(Error::usage(

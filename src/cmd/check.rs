@@ -13,9 +13,13 @@ pub fn run(a: CheckArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
         &images,
         &a.modules_dir,
         &a.cert,
+        &a.mok,
     )?;
     for k in &kernels {
         rep.note(&describe(k));
+        for w in &k.moks_left_out {
+            rep.warn(w);
+        }
     }
     let mut status = Status::default();
     let modules = expand(&a.modules, &mut status, &rep);

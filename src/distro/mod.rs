@@ -41,7 +41,9 @@ pub struct Distro {
     /// The kernel source `kernel prepare` needs for a Rust-enabled kernel: `{}` is
     /// `<major>.<minor>`.
     pub source: &'static str,
-    /// How its kernels name it in `/proc/version` (`... (Debian 6.1.158-1) ...`).
+    /// Who its kernels say built them (`/proc/version`, a bzImage's version string:
+    /// `6.1.0-57-amd64 (debian-kernel@lists.debian.org) #1 ...`; a headers package's
+    /// `include/generated/compile.h`: LINUX_COMPILE_BY@LINUX_COMPILE_HOST).
     pub banner: &'static str,
     /// Its kernels also accept modules signed by keys in `.platform` (UEFI db, MOKs
     /// shim does not trust): Debian carries Fedora's "KEYS: Make use of platform
@@ -96,7 +98,7 @@ pub const DISTROS: &[Distro] = &[Distro {
     ],
     host_parts: &["linux-kbuild-"],
     source: "linux-source-{}",
-    banner: "(Debian ",
+    banner: "debian-kernel@lists.debian.org",
     platform_signs_modules: true,
     moks_always_trusted: true,
 }];
@@ -104,6 +106,37 @@ pub const DISTROS: &[Distro] = &[Distro {
 /// The distribution whose kernel wrote this `/proc/version`, when it is one in the table.
 pub fn of_banner(proc_version: &str) -> Option<&'static Distro> {
     DISTROS.iter().find(|d| proc_version.contains(d.banner))
+}
+
+/// The distribution that built a kernel: by the name it was fetched under, else who
+/// its image or headers say built it.
+pub fn of_target(t: &crate::target::Target) -> Option<&'static Distro> {
+    if let Some(name) = &t.distro {
+        return DISTROS
+            .iter()
+            .find(|d| name.split('/').next() == Some(d.name));
+    }
+    let mut text = String::new();
+    if let Some(i) = &t.image
+        && let Ok(head) = crate::fsutil::read_head(i, 64 << 10)
+    {
+        text += &String::from_utf8_lossy(&head);
+    }
+    if let Some(tree) = &t.tree
+        && let Ok(b) =
+            crate::fsutil::read_bounded(&tree.join("include/generated/compile.h"), 1 << 16)
+    {
+        let h = String::from_utf8_lossy(&b);
+        let define = |k: &str| {
+            h.lines()
+                .find_map(|l| l.strip_prefix("#define ")?.strip_prefix(k))
+                .map(|v| v.trim().trim_matches('"').to_string())
+        };
+        if let (Some(by), Some(host)) = (define("LINUX_COMPILE_BY"), define("LINUX_COMPILE_HOST")) {
+            text += &format!(" {by}@{host}");
+        }
+    }
+    of_banner(&text)
 }
 
 /// A kernel by name: `<distro>/<suite>[/<arch>]`, with a flavour and maybe a release.

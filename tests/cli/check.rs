@@ -506,3 +506,93 @@ fn several_kernels_give_a_table() {
         stdout(&o)
     );
 }
+
+/// `check --mok`: a MOK counts where the kernel would put it in a keyring it checks
+/// modules against — Debian 12's 6.1 (`.machine`) — and not on a kernel that loads no
+/// certificate from firmware (the test kernel, without CONFIG_LOAD_UEFI_KEYS), which
+/// `check` says. The same certificate given with `--cert` counts on both.
+#[test]
+fn check_mok_counts_only_where_the_kernel_takes_moks_for_modules() {
+    let d = tempfile::tempdir().unwrap();
+    // A key of its own: the test kernel trusts the test keys.
+    let key = d.path().join("mok");
+    let o = kmod()
+        .args([
+            "keygen",
+            "--mok",
+            "--algo",
+            "rsa2048",
+            "--cn",
+            "check mok",
+            "--out",
+        ])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cert = key.join("signing_key.crt");
+    let signed = |module: &Path, name: &str| {
+        let m = copy_of(module, d.path(), name);
+        let o = kmod().arg("unsign").arg(&m).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = kmod()
+            .args(["sign", "--hash", "sha256", "--key"])
+            .arg(key.join("signing_key.pem"))
+            .arg("--cert")
+            .arg(&cert)
+            .arg(&m)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        m
+    };
+    let signature = |kernel: &[&std::ffi::OsStr], trust: &str, m: &Path| -> (Value, String) {
+        let o = kmod()
+            .args(["check", "--message-format", "json"])
+            .args(kernel)
+            .arg(trust)
+            .arg(&cert)
+            .arg(m)
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_str(stdout(&o).lines().next().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
+        let f = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["check"] == "signature")
+            .unwrap()
+            .clone();
+        (f, stderr(&o))
+    };
+    // Debian 12's 6.1: one of its own modules, signed with our key.
+    let k = fetched("debian/bookworm");
+    let ifb = walkdir::WalkDir::new(k.modules.join("kernel/drivers/net"))
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_string_lossy().starts_with("ifb.ko"))
+        .unwrap()
+        .into_path();
+    let m = signed(&ifb, ifb.file_name().unwrap().to_str().unwrap());
+    let debian: [&std::ffi::OsStr; 2] = ["--kernel".as_ref(), "debian/bookworm".as_ref()];
+    for trust in ["--mok", "--cert"] {
+        let (f, err) = signature(&debian, trust, &m);
+        assert_eq!(f["ok"], true, "{trust}: {f}\n{err}");
+    }
+    // The test kernel: the MOK is left out, and the kernel refuses the module.
+    let own = signed(&built_module("kmodtest"), "kmodtest.ko");
+    let kdir = test_kernel().kdir.clone();
+    let tree: [&std::ffi::OsStr; 2] = ["--kdir".as_ref(), kdir.as_os_str()];
+    let (f, err) = signature(&tree, "--mok", &own);
+    assert_eq!(f["ok"], false, "{f}\n{err}");
+    assert!(f["detail"].as_str().unwrap().contains("ENOKEY"), "{f}");
+    assert!(
+        err.contains("warning: ")
+            && err.contains("CONFIG_LOAD_UEFI_KEYS unset")
+            && err.contains("does not count for modules"),
+        "{err}"
+    );
+    let (f, err) = signature(&tree, "--cert", &own);
+    assert_eq!(f["ok"], true, "{f}\n{err}");
+}

@@ -30,6 +30,7 @@ const LAYERS: &[&str] = &[
     "dkms",
     "kernel",
     "distro",
+    "firmware_keys",
     "prepare",
     "check",
     "doctor",
