@@ -24,6 +24,23 @@ pub fn run(a: RunArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
 /// The boot the arguments ask for: the kernel resolved, the project built against it
 /// when no module is named, the modules' dependencies from the kernel's module tree.
 fn options(a: RunArgs, cx: &super::Ctx) -> cargo_kmod::Result<qemu::RunOptions> {
+    let mut files = Vec::new();
+    for f in &a.files {
+        let (host, guest) = match f.split_once('=') {
+            Some((h, g)) => (std::path::PathBuf::from(h), g.to_string()),
+            None => {
+                let name = std::path::Path::new(f).file_name().unwrap_or_default();
+                (f.into(), format!("/bin/{}", name.to_string_lossy()))
+            }
+        };
+        if !guest.starts_with('/') || guest.split('/').any(|p| p == "..") {
+            return Err(Error::usage(
+                format!("--file {f}: the guest path must be absolute, without `..`"),
+                "give --file HOST=/path/in/guest",
+            ));
+        }
+        files.extend(qemu::with_libraries(&cx.cwd.join(host), &guest)?);
+    }
     let target = match (&a.kernel, &a.kdir) {
         (Some(k), _) if k.to_str().is_some_and(cargo_kmod::distro::is_name) => cx.kernel(k),
         (Some(k), _) => Target::from_image(k),
@@ -74,23 +91,6 @@ fn options(a: RunArgs, cx: &super::Ctx) -> cargo_kmod::Result<qemu::RunOptions> 
     let mut append = a.append;
     if a.enforce {
         append.push("module.sig_enforce=1".into());
-    }
-    let mut files = Vec::new();
-    for f in &a.files {
-        let (host, guest) = match f.split_once('=') {
-            Some((h, g)) => (std::path::PathBuf::from(h), g.to_string()),
-            None => {
-                let name = std::path::Path::new(f).file_name().unwrap_or_default();
-                (f.into(), format!("/bin/{}", name.to_string_lossy()))
-            }
-        };
-        if !guest.starts_with('/') || guest.split('/').any(|p| p == "..") {
-            return Err(Error::usage(
-                format!("--file {f}: the guest path must be absolute, without `..`"),
-                "give --file HOST=/path/in/guest",
-            ));
-        }
-        files.extend(qemu::with_libraries(&cx.cwd.join(host), &guest)?);
     }
     let busybox = a
         .busybox

@@ -625,3 +625,37 @@ fn doctor_without_root_says_what_it_inferred() {
     );
     assert!(!v["release"].as_str().unwrap().is_empty(), "{v}");
 }
+
+/// Bad input: a file that is not a module, a certificate that is not one, a guest path
+/// that is not absolute — each named, with its documented exit code.
+#[test]
+fn doctor_and_run_files_refuse_bad_input() {
+    let d = tempfile::tempdir().unwrap();
+    let junk = d.path().join("junk.ko");
+    std::fs::write(&junk, b"not an ELF object").unwrap();
+    let o = kmod().arg("doctor").arg(&junk).output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&junk.display().to_string()),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("help: "), "{}", stderr(&o));
+    let o = kmod()
+        .arg("doctor")
+        .arg("--cert")
+        .arg(&junk)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("certificate"), "{}", stderr(&o));
+    let o = kmod()
+        .args(["run", "--kernel", "debian/bookworm", "--module"])
+        .arg(&junk)
+        .arg("--file")
+        .arg(format!("{}=relative/path", junk.display()))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("must be absolute"), "{}", stderr(&o));
+}
