@@ -144,11 +144,61 @@ pub enum Command {
     SignFile(SignFileArgs),
 }
 
+/// A key that stays elsewhere: a command that signs digests.
+#[derive(Args, Debug, Clone)]
+pub struct SignerArgs {
+    /// Sign through this command instead of a key file (run with `sh -c` once per
+    /// module, in parallel up to -j): it reads the digest on stdin and prints the raw
+    /// signature (RSA PKCS#1 v1.5; ECDSA DER or r‖s); each one is checked against
+    /// --cert before anything is written. Its environment: CARGO_KMOD_SIGN_HASH,
+    /// _KEY_TYPE, _KEY_BITS, _INPUT, _DIGEST_HEX, _DIGEST_BASE64, _MODULE.
+    #[arg(long, value_name = "COMMAND", conflicts_with_all = ["key", "pkcs11_module"], requires = "cert")]
+    pub signer: Option<String>,
+    /// What the signer reads on stdin: the digest's bytes, its hex, or (RSA) the DER
+    /// DigestInfo that raw PKCS#1 mechanisms sign (pkcs11-tool -m RSA-PKCS).
+    #[arg(long, value_enum, default_value_t = SignerInputArg::Digest, requires = "signer")]
+    pub signer_input: SignerInputArg,
+    /// Seconds one signature may take before the signer is killed.
+    #[arg(long, default_value_t = 60, value_name = "S", requires = "signer",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub signer_timeout: u64,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignerInputArg {
+    Digest,
+    DigestHex,
+    DigestInfo,
+}
+
+impl From<SignerInputArg> for cargo_kmod::sign::external::SignerInput {
+    fn from(a: SignerInputArg) -> Self {
+        use cargo_kmod::sign::external::SignerInput;
+        match a {
+            SignerInputArg::Digest => SignerInput::Digest,
+            SignerInputArg::DigestHex => SignerInput::DigestHex,
+            SignerInputArg::DigestInfo => SignerInput::DigestInfo,
+        }
+    }
+}
+
+impl SignerArgs {
+    pub fn signer(&self) -> Option<cargo_kmod::sign::external::ExternalSigner> {
+        self.signer
+            .as_ref()
+            .map(|command| cargo_kmod::sign::external::ExternalSigner {
+                command: command.clone(),
+                input: self.signer_input.into(),
+                timeout: std::time::Duration::from_secs(self.signer_timeout),
+            })
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct KeyArgs {
     /// Private key: PEM (PKCS#1, PKCS#8, SEC1, encrypted), DER, or a pkcs11: URI (RFC 7512).
-    #[arg(long, value_name = "KEY")]
-    pub key: PathBuf,
+    #[arg(long, value_name = "KEY", required_unless_present = "signer")]
+    pub key: Option<PathBuf>,
     /// X.509 certificate of the key: PEM or DER (for a token: default, the one stored with the key).
     #[arg(long, value_name = "CERT")]
     pub cert: Option<PathBuf>,
@@ -156,8 +206,10 @@ pub struct KeyArgs {
     #[arg(long, value_name = "SO")]
     pub pkcs11_module: Option<PathBuf>,
     /// File holding the passphrase of an encrypted key (default: $KBUILD_SIGN_PIN).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "signer")]
     pub pin_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub signer: SignerArgs,
 }
 
 #[derive(Args, Debug)]
@@ -693,6 +745,8 @@ pub struct ProjectSignArgs {
     /// Signing hash (overrides the metadata; default: the kernel's CONFIG_MODULE_SIG_HASH).
     #[arg(long, value_name = "HASH")]
     pub hash: Option<String>,
+    #[command(flatten)]
+    pub signer: SignerArgs,
 }
 
 #[derive(Args, Debug)]

@@ -37,6 +37,8 @@ pub mod exit {
     pub const PREPARE: i32 = 27;
     pub const DISTRO: i32 = 28;
     pub const CHAIN: i32 = 29;
+    pub const SIGNER: i32 = 30;
+    pub const ATTACH: i32 = 31;
 
     /// Every code with its meaning, in order.
     pub const TABLE: &[(i32, &str)] = &[
@@ -132,6 +134,14 @@ pub mod exit {
             CHAIN,
             "`run --secure-boot`: the boot chain refused the kernel (shim or GRUB: its signature does not verify; their words shown)",
         ),
+        (
+            SIGNER,
+            "external signer (`--signer`): failed, timed out, printed nothing or no valid signature, or signed with another key than the certificate's; nothing written",
+        ),
+        (
+            ATTACH,
+            "`sign --export`/`--attach`: a detached signature that does not verify over the module as it is now, is not by the expected signer, or names a module the manifest does not hold; a manifest that is not one; nothing written",
+        ),
     ];
 
     /// The table for `--help`.
@@ -211,6 +221,18 @@ pub enum Error {
     Changed {
         path: PathBuf,
         left: Option<PathBuf>,
+    },
+    #[error("{}signer `{command}`: {reason}", .module.as_ref().map(|m| format!("{}: ", m.display())).unwrap_or_default())]
+    Signer {
+        command: String,
+        module: Option<PathBuf>,
+        reason: String,
+    },
+    #[error("{path}: {reason}")]
+    Attach {
+        path: PathBuf,
+        reason: String,
+        fix: String,
     },
     #[error("missing build tools: {}", .missing.join(", "))]
     Toolchain {
@@ -307,6 +329,8 @@ impl Error {
             Changed { .. } => exit::CHANGED,
             Usage { .. } => exit::USAGE,
             Toolchain { .. } => exit::TOOLCHAIN,
+            Signer { .. } => exit::SIGNER,
+            Attach { .. } => exit::ATTACH,
             KernelSource { .. } | KernelBuild { .. } => exit::KERNEL_BUILD,
             Run { .. }
             | KernelImage { .. }
@@ -351,6 +375,8 @@ impl Error {
             Usage { fix, .. } => fix.clone(),
             Changed { .. } => "run it again once nothing else (a package manager, another cargo kmod) writes these files".into(),
             Toolchain { install, .. } => install.clone(),
+            Signer { .. } => "run the signer by hand: `printf %s \"$CARGO_KMOD_SIGN_DIGEST_HEX\" | xxd -r -p | COMMAND` must print the raw signature on stdout and exit 0; the module is as it was".into(),
+            Attach { fix, .. } => fix.clone(),
             KernelSource { .. } => "give a kernel source tarball (e.g. /usr/src/linux-source-6.12.tar.xz from Debian's linux-source-6.12) or an unpacked source tree".into(),
             KernelBuild { log, .. } => format!("read {} for the whole output; fix the cause and run the same command again (finished steps are redone, nothing half-built is reused)", log.display()),
             Preflight { fix, .. } => fix.clone(),

@@ -27,6 +27,8 @@ pub struct Project {
     pub sign: bool,
     pub key: Option<PathBuf>,
     pub cert: Option<PathBuf>,
+    /// `signer = "COMMAND"` (and `signer-input`): the key stays elsewhere.
+    pub signer: Option<SignerConf>,
     pub hash: Option<String>,
     pub rustc: Option<PathBuf>,
     pub install_dir: String,
@@ -80,6 +82,55 @@ pub struct Manifest<'a> {
     pub url: Option<&'a str>,
     /// `[package.metadata]`.
     pub metadata: &'a serde_json::Value,
+}
+
+/// `signer = "COMMAND"`, `signer-input = "digest"|"digest-hex"|"digest-info"`,
+/// `signer-timeout = SECONDS` in `[package.metadata.kmod]`: a key that stays elsewhere
+/// (`sign::external` runs it).
+#[derive(Debug, Clone)]
+pub struct SignerConf {
+    pub command: String,
+    pub input: Option<String>,
+    pub timeout: Option<u64>,
+}
+
+fn signer_of(manifest: &Path, kmod: &serde_json::Value) -> Result<Option<SignerConf>> {
+    let refuse = |field: &str, reason: &str| Error::Manifest {
+        path: manifest.to_path_buf(),
+        field: format!("package.metadata.kmod.{field}"),
+        reason: reason.into(),
+    };
+    let Some(v) = kmod.get("signer") else {
+        return Ok(None);
+    };
+    let command = v.as_str().filter(|c| !c.trim().is_empty()).ok_or_else(|| {
+        refuse(
+            "signer",
+            "must be a command line (a string), run with `sh -c`",
+        )
+    })?;
+    crate::names::one_line(command).map_err(|r| refuse("signer", &r))?;
+    let input = match kmod.get("signer-input") {
+        None => None,
+        Some(v) => Some(
+            v.as_str()
+                .ok_or_else(|| refuse("signer-input", "must be a string"))?
+                .to_string(),
+        ),
+    };
+    let timeout = match kmod.get("signer-timeout") {
+        None => None,
+        Some(v) => Some(
+            v.as_u64()
+                .filter(|&s| s > 0)
+                .ok_or_else(|| refuse("signer-timeout", "must be a positive number of seconds"))?,
+        ),
+    };
+    Ok(Some(SignerConf {
+        command: command.to_string(),
+        input,
+        timeout,
+    }))
 }
 
 impl Project {
@@ -219,6 +270,7 @@ impl Project {
             sign: kmod["sign"].as_bool().unwrap_or(false),
             key: rel(&kmod["key"]),
             cert: rel(&kmod["cert"]),
+            signer: signer_of(m.path, kmod)?,
             hash: kmod["hash"].as_str().map(str::to_string),
             rustc: kmod["rustc"].as_str().map(PathBuf::from),
             install_dir: kmod["install-dir"]
@@ -253,6 +305,7 @@ impl Project {
             sign: false,
             key: None,
             cert: None,
+            signer: None,
             hash: None,
             rustc: None,
             install_dir: "updates".into(),

@@ -168,6 +168,7 @@ pub fn sign_request(a: &crate::cli::ProjectSignArgs) -> cargo_kmod::sign::SignRe
         cert: a.cert.clone(),
         pkcs11_module: a.pkcs11_module.clone(),
         hash: a.hash.clone(),
+        signer: a.signer.signer(),
     }
 }
 

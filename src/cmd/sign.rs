@@ -11,10 +11,13 @@ use cargo_kmod::sign::{
 pub fn run(a: SignArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
     let hash: HashAlg = a.hash.parse()?;
     // The key is loaded (and checked against the certificate) once for all modules.
-    let key = Pin::from_sources(a.key.pin_file.as_deref(), cx.settings.sign_pin.as_deref())
-        .and_then(|pin| {
+    let mut key = match (a.key.signer.signer(), &a.key.key, &a.key.cert) {
+        (Some(signer), _, Some(cert)) => SigningKey::external(signer, cert)?,
+        (_, Some(k), _) => {
+            let pin =
+                Pin::from_sources(a.key.pin_file.as_deref(), cx.settings.sign_pin.as_deref())?;
             let mut key = SigningKey::open(&KeySource {
-                key: &a.key.key,
+                key: k,
                 cert: a.key.cert.as_deref(),
                 pin: &pin,
                 pkcs11_module: a
@@ -24,10 +27,12 @@ pub fn run(a: SignArgs, cx: &super::Ctx) -> cargo_kmod::Result<i32> {
                     .or(cx.settings.pkcs11_module.as_deref()),
             })?;
             key.set_crypto(cx.settings.crypto.as_deref());
-            key.set_signed_attrs(a.signed_attrs)?;
-            key.check_hash(hash)?;
-            Ok(key)
-        })?;
+            key
+        }
+        _ => unreachable!("clap requires --key, or --signer with --cert"),
+    };
+    key.set_signed_attrs(a.signed_attrs)?;
+    key.check_hash(hash)?;
     let opts = SignOptions {
         hash,
         id: if a.key_id {

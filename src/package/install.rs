@@ -63,7 +63,9 @@ pub fn module_bytes(
     let signed;
     let data: &[u8] = match signing.zip(hash) {
         Some((s, hash)) => {
-            let cms = s.key.sign(hash, SignerIdKind::IssuerSerial, body)?;
+            let cms = s
+                .key
+                .sign_for(hash, SignerIdKind::IssuerSerial, body, Some(src))?;
             signed = trailer::append(body, &cms);
             &signed
         }

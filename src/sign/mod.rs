@@ -2,6 +2,7 @@
 
 pub mod awslc;
 pub mod cms;
+pub mod external;
 pub mod keygen;
 pub mod keys;
 pub mod ossl;
@@ -23,6 +24,12 @@ enum Backend {
     Token(Box<pkcs11::Pkcs11Key>),
     /// An ML-DSA key file, held by AWS-LC.
     MlDsa(awslc::AwsKey),
+    /// A command that signs digests (the key is elsewhere); the certificate's key
+    /// checks what it returns.
+    External(
+        external::ExternalSigner,
+        openssl::pkey::PKey<openssl::pkey::Public>,
+    ),
 }
 
 /// A loaded key + certificate, checked to belong together. Shared between threads.
@@ -144,6 +151,35 @@ impl SigningKey {
         })
     }
 
+    /// A key that stays elsewhere: `signer` signs each digest, `cert` is its certificate.
+    pub fn external(signer: external::ExternalSigner, cert: &Path) -> Result<Self> {
+        let cert = crate::pki::cert::load_cert(cert)?;
+        let public = cert.x509.public_key().map_err(|e| Error::Cert {
+            path: cert.path.clone(),
+            reason: e.to_string(),
+        })?;
+        let kind = keys::key_kind(&public).map_err(|reason| Error::Cert {
+            path: cert.path.clone(),
+            reason,
+        })?;
+        if let KeyKind::MlDsa(l) = kind {
+            return Err(Error::Cert {
+                path: cert.path.clone(),
+                reason: format!(
+                    "an {} certificate: an external signer signs digests, and ML-DSA module signatures sign the module itself",
+                    l.name()
+                ),
+            });
+        }
+        Ok(SigningKey {
+            key_path: format!("--signer '{}'", signer.command).into(),
+            backend: Backend::External(signer, public),
+            kind,
+            cert,
+            signed_attrs: false,
+        })
+    }
+
     /// Signs signed attributes (contentType, messageDigest) rather than the module:
     /// for ML-DSA keys only, as the kernel refuses attributes on RSA and ECDSA
     /// signatures, and takes them on ML-DSA ones only with
@@ -219,15 +255,24 @@ impl SigningKey {
     /// The raw signature over `data`: PKCS#1 v1.5 for RSA and DER Ecdsa-Sig-Value for
     /// ECDSA (over its `hash` digest), pure ML-DSA over the data itself.
     pub fn raw_signature(&self, hash: HashAlg, data: &[u8]) -> Result<Vec<u8>> {
+        self.raw_signature_for(hash, data, None)
+    }
+
+    fn raw_signature_for(
+        &self,
+        hash: HashAlg,
+        data: &[u8],
+        module: Option<&Path>,
+    ) -> Result<Vec<u8>> {
         let key_err = |e: openssl::error::ErrorStack| Error::Key {
             path: self.key_path.clone(),
             reason: e.to_string(),
         };
         match &self.backend {
             // The digest first: then one path signs it (AWS-LC's or OpenSSL's).
-            Backend::File(..) | Backend::Token(_) => {
+            Backend::File(..) | Backend::Token(_) | Backend::External(..) => {
                 let digest = openssl::hash::hash(hash.md(), data).map_err(key_err)?;
-                self.raw_signature_of_digest(hash, &digest)
+                self.raw_signature_of_digest(hash, &digest, module)
             }
             Backend::MlDsa(key) => key.sign_message(data).map_err(|reason| Error::Key {
                 path: self.key_path.clone(),
@@ -238,8 +283,16 @@ impl SigningKey {
 
     /// The raw RSA or ECDSA signature of a `hash` digest; ML-DSA signs messages, not
     /// digests, and is refused.
-    fn raw_signature_of_digest(&self, hash: HashAlg, digest: &[u8]) -> Result<Vec<u8>> {
+    fn raw_signature_of_digest(
+        &self,
+        hash: HashAlg,
+        digest: &[u8],
+        module: Option<&Path>,
+    ) -> Result<Vec<u8>> {
         match &self.backend {
+            Backend::External(signer, public) => {
+                signer.sign_digest(self.kind, hash, digest, public, module)
+            }
             Backend::File(k) => k.sign_digest(hash, digest).map_err(|reason| Error::Key {
                 path: self.key_path.clone(),
                 reason,
@@ -254,11 +307,22 @@ impl SigningKey {
 
     /// The PKCS#7 DER to append to `body`.
     pub fn sign(&self, hash: HashAlg, id: cms::SignerIdKind, body: &[u8]) -> Result<Vec<u8>> {
+        self.sign_for(hash, id, body, None)
+    }
+
+    /// [`SigningKey::sign`] of the module at `module` (an external signer is told).
+    pub fn sign_for(
+        &self,
+        hash: HashAlg,
+        id: cms::SignerIdKind,
+        body: &[u8],
+        module: Option<&Path>,
+    ) -> Result<Vec<u8>> {
         self.check_hash(hash)?;
         let attrs = self
             .signed_attrs
             .then(|| cms::signed_attributes(hash, body));
-        let sig = self.raw_signature(hash, attrs.as_deref().unwrap_or(body))?;
+        let sig = self.raw_signature_for(hash, attrs.as_deref().unwrap_or(body), module)?;
         self.cms(hash, id, attrs.as_deref(), sig)
     }
 
@@ -277,7 +341,7 @@ impl SigningKey {
             let sig = self.raw_signature(hash, &attrs)?;
             (Some(attrs), sig)
         } else {
-            (None, self.raw_signature_of_digest(hash, digest)?)
+            (None, self.raw_signature_of_digest(hash, digest, None)?)
         };
         self.cms(hash, id, attrs.as_deref(), sig)
     }
@@ -324,6 +388,9 @@ pub struct SignRequest {
     pub cert: Option<std::path::PathBuf>,
     pub pkcs11_module: Option<std::path::PathBuf>,
     pub hash: Option<String>,
+    /// `--signer`: overrides a key (the metadata's `signer`, with `signer-input`,
+    /// comes otherwise).
+    pub signer: Option<external::ExternalSigner>,
 }
 
 /// A project's signing key and hash, resolved once per command.
@@ -348,13 +415,33 @@ impl ProjectSigning {
         if !(r.sign || project.sign) {
             return Ok(None);
         }
+        let cert = r.cert.clone().or(project.cert.clone());
+        // A signer asked for on the command line wins over the metadata's key, and
+        // a key asked for there over the metadata's signer.
+        let signer = match (&r.signer, &r.key, &project.signer) {
+            (Some(s), _, _) => Some(s.clone()),
+            (None, None, Some(c)) => Some(external::ExternalSigner::of_conf(
+                c,
+                &project.dir.join("Cargo.toml"),
+            )?),
+            _ => None,
+        };
+        if let Some(signer) = signer {
+            let Some(cert) = cert else {
+                return Err(Error::usage(
+                    "an external signer needs the certificate of its key",
+                    "pass --cert CERT, or set cert in [package.metadata.kmod]",
+                ));
+            };
+            let key = SigningKey::external(signer, &cert)?;
+            return Ok(Some(ProjectSigning { key, hash }));
+        }
         let Some(key) = r.key.clone().or(project.key.clone()) else {
             return Err(Error::usage(
                 "signing needs a key",
                 "set key (and cert) in [package.metadata.kmod], or pass --key/--cert; `cargo kmod keygen` makes a pair",
             ));
         };
-        let cert = r.cert.clone().or(project.cert.clone());
         let mut key = SigningKey::open(&KeySource {
             key: &key,
             cert: cert.as_deref(),
@@ -572,6 +659,19 @@ pub fn prepare_signed(
     path: &Path,
     dest: Option<&Path>,
 ) -> Result<Prepared> {
+    prepare_with(opts, path, dest, |body| {
+        key.sign_for(opts.hash, opts.id, body, Some(path))
+    })
+}
+
+/// [`prepare_signed`] with the PKCS#7 made by `cms` from the unsigned body (signed
+/// here, or a detached signature checked against it: `sign --attach`).
+pub fn prepare_with(
+    opts: &SignOptions,
+    path: &Path,
+    dest: Option<&Path>,
+    cms: impl FnOnce(&[u8]) -> Result<Vec<u8>>,
+) -> Result<Prepared> {
     use crate::modfile::{ModuleFile, trailer};
     let module = ModuleFile::open(path, opts.max_module_bytes)?;
     let dest = dest.unwrap_or(path);
@@ -597,7 +697,7 @@ pub fn prepare_signed(
     if opts.output != SigOutput::Detached {
         check_writable(dest)?;
     }
-    let cms = key.sign(opts.hash, opts.id, body)?;
+    let cms = cms(body)?;
     let p7s = (opts.output != SigOutput::Append).then(|| (p7s_path(path), cms.clone()));
     if opts.output == SigOutput::Detached {
         let p = p7s_path(path);
