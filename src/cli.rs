@@ -197,7 +197,7 @@ impl SignerArgs {
 #[derive(Args, Debug)]
 pub struct KeyArgs {
     /// Private key: PEM (PKCS#1, PKCS#8, SEC1, encrypted), DER, or a pkcs11: URI (RFC 7512).
-    #[arg(long, value_name = "KEY", required_unless_present = "signer")]
+    #[arg(long, value_name = "KEY", required_unless_present_any = ["signer", "export", "attach"])]
     pub key: Option<PathBuf>,
     /// X.509 certificate of the key: PEM or DER (for a token: default, the one stored with the key).
     #[arg(long, value_name = "CERT")]
@@ -244,10 +244,25 @@ pub struct SignArgs {
     /// Leave modules that are already signed as they are.
     #[arg(long)]
     pub skip_signed: bool,
+    /// Two-phase signing, step 1 (no key here): write into DIR each module's unsigned
+    /// bytes (DIR/modules/<path>, for `sign-file -d` or a signing service) and
+    /// DIR/manifest.json (paths, sizes, digests, hash; the expected signer with --cert).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["attach", "from_export", "detached", "save_sig", "output", "signer"])]
+    pub export: Option<PathBuf>,
+    /// Step 2, where the key is: sign every module of the export DIR detached
+    /// (<path>.p7s beside each), with --key or --signer.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["attach", "detached", "save_sig", "output"])]
+    pub from_export: Option<PathBuf>,
+    /// Step 3: append the export's detached signatures (<path>.p7s, PKCS#7 as
+    /// `sign-file -d` writes; or <path>.sig, raw) to the modules, after checking every
+    /// one over the module as it is now and against the expected signer (the
+    /// manifest's, or --cert). Nothing is written unless all are good.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["detached", "save_sig", "output", "signer"])]
+    pub attach: Option<PathBuf>,
     #[command(flatten)]
     pub tree: TreeArgs,
     /// Modules (.ko, .ko.xz, .ko.zst, .ko.gz) or directories to walk for them.
-    #[arg(required = true, value_name = "MODULE")]
+    #[arg(required_unless_present_any = ["attach", "from_export"], value_name = "MODULE")]
     pub modules: Vec<PathBuf>,
 }
 

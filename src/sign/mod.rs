@@ -7,6 +7,7 @@ pub mod keygen;
 pub mod keys;
 pub mod ossl;
 pub mod pkcs11;
+pub mod twophase;
 
 use crate::error::{Error, Result};
 use crate::fsutil::Spares;
