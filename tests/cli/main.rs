@@ -29,5 +29,6 @@ mod run;
 mod secure_boot;
 mod sid;
 mod sign;
+mod signer;
 mod tree;
 mod verify;

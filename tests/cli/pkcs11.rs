@@ -434,3 +434,58 @@ fn keygen_in_the_token_writes_only_the_certificate() {
     let listed = stdout(&run(tok.tool().arg("--list-objects")));
     assert_eq!(listed.matches("Private Key Object").count(), 2, "{listed}");
 }
+
+/// `pkcs11-tool --sign` as an external signer on a SoftHSM2 token: RSA through the raw
+/// PKCS#1 mechanism (`--signer-input digest-info`) is byte-identical with `sign --key`
+/// of the same key; ECDSA P-256 (`-m ECDSA`, raw r‖s out) verifies.
+#[test]
+fn pkcs11_tool_as_external_signer() {
+    let d = tempfile::tempdir().unwrap();
+    let (rsa, ec) = (keys().get("rsa2048"), keys().get("p256"));
+    let tok = Token::new(&[("rsa", "01", &rsa), ("ec", "02", &ec)]);
+    let m = unsigned_module(d.path(), "dummy");
+    let tool = |mech: &str, id: &str| {
+        format!(
+            "pkcs11-tool --module {MODULE} --login --pin pin4711secret --sign -m {mech} --id {id} 2>/dev/null"
+        )
+    };
+    let (by_key, by_tool) = (d.path().join("key.ko"), d.path().join("tool.ko"));
+    sign_cmd(&rsa, "sha256")
+        .arg("-o")
+        .arg(&by_key)
+        .arg(&m)
+        .assert()
+        .success();
+    tok.kmod()
+        .args(["sign", "--hash", "sha256", "--cert"])
+        .arg(&rsa.cert)
+        .args([
+            "--signer",
+            &tool("RSA-PKCS", "01"),
+            "--signer-input",
+            "digest-info",
+        ])
+        .arg("-o")
+        .arg(&by_tool)
+        .arg(&m)
+        .assert()
+        .success();
+    assert_eq!(sha256(&by_key), sha256(&by_tool));
+    let ec_out = d.path().join("ec.ko");
+    tok.kmod()
+        .args(["sign", "--hash", "sha256", "--cert"])
+        .arg(&ec.cert)
+        .args(["--signer", &tool("ECDSA", "02")])
+        .arg("-o")
+        .arg(&ec_out)
+        .arg(&m)
+        .assert()
+        .success();
+    let o = kmod()
+        .args(["verify", "--cert"])
+        .arg(&ec.cert)
+        .arg(&ec_out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stdout(&o));
+}
