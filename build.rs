@@ -1,24 +1,25 @@
 //! The commit and its date for `--version` (from git when building in a clone;
-//! "unknown" from a source tarball).
+//! nothing from a source tarball or crates.io).
 fn main() {
+    // Only this crate's own clone: a packaged crate unpacked inside another repository
+    // (cargo package's target/package/) must not take that repository's commit.
+    let own = std::path::Path::new(".git").exists();
     let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .output()
-            .ok()
+        own.then(|| std::process::Command::new("git").args(args).output().ok())
+            .flatten()
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "unknown".into())
     };
-    println!(
-        "cargo:rustc-env=CARGO_KMOD_COMMIT={}",
-        git(&["rev-parse", "--short=10", "HEAD"])
-    );
-    println!(
-        "cargo:rustc-env=CARGO_KMOD_COMMIT_DATE={}",
-        git(&["log", "-1", "--format=%cs"])
-    );
+    // ` (abc1234 2026-12-01)` after the version, or nothing from a source tarball.
+    let suffix = match (
+        git(&["rev-parse", "--short=10", "HEAD"]),
+        git(&["log", "-1", "--format=%cs"]),
+    ) {
+        (Some(commit), Some(date)) => format!(" ({commit} {date})"),
+        _ => String::new(),
+    };
+    println!("cargo:rustc-env=CARGO_KMOD_VERSION_SUFFIX={suffix}");
     // A new commit or checkout changes HEAD or the branch it points to. Only files that
     // exist: cargo reruns a build script whose rerun-if-changed path is missing every
     // time, and rebuilds everything above it.

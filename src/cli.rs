@@ -4,15 +4,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-/// `0.1.0 (abc1234 2026-12-01)`: the version, the commit and its date (build.rs).
-pub const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (",
-    env!("CARGO_KMOD_COMMIT"),
-    " ",
-    env!("CARGO_KMOD_COMMIT_DATE"),
-    ")"
-);
+/// `0.1.0 (abc1234 2026-12-01)` in a clone, `0.1.0` from a package (build.rs).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), env!("CARGO_KMOD_VERSION_SUFFIX"));
 
 #[derive(Parser, Debug)]
 #[command(name = "cargo", bin_name = "cargo", version = VERSION)]
@@ -89,12 +82,15 @@ pub enum Command {
     /// Generate a module-signing key and certificate the kernel or MOK will trust.
     #[command(after_help = KEYGEN_EXAMPLES)]
     Keygen(KeygenArgs),
-    /// Install the built module under /lib/modules/<R>/ (signed, compressed like the kernel's) and run depmod.
+    /// Install the built modules under /lib/modules/<R>/ (signed, compressed like the
+    /// kernel's, where each one's record says) and run depmod; rolled back on failure.
     Install(InstallArgs),
-    /// Make a DKMS source tree or .deb packages of the project.
+    /// Package the project's modules: a DKMS tree, .deb, kmod RPM, SRPM (akmods style),
+    /// an OCI image for KMM.
     #[command(after_help = PACKAGE_EXAMPLES)]
     Package(PackageArgs),
-    /// Append a kernel module signature (PKCS#7), as the kernel's sign-file does.
+    /// Append a kernel module signature (PKCS#7), as the kernel's sign-file does: with a
+    /// key file, a PKCS#11 token, an external signer, or in two phases (export, attach).
     #[command(after_help = SIGN_EXAMPLES)]
     Sign(SignArgs),
     /// Judge module signatures exactly as the kernel would at load time.
@@ -106,10 +102,12 @@ pub enum Command {
     Unsign(UnsignArgs),
     /// List or export the builtin trusted certificates of a kernel image.
     Certs(CertsArgs),
-    /// Build and list Rust-enabled test kernels with signature enforcement.
+    /// Kernels: build Rust-enabled test kernels, fetch a distribution's by name, prepare
+    /// its headers for Rust, list and remove them.
     #[command(subcommand)]
     Kernel(KernelCommand),
-    /// Boot a kernel in QEMU, load and unload modules, and report what the kernel said.
+    /// Boot a kernel in QEMU (directly, or through OVMF, shim and GRUB under Secure Boot
+    /// with MOKs enrolled), load and unload modules, and report what the kernel said.
     #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
     /// Prove the project on every kernel: build (modpost strict), sign, check against
@@ -120,9 +118,8 @@ pub enum Command {
     /// Will these modules load on that kernel? Answered offline, as its loader decides.
     #[command(after_help = CHECK_EXAMPLES)]
     Check(CheckArgs),
-    /// On the machine where modules must load: Secure Boot, lockdown, enforcement, MOKs
-    /// and keyrings, and for each module or certificate whether the kernel takes it,
-    /// and if not why and what to do. Read-only.
+    /// On the machine where modules must load: will they? Secure Boot, lockdown, MOKs and
+    /// keyrings read, and for each module or certificate the cause and fix. Read-only.
     #[command(after_help = DOCTOR_EXAMPLES)]
     Doctor(DoctorArgs),
     /// Print shell completions (for `cargo-kmod`, the binary cargo runs).

@@ -519,3 +519,68 @@ fn the_demo_runs_with_a_target_dir_elsewhere() {
     );
     assert!(!err.contains("cannot access"), "{err}");
 }
+
+/// Each command's one-line summary in `cargo kmod --help` says what the command does:
+/// every `kernel` subcommand is named in `kernel`'s, and each (command, flag) below
+/// exists and is named by its word in that command's summary.
+#[test]
+fn each_commands_summary_names_what_it_does() {
+    let top = stdout(&kmod().arg("--help").output().unwrap());
+    let summary = |cmd: &str| -> String {
+        top.lines()
+            .find_map(|l| {
+                let l = l.trim_start();
+                l.strip_prefix(cmd)
+                    .filter(|rest| rest.starts_with(' '))
+                    .map(|rest| rest.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("no `{cmd}` in --help:\n{top}"))
+    };
+    // `kernel`: its subcommands, from its own help.
+    let help = stdout(&kmod().args(["kernel", "--help"]).output().unwrap());
+    let subs: Vec<String> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|s| s != "help")
+        .collect();
+    assert!(subs.len() >= 5, "{help}");
+    let kernel = summary("kernel");
+    for s in &subs {
+        assert!(
+            kernel.contains(s.as_str()),
+            "`kernel {s}` is not in its summary: {kernel}"
+        );
+    }
+    for (cmd, flag, word) in [
+        ("package", "--dkms", "DKMS"),
+        ("package", "--deb", ".deb"),
+        ("package", "--rpm", "RPM"),
+        ("package", "--srpm", "SRPM"),
+        ("package", "--oci", "OCI"),
+        ("sign", "--key", "key file"),
+        ("sign", "--signer", "external signer"),
+        ("sign", "--export", "two phases"),
+        ("run", "--secure-boot", "Secure Boot"),
+        ("install", "--root", "/lib/modules"),
+        ("doctor", "--cert", "certificate"),
+        ("check", "--mok", "kernel"),
+        ("build", "--kernel", "kernel trees"),
+    ] {
+        let h = stdout(&kmod().args([cmd, "--help"]).output().unwrap());
+        assert!(
+            h.lines()
+                .any(|l| l.trim_start().strip_prefix(flag).is_some_and(
+                    |rest| !rest.starts_with(|c: char| c.is_alphanumeric() || c == '-')
+                )),
+            "`{cmd}` has no {flag}:\n{h}"
+        );
+        let s = summary(cmd);
+        assert!(
+            s.contains(word),
+            "`{cmd}`'s summary does not say {word:?}: {s}"
+        );
+    }
+}
