@@ -15,6 +15,9 @@ cache=${CARGO_KMOD_CACHE:-$HOME/.cache/cargo-kmod}
 mkdir -p "$cache/debs" "$cache/fixtures"
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+# Each step's seconds, appended to $TEST_TIMES (scripts/test.sh prints the table).
+lap_at=$SECONDS
+lap() { [ -n "${TEST_TIMES:-}" ] && printf '%s\t%d\n' "$1" $((SECONDS - lap_at)) >> "$TEST_TIMES"; lap_at=$SECONDS; }
 
 pkgs=(kmod openssl xz-utils zstd gzip bzip2 lz4 pkg-config libssl-dev gcc binutils make tar
       rustc-web rust-web-src clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev cpio
@@ -51,6 +54,7 @@ if [ ${#lean[@]} -gt 0 ]; then
   lean_install || { as_root apt-get update -qq && lean_install; }
 fi
 
+lap "Debian packages (apt-get install)"
 # Newest 6.12 Debian kernel the archive lists (versions rotate, so ask apt), by its
 # signed image: the signed build is published after the headers and kbuild, so the
 # newest kbuild may have no signed image yet.
@@ -112,7 +116,9 @@ fetch_kernel() { # fetch_kernel NAME
   cargo run --quiet -- kmod kernel fetch "$1" --message-format json > "$file.tmp"
   mv "$file.tmp" "$file"
 }
+lap "other suites' packages (private apt)"
 for k in debian/sid debian/sid/arm64 debian/bookworm debian/bookworm-backports; do fetch_kernel "$k"; done
+lap "Debian kernels by name (kernel fetch x4)"
 field() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$cache/kernel-$1.json" "$2"; }
 v72=$(field debian-sid release); v72=${v72%-amd64}
 echo "$v72-amd64" > "$cache/debian-7.2-release"
@@ -164,6 +170,7 @@ if [ -n "$absent" ]; then
   fi
 fi
 
+lap "Debian sid root (debootstrap)"
 # A static arm64 busybox for arm64 guests' initramfs (unpacked, not installed), where
 # `run` looks for it.
 apt_unpack bookworm/arm64 busybox-static-arm64 busybox-static
@@ -194,12 +201,14 @@ for p in acpi-call-dkms ddcci-dkms jool-dkms v4l2loopback-dkms xtables-addons-dk
 
 ln -sfn "$cache/fixtures/linux-kbuild-$ver" "$cache/fixtures/kbuild"
 ln -sfn "$cache/fixtures/linux-image-$ver-amd64" "$cache/fixtures/image"
+lap "arm64 busybox, Debian 6.1/6.12 headers and image, DKMS packages"
 # bindgen for Rust-enabled kernels: Debian 12's is too old for 6.12 (needs >= 0.65.1).
 if [ ! -x "$cache/tools/bin/bindgen" ]; then
   echo "test-deps: installing bindgen-cli into $cache/tools (compiles it: about 5 minutes, once)" >&2
   cargo install --quiet --locked bindgen-cli@0.73.2 --root "$cache/tools"
 fi
 
+lap "bindgen-cli (cargo install)"
 # An independent ML-DSA implementation for the tests: PyPI's `cryptography` (it bundles
 # OpenSSL 4) makes keys, certificates and signatures and checks ours; dilithium-py
 # expands a seed into the private key's expanded form, which `cryptography` never writes.
@@ -248,6 +257,7 @@ if [ ! -e "$bombs/.done" ]; then
 fi
 
 echo "test-deps: ready (Debian kernel $ver) in $cache/fixtures" >&2
+lap "ML-DSA venv, test keys, decompression bombs"
 
 # The Rust-enabled test kernels, 6.12 and 7.2, built by cargo-kmod itself (cached by
 # their inputs; about 3 and 7 minutes on 2 cores).
@@ -263,13 +273,17 @@ test_kernel() { # test_kernel SOURCE RECORD [kernel build options]
   cat "$cache/$2" >&2
 }
 test_kernel /usr/src/linux-source-6.12.tar.xz test-kernel.txt
+lap "test kernel 6.12 (Rust)"
 # shellcheck disable=SC2086
 test_kernel "$src72" test-kernel-7.2.txt $mldsa
+lap "test kernel 7.2 (Rust)"
 # With symbol versions (CRCs), for `check`'s CRC test; 6.12 has them only without Rust.
 test_kernel /usr/src/linux-source-6.12.tar.xz test-kernel-modversions.txt --no-rust \
   --config tests/kernels/modversions.config
+lap "test kernel 6.12 (modversions)"
 # arm64, cross-built with LLVM, for QEMU's virt machine.
 test_kernel /usr/src/linux-source-6.12.tar.xz test-kernel-arm64.txt --arch arm64
+lap "test kernel 6.12 (arm64)"
 if [ $extended = 1 ]; then
   apt_other experimental linux-source-7.3
   apt_other bookworm linux-source-6.1
@@ -289,3 +303,4 @@ echo "test-deps: Debian's $v72-amd64 headers prepared for Rust in the sid root (
 # Into this cache (bound into the root): the same headers, installed in the root or
 # fetched by name, find this one tree.
 IN_ROOT_CACHE="$cache" tests/sid/in-root.sh "$sid" "$bin" /tmp cargo-kmod kmod kernel prepare --kernel debian/sid >&2
+lap "Debian 7.2 headers prepared for Rust (sid root)"

@@ -494,8 +494,25 @@ pub fn run(o: &RunOptions, r: &dyn Reporter) -> Result<RunReport> {
     // Nested or half-working KVM can leave a guest silent: auto falls back to TCG.
     let silent_limit = (o.accel == Accel::Auto && kvm).then_some(Duration::from_secs(3));
     let fw = firmware.as_ref();
-    let mut boot = boot(o, &initrd, fw, kvm, silent_limit)?;
     let mut kvm = kvm;
+    // KVM that QEMU cannot use for this machine (no SMM under a nested hypervisor, for
+    // Secure Boot's q35): auto boots under TCG instead.
+    let mut boot = match boot(o, &initrd, fw, kvm, silent_limit) {
+        Err(Error::Run { reason, .. }) if o.accel == Accel::Auto && kvm => {
+            let why = reason
+                .lines()
+                .find(|l| l.contains("not supported"))
+                .unwrap_or("QEMU exited at once")
+                .trim_start_matches("qemu-system-x86_64: ")
+                .to_string();
+            r.warn(&format!(
+                "KVM cannot run this guest here ({why}); booting under TCG (use --accel tcg to skip KVM)"
+            ));
+            kvm = false;
+            self::boot(o, &initrd, fw, false, None)?
+        }
+        other => other?,
+    };
     if boot.silent {
         r.warn(
             "the KVM guest printed nothing; booting again under TCG (use --accel tcg to skip KVM)",
