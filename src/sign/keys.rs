@@ -63,6 +63,17 @@ impl std::fmt::Display for KeyKind {
     }
 }
 
+/// A certificate's public key and its kind; an error names the certificate.
+pub fn cert_key(cert: &Cert) -> Result<(openssl::pkey::PKey<openssl::pkey::Public>, KeyKind)> {
+    let e = |reason: String| Error::Cert {
+        path: cert.path.clone(),
+        reason,
+    };
+    let public = cert.x509.public_key().map_err(|x| e(x.to_string()))?;
+    let kind = key_kind(&public).map_err(e)?;
+    Ok((public, kind))
+}
+
 /// The kind of a key the kernel can verify with, or why not.
 pub fn key_kind<T: openssl::pkey::HasPublic>(
     pkey: &openssl::pkey::PKeyRef<T>,

@@ -101,14 +101,7 @@ impl SigningKey {
                     ),
                 });
             }
-            let public = cert.x509.public_key().map_err(|e| Error::Cert {
-                path: cert.path.clone(),
-                reason: e.to_string(),
-            })?;
-            let kind = keys::key_kind(&public).map_err(|reason| Error::Cert {
-                path: cert.path.clone(),
-                reason,
-            })?;
+            let (_, kind) = keys::cert_key(&cert)?;
             let k = SigningKey {
                 backend: Backend::Token(Box::new(token)),
                 kind,
@@ -155,14 +148,7 @@ impl SigningKey {
     /// A key that stays elsewhere: `signer` signs each digest, `cert` is its certificate.
     pub fn external(signer: external::ExternalSigner, cert: &Path) -> Result<Self> {
         let cert = crate::pki::cert::load_cert(cert)?;
-        let public = cert.x509.public_key().map_err(|e| Error::Cert {
-            path: cert.path.clone(),
-            reason: e.to_string(),
-        })?;
-        let kind = keys::key_kind(&public).map_err(|reason| Error::Cert {
-            path: cert.path.clone(),
-            reason,
-        })?;
+        let (public, kind) = keys::cert_key(&cert)?;
         if let KeyKind::MlDsa(l) = kind {
             return Err(Error::Cert {
                 path: cert.path.clone(),

@@ -336,14 +336,7 @@ fn wrap_raw(
     raw: &[u8],
     body: &[u8],
 ) -> Result<Vec<u8>> {
-    let public = cert.x509.public_key().map_err(|e| Error::Cert {
-        path: cert.path.clone(),
-        reason: e.to_string(),
-    })?;
-    let kind = super::keys::key_kind(&public).map_err(|reason| Error::Cert {
-        path: cert.path.clone(),
-        reason,
-    })?;
+    let (_, kind) = super::keys::cert_key(cert)?;
     let cms = cms::build(
         cert,
         id,

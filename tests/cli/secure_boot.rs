@@ -50,17 +50,22 @@ fn module_for(dir: &Path, kernel: &str, key: Option<&Path>, tag: &str) -> PathBu
     let m = dir.join(format!("{tag}.ko"));
     std::fs::copy(v["path"].as_str().unwrap(), &m).unwrap();
     if let Some(k) = key {
-        let o = kmod()
-            .args(["sign", "--hash", "sha256", "--key"])
-            .arg(k.join("signing_key.pem"))
-            .arg("--cert")
-            .arg(k.join("signing_key.crt"))
-            .arg(&m)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", stderr(&o));
+        sign_with(k, &m);
     }
     m
+}
+
+/// Signs `m` (sha256) with a keygen directory's key.
+fn sign_with(key: &Path, m: &Path) {
+    let o = kmod()
+        .args(["sign", "--hash", "sha256", "--key"])
+        .arg(key.join("signing_key.pem"))
+        .arg("--cert")
+        .arg(key.join("signing_key.crt"))
+        .arg(m)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 /// The certificate the tests enroll, as the booted kernel reported loading it.
@@ -390,15 +395,7 @@ fn own_module(
     let o = kmod().arg("unsign").arg(&m).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     if let Some(k) = key {
-        let o = kmod()
-            .args(["sign", "--hash", "sha256", "--key"])
-            .arg(k.join("signing_key.pem"))
-            .arg("--cert")
-            .arg(k.join("signing_key.crt"))
-            .arg(&m)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", stderr(&o));
+        sign_with(k, &m);
     }
     m
 }

@@ -236,6 +236,18 @@ fn a_projects_metadata_signer_signs_its_build() {
     assert!(o.status.success(), "{}", stdout(&o));
 }
 
+/// `sign --export DIR` of `tree`, for signatures by `cert`.
+fn export_tree(cert: &Path, dir: &Path, tree: &Path) {
+    kmod()
+        .args(["sign", "--hash", "sha256", "--cert"])
+        .arg(cert)
+        .arg("--export")
+        .arg(dir)
+        .arg(tree)
+        .assert()
+        .success();
+}
+
 /// Debian's sign-file (from its kbuild package), detached, on each exported module.
 fn sign_file_detached(export: &Path, k: &Key, hash: &str) {
     let sf = sign_file();
@@ -292,14 +304,7 @@ fn two_phase_signing_of_debians_61_tree_with_sign_file() {
     );
     unsigned_copy(&kernel, &tree);
     unsigned_copy(&kernel, &reference);
-    kmod()
-        .args(["sign", "--hash", "sha256", "--cert"])
-        .arg(&k.cert)
-        .arg("--export")
-        .arg(&export)
-        .arg(&tree)
-        .assert()
-        .success();
+    export_tree(&k.cert, &export, &tree);
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(export.join("manifest.json")).unwrap()).unwrap();
     let n = manifest["modules"].as_array().unwrap().len();
@@ -318,14 +323,7 @@ fn two_phase_signing_of_debians_61_tree_with_sign_file() {
     // The refusals, on a small export of the signed tree's net drivers.
     let (src, export) = (d.path().join("net"), d.path().join("export2"));
     unsigned_copy(&tree.join("drivers/net/ethernet/intel"), &src);
-    kmod()
-        .args(["sign", "--hash", "sha256", "--cert"])
-        .arg(&k.cert)
-        .arg("--export")
-        .arg(&export)
-        .arg(&src)
-        .assert()
-        .success();
+    export_tree(&k.cert, &export, &src);
     sign_file_detached(&export, &k, "sha256");
     let before: Vec<Vec<u8>> = walkdir::WalkDir::new(&src)
         .into_iter()
@@ -445,14 +443,7 @@ fn two_phase_signing_keeps_72s_xz_compression() {
         );
         unsigned_copy(&nf, &tree);
         unsigned_copy(&nf, &reference);
-        kmod()
-            .args(["sign", "--hash", "sha256", "--cert"])
-            .arg(&k.cert)
-            .arg("--export")
-            .arg(&export)
-            .arg(&tree)
-            .assert()
-            .success();
+        export_tree(&k.cert, &export, &tree);
         if service == "sign-file" {
             sign_file_detached(&export, &k, "sha256");
         } else {
