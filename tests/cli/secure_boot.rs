@@ -602,9 +602,15 @@ fn stdout_line_code(out: &[Value]) -> Option<i32> {
 /// system ones) and says that the rest is inferred, exit 0 with nothing to judge.
 #[test]
 fn doctor_without_root_says_what_it_inferred() {
+    // A copy that user may run (the target directory may be under root's home, 0700).
+    let d = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = d.path().join("cargo-kmod");
+    std::fs::copy(env!("CARGO_BIN_EXE_cargo-kmod"), &bin).unwrap();
     let o = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(env!("CARGO_BIN_EXE_cargo-kmod"))
+        .arg(&bin)
         .args(["doctor", "--message-format", "json"])
         .current_dir("/")
         .output()
