@@ -45,7 +45,7 @@ fi
 # DEMO_INSTALL_ROOT: where cargo-kmod is installed (default: cargo's own bin directory);
 # DEMO_INSTALL_FLAGS: more `cargo install` flags (the test suite's demo test: --debug).
 root=${DEMO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}
-say "building and installing cargo-kmod into $root/bin (cargo install; about 5 minutes on 2 cores the first time, most of it OpenSSL's and AWS-LC's C code)"
+say "building and installing cargo-kmod into $root/bin (cargo install; about 2 minutes on 2 cores the first time, AWS-LC's C code the longest part)"
 # shellcheck disable=SC2086
 timed "cargo install" cargo install --quiet --locked --path . --root "$root" ${DEMO_INSTALL_FLAGS:-}
 export PATH="$root/bin:$PATH"
@@ -80,8 +80,9 @@ printf '\n\033[1m# the demo took %d s\033[0m\n' $((SECONDS - began))
 if [ $rust = 0 ]; then
   echo
   echo "next: scripts/demo.sh --rust — a Rust-enabled kernel built from Debian's 6.12 source,"
-  echo "      then a Rust module built, signed and loaded in it (about 20 more minutes the first"
-  echo "      time on 2 cores: bindgen compiled, then the kernel; cached after that)"
+  echo "      then a Rust module built, signed and loaded in it (measured on 2 cores, empty cache:"
+  echo "      about 4 more minutes — bindgen-cli 1, the kernel 3 — plus installing Debian's"
+  echo "      rustc-web, LLVM 19 and the 6.12 source where they are missing; cached after that)"
   exit 0
 fi
 
@@ -94,7 +95,7 @@ if [ "${DEMO_SKIP_SETUP:-0}" != 1 ]; then
     timed "bindgen-cli" cargo install --quiet --locked bindgen-cli@0.73.2 --root "$cache/tools"
   fi
 fi
-say "a Rust-enabled 6.12 with signature enforcement, built from Debian's source (cached by its inputs; about 8 minutes on 2 cores, with progress)"
+say "a Rust-enabled 6.12 with signature enforcement, built from Debian's source (cached by its inputs; about 3 minutes on 2 cores, with progress)"
 # Its record (release, kdir, ...) on stdout; the progress on the terminal.
 step cargo kmod kernel build --source /usr/src/linux-source-6.12.tar.xz > kernel.txt
 cat kernel.txt
