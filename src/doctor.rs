@@ -33,6 +33,8 @@ pub struct CertFact {
     /// The key id the kernel files it under (subjectKeyIdentifier, else serial), hex.
     pub key_id: String,
     pub source: Source,
+    /// Asked about with `--cert`.
+    pub given: bool,
     /// The keyring it is (observed) or would be (inferred) in; none while pending.
     pub keyring: Option<String>,
     /// `keyring` read from the kernel's keyrings rather than inferred.
@@ -108,10 +110,7 @@ pub struct Report {
 impl Report {
     /// 20 when a module would be refused or a given certificate signs no module here.
     pub fn exit_code(&self) -> i32 {
-        let given_useless = self
-            .certs
-            .iter()
-            .any(|c| c.fix.is_some() && c.source == Source::Given);
+        let given_useless = self.certs.iter().any(|c| c.given && !c.signs_modules);
         if self.modules.iter().any(|m| m.outcome == Outcome::Refused) || given_useless {
             crate::error::exit::REFUSED
         } else {
@@ -150,19 +149,69 @@ pub fn diagnose(o: &Options) -> Result<Report> {
         ));
     }
     let m = Machine { root: &o.root };
-    let mut unreadable = Vec::new();
     let target = Target::running(&o.root);
-    let proc_version = m.text("proc/version").unwrap_or_default();
-    let efivarfs = m.path("sys/firmware/efi/efivars");
-    let distro = crate::distro::of_banner(&proc_version);
+    let (mut r, mok_list) = observe(&m, &target);
+    let cfg = |k: &str| target.config.as_ref().is_some_and(|c| c.enabled(k));
+    // Without a .config, a kernel with lockdown is a distribution's: assume the
+    // keyrings it would have.
+    let has =
+        |k: &str| cfg(k) || (target.config.is_none() && k != "CONFIG_INTEGRITY_CA_MACHINE_KEYRING");
+    let distro = r
+        .distribution
+        .as_deref()
+        .and_then(|n| crate::distro::DISTROS.iter().find(|d| d.name == n));
+    let rules = Rules {
+        firmware: has("CONFIG_LOAD_UEFI_KEYS"),
+        machine: has("CONFIG_INTEGRITY_MACHINE_KEYRING"),
+        ca_only: cfg("CONFIG_INTEGRITY_CA_MACHINE_KEYRING"),
+        mok_trusted: r.mok_trusted.unwrap_or(false)
+            || distro.is_some_and(|d| d.moks_always_trusted),
+        secure_boot_off: r.secure_boot == Some(false),
+        platform_signs_modules: r.platform_signs_modules,
+    };
+    r.certs = certificates(&m, &target, given, mok_list, &mut r.unreadable);
+    for f in &mut r.certs {
+        place(f, &rules, r.keyrings.as_deref());
+    }
+    let mut trusted = Keyring {
+        certs: r
+            .certs
+            .iter()
+            .filter(|f| f.signs_modules)
+            .map(|f| f.cert.clone())
+            .collect(),
+        crypto: Default::default(),
+    };
+    let state = State {
+        checks: target.config.is_none() || cfg("CONFIG_MODULE_SIG"),
+        enforced: r.enforced,
+        locked_down: r.locked_down,
+        dropped: trusted.restrict(target.crypto()),
+    };
+    r.modules = modules
+        .into_iter()
+        .map(|(path, data)| state.judge(path, &data, &trusted, &r.certs))
+        .collect();
+    Ok(r)
+}
+
+/// What the running kernel and firmware show (no certificates or modules yet), and
+/// shim's MokListRT as read.
+fn observe(m: &Machine, target: &Target) -> (Report, Option<Vec<u8>>) {
+    let mut unreadable = Vec::new();
+    let distro = crate::distro::of_banner(&m.text("proc/version").unwrap_or_default());
     let uefi = m.path("sys/firmware/efi").is_dir();
+    let efivarfs = m.path("sys/firmware/efi/efivars");
     if uefi && m.efivar("SecureBoot", &GLOBAL).is_none() {
         unreadable.push(format!(
             "the UEFI variables ({} holds none: efivarfs not mounted? `mount -t efivarfs efivarfs {0}`): Secure Boot's state, db and pending MOKs are unknown",
             efivarfs.display()
         ));
     }
-    let global = |name| m.efivar(name, &GLOBAL).map(|d| d.first() == Some(&1));
+    let global = |name| {
+        uefi.then(|| m.efivar(name, &GLOBAL).map(|d| d.first() == Some(&1)))
+            .flatten()
+    };
     let lockdown = m.text("sys/kernel/security/lockdown").and_then(|t| {
         let (_, rest) = t.split_once('[')?;
         rest.split_once(']').map(|(mode, _)| mode.to_string())
@@ -170,27 +219,23 @@ pub fn diagnose(o: &Options) -> Result<Report> {
     let sig_enforce = m
         .text("sys/module/module/parameters/sig_enforce")
         .map(|t| t.trim() == "Y");
-    let cfg = |k: &str| target.config.as_ref().is_some_and(|c| c.enabled(k));
-    if target.config.is_none() {
-        unreadable.push(format!(
-            "the kernel's .config (/boot/config-{}, /proc/config.gz): assumed what mainline defaults to",
-            target.release
-        ));
-    }
     let config = match &target.config {
         Some(c) => CONFIG
             .iter()
             .map(|k| (k.to_string(), c.get(k).unwrap_or("n").to_string()))
             .collect(),
-        None => Vec::new(),
+        None => {
+            unreadable.push(format!(
+                "the kernel's .config (/boot/config-{}, /proc/config.gz): assumed what mainline defaults to",
+                target.release
+            ));
+            Vec::new()
+        }
     };
-    // Without a .config, a kernel with lockdown is a distribution's: assume the
-    // keyrings it would have.
-    let has =
-        |k: &str| cfg(k) || (target.config.is_none() && k != "CONFIG_INTEGRITY_CA_MACHINE_KEYRING");
-    let enforced = sig_enforce == Some(true) || cfg("CONFIG_MODULE_SIG_FORCE");
-    let locked_down = matches!(lockdown.as_deref(), Some("integrity" | "confidentiality"));
-
+    let forced = target
+        .config
+        .as_ref()
+        .is_some_and(|c| c.enabled("CONFIG_MODULE_SIG_FORCE"));
     // shim's variables: the MOKvar table (root only) or efivarfs (anyone).
     let mok_table = m.path("sys/firmware/efi/mok-variables");
     let mokvar = |name: &str| -> Option<Vec<u8>> {
@@ -198,35 +243,64 @@ pub fn diagnose(o: &Options) -> Result<Report> {
             .ok()
             .or_else(|| m.efivar(name, &SHIM_LOCK))
     };
-    let mok_list = mokvar("MokListRT");
-    let mok_trusted = uefi.then(|| mokvar("MokListTrustedRT").is_some());
     if uefi && mok_table.is_dir() && std::fs::File::open(mok_table.join("MokListRT")).is_err() {
         unreadable.push(format!(
             "{} (root only): shim's variables read from efivarfs instead",
             mok_table.display()
         ));
     }
-    let platform_signs_modules = distro.is_some_and(|d| d.platform_signs_modules);
-    let keyrings = read_keyrings(&m);
+    let keyrings = read_keyrings(m);
     if keyrings.is_none() {
         unreadable.push("the system keyrings (/proc/keys, keyctl read: root only): where each key went is inferred".into());
     }
+    let report = Report {
+        release: target.release.clone(),
+        distribution: distro.map(|d| d.name.to_string()),
+        uefi,
+        secure_boot: global("SecureBoot"),
+        setup_mode: global("SetupMode"),
+        enforced: sig_enforce == Some(true) || forced,
+        locked_down: matches!(lockdown.as_deref(), Some("integrity" | "confidentiality")),
+        lockdown,
+        sig_enforce,
+        config,
+        mok_trusted: uefi.then(|| mokvar("MokListTrustedRT").is_some()),
+        platform_signs_modules: distro.is_some_and(|d| d.platform_signs_modules),
+        keyrings,
+        certs: Vec::new(),
+        modules: Vec::new(),
+        unreadable,
+    };
+    (report, mokvar("MokListRT"))
+}
 
+/// Every certificate that matters here, once each: the kernel's builtin ones, the MOKs,
+/// those waiting for MokManager, the db's, and those given.
+fn certificates(
+    m: &Machine,
+    target: &Target,
+    given: Vec<Cert>,
+    mok_list: Option<Vec<u8>>,
+    unreadable: &mut Vec<String>,
+) -> Vec<CertFact> {
     let mut certs: Vec<CertFact> = Vec::new();
     let mut push = |c: Cert, source: Source| {
         let key_id = key_id(&c);
-        if !certs.iter().any(|f| f.key_id == key_id) {
-            certs.push(CertFact {
+        match certs.iter_mut().find(|f| f.key_id == key_id) {
+            // A --cert that is also enrolled is reported as what it is, once.
+            Some(f) => f.given |= source == Source::Given,
+            None => certs.push(CertFact {
                 subject: display_name(&c),
                 key_id,
                 source,
+                given: source == Source::Given,
                 keyring: None,
                 observed: false,
                 signs_modules: false,
                 why: String::new(),
                 fix: None,
                 cert: c,
-            });
+            }),
         }
     };
     match &target.image {
@@ -255,94 +329,41 @@ pub fn diagnose(o: &Options) -> Result<Report> {
     for c in der_certs(m.efivar("db", &IMAGE_SECURITY_DATABASE)) {
         push(c, Source::Db);
     }
-    let given_ids: Vec<String> = given.iter().map(key_id).collect();
     for c in given {
         push(c, Source::Given);
     }
+    certs
+}
 
-    let secure_boot = uefi.then(|| global("SecureBoot")).flatten();
-    let rules = Rules {
-        firmware: has("CONFIG_LOAD_UEFI_KEYS"),
-        machine: has("CONFIG_INTEGRITY_MACHINE_KEYRING"),
-        ca_only: cfg("CONFIG_INTEGRITY_CA_MACHINE_KEYRING"),
-        mok_trusted: mok_trusted.unwrap_or(false) || distro.is_some_and(|d| d.moks_always_trusted),
-        secure_boot_off: secure_boot == Some(false),
-        platform_signs_modules,
-    };
-    for f in &mut certs {
-        let p = rules.place(f.source, &f.cert);
-        (f.keyring, f.signs_modules, f.why) = (p.keyring, p.signs_modules, p.why);
-        if let Some(rings) = &keyrings {
-            let found = rings.iter().find(|r| {
-                r.keys
-                    .iter()
-                    .any(|k| k.contains(&format!(": {}", f.key_id)))
-            });
-            match found {
-                Some(r) => {
-                    if f.keyring.as_deref() != Some(&r.name) {
-                        f.why = format!("{} (the kernel put it in {})", f.why, r.name);
-                    }
-                    f.keyring = Some(r.name.clone());
-                    f.signs_modules = MODULE_KEYRINGS.contains(&r.name.as_str())
-                        || (r.name == ".platform" && platform_signs_modules);
-                }
-                None if f.keyring.is_some() => {
-                    f.why = format!("{}; but the running kernel holds it in no keyring", f.why);
-                    f.keyring = None;
-                    f.signs_modules = false;
-                }
-                None => {}
-            }
-            f.observed = true;
-        }
-        if f.signs_modules {
-            f.fix = None;
-        } else if f.fix.is_none() {
-            f.fix = Some(rules.fix(f.source));
-        }
-    }
-    // A --cert found among the firmware's is reported once, as that.
-    certs.retain(|f| f.source != Source::Given || given_ids.contains(&f.key_id));
-
-    let crypto = target.crypto();
-    let mut trusted = Keyring {
-        certs: certs
+/// Where a certificate is: by the kernel's rules, then — where the keyrings can be
+/// read — where the kernel actually put it.
+fn place(f: &mut CertFact, rules: &Rules, keyrings: Option<&[KeyringFact]>) {
+    let p = rules.place(f.source, &f.cert);
+    (f.keyring, f.signs_modules, f.why) = (p.keyring, p.signs_modules, p.why);
+    if let Some(rings) = keyrings {
+        let id = format!(": {}", f.key_id);
+        match rings
             .iter()
-            .filter(|f| f.signs_modules)
-            .map(|f| f.cert.clone())
-            .collect(),
-        crypto: Default::default(),
-    };
-    let dropped = trusted.restrict(crypto.clone());
-    let state = State {
-        checks: target.config.is_none() || cfg("CONFIG_MODULE_SIG"),
-        enforced,
-        locked_down,
-        dropped,
-    };
-    let modules = modules
-        .into_iter()
-        .map(|(path, data)| state.judge(path, &data, &trusted, &certs))
-        .collect();
-    Ok(Report {
-        release: target.release.clone(),
-        distribution: distro.map(|d| d.name.to_string()),
-        uefi,
-        secure_boot,
-        setup_mode: uefi.then(|| global("SetupMode")).flatten(),
-        lockdown,
-        sig_enforce,
-        enforced,
-        locked_down,
-        config,
-        mok_trusted,
-        platform_signs_modules,
-        keyrings,
-        certs,
-        modules,
-        unreadable,
-    })
+            .find(|r| r.keys.iter().any(|k| k.contains(&id)))
+        {
+            Some(r) => {
+                if f.keyring.as_deref() != Some(&r.name) {
+                    f.why = format!("{} (the kernel put it in {})", f.why, r.name);
+                }
+                f.keyring = Some(r.name.clone());
+                f.signs_modules = MODULE_KEYRINGS.contains(&r.name.as_str())
+                    || (r.name == ".platform" && rules.platform_signs_modules);
+            }
+            None if f.keyring.is_some() => {
+                f.why = format!("{}; but the running kernel holds it in no keyring", f.why);
+                f.keyring = None;
+                f.signs_modules = false;
+            }
+            None => {}
+        }
+        f.observed = true;
+    }
+    f.fix = (!f.signs_modules).then(|| rules.fix(f.source));
 }
 
 /// The key id the kernel files a certificate under, as `/proc/keys` shows it.

@@ -566,16 +566,23 @@ fn doctor_in_the_guest_names_each_scenario_as_insmod_then_finds_it() {
                     assert_eq!(stdout_line_code(out), Some(20), "{what}: {v}");
                 }
                 "Secure Boot off" => {
-                    // Nothing is refused; the MOK is in no keyring, and doctor says why.
+                    // Nothing is refused; the MOK is in no keyring, and doctor says why
+                    // and what to do. The --cert asked about signs nothing here: exit 20.
                     assert_eq!(mok["keyring"], Value::Null, "{what}: {mok}");
+                    assert_eq!(mok["given"], true, "{what}: {mok}");
                     assert!(
                         mok["why"].as_str().unwrap().contains("Secure Boot is off"),
                         "{what}: {mok}"
                     );
-                    assert_eq!(stdout_line_code(out), Some(0), "{what}: {v}");
+                    assert!(
+                        mok["fix"].as_str().unwrap().contains("turn Secure Boot on"),
+                        "{what}: {mok}"
+                    );
+                    assert_eq!(stdout_line_code(out), Some(20), "{what}: {v}");
                 }
                 _ => {
                     assert_eq!(mok["source"], "mok", "{what}: {mok}");
+                    assert_eq!(mok["given"], true, "{what}: the --cert is the MOK: {mok}");
                     // Debian's kernels put MOKs in .machine whatever shim says.
                     assert_eq!(mok["keyring"], ".machine", "{what}: {mok}");
                     assert_eq!(mok["observed"], true, "{what}: {mok}");
