@@ -27,6 +27,19 @@ pub enum Source {
     Given,
 }
 
+impl Source {
+    /// As the JSON report spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Builtin => "builtin",
+            Source::Mok => "mok",
+            Source::Pending => "pending",
+            Source::Db => "db",
+            Source::Given => "given",
+        }
+    }
+}
+
 /// Where a certificate goes, and whether modules may be signed by it there.
 #[derive(Debug, Clone)]
 pub struct Placement {
@@ -164,6 +177,24 @@ impl Rules {
             mok_trusted: true,
             secure_boot_off: false,
             platform_signs_modules: distro.is_some_and(|d| d.platform_signs_modules),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_names_are_the_json_ones() {
+        for s in [
+            Source::Builtin,
+            Source::Mok,
+            Source::Pending,
+            Source::Db,
+            Source::Given,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.name());
         }
     }
 }

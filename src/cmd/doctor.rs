@@ -88,10 +88,7 @@ fn print(r: &Report) {
     if !r.certs.is_empty() {
         outln!("certificates");
         for c in &r.certs {
-            let source = serde_json::to_value(c.source)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
+            let source = c.source.name();
             outln!(
                 "  {} [{source}] -> {}{}: {}",
                 c.subject,
