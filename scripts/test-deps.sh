@@ -260,13 +260,13 @@ echo "test-deps: ready (Debian kernel $ver) in $cache/fixtures" >&2
 lap "ML-DSA venv, test keys, decompression bombs"
 
 # The Rust-enabled test kernels, 6.12 and 7.2, built by cargo-kmod itself (cached by
-# their inputs; about 3 and 7 minutes on 2 cores).
+# their inputs; 3 to 4 minutes each on 2 cores, measured cold).
 trusted=$(for n in rsa2048 rsa3072 rsa4096 p256 p384; do printf -- '--trusted-cert %s ' "$keys/$n/signing_key.crt"; done)
 # 7.0+ kernels also trust the ML-DSA keys (6.x would refuse them).
 mldsa=$(for n in mldsa44 mldsa65 mldsa87; do printf -- '--trusted-cert %s ' "$keys/$n/signing_key.crt"; done)
 mldsa+=" --trusted-cert $keys/pyca-mldsa65/cert.pem"
 test_kernel() { # test_kernel SOURCE RECORD [kernel build options]
-  echo "test-deps: test kernel from $1 (cached by its inputs; a build takes 4-8 minutes and shows its progress)" >&2
+  echo "test-deps: test kernel from $1 (cached by its inputs; a build takes 3-4 minutes on 2 cores and shows its progress)" >&2
   # shellcheck disable=SC2086
   cargo run --quiet -- kmod kernel build --source "$1" $trusted "${@:3}" > "$cache/$2.tmp"
   mv "$cache/$2.tmp" "$cache/$2"
