@@ -89,6 +89,9 @@ pub struct Report {
     pub lockdown: Option<String>,
     /// `module.sig_enforce`, as `/sys/module/module/parameters/sig_enforce` reads.
     pub sig_enforce: Option<bool>,
+    /// The kernel checks module signatures at all (CONFIG_MODULE_SIG; assumed without
+    /// a `.config`).
+    pub checks_signatures: bool,
     /// Unsigned and unknown-key modules are refused (sig_enforce, MODULE_SIG_FORCE).
     pub enforced: bool,
     /// Unsigned modules are refused by lockdown even without enforcement.
@@ -110,7 +113,8 @@ pub struct Report {
 impl Report {
     /// 20 when a module would be refused or a given certificate signs no module here.
     pub fn exit_code(&self) -> i32 {
-        let given_useless = self.certs.iter().any(|c| c.given && !c.signs_modules);
+        let given_useless =
+            self.checks_signatures && self.certs.iter().any(|c| c.given && !c.signs_modules);
         if self.modules.iter().any(|m| m.outcome == Outcome::Refused) || given_useless {
             crate::error::exit::REFUSED
         } else {
@@ -150,16 +154,12 @@ pub fn diagnose(o: &Options) -> Result<Report> {
     }
     let m = Machine { root: &o.root };
     let target = Target::running(&o.root);
-    let (mut r, mok_list) = observe(&m, &target);
+    let (mut r, mok_list, distro) = observe(&m, &target);
     let cfg = |k: &str| target.config.as_ref().is_some_and(|c| c.enabled(k));
     // Without a .config, a kernel with lockdown is a distribution's: assume the
     // keyrings it would have.
     let has =
         |k: &str| cfg(k) || (target.config.is_none() && k != "CONFIG_INTEGRITY_CA_MACHINE_KEYRING");
-    let distro = r
-        .distribution
-        .as_deref()
-        .and_then(|n| crate::distro::DISTROS.iter().find(|d| d.name == n));
     let rules = Rules {
         firmware: has("CONFIG_LOAD_UEFI_KEYS"),
         machine: has("CONFIG_INTEGRITY_MACHINE_KEYRING"),
@@ -169,6 +169,7 @@ pub fn diagnose(o: &Options) -> Result<Report> {
         secure_boot_off: r.secure_boot == Some(false),
         platform_signs_modules: r.platform_signs_modules,
     };
+    r.checks_signatures = target.config.is_none() || cfg("CONFIG_MODULE_SIG");
     r.certs = certificates(&m, &target, given, mok_list, &mut r.unreadable);
     for f in &mut r.certs {
         place(f, &rules, r.keyrings.as_deref());
@@ -182,8 +183,15 @@ pub fn diagnose(o: &Options) -> Result<Report> {
             .collect(),
         crypto: Default::default(),
     };
+    if !r.checks_signatures {
+        // Every module loads: no certificate is needed, and none has a fix.
+        for f in r.certs.iter_mut().filter(|f| !f.signs_modules) {
+            f.why += "; it does not matter here: this kernel checks no module signature (CONFIG_MODULE_SIG unset)";
+            f.fix = None;
+        }
+    }
     let state = State {
-        checks: target.config.is_none() || cfg("CONFIG_MODULE_SIG"),
+        checks: r.checks_signatures,
         enforced: r.enforced,
         locked_down: r.locked_down,
         dropped: trusted.restrict(target.crypto()),
@@ -197,7 +205,14 @@ pub fn diagnose(o: &Options) -> Result<Report> {
 
 /// What the running kernel and firmware show (no certificates or modules yet), and
 /// shim's MokListRT as read.
-fn observe(m: &Machine, target: &Target) -> (Report, Option<Vec<u8>>) {
+fn observe(
+    m: &Machine,
+    target: &Target,
+) -> (
+    Report,
+    Option<Vec<u8>>,
+    Option<&'static crate::distro::Distro>,
+) {
     let mut unreadable = Vec::new();
     let distro = crate::distro::of_banner(&m.text("proc/version").unwrap_or_default());
     let uefi = m.path("sys/firmware/efi").is_dir();
@@ -259,6 +274,7 @@ fn observe(m: &Machine, target: &Target) -> (Report, Option<Vec<u8>>) {
         uefi,
         secure_boot: global("SecureBoot"),
         setup_mode: global("SetupMode"),
+        checks_signatures: true,
         enforced: sig_enforce == Some(true) || forced,
         locked_down: matches!(lockdown.as_deref(), Some("integrity" | "confidentiality")),
         lockdown,
@@ -271,7 +287,7 @@ fn observe(m: &Machine, target: &Target) -> (Report, Option<Vec<u8>>) {
         modules: Vec::new(),
         unreadable,
     };
-    (report, mokvar("MokListRT"))
+    (report, mokvar("MokListRT"), distro)
 }
 
 /// Every certificate that matters here, once each: the kernel's builtin ones, the MOKs,

@@ -76,21 +76,23 @@ impl KernelFacts {
         }
         // A MOK counts only where this kernel would put it in a keyring it checks
         // modules against.
-        let rules = crate::firmware_keys::Rules::of_target(&target);
         let mut moks_left_out = Vec::new();
-        for p in moks {
-            for c in crate::pki::cert::load_certs(p)? {
-                let at = rules.place(crate::firmware_keys::Source::Mok, &c);
-                if at.signs_modules {
-                    keyring.certs.push(c);
-                } else {
-                    moks_left_out.push(format!(
-                        "{}: {} ({}): it does not count for modules on {}",
-                        p.display(),
-                        at.why,
-                        at.keyring.as_deref().unwrap_or("no keyring"),
-                        target.name()
-                    ));
+        if !moks.is_empty() {
+            let rules = crate::firmware_keys::Rules::of_target(&target);
+            for p in moks {
+                for c in crate::pki::cert::load_certs(p)? {
+                    let at = rules.place(crate::firmware_keys::Source::Mok, &c);
+                    if at.signs_modules {
+                        keyring.certs.push(c);
+                    } else {
+                        moks_left_out.push(format!(
+                            "{}: {} ({}): it does not count for modules on {}",
+                            p.display(),
+                            at.why,
+                            at.keyring.as_deref().unwrap_or("no keyring"),
+                            target.name()
+                        ));
+                    }
                 }
             }
         }
