@@ -515,21 +515,7 @@ fn several_kernels_give_a_table() {
 fn check_mok_counts_only_where_the_kernel_takes_moks_for_modules() {
     let d = tempfile::tempdir().unwrap();
     // A key of its own: the test kernel trusts the test keys.
-    let key = d.path().join("mok");
-    let o = kmod()
-        .args([
-            "keygen",
-            "--mok",
-            "--algo",
-            "rsa2048",
-            "--cn",
-            "check mok",
-            "--out",
-        ])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
+    let key = crate::fixtures::mok_key(d.path(), "check mok");
     let cert = key.join("signing_key.crt");
     let signed = |module: &Path, name: &str| {
         let m = copy_of(module, d.path(), name);

@@ -381,3 +381,16 @@ pub fn dpkg_install(root: &Path, deb: &Path) {
         ])
         .arg(deb));
 }
+
+/// A MOK made by `keygen --mok` in `dir/mok` (RSA-2048, as DKMS makes them: Debian 12's
+/// 6.1 cannot verify ECDSA), named `cn`.
+pub fn mok_key(dir: &Path, cn: &str) -> PathBuf {
+    let out = dir.join("mok");
+    let o = kmod()
+        .args(["keygen", "--mok", "--algo", "rsa2048", "--cn", cn, "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    out
+}

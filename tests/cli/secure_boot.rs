@@ -8,24 +8,9 @@ use crate::fixtures::fetched;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-/// A MOK made by `keygen --mok` (RSA-2048, as DKMS makes them: 6.1 cannot verify ECDSA).
+/// The MOK these tests enroll.
 fn mok(dir: &Path) -> PathBuf {
-    let out = dir.join("mok");
-    let o = kmod()
-        .args([
-            "keygen",
-            "--mok",
-            "--algo",
-            "rsa2048",
-            "--cn",
-            "cargo-kmod SB test",
-            "--out",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    out
+    crate::fixtures::mok_key(dir, "cargo-kmod SB test")
 }
 
 /// The c-minimal module built for the named kernel, copied as `<tag>.ko`, signed with
@@ -78,22 +63,30 @@ fn our_cert(v: &Value) -> Option<&Value> {
 }
 
 fn secure_run(kernel: &str, extra: &[&std::ffi::OsStr], modules: &[&Path]) -> (i32, Value) {
-    let mut c = kmod();
-    c.args([
-        "run",
-        "--accel",
-        "tcg",
-        "--timeout",
-        "240",
-        "--message-format",
-        "json",
-    ])
-    .args(["--kernel", kernel, "--secure-boot"])
-    .args(extra);
+    let mut args: Vec<std::ffi::OsString> =
+        vec!["--kernel".into(), kernel.into(), "--secure-boot".into()];
+    args.extend(extra.iter().map(|a| a.into()));
     for m in modules {
-        c.arg("--module").arg(m);
+        args.extend(["--module".into(), m.into()]);
     }
-    let o = c.output().unwrap();
+    run_json(&args)
+}
+
+/// `run --accel tcg --message-format json` with `args`: its exit code and report.
+fn run_json(args: &[std::ffi::OsString]) -> (i32, Value) {
+    let o = kmod()
+        .args([
+            "run",
+            "--accel",
+            "tcg",
+            "--timeout",
+            "240",
+            "--message-format",
+            "json",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
     let v: Value = serde_json::from_str(stdout(&o).trim())
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
     (o.status.code().unwrap(), v)
@@ -470,31 +463,19 @@ fn doctor_in_the_guest_names_each_scenario_as_insmod_then_finds_it() {
             ("Secure Boot off", &["--secure-boot=off", "--mok"]),
         ];
         for (scenario, args) in scenarios {
-            let mut c = kmod();
-            c.args([
-                "run",
-                "--accel",
-                "tcg",
-                "--timeout",
-                "240",
-                "--message-format",
-                "json",
-            ])
-            .args(["--kernel", kernel])
-            .args(args);
+            let mut a: Vec<std::ffi::OsString> = vec!["--kernel".into(), kernel.into()];
+            a.extend(args.iter().map(|x| x.into()));
             if args.last() == Some(&"--mok") {
-                c.arg(&cert);
+                a.push(cert.clone().into());
             }
             for f in &files {
-                c.arg("--file").arg(f);
+                a.extend(["--file".into(), f.into()]);
             }
-            c.arg("--before").arg(before);
+            a.extend(["--before".into(), before.into()]);
             for m in [&unsigned, &ours, &foreign] {
-                c.arg("--module").arg(m);
+                a.extend(["--module".into(), m.into()]);
             }
-            let o = c.output().unwrap();
-            let v: Value = serde_json::from_str(stdout(&o).trim())
-                .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
+            let (_, v) = run_json(&a);
             let what = format!("{kernel}, {scenario}");
             let out = v["exec"][0]["output"].as_array().unwrap();
             let line = out
